@@ -1,0 +1,1 @@
+//! C ABI for headjack (filled in by the C ABI work).

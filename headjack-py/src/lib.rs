@@ -1,0 +1,1 @@
+//! Python bindings for headjack (filled in by the Python work).

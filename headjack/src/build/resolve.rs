@@ -1,0 +1,287 @@
+//! Turning a Dockerfile into a local image, at most once per content: compute the cache key,
+//! look for the tagged image, and build only when it is missing — once, even when many tasks
+//! or processes ask at the same time.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex as StdMutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::Mutex;
+
+use super::context::Context;
+use super::dockerfile::external_images;
+use super::key::{KeyInputs, cache_key, image_tag};
+use crate::base::Dockerfile;
+use crate::client::ResolvedImage;
+use crate::engine::{BuildParams, Engine};
+use crate::error::{Error, ErrorKind, Result};
+use crate::labels;
+use crate::progress::ProgressFn;
+use crate::pull;
+use crate::reference::ImageRef;
+use crate::spec::PullPolicy;
+
+/// The default base image's Dockerfile, embedded at compile time (DESIGN §3.4).
+pub(crate) const DEFAULT_BASE_DOCKERFILE: &str = include_str!("../../../images/base/Dockerfile");
+
+/// A headjack-built image, as [`crate::Client::images`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltImage {
+    /// The tag, `localhost/headjack/<slug>:<key16>`.
+    pub reference: String,
+    /// The engine's image ID.
+    pub id: String,
+    /// The full cache key.
+    pub key: String,
+    /// The Dockerfile it was built from.
+    pub source: String,
+    /// When it was built (unix seconds).
+    pub created: i64,
+    /// When a resolve last used it from this machine (unix seconds), if recorded.
+    pub last_used: Option<i64>,
+    /// Size in bytes, as the engine reports it.
+    pub size: i64,
+}
+
+/// headjack's per-user cache directory (locks, last-use records, the default base's context).
+pub(crate) fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("HEADJACK_CACHE_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(d).join("headjack");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".cache/headjack"),
+        None => std::env::temp_dir().join("headjack-cache"),
+    }
+}
+
+/// Resolves the embedded default base: written once into the cache directory and built like
+/// any other Dockerfile, so later resolves find it by its content key.
+pub(crate) async fn resolve_default(
+    engine: &Engine,
+    pull: PullPolicy,
+    platform: Option<&str>,
+    progress: Option<&ProgressFn>,
+) -> Result<ResolvedImage> {
+    let dir = cache_dir().join("default-base");
+    let path = dir.join("Dockerfile");
+    let current = tokio::fs::read_to_string(&path).await.unwrap_or_default();
+    if current != DEFAULT_BASE_DOCKERFILE {
+        tokio::fs::create_dir_all(&dir).await.map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        // Write then rename, so a concurrent resolve never sees half a Dockerfile.
+        let tmp = dir.join(format!(".Dockerfile.{}", std::process::id()));
+        tokio::fs::write(&tmp, DEFAULT_BASE_DOCKERFILE)
+            .await
+            .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+        tokio::fs::rename(&tmp, &path).await.map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    }
+    let mut df = Dockerfile::new(&path);
+    if let Some(p) = platform {
+        df = df.platform(p);
+    }
+    resolve(engine, &df, pull, progress).await
+}
+
+/// Builds `df` unless an image with its content key exists; returns the tagged image.
+pub(crate) async fn resolve(
+    engine: &Engine,
+    df: &Dockerfile,
+    pull: PullPolicy,
+    progress: Option<&ProgressFn>,
+) -> Result<ResolvedImage> {
+    let path = df.path().to_path_buf();
+    let text = tokio::fs::read(&path).await.map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidBase,
+            format!("cannot read Dockerfile {}: {e}; check the path", path.display()),
+        )
+        .with_source(e)
+    })?;
+    let text_str = String::from_utf8_lossy(&text).into_owned();
+    let from_refs = external_images(&text_str, df.build_args()).map_err(|e| e.context(format!("reading {}", path.display())))?;
+    // FROM images are resolved (pulled when missing) before the key: their IDs are part of it.
+    let policy = if pull == PullPolicy::Never { PullPolicy::Never } else { PullPolicy::Missing };
+    let mut from_images = Vec::new();
+    for r in from_refs {
+        let image = ImageRef::parse(&r).map_err(|e| {
+            Error::new(ErrorKind::InvalidBase, format!("{} names an unusable base image: {}", path.display(), e.message()))
+        })?;
+        let id = pull::ensure_image(engine, &image, policy, df.platform_name(), progress).await?;
+        from_images.push((r, id));
+    }
+    let context_dir = df.context_dir().to_path_buf();
+    let (ctx_dir, df_path) = (context_dir.clone(), path.clone());
+    let context = tokio::task::spawn_blocking(move || Context::walk(&ctx_dir, &df_path))
+        .await
+        .map_err(|e| Error::internal(format!("context walk task failed: {e}")))??;
+    let key = cache_key(&KeyInputs {
+        dockerfile: &text,
+        build_args: df.build_args(),
+        target: df.target_stage(),
+        platform: df.platform_name(),
+        from_images: &from_images,
+        context: &context,
+    });
+    let tag = image_tag(&path, &key);
+    tracing::debug!(%tag, files = context.file_count(), "build cache key computed");
+
+    if !df.is_no_cache() {
+        if let Some(img) = engine.image(&tag).await? {
+            record_use(&key);
+            return Ok(ResolvedImage { reference: tag, id: img.id, built: false });
+        }
+    }
+
+    // Single flight: one build per key in this process (tasks) and across processes (a lock
+    // file); whoever waited re-checks and finds the image.
+    let local = key_mutex(&key);
+    let _local = local.lock().await;
+    let _file = lock_file(&key).await?;
+    if !df.is_no_cache() {
+        if let Some(img) = engine.image(&tag).await? {
+            record_use(&key);
+            return Ok(ResolvedImage { reference: tag, id: img.id, built: false });
+        }
+    }
+    let tar = tokio::task::spawn_blocking(move || {
+        let mut buf = Vec::new();
+        context.write_tar(&mut buf).map(|_| (buf, context))
+    })
+    .await
+    .map_err(|e| Error::internal(format!("context packing task failed: {e}")))??;
+    let (tar, context) = tar;
+    let build_labels = HashMap::from([
+        (labels::BUILD_KEY.to_string(), key.clone()),
+        (labels::BUILD_SOURCE.to_string(), path.display().to_string()),
+    ]);
+    let build_args: HashMap<String, String> = df.build_args().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let dockerfile_in_tar = context.dockerfile_name_in_tar().to_string();
+    engine
+        .build(
+            BuildParams {
+                tag: &tag,
+                dockerfile: &dockerfile_in_tar,
+                labels: build_labels,
+                build_args,
+                target: df.target_stage(),
+                platform: df.platform_name(),
+                no_cache: df.is_no_cache(),
+                progress,
+            },
+            tar,
+        )
+        .await
+        .map_err(|e| if e.kind() == ErrorKind::BuildFailed { e } else { e.context(format!("building {}", path.display())) })?;
+    let img = engine.image(&tag).await?.ok_or_else(|| {
+        Error::new(ErrorKind::BuildFailed, format!("the build of {} reported success but {tag} is missing", path.display()))
+    })?;
+    record_use(&key);
+    Ok(ResolvedImage { reference: tag, id: img.id, built: true })
+}
+
+fn key_mutex(key: &str) -> Arc<Mutex<()>> {
+    static LOCKS: OnceLock<StdMutex<HashMap<String, Arc<Mutex<()>>>>> = OnceLock::new();
+    let mut map = LOCKS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    map.entry(key.to_string()).or_default().clone()
+}
+
+/// An exclusive lock on `<cache>/locks/<key>.lock`, released when dropped (or when the
+/// process dies: the kernel drops flock locks with the file descriptor).
+async fn lock_file(key: &str) -> Result<std::fs::File> {
+    let dir = cache_dir().join("locks");
+    let path = dir.join(format!("{}.lock", &key[..key.len().min(32)]));
+    tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(format!("opening lock {}", path.display()), e))?;
+        f.lock().map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
+        Ok(f)
+    })
+    .await
+    .map_err(|e| Error::internal(format!("lock task failed: {e}")))?
+}
+
+fn use_record(key: &str) -> PathBuf {
+    cache_dir().join("used").join(&key[..key.len().min(32)])
+}
+
+/// Notes that `key` was used now (the file's mtime), for `images()` and `prune_images()`.
+fn record_use(key: &str) {
+    let path = use_record(key);
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
+        let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        f.set_modified(SystemTime::now())
+    };
+    if let Err(e) = write() {
+        tracing::debug!(error = %e, "could not record image use");
+    }
+}
+
+fn last_use(key: &str) -> Option<i64> {
+    let m = std::fs::metadata(use_record(key)).ok()?.modified().ok()?;
+    Some(m.duration_since(UNIX_EPOCH).ok()?.as_secs() as i64)
+}
+
+/// Every image headjack built on this engine, most recently used first.
+pub(crate) async fn images(engine: &Engine) -> Result<Vec<BuiltImage>> {
+    let mut out: Vec<BuiltImage> = engine
+        .images_with_label(labels::BUILD_KEY)
+        .await?
+        .into_iter()
+        .map(|i| {
+            let key = i.labels.get(labels::BUILD_KEY).cloned().unwrap_or_default();
+            let reference = i
+                .tags
+                .iter()
+                .find(|t| t.contains("headjack/"))
+                .or(i.tags.first())
+                .cloned()
+                .unwrap_or_else(|| i.id.clone());
+            BuiltImage {
+                last_used: last_use(&key),
+                source: i.labels.get(labels::BUILD_SOURCE).cloned().unwrap_or_default(),
+                reference,
+                id: i.id,
+                key,
+                created: i.created,
+                size: i.size,
+            }
+        })
+        .collect();
+    out.sort_by_key(|i| std::cmp::Reverse(i.last_used.unwrap_or(i.created).max(i.created)));
+    Ok(out)
+}
+
+/// Removes all but the `keep_last` most recently used headjack-built images. Images in use by
+/// a container are skipped. Returns the references removed.
+pub(crate) async fn prune(engine: &Engine, keep_last: usize) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    let mut seen_keys = BTreeMap::new();
+    for img in images(engine).await? {
+        // Several tags can share one key (rebuilt with no_cache): count keys, not tags.
+        let n = seen_keys.len();
+        let count = *seen_keys.entry(img.key.clone()).or_insert(n);
+        if count < keep_last {
+            continue;
+        }
+        match engine.remove_image(&img.id, false).await {
+            Ok(()) => {
+                let _ = std::fs::remove_file(use_record(&img.key));
+                removed.push(img.reference);
+            }
+            Err(e) if e.kind() == ErrorKind::Conflict => {
+                tracing::info!(image = %img.reference, "kept: in use by a container");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(removed)
+}

@@ -1,0 +1,257 @@
+//! Moving files in and out of an instance as tar archives, without letting any entry escape
+//! its target.
+
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// Splits an absolute container path into (parent directory, file name), lexically normalised.
+/// `..` that would climb above `/` is refused.
+pub(crate) fn split_container_path(path: &str) -> Result<(String, String)> {
+    let norm = normalize_container_path(path)?;
+    let (parent, name) = norm.rsplit_once('/').unwrap_or(("", &norm));
+    if name.is_empty() {
+        return Err(Error::invalid_argument(format!("{path:?} names a directory, not a file")));
+    }
+    Ok((if parent.is_empty() { "/".into() } else { parent.to_string() }, name.to_string()))
+}
+
+/// Normalises an absolute container path (`/a/./b/../c` → `/a/c`).
+pub(crate) fn normalize_container_path(path: &str) -> Result<String> {
+    if path.contains('\0') {
+        return Err(Error::invalid_argument("container paths cannot contain NUL bytes"));
+    }
+    if !path.starts_with('/') {
+        return Err(Error::invalid_argument(format!(
+            "container path {path:?} must be absolute (start with /)"
+        )));
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err(Error::invalid_argument(format!("container path {path:?} climbs above /")));
+                }
+            }
+            p => parts.push(p),
+        }
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
+/// A tar holding one regular file.
+pub(crate) fn single_file_tar(name: &str, data: &[u8], mode: u32) -> Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::with_capacity(data.len() + 2048));
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(mode);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mtime(now_secs());
+    b.append_data(&mut h, name, data).map_err(|e| Error::io("packing a file", e))?;
+    b.into_inner().map_err(|e| Error::io("packing a file", e))
+}
+
+/// The content of the single regular file in a tar the engine sent for `path`.
+pub(crate) fn read_single_file(tar_bytes: &[u8], path: &str) -> Result<Vec<u8>> {
+    let mut archive = tar::Archive::new(tar_bytes);
+    let mut entries = archive.entries().map_err(|e| Error::io(format!("reading {path}"), e))?;
+    let Some(entry) = entries.next() else {
+        return Err(Error::new(ErrorKind::NotFound, format!("{path} was not found in the container")));
+    };
+    let mut entry = entry.map_err(|e| Error::io(format!("reading {path}"), e))?;
+    match entry.header().entry_type() {
+        tar::EntryType::Regular | tar::EntryType::Continuous => {}
+        tar::EntryType::Directory => {
+            return Err(Error::invalid_argument(format!(
+                "{path} is a directory; use copy_out to copy directories"
+            )));
+        }
+        tar::EntryType::Symlink => {
+            let target = entry.link_name().ok().flatten().map(|t| t.display().to_string()).unwrap_or_default();
+            return Err(Error::invalid_argument(format!(
+                "{path} is a symbolic link to {target}; read the target instead"
+            )));
+        }
+        other => {
+            return Err(Error::invalid_argument(format!("{path} is not a regular file ({other:?})")));
+        }
+    }
+    let mut data = Vec::with_capacity(entry.size() as usize);
+    entry.read_to_end(&mut data).map_err(|e| Error::io(format!("reading {path}"), e))?;
+    Ok(data)
+}
+
+/// Packs host file or directory `src` as a tar whose top entry is named `name`.
+/// Symlinks are kept as links, never followed.
+pub(crate) fn pack_host_path(src: &Path, name: &str) -> Result<Vec<u8>> {
+    let meta = std::fs::symlink_metadata(src)
+        .map_err(|e| Error::new(ErrorKind::NotFound, format!("cannot copy {}: {e}", src.display())).with_source(e))?;
+    let mut b = tar::Builder::new(Vec::new());
+    b.follow_symlinks(false);
+    let what = || format!("packing {}", src.display());
+    if meta.is_dir() {
+        b.append_dir_all(name, src).map_err(|e| Error::io(what(), e))?;
+    } else {
+        b.append_path_with_name(src, name).map_err(|e| Error::io(what(), e))?;
+    }
+    b.into_inner().map_err(|e| Error::io(what(), e))
+}
+
+/// Unpacks `tar_bytes` into host directory `dest`, refusing any entry that would land outside
+/// it: absolute paths, `..` components, and links (symbolic or hard) pointing outside.
+/// Nothing is written when any entry is refused.
+pub(crate) fn unpack_safely(tar_bytes: &[u8], dest: &Path) -> Result<Vec<PathBuf>> {
+    // First pass: validate every entry, so a bad archive leaves no partial copy behind.
+    let mut archive = tar::Archive::new(tar_bytes);
+    let entries = archive.entries().map_err(|e| Error::io("reading the archive", e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("reading the archive", e))?;
+        let path = entry.path().map_err(|e| Error::io("reading the archive", e))?.into_owned();
+        check_relative(&path, &path)?;
+        let kind = entry.header().entry_type();
+        if kind.is_symlink() || kind.is_hard_link() {
+            let target = entry
+                .link_name()
+                .map_err(|e| Error::io("reading the archive", e))?
+                .map(|t| t.into_owned())
+                .unwrap_or_default();
+            if kind.is_hard_link() {
+                check_relative(&target, &path)?;
+            } else {
+                if target.is_absolute() {
+                    return Err(escape_error(&path, &format!("links to absolute path {}", target.display())));
+                }
+                let joined = path.parent().unwrap_or(Path::new("")).join(&target);
+                check_relative(&joined, &path)?;
+            }
+        }
+    }
+    std::fs::create_dir_all(dest).map_err(|e| Error::io(format!("creating {}", dest.display()), e))?;
+    let mut archive = tar::Archive::new(tar_bytes);
+    archive.set_preserve_permissions(true);
+    archive.set_overwrite(true);
+    let mut written = Vec::new();
+    for entry in archive.entries().map_err(|e| Error::io("reading the archive", e))? {
+        let mut entry = entry.map_err(|e| Error::io("reading the archive", e))?;
+        let rel = entry.path().map_err(|e| Error::io("reading the archive", e))?.into_owned();
+        // unpack_in refuses paths that escape `dest` (including through existing symlinks).
+        let ok = entry
+            .unpack_in(dest)
+            .map_err(|e| Error::io(format!("writing {}", dest.join(&rel).display()), e))?;
+        if !ok {
+            return Err(escape_error(&rel, "would be written outside the destination"));
+        }
+        written.push(dest.join(rel));
+    }
+    Ok(written)
+}
+
+fn check_relative(p: &Path, entry: &Path) -> Result<()> {
+    let mut depth: i64 = 0;
+    for c in p.components() {
+        match c {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => {
+                depth -= 1;
+                if depth < 0 {
+                    return Err(escape_error(entry, "climbs out of the destination with .."));
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(escape_error(entry, "is an absolute path"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn escape_error(entry: &Path, why: &str) -> Error {
+    Error::invalid_argument(format!(
+        "refusing to copy: archive entry {} {why}; nothing was written",
+        entry.display()
+    ))
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_with(entries: &[(&str, tar::EntryType, Option<&str>)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind, link) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(*kind);
+            h.set_mode(0o644);
+            h.set_size(if *kind == tar::EntryType::Regular { 2 } else { 0 });
+            // Write the raw name so that unsafe names (absolute, ..) reach the archive.
+            let raw = &mut h.as_old_mut().name;
+            raw[..name.len()].copy_from_slice(name.as_bytes());
+            if let Some(l) = link {
+                h.set_link_name(l).unwrap();
+            }
+            h.set_cksum();
+            let data: &[u8] = if *kind == tar::EntryType::Regular { b"hi" } else { b"" };
+            b.append(&h, data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn container_paths_are_normalised_and_checked() {
+        assert_eq!(normalize_container_path("/a/./b/../c").unwrap(), "/a/c");
+        assert!(normalize_container_path("relative").is_err());
+        assert!(normalize_container_path("/../etc").is_err());
+        assert_eq!(split_container_path("/tmp/x.json").unwrap(), ("/tmp".into(), "x.json".into()));
+        assert_eq!(split_container_path("/x").unwrap(), ("/".into(), "x".into()));
+        assert!(split_container_path("/").is_err());
+    }
+
+    #[test]
+    fn single_file_round_trip() {
+        let t = single_file_tar("f.bin", &[0, 1, 2, 255], 0o600).unwrap();
+        assert_eq!(read_single_file(&t, "/f.bin").unwrap(), vec![0, 1, 2, 255]);
+    }
+
+    #[test]
+    fn escaping_entries_are_refused_and_nothing_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: Vec<Vec<u8>> = vec![
+            tar_with(&[("ok.txt", tar::EntryType::Regular, None), ("../evil", tar::EntryType::Regular, None)]),
+            tar_with(&[("/etc/evil", tar::EntryType::Regular, None)]),
+            tar_with(&[("a/../../evil", tar::EntryType::Regular, None)]),
+            tar_with(&[("link", tar::EntryType::Symlink, Some("/etc/passwd"))]),
+            tar_with(&[("d/link", tar::EntryType::Symlink, Some("../../outside"))]),
+            tar_with(&[("hard", tar::EntryType::Link, Some("../outside"))]),
+        ];
+        for (i, t) in cases.iter().enumerate() {
+            let dest = dir.path().join(format!("case{i}"));
+            let e = unpack_safely(t, &dest).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "case {i}: {e}");
+            assert!(!dest.join("ok.txt").exists(), "case {i} wrote a partial copy");
+        }
+        assert!(!dir.path().join("evil").exists());
+    }
+
+    #[test]
+    fn safe_links_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = tar_with(&[
+            ("d/file", tar::EntryType::Regular, None),
+            ("d/link", tar::EntryType::Symlink, Some("file")),
+        ]);
+        unpack_safely(&t, dir.path()).unwrap();
+        assert_eq!(std::fs::read_link(dir.path().join("d/link")).unwrap(), PathBuf::from("file"));
+        assert_eq!(std::fs::read(dir.path().join("d/file")).unwrap(), b"hi");
+    }
+}

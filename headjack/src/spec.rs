@@ -1,0 +1,508 @@
+//! What to launch: [`Spec`], a builder that carries everything [`crate::spawn`] needs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::base::{Base, Dockerfile};
+use crate::error::{Error, Result};
+use crate::progress::{Progress, ProgressFn};
+use crate::reference::ImageRef;
+
+/// Where the container's network goes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Network {
+    /// The engine's default bridge (outbound access).
+    #[default]
+    Bridge,
+    /// No network at all: only a loopback interface.
+    None,
+    /// A named engine network (it must exist).
+    Named(String),
+}
+
+impl Network {
+    /// Parses `bridge`, `none` or any other name (a named network).
+    pub fn parse(s: &str) -> Network {
+        match s {
+            "" | "bridge" | "default" => Network::Bridge,
+            "none" => Network::None,
+            other => Network::Named(other.to_string()),
+        }
+    }
+
+    pub(crate) fn mode(&self) -> String {
+        match self {
+            Network::Bridge => "bridge".into(),
+            Network::None => "none".into(),
+            Network::Named(n) => n.clone(),
+        }
+    }
+}
+
+/// When to contact the registry for an image base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullPolicy {
+    /// Pull only when the image is not present locally.
+    #[default]
+    Missing,
+    /// Always pull (picks up a moved tag); fails when the registry cannot be reached.
+    Always,
+    /// Never pull: a missing image is an `ImageNotFound` error.
+    Never,
+}
+
+impl PullPolicy {
+    /// Parses `missing`, `always` or `never`.
+    pub fn parse(s: &str) -> Result<PullPolicy> {
+        match s {
+            "missing" => Ok(PullPolicy::Missing),
+            "always" => Ok(PullPolicy::Always),
+            "never" => Ok(PullPolicy::Never),
+            other => Err(Error::invalid_argument(format!(
+                "unknown pull policy {other:?}: use \"missing\", \"always\" or \"never\""
+            ))),
+        }
+    }
+}
+
+/// An extra mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub(crate) kind: MountKind,
+    pub(crate) target: String,
+    pub(crate) read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum MountKind {
+    Bind(PathBuf),
+    Volume(String),
+    Tmpfs(Option<i64>),
+}
+
+impl Mount {
+    /// Bind-mounts host directory or file `host` at `target` (read-write unless
+    /// [`Mount::read_only`]). Relative host paths resolve against the spec's base directory.
+    pub fn bind(host: impl Into<PathBuf>, target: impl Into<String>) -> Mount {
+        Mount { kind: MountKind::Bind(host.into()), target: target.into(), read_only: false }
+    }
+
+    /// Mounts engine volume `name` (created by the engine if missing) at `target`.
+    pub fn volume(name: impl Into<String>, target: impl Into<String>) -> Mount {
+        Mount { kind: MountKind::Volume(name.into()), target: target.into(), read_only: false }
+    }
+
+    /// Mounts a fresh in-memory filesystem at `target`, optionally bounded to `size_bytes`.
+    pub fn tmpfs(target: impl Into<String>, size_bytes: Option<u64>) -> Mount {
+        Mount {
+            kind: MountKind::Tmpfs(size_bytes.map(|s| s as i64)),
+            target: target.into(),
+            read_only: false,
+        }
+    }
+
+    /// Makes the mount read-only.
+    pub fn read_only(mut self) -> Mount {
+        self.read_only = true;
+        self
+    }
+}
+
+/// A readiness check: `command` is run until it exits 0 or `timeout` passes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    pub(crate) command: Vec<String>,
+    pub(crate) timeout: Duration,
+    pub(crate) interval: Duration,
+}
+
+impl Readiness {
+    /// Retries `command` every 100 ms for up to `timeout`.
+    pub fn command<I, S>(command: I, timeout: Duration) -> Readiness
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Readiness {
+            command: command.into_iter().map(Into::into).collect(),
+            timeout,
+            interval: Duration::from_millis(100),
+        }
+    }
+
+    /// Changes the pause between attempts.
+    pub fn interval(mut self, interval: Duration) -> Readiness {
+        self.interval = interval;
+        self
+    }
+}
+
+/// The base a spec names: a string to parse at spawn time, or an explicit [`Base`].
+#[derive(Debug, Clone)]
+pub enum BaseArg {
+    /// Parsed with [`Base::parse_in`] against the spec's base directory when spawning.
+    Text(String),
+    /// Used as is.
+    Base(Base),
+}
+
+impl From<&str> for BaseArg {
+    fn from(s: &str) -> Self {
+        BaseArg::Text(s.to_string())
+    }
+}
+impl From<String> for BaseArg {
+    fn from(s: String) -> Self {
+        BaseArg::Text(s)
+    }
+}
+impl From<&String> for BaseArg {
+    fn from(s: &String) -> Self {
+        BaseArg::Text(s.clone())
+    }
+}
+impl From<Base> for BaseArg {
+    fn from(b: Base) -> Self {
+        BaseArg::Base(b)
+    }
+}
+impl From<Dockerfile> for BaseArg {
+    fn from(d: Dockerfile) -> Self {
+        BaseArg::Base(Base::Dockerfile(d))
+    }
+}
+impl From<ImageRef> for BaseArg {
+    fn from(r: ImageRef) -> Self {
+        BaseArg::Base(Base::Image(r))
+    }
+}
+
+/// The default pids limit: enough for builds and test runners, low enough to stop a fork bomb.
+pub const DEFAULT_PIDS_LIMIT: i64 = 4096;
+/// Where the workspace is mounted unless told otherwise.
+pub const WORKSPACE_TARGET: &str = "/workspace";
+
+/// Everything needed to launch an instance. Build it with chained calls:
+///
+/// ```no_run
+/// # async fn f() -> headjack::Result<()> {
+/// let env = headjack::spawn(
+///     headjack::Spec::new()
+///         .base("docker.io/library/debian:bookworm-slim")
+///         .workspace("./my-repo")
+///         .env("TOKEN", "secret")
+///         .memory(2 << 30)
+///         .network(headjack::Network::None),
+/// )
+/// .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Spec {
+    pub(crate) base: Option<BaseArg>,
+    pub(crate) base_dir: Option<PathBuf>,
+    pub(crate) name: Option<String>,
+    pub(crate) workspace: Option<(PathBuf, String, bool)>,
+    pub(crate) mounts: Vec<Mount>,
+    pub(crate) env: BTreeMap<String, String>,
+    pub(crate) user: Option<String>,
+    pub(crate) workdir: Option<String>,
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) cpus: Option<f64>,
+    pub(crate) memory: Option<u64>,
+    pub(crate) pids: Option<i64>,
+    pub(crate) network: Option<Network>,
+    pub(crate) runtime: Option<String>,
+    pub(crate) pull: PullPolicy,
+    pub(crate) platform: Option<String>,
+    pub(crate) expires_after: Option<Duration>,
+    pub(crate) readiness: Option<Readiness>,
+    pub(crate) progress: Option<ProgressFn>,
+    pub(crate) hardened: bool,
+    pub(crate) init: Option<Vec<String>>,
+}
+
+impl Spec {
+    /// An empty spec: the default base, bridge network, default limits.
+    pub fn new() -> Spec {
+        Spec::default()
+    }
+
+    /// The base: a string (`""` for the default, an image reference, or a Dockerfile path —
+    /// see [`Base::parse`]) or an explicit [`Base`] / [`Dockerfile`] / [`ImageRef`].
+    pub fn base(mut self, base: impl Into<BaseArg>) -> Spec {
+        self.base = Some(base.into());
+        self
+    }
+
+    /// Directory that relative paths (Dockerfile, workspace, bind mounts) resolve against.
+    /// Default: the process's current directory.
+    pub fn base_dir(mut self, dir: impl Into<PathBuf>) -> Spec {
+        self.base_dir = Some(dir.into());
+        self
+    }
+
+    /// A container name (must be unique on the engine). Default: `headjack-<instance id>`.
+    pub fn name(mut self, name: impl Into<String>) -> Spec {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Bind-mounts host directory `dir` read-write at `/workspace`, which becomes the workdir.
+    pub fn workspace(mut self, dir: impl Into<PathBuf>) -> Spec {
+        self.workspace = Some((dir.into(), WORKSPACE_TARGET.to_string(), false));
+        self
+    }
+
+    /// Like [`Spec::workspace`] but read-only.
+    pub fn workspace_read_only(mut self, dir: impl Into<PathBuf>) -> Spec {
+        self.workspace = Some((dir.into(), WORKSPACE_TARGET.to_string(), true));
+        self
+    }
+
+    /// Changes where the workspace is mounted (default `/workspace`).
+    pub fn workspace_target(mut self, target: impl Into<String>) -> Spec {
+        if let Some(ws) = &mut self.workspace {
+            ws.1 = target.into();
+        }
+        self
+    }
+
+    /// Adds a mount.
+    pub fn mount(mut self, mount: Mount) -> Spec {
+        self.mounts.push(mount);
+        self
+    }
+
+    /// Sets an environment variable for the container and every exec.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Spec {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+
+    /// The user every exec runs as unless it says otherwise (`name`, `uid` or `uid:gid`).
+    pub fn user(mut self, user: impl Into<String>) -> Spec {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// The working directory. Default: the workspace mount if any, else the image's.
+    pub fn workdir(mut self, dir: impl Into<String>) -> Spec {
+        self.workdir = Some(dir.into());
+        self
+    }
+
+    /// Adds a label to the container (`io.headjack.*` keys are reserved).
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Spec {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// CPU limit in cores (e.g. `1.5`).
+    pub fn cpus(mut self, cpus: f64) -> Spec {
+        self.cpus = Some(cpus);
+        self
+    }
+
+    /// Memory limit in bytes (swap is limited to the same amount).
+    pub fn memory(mut self, bytes: u64) -> Spec {
+        self.memory = Some(bytes);
+        self
+    }
+
+    /// Maximum number of processes (default [`DEFAULT_PIDS_LIMIT`]).
+    pub fn pids(mut self, limit: i64) -> Spec {
+        self.pids = Some(limit);
+        self
+    }
+
+    /// The network (default [`Network::Bridge`]).
+    pub fn network(mut self, network: Network) -> Spec {
+        self.network = Some(network);
+        self
+    }
+
+    /// An engine runtime, e.g. `runsc` for gVisor.
+    pub fn runtime(mut self, runtime: impl Into<String>) -> Spec {
+        self.runtime = Some(runtime.into());
+        self
+    }
+
+    /// When to pull an image base (default [`PullPolicy::Missing`]).
+    pub fn pull(mut self, policy: PullPolicy) -> Spec {
+        self.pull = policy;
+        self
+    }
+
+    /// The platform to pull or build for, e.g. `linux/amd64`.
+    pub fn platform(mut self, platform: impl Into<String>) -> Spec {
+        self.platform = Some(platform.into());
+        self
+    }
+
+    /// After this long, [`crate::Client::sweep`] may remove the instance even if its owner lives.
+    pub fn expires_after(mut self, lifetime: Duration) -> Spec {
+        self.expires_after = Some(lifetime);
+        self
+    }
+
+    /// Waits for this check to pass before `spawn` returns.
+    pub fn readiness(mut self, check: Readiness) -> Spec {
+        self.readiness = Some(check);
+        self
+    }
+
+    /// Receives pull and build progress.
+    pub fn progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Spec {
+        self.progress = Some(ProgressFn::new(f));
+        self
+    }
+
+    /// Receives pull and build progress (an already shared callback).
+    pub fn progress_fn(mut self, f: ProgressFn) -> Spec {
+        self.progress = Some(f);
+        self
+    }
+
+    /// The hardened preset: all capabilities dropped, read-only root filesystem with a tmpfs
+    /// `/tmp`, and no network unless [`Spec::network`] names one explicitly.
+    pub fn hardened(mut self) -> Spec {
+        self.hardened = true;
+        self
+    }
+
+    /// Overrides the keep-alive command (default: the image's `io.headjack.init` label, else
+    /// `sleep infinity`).
+    pub fn init<I, S>(mut self, command: I) -> Spec
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.init = Some(command.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The directory relative paths resolve against.
+    pub(crate) fn resolved_base_dir(&self) -> Result<PathBuf> {
+        match &self.base_dir {
+            Some(d) if d.is_absolute() => Ok(d.clone()),
+            other => {
+                let cwd = std::env::current_dir()
+                    .map_err(|e| Error::io("reading the current directory", e))?;
+                Ok(other.as_ref().map(|d| cwd.join(d)).unwrap_or(cwd))
+            }
+        }
+    }
+
+    /// The base, parsed and with paths made absolute.
+    pub(crate) fn resolved_base(&self) -> Result<Base> {
+        let dir = self.resolved_base_dir()?;
+        match &self.base {
+            None => Ok(Base::Default),
+            Some(BaseArg::Text(s)) => Base::parse_in(s, &dir),
+            Some(BaseArg::Base(Base::Dockerfile(d))) => {
+                Ok(Base::Dockerfile(d.clone().resolve_paths(&dir)))
+            }
+            Some(BaseArg::Base(b)) => Ok(b.clone()),
+        }
+    }
+
+    /// Checks values that the engine would reject with a less helpful message.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if let Some(c) = self.cpus {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(Error::invalid_argument(format!("cpus must be a positive number, got {c}")));
+            }
+        }
+        if let Some(m) = self.memory {
+            if m < 6 * 1024 * 1024 {
+                return Err(Error::invalid_argument(format!(
+                    "memory limit {m} bytes is below the engines' minimum of 6 MiB"
+                )));
+            }
+        }
+        if let Some(p) = self.pids {
+            if p < 1 {
+                return Err(Error::invalid_argument(format!("pids limit must be at least 1, got {p}")));
+            }
+        }
+        for key in self.labels.keys() {
+            if key.starts_with("io.headjack.") {
+                return Err(Error::invalid_argument(format!(
+                    "label {key:?} is reserved for headjack; choose another key"
+                )));
+            }
+        }
+        for (k, _) in &self.env {
+            if k.is_empty() || k.contains('=') || k.contains('\0') {
+                return Err(Error::invalid_argument(format!("invalid environment variable name {k:?}")));
+            }
+        }
+        if let Some(r) = &self.readiness {
+            if r.command.is_empty() {
+                return Err(Error::invalid_argument("the readiness command is empty"));
+            }
+        }
+        if let Some(cmd) = &self.init {
+            if cmd.is_empty() {
+                return Err(Error::invalid_argument("the init command is empty"));
+            }
+        }
+        for m in &self.mounts {
+            if !m.target.starts_with('/') {
+                return Err(Error::invalid_argument(format!(
+                    "mount target {:?} must be an absolute path inside the container",
+                    m.target
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Resolves `p` against `dir`, expanding a leading `~/`.
+pub(crate) fn absolute(dir: &Path, p: &Path) -> PathBuf {
+    if let Ok(rest) = p.strip_prefix("~") {
+        if let Some(home) = std::env::var_os("HOME") {
+            return PathBuf::from(home).join(rest);
+        }
+    }
+    if p.is_absolute() { p.to_path_buf() } else { dir.join(p) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_rejects_bad_values_with_clear_messages() {
+        let e = Spec::new().cpus(-1.0).validate().unwrap_err();
+        assert!(e.message().contains("cpus"), "{e}");
+        let e = Spec::new().cpus(f64::NAN).validate().unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
+        assert!(Spec::new().memory(1024).validate().is_err());
+        assert!(Spec::new().pids(0).validate().is_err());
+        assert!(Spec::new().label("io.headjack.managed", "x").validate().is_err());
+        assert!(Spec::new().env("A=B", "x").validate().is_err());
+        assert!(Spec::new().mount(Mount::tmpfs("relative", None)).validate().is_err());
+        assert!(Spec::new().init(Vec::<String>::new()).validate().is_err());
+        Spec::new().cpus(0.5).memory(64 << 20).pids(10).env("A", "b").validate().unwrap();
+    }
+
+    #[test]
+    fn parsing_helpers() {
+        assert_eq!(Network::parse("none"), Network::None);
+        assert_eq!(Network::parse("bridge"), Network::Bridge);
+        assert_eq!(Network::parse("mynet"), Network::Named("mynet".into()));
+        assert_eq!(PullPolicy::parse("never").unwrap(), PullPolicy::Never);
+        assert!(PullPolicy::parse("sometimes").unwrap_err().message().contains("sometimes"));
+    }
+
+    #[test]
+    fn absolute_paths() {
+        let d = Path::new("/base");
+        assert_eq!(absolute(d, Path::new("x")), PathBuf::from("/base/x"));
+        assert_eq!(absolute(d, Path::new("/y")), PathBuf::from("/y"));
+    }
+}
