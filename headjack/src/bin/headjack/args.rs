@@ -1,0 +1,388 @@
+//! The command line: flags, subcommands, help text, and how usage errors are reported.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::EXIT_HEADJACK;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0        success (for run/exec: the command exited 0)
+  1-255    run/exec: the command's own exit code, except as below
+  124      run/exec: the command ran past --timeout and was killed (inside the container)
+  125      headjack itself failed: bad flags, no engine, bad base, build/pull failure, unknown
+           instance, ... (one line `headjack: <message>` on stderr says what and what to do)
+  126      run/exec: the command cannot be invoked (e.g. not executable)
+  127      run/exec: the command was not found in the container
+  130/143  run/exec: interrupted by SIGINT/SIGTERM (the instance is removed unless --keep)
+
+Bases (--base, build [BASE]): nothing for the default base (HEADJACK_BASE, else headjack's
+embedded base image), a registry image (debian:bookworm-slim), or a Dockerfile path
+(./Dockerfile, ci/dev.Containerfile), built once per content.";
+
+/// Spawn isolated container environments from an image or a Dockerfile, and drive them.
+#[derive(Debug, Parser)]
+#[command(
+    name = "headjack",
+    version,
+    color = clap::ColorChoice::Never,
+    after_help = EXIT_CODES,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    /// Flags every command takes.
+    #[command(flatten)]
+    pub global: Global,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Engine to use (unix:///path, tcp://host:port). Default: DOCKER_HOST, then the Docker
+    /// and Podman sockets.
+    #[arg(long, global = true, value_name = "URL")]
+    pub host: Option<String>,
+    /// No progress output, and no informational lines (results are still printed).
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    /// Machine-readable output (build, ps, images, info, sweep, commit, run --keep).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Spawn an instance and run a command in it (or an interactive shell), then remove it.
+    #[command(after_help = EXIT_CODES)]
+    Run(RunArgs),
+    /// Run a command in an existing instance.
+    #[command(after_help = EXIT_CODES)]
+    Exec(ExecArgs),
+    /// Resolve a base to a local image (building a Dockerfile if needed) and print its tag.
+    Build(BuildArgs),
+    /// List headjack instances (running ones unless --all).
+    Ps(PsArgs),
+    /// Print the output of an instance's keep-alive process.
+    Logs(LogsArgs),
+    /// Stop instances (their files are kept).
+    Stop(StopArgs),
+    /// Remove instances (running or not).
+    Rm(RmArgs),
+    /// Copy files between the host and an instance: one side is `ID:/path`. DST is a directory;
+    /// SRC keeps its name inside it.
+    Cp(CpArgs),
+    /// Save an instance's filesystem as an image, usable as a base.
+    Commit(CommitArgs),
+    /// Remove instances whose owner process is gone or whose lifetime expired.
+    Sweep,
+    /// List the images headjack built (most recently used first), or prune them.
+    Images(ImagesArgs),
+    /// Show the engine headjack talks to.
+    Info,
+}
+
+/// What `run` launches.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The base: an image, a Dockerfile path, or nothing for the default base.
+    #[arg(long, short = 'b', value_name = "BASE")]
+    pub base: Option<String>,
+    /// Host directory mounted read-write at /workspace (the working directory).
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// Environment variable K=V (K alone takes the host's value); repeatable.
+    #[arg(long = "env", short = 'e', value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Memory limit, e.g. 512m, 2g (bytes without a suffix).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory: Option<u64>,
+    /// CPU limit in cores, e.g. 1.5.
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<f64>,
+    /// Network: bridge (default), none, or a named engine network.
+    #[arg(long, value_name = "NET")]
+    pub network: Option<String>,
+    /// Hardened preset: no capabilities, read-only root with a tmpfs /tmp, no network.
+    #[arg(long)]
+    pub hardened: bool,
+    /// Keep the instance afterwards and print its ID.
+    #[arg(long)]
+    pub keep: bool,
+    /// Container name (default headjack-<id>).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// When to pull an image base: missing (default), always, never.
+    #[arg(long, value_name = "POLICY", value_parser = ["missing", "always", "never"])]
+    pub pull: Option<String>,
+    /// Engine runtime, e.g. runsc.
+    #[arg(long, value_name = "RUNTIME")]
+    pub runtime: Option<String>,
+    /// Label K=V on the container; repeatable.
+    #[arg(long = "label", short = 'l', value_name = "K=V")]
+    pub labels: Vec<String>,
+    #[command(flatten)]
+    pub exec: ExecOptions,
+}
+
+/// Options of the command itself (run and exec).
+#[derive(Debug, Args)]
+pub struct ExecOptions {
+    /// Run as this user (name, uid or uid:gid).
+    #[arg(long, short = 'u', value_name = "USER")]
+    pub user: Option<String>,
+    /// Working directory inside the container.
+    #[arg(long, short = 'w', value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Kill the command inside the container after this many seconds (exit code 124).
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
+    pub timeout: Option<Duration>,
+    /// Forward our standard input to the command.
+    #[arg(long, short = 'i')]
+    pub interactive: bool,
+    /// Allocate a terminal (needs one on our stdin; implied with no command).
+    #[arg(long, short = 't')]
+    pub tty: bool,
+    /// The command and its arguments (after `--`). None, on a terminal: an interactive shell.
+    #[arg(trailing_var_arg = true, value_name = "CMD")]
+    pub cmd: Vec<String>,
+}
+
+/// What `exec` runs where.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The instance (headjack ID, container name or container ID).
+    pub id: String,
+    /// Environment variable K=V (K alone takes the host's value); repeatable.
+    #[arg(long = "env", short = 'e', value_name = "K=V")]
+    pub env: Vec<String>,
+    #[command(flatten)]
+    pub exec: ExecOptions,
+}
+
+/// What `build` resolves.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The base (default: the default base).
+    pub base: Option<String>,
+    /// Rebuild a Dockerfile base even if an image with its content key exists.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// When to pull an image base: missing (default), always, never.
+    #[arg(long, value_name = "POLICY", value_parser = ["missing", "always", "never"])]
+    pub pull: Option<String>,
+}
+
+/// `ps` flags.
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Include instances that are not running.
+    #[arg(long, short = 'a')]
+    pub all: bool,
+}
+
+/// `logs` arguments.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The instance.
+    pub id: String,
+    /// Keep following new output.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+}
+
+/// `stop` arguments.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// The instances.
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+    /// Seconds to wait after SIGTERM before SIGKILL.
+    #[arg(long, short = 't', value_name = "SECS", default_value = "10", value_parser = parse_timeout)]
+    pub time: Duration,
+}
+
+/// `rm` arguments.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// The instances.
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+}
+
+/// `cp` arguments.
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// Source: a host path, or ID:/path in an instance.
+    pub src: String,
+    /// Destination directory: a host directory (created if missing), or ID:/dir in an instance.
+    pub dst: String,
+}
+
+/// `commit` arguments.
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// The instance.
+    pub id: String,
+    /// The image reference to create, e.g. localhost/myagent/after-setup:1.
+    pub tag: String,
+}
+
+/// `images` flags.
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Remove all but the N most recently used headjack-built images (in-use ones are kept).
+    #[arg(long, value_name = "N")]
+    pub prune: Option<usize>,
+}
+
+/// Parses a size: bytes, or a number with b/k/m/g/t (binary multiples), e.g. `512m`, `2g`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').filter(|r| !r.is_empty()).unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (use e.g. 512m or 2g)"))?;
+    if !(n.is_finite() && n > 0.0) {
+        return Err(format!("{s:?} is not a positive size"));
+    }
+    Ok((n * mult as f64) as u64)
+}
+
+/// Parses a positive number of seconds (fractions allowed, an optional `s` suffix).
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let t = t.strip_suffix('s').unwrap_or(t);
+    let n: f64 = t
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(n.is_finite() && n >= 0.0) || n > 1e9 {
+        return Err(format!("{s:?} is not a usable number of seconds"));
+    }
+    Ok(Duration::from_secs_f64(n))
+}
+
+/// Parses `-e` values: `K=V`, or `K` alone to take the host's value (skipped if unset).
+pub fn parse_env(items: &[String]) -> Result<Vec<(String, String)>, crate::Failure> {
+    let mut out = Vec::new();
+    for item in items {
+        match item.split_once('=') {
+            Some((k, _)) if k.is_empty() => {
+                return Err(crate::Failure::new(format!(
+                    "-e {item:?}: the variable name is empty; use -e KEY=VALUE"
+                )));
+            }
+            Some((k, v)) => out.push((k.to_string(), v.to_string())),
+            None => {
+                if item.is_empty() {
+                    return Err(crate::Failure::new("-e needs KEY=VALUE"));
+                }
+                if let Ok(v) = std::env::var(item) {
+                    out.push((item.clone(), v));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reports a clap error: help and version go to stdout with exit 0; anything else becomes one
+/// line `headjack: <what>` on stderr and exit code 125.
+pub fn usage_error(e: clap::Error) -> u8 {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            0
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // `headjack` alone: the help, on stderr, and a failure code (nothing was done).
+            eprint!("{}", e.render());
+            EXIT_HEADJACK
+        }
+        _ => {
+            let text = e.render().to_string();
+            let first = text
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error:")
+                .trim();
+            let tip = text
+                .lines()
+                .map(str::trim)
+                .find_map(|l| l.strip_prefix("tip:"))
+                .map(|t| format!(" ({})", t.trim()))
+                .unwrap_or_default();
+            crate::report(&format!("{first}{tip}; see `headjack --help`"));
+            EXIT_HEADJACK
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("2g").unwrap(), 2 << 30);
+        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_size("512mb").unwrap(), 512 << 20);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert_eq!(parse_size("1.5k").unwrap(), 1536);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("-1g").is_err());
+        assert!(parse_size("").is_err());
+    }
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(parse_timeout("30").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_timeout("1.5s").unwrap(), Duration::from_millis(1500));
+        assert!(parse_timeout("soon").is_err());
+        assert!(parse_timeout("-3").is_err());
+    }
+
+    #[test]
+    fn command_line_shapes() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let cli =
+            Cli::try_parse_from(["headjack", "run", "--base", "x", "--", "sh", "-c", "exit 3"])
+                .unwrap();
+        match cli.command {
+            Command::Run(r) => assert_eq!(r.exec.cmd, ["sh", "-c", "exit 3"]),
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from(["headjack", "exec", "abc", "ls", "-l"]).unwrap();
+        match cli.command {
+            Command::Exec(r) => {
+                assert_eq!(r.id, "abc");
+                assert_eq!(r.exec.cmd, ["ls", "-l"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            Cli::try_parse_from(["headjack", "ps", "--json"])
+                .unwrap()
+                .global
+                .json
+        );
+    }
+}

@@ -1,0 +1,199 @@
+//! Showing pull and build progress: bars and spinners on a terminal (stderr), plain lines
+//! otherwise, nothing with `--quiet`.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use headjack::{Progress, ProgressFn};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::args::Global;
+
+/// Receives progress events from the library and shows them.
+#[derive(Clone)]
+pub struct Reporter {
+    inner: Option<Arc<Mutex<View>>>,
+}
+
+enum View {
+    Bars(Bars),
+    Lines(Lines),
+}
+
+impl Reporter {
+    /// The reporter `global` asks for: silent with --quiet, bars when stderr is a terminal,
+    /// else plain lines.
+    pub fn new(global: &Global) -> Reporter {
+        if global.quiet {
+            return Reporter { inner: None };
+        }
+        let view = if std::io::stderr().is_terminal() {
+            View::Bars(Bars::new())
+        } else {
+            View::Lines(Lines::default())
+        };
+        Reporter {
+            inner: Some(Arc::new(Mutex::new(view))),
+        }
+    }
+
+    /// The callback to hand to [`headjack::Spec::progress_fn`], if progress is shown at all.
+    pub fn callback(&self) -> Option<ProgressFn> {
+        let inner = self.inner.clone()?;
+        Some(ProgressFn::new(move |event: &Progress| {
+            let mut view = inner.lock().unwrap_or_else(|p| p.into_inner());
+            match &mut *view {
+                View::Bars(b) => b.show(event),
+                View::Lines(l) => l.show(event),
+            }
+        }))
+    }
+
+    /// Clears bars and spinners (call when the pull or build is over).
+    pub fn finish(&self) {
+        if let Some(inner) = &self.inner {
+            let mut view = inner.lock().unwrap_or_else(|p| p.into_inner());
+            if let View::Bars(b) = &mut *view {
+                b.clear();
+            }
+        }
+    }
+}
+
+/// Plain lines for logs and pipes: one line per change of a layer's status, every build line.
+#[derive(Default)]
+struct Lines {
+    layer_status: HashMap<(String, String), String>,
+    building: Option<String>,
+}
+
+impl Lines {
+    fn show(&mut self, event: &Progress) {
+        let mut err = std::io::stderr().lock();
+        match event {
+            Progress::Pull {
+                image,
+                layer,
+                status,
+                ..
+            } => match layer {
+                Some(layer) => {
+                    let key = (image.clone(), layer.clone());
+                    if self.layer_status.get(&key) != Some(status) {
+                        let _ = writeln!(err, "pull {image}: {layer}: {status}");
+                        self.layer_status.insert(key, status.clone());
+                    }
+                }
+                None => {
+                    let _ = writeln!(err, "pull {image}: {status}");
+                }
+            },
+            Progress::Build { tag, line } => {
+                if self.building.as_deref() != Some(tag.as_str()) {
+                    let _ = writeln!(err, "build {tag}");
+                    self.building = Some(tag.clone());
+                }
+                let _ = writeln!(err, "build: {line}");
+            }
+            other => {
+                let _ = writeln!(err, "{other:?}");
+            }
+        }
+    }
+}
+
+/// Bars on a terminal: one per pulled layer, a spinner for a build with its step lines above.
+struct Bars {
+    multi: MultiProgress,
+    layers: HashMap<(String, String), ProgressBar>,
+    build: Option<ProgressBar>,
+}
+
+impl Bars {
+    fn new() -> Bars {
+        Bars {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            layers: HashMap::new(),
+            build: None,
+        }
+    }
+
+    fn show(&mut self, event: &Progress) {
+        match event {
+            Progress::Pull {
+                image,
+                layer: Some(layer),
+                status,
+                current,
+                total,
+            } => {
+                let key = (image.clone(), layer.clone());
+                let short: String = layer.chars().take(12).collect();
+                let bar = self.layers.entry(key).or_insert_with(|| {
+                    let bar = self.multi.add(ProgressBar::new(0));
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{prefix} {spinner} {msg:24} {bytes:>10}/{total_bytes:10} {wide_bar}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    );
+                    bar.set_prefix(short);
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                    bar
+                });
+                if let Some(t) = total {
+                    bar.set_length(*t);
+                }
+                if let Some(c) = current {
+                    bar.set_position(*c);
+                }
+                bar.set_message(status.clone());
+                if status == "Pull complete" || status == "Already exists" {
+                    bar.finish_with_message(status.clone());
+                }
+            }
+            Progress::Pull {
+                image,
+                layer: None,
+                status,
+                ..
+            } => {
+                let _ = self.multi.println(format!("pull {image}: {status}"));
+            }
+            Progress::Build { tag, line } => {
+                let spinner = self.build.get_or_insert_with(|| {
+                    let _ = self.multi.println(format!("build {tag}"));
+                    let s = self.multi.add(ProgressBar::new_spinner());
+                    s.set_style(
+                        ProgressStyle::with_template("{spinner} {wide_msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                    s.enable_steady_tick(Duration::from_millis(120));
+                    s
+                });
+                let trimmed = line.trim();
+                if trimmed.starts_with("Step ") {
+                    let _ = self.multi.println(format!("build: {trimmed}"));
+                }
+                if !trimmed.is_empty() {
+                    spinner.set_message(trimmed.to_string());
+                }
+            }
+            other => {
+                let _ = self.multi.println(format!("{other:?}"));
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        for (_, bar) in self.layers.drain() {
+            bar.finish_and_clear();
+        }
+        if let Some(s) = self.build.take() {
+            s.finish_and_clear();
+        }
+        let _ = self.multi.clear();
+    }
+}

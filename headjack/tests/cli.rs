@@ -1,0 +1,871 @@
+//! The `headjack` command against the real engine: every subcommand, the exit-code contract,
+//! `--json` shapes, non-terminal output, and an interactive shell through a pseudo-terminal.
+//!
+//! Run: `cargo test -p headjack --features cli --test cli` (the engine from
+//! `HEADJACK_TEST_HOST`, default the Docker socket; the busybox fixture from `tests/env/up.sh`).
+#![cfg(feature = "cli")]
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn busybox() -> String {
+    std::env::var("HEADJACK_TEST_BUSYBOX")
+        .unwrap_or_else(|_| "localhost/headjack-test/busybox:latest".into())
+}
+
+fn host() -> String {
+    std::env::var("HEADJACK_TEST_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+}
+
+fn nonce() -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{:x}{:x}{n}", std::process::id(), t)
+}
+
+/// Tests that keep instances past the command (`run --keep`) or sweep must not overlap: a kept
+/// instance's owner (the finished `headjack run`) is gone, so a sweep would remove it.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The command, pointed at the engine under test, with no standard input.
+fn hj() -> Command {
+    ready();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_headjack"));
+    c.arg("--host").arg(host()).stdin(Stdio::null());
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    hj().args(args).output().expect("the headjack binary runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        text(&o.stdout),
+        text(&o.stderr)
+    )
+}
+
+fn code(o: &Output) -> i32 {
+    o.status
+        .code()
+        .unwrap_or_else(|| panic!("killed by a signal: {}", show(o)))
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", show(o)))
+}
+
+/// A headjack failure: exit 125 and exactly one line `headjack: …` on stderr.
+fn assert_failure(o: &Output, mentions: &str) {
+    assert_eq!(code(o), 125, "{}", show(o));
+    let err = text(&o.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line expected: {}", show(o));
+    assert!(lines[0].starts_with("headjack: "), "{}", show(o));
+    assert!(
+        err.contains(mentions),
+        "expected {mentions:?} in the message: {}",
+        show(o)
+    );
+}
+
+/// Fails loudly (never skips) when the engine or the fixture is missing.
+fn ready() {
+    static READY: OnceLock<()> = OnceLock::new();
+    READY.get_or_init(|| {
+        let out = Command::new(env!("CARGO_BIN_EXE_headjack"))
+            .args(["--host", &host(), "build", "--pull", "never", &busybox()])
+            .stdin(Stdio::null())
+            .output()
+            .expect("the headjack binary runs");
+        assert!(
+            out.status.success(),
+            "the test engine at {} or the fixture {} is missing; run tests/env/up.sh: {}",
+            host(),
+            busybox(),
+            show(&out)
+        );
+    });
+}
+
+/// Removes what a test created, even when it fails.
+#[derive(Default)]
+struct Cleanup {
+    instances: Vec<String>,
+    images: Vec<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for id in &self.instances {
+            let _ = hj().args(["rm", id]).output();
+        }
+        for image in &self.images {
+            let _ = Command::new("docker")
+                .args(["rmi", "-f", image])
+                .env("DOCKER_HOST", host())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+fn ps_all() -> Vec<Value> {
+    let o = run(&["ps", "--all", "--json"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    json(&o)
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("ps --json is not an array: {}", show(&o)))
+}
+
+fn find<'a>(list: &'a [Value], key: &str, value: &str) -> Option<&'a Value> {
+    list.iter().find(|i| i[key].as_str() == Some(value))
+}
+
+#[test]
+fn run_streams_output_and_returns_the_exit_code() {
+    let o = run(&[
+        "run",
+        "--base",
+        &busybox(),
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(code(&o), 3, "{}", show(&o));
+    assert_eq!(text(&o.stdout), "out\n", "{}", show(&o));
+    assert!(text(&o.stderr).contains("err"), "{}", show(&o));
+    // Not a terminal: no escape sequences, no spinner.
+    assert!(
+        !o.stderr.contains(&0x1b) && !o.stdout.contains(&0x1b),
+        "{}",
+        show(&o)
+    );
+
+    let o = run(&["run", "-q", "--base", &busybox(), "--", "true"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert!(o.stdout.is_empty() && o.stderr.is_empty(), "{}", show(&o));
+}
+
+#[test]
+fn run_options_reach_the_container() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f.txt"), "from-host\n").unwrap();
+    let ws = dir.path().to_str().unwrap();
+    let name = format!("hj-cli-opts-{}", nonce());
+    let script = "echo $FOO; pwd; cat f.txt; cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes; hostname >/dev/null; ls /sys/class/net";
+    let o = run(&[
+        "run",
+        "--base",
+        &busybox(),
+        "--workspace",
+        ws,
+        "-e",
+        "FOO=bar",
+        "--memory",
+        "64m",
+        "--cpus",
+        "1",
+        "--network",
+        "none",
+        "--name",
+        &name,
+        "-l",
+        "io.headjack.test=1",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let out = text(&o.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "bar", "{}", show(&o));
+    assert_eq!(lines[1], "/workspace", "{}", show(&o));
+    assert_eq!(lines[2], "from-host", "{}", show(&o));
+    assert_eq!(lines[3], (64u64 << 20).to_string(), "{}", show(&o));
+    assert_eq!(
+        lines[4..],
+        ["lo"],
+        "network none leaves only loopback: {}",
+        show(&o)
+    );
+    // Removed afterwards.
+    assert!(
+        find(&ps_all(), "name", &name).is_none(),
+        "instance {name} was left behind"
+    );
+
+    // Hardened: read-only root, writable /tmp, no network.
+    let o = run(&[
+        "run",
+        "--base",
+        &busybox(),
+        "--hardened",
+        "--",
+        "sh",
+        "-c",
+        "touch /tmp/ok && ! touch /nope 2>/dev/null && ls /sys/class/net",
+    ]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(text(&o.stdout).trim(), "lo", "{}", show(&o));
+}
+
+#[test]
+fn exit_code_contract() {
+    let bb = busybox();
+    // The command's own code.
+    for n in ["0", "1", "3", "255"] {
+        let o = run(&["run", "--base", &bb, "--", "sh", "-c", &format!("exit {n}")]);
+        assert_eq!(code(&o).to_string(), n, "{}", show(&o));
+    }
+    // Not found: 127, with a message.
+    let o = run(&["run", "--base", &bb, "--", "no-such-command-xyz"]);
+    assert_eq!(code(&o), 127, "{}", show(&o));
+    assert!(
+        text(&o.stderr).contains("no-such-command-xyz"),
+        "{}",
+        show(&o)
+    );
+    // Cannot be invoked (a directory): 126.
+    let o = run(&["run", "--base", &bb, "--", "/etc"]);
+    assert_eq!(code(&o), 126, "{}", show(&o));
+    // Timeout: 124, and the message says so.
+    let o = run(&["run", "--base", &bb, "--timeout", "1", "--", "sleep", "300"]);
+    assert_eq!(code(&o), 124, "{}", show(&o));
+    assert!(text(&o.stderr).contains("timeout"), "{}", show(&o));
+    // headjack's own failures: 125 and one line.
+    let o = run(&["run", "--base", "Not A/Valid::Ref", "--", "true"]);
+    assert_failure(&o, "Not A/Valid::Ref");
+    let o = run(&["run", "--base", "./no/such/Dockerfile", "--", "true"]);
+    assert_failure(&o, "no/such/Dockerfile");
+    let o = run(&["run", "--base", &bb, "--memory", "lots", "--", "true"]);
+    assert_failure(&o, "lots");
+    let o = run(&["run", "--no-such-flag"]);
+    assert_failure(&o, "--no-such-flag");
+    let o = run(&["frobnicate"]);
+    assert_failure(&o, "frobnicate");
+    let o = Command::new(env!("CARGO_BIN_EXE_headjack"))
+        .args(["--host", "unix:///nonexistent/docker.sock", "ps"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_failure(&o, "nonexistent");
+    // No command and no terminal: a clear failure, nothing spawned.
+    let o = run(&["run", "--base", &bb]);
+    assert_failure(&o, "no command given");
+    let o = run(&["exec", "no-such-instance-xyz", "--", "true"]);
+    assert_failure(&o, "no-such-instance-xyz");
+    // --help documents the codes and succeeds.
+    let o = run(&["run", "--help"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    for c in ["124", "125", "126", "127"] {
+        assert!(
+            text(&o.stdout).contains(c),
+            "--help lacks exit code {c}: {}",
+            show(&o)
+        );
+    }
+}
+
+#[test]
+fn stdin_is_forwarded_with_dash_i() {
+    let mut child = hj()
+        .args([
+            "run",
+            "-i",
+            "--base",
+            &busybox(),
+            "--",
+            "sh",
+            "-c",
+            "tr a-z A-Z; exit 4",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello stdin\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(code(&o), 4, "{}", show(&o));
+    assert_eq!(text(&o.stdout), "HELLO STDIN\n", "{}", show(&o));
+}
+
+#[test]
+fn instance_lifecycle_through_every_command() {
+    let _serial = serial();
+    let mut cleanup = Cleanup::default();
+    let bb = busybox();
+    let name = format!("hj-cli-life-{}", nonce());
+
+    // run --keep: the command's output, then the instance ID.
+    let o = run(&[
+        "run",
+        "--keep",
+        "--name",
+        &name,
+        "-e",
+        "FOO=bar",
+        "-l",
+        "io.headjack.test=1",
+        "--base",
+        &bb,
+        "--",
+        "sh",
+        "-c",
+        "echo $FOO",
+    ]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let out = text(&o.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", show(&o));
+    assert_eq!(lines[0], "bar");
+    let id = lines[1].to_string();
+    cleanup.instances.push(id.clone());
+    assert_eq!(id.len(), 12, "{}", show(&o));
+
+    // ps and ps --json.
+    let o = run(&["ps"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let table = text(&o.stdout);
+    assert!(table.starts_with("ID"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&id) && l.contains(&name) && l.contains("running")),
+        "{table}"
+    );
+    let o = run(&["--json", "ps"]);
+    let list = json(&o);
+    let me =
+        find(list.as_array().unwrap(), "id", &id).unwrap_or_else(|| panic!("{id} not in {list}"));
+    assert_eq!(me["name"], name.as_str());
+    assert_eq!(me["status"], "running");
+    assert_eq!(me["image"], bb.as_str());
+    assert!(me["container_id"].as_str().unwrap().len() >= 12);
+    assert_eq!(me["labels"]["io.headjack.test"], "1");
+    assert!(me["owner"].is_string());
+
+    // exec: by ID and by name, env, exit code, stdin.
+    let o = run(&["exec", &id, "--", "sh", "-c", "echo $FOO-$BAR; exit 5"]);
+    assert_eq!(code(&o), 5, "{}", show(&o));
+    assert_eq!(text(&o.stdout), "bar-\n");
+    let o = run(&[
+        "exec",
+        "-e",
+        "BAR=baz",
+        &name,
+        "--",
+        "sh",
+        "-c",
+        "echo $FOO-$BAR",
+    ]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(text(&o.stdout), "bar-baz\n");
+    let o = run(&["exec", &id, "--", "no-such-command-xyz"]);
+    assert_eq!(code(&o), 127, "{}", show(&o));
+
+    // cp in and out.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("note.txt");
+    std::fs::write(&file, "copied in\n").unwrap();
+    let o = run(&["cp", file.to_str().unwrap(), &format!("{id}:/tmp")]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let o = run(&[
+        "exec",
+        &id,
+        "--",
+        "sh",
+        "-c",
+        "cat /tmp/note.txt && echo made > /tmp/out.txt",
+    ]);
+    assert_eq!(text(&o.stdout), "copied in\n", "{}", show(&o));
+    let outdir = dir.path().join("out");
+    let o = run(&[
+        "cp",
+        &format!("{id}:/tmp/out.txt"),
+        outdir.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(
+        std::fs::read_to_string(outdir.join("out.txt")).unwrap(),
+        "made\n"
+    );
+    let o = run(&[
+        "cp",
+        &format!("{id}:/tmp/missing.txt"),
+        outdir.to_str().unwrap(),
+    ]);
+    assert_failure(&o, "missing.txt");
+    let o = run(&["cp", "a", "b"]);
+    assert_failure(&o, "ID:/path");
+
+    // commit: a new image, usable as a base.
+    let tag = format!("localhost/headjack-test/cli-commit:{}", nonce());
+    cleanup.images.push(tag.clone());
+    let o = run(&["commit", &id, &tag]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(text(&o.stdout).trim(), tag);
+    let o = run(&["run", "--base", &tag, "--", "cat", "/tmp/out.txt"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(text(&o.stdout), "made\n");
+
+    // logs: the keep-alive process prints nothing.
+    let o = run(&["logs", &id]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert!(o.stdout.is_empty(), "{}", show(&o));
+
+    // stop: gone from ps, still in ps --all as exited.
+    let o = run(&["stop", "-t", "1", &id]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(text(&o.stdout).trim(), id);
+    let o = run(&["ps", "--json"]);
+    assert!(
+        find(json(&o).as_array().unwrap(), "id", &id).is_none(),
+        "{}",
+        show(&o)
+    );
+    let all = ps_all();
+    let me = find(&all, "id", &id).expect("a stopped instance is listed by ps --all");
+    assert_eq!(me["status"], "exited");
+    let o = run(&["exec", &id, "--", "true"]);
+    assert_failure(&o, "");
+
+    // rm: gone; a second rm fails cleanly; one bad ID among good ones fails the whole.
+    let o = run(&["rm", &id]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(text(&o.stdout).trim(), id);
+    assert!(find(&ps_all(), "id", &id).is_none());
+    let o = run(&["rm", &id]);
+    assert_eq!(code(&o), 125, "{}", show(&o));
+    assert!(
+        text(&o.stderr).lines().all(|l| l.starts_with("headjack: ")),
+        "{}",
+        show(&o)
+    );
+    let o = run(&["logs", &id]);
+    assert_failure(&o, &id);
+}
+
+#[test]
+fn sweep_removes_orphaned_instances() {
+    let _serial = serial();
+    let mut cleanup = Cleanup::default();
+    // A kept instance's owner is the `headjack run` process, which has exited: an orphan.
+    let o = run(&[
+        "run",
+        "--keep",
+        "-l",
+        "io.headjack.test=1",
+        "--base",
+        &busybox(),
+        "--",
+        "true",
+    ]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let id = text(&o.stdout).trim().to_string();
+    cleanup.instances.push(id.clone());
+    assert!(find(&ps_all(), "id", &id).is_some());
+    let o = run(&["sweep", "--json"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let v = json(&o);
+    let removed: Vec<&str> = v["removed"]
+        .as_array()
+        .expect("removed: [...]")
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    assert!(removed.contains(&id.as_str()), "{}", show(&o));
+    assert!(find(&ps_all(), "id", &id).is_none());
+}
+
+#[test]
+fn info_json_shape() {
+    let o = run(&["info", "--json"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let v = json(&o);
+    assert!(
+        ["docker", "podman"].contains(&v["engine"].as_str().unwrap()),
+        "{v}"
+    );
+    for k in [
+        "version",
+        "api_version",
+        "host",
+        "os",
+        "arch",
+        "headjack_version",
+    ] {
+        assert!(
+            v[k].as_str().is_some_and(|s| !s.is_empty()),
+            "{k} missing in {v}"
+        );
+    }
+    let o = run(&["info"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert!(text(&o.stdout).contains("api version:"), "{}", show(&o));
+}
+
+#[test]
+fn build_resolves_once_per_content() {
+    let mut cleanup = Cleanup::default();
+    let dir = tempfile::tempdir().unwrap();
+    let df = dir.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        format!("FROM {}\nRUN echo hi > /hi\n# {}\n", busybox(), nonce()),
+    )
+    .unwrap();
+    let df = df.to_str().unwrap().to_string();
+
+    // First: builds, with plain progress lines on a non-terminal stderr.
+    let o = run(&["build", &df]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let tag = text(&o.stdout).trim().to_string();
+    cleanup.images.push(tag.clone());
+    assert!(tag.starts_with("localhost/headjack/"), "{}", show(&o));
+    let err = text(&o.stderr);
+    assert!(
+        err.lines().any(|l| l.starts_with("build: Step")),
+        "build steps expected: {}",
+        show(&o)
+    );
+    assert!(!err.contains('\u{1b}'), "{}", show(&o));
+
+    // Second: the same tag, no build.
+    let o = run(&["build", &df]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(text(&o.stdout).trim(), tag);
+    assert!(
+        !text(&o.stderr).contains("build"),
+        "a cache hit must not build: {}",
+        show(&o)
+    );
+    let o = run(&["build", "--json", &df]);
+    let v = json(&o);
+    assert_eq!(v["reference"], tag.as_str());
+    assert_eq!(v["built"], false);
+    assert!(v["id"].as_str().unwrap().starts_with("sha256:"), "{v}");
+
+    // Listed by images (JSON and table).
+    let o = run(&["images", "--json"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let list = json(&o);
+    let me = find(list.as_array().unwrap(), "reference", &tag)
+        .unwrap_or_else(|| panic!("{tag} not in {list}"));
+    assert!(me["key"].as_str().is_some_and(|k| k.len() >= 16), "{me}");
+    assert!(me["size"].as_i64().is_some_and(|s| s > 0), "{me}");
+    assert!(
+        me["source"].as_str().unwrap().ends_with("Dockerfile"),
+        "{me}"
+    );
+    let o = run(&["images"]);
+    assert!(
+        text(&o.stdout).lines().any(|l| l.starts_with(&tag)),
+        "{}",
+        show(&o)
+    );
+
+    // --no-cache builds again; --quiet shows nothing.
+    let o = run(&["build", "--no-cache", "--quiet", "--json", &df]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert!(o.stderr.is_empty(), "{}", show(&o));
+    let v = json(&o);
+    assert_eq!(v["built"], true, "{}", show(&o));
+    assert_eq!(v["reference"], tag.as_str());
+
+    // The Dockerfile as a run base.
+    let o = run(&["run", "--base", &df, "--", "cat", "/hi"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(text(&o.stdout), "hi\n");
+    assert!(!text(&o.stderr).contains("build"), "{}", show(&o));
+
+    // --no-cache needs a Dockerfile; a failing build is one line with exit 125.
+    let o = run(&["build", "--no-cache", &busybox()]);
+    assert_failure(&o, "--no-cache");
+    let bad = dir.path().join("Bad.Dockerfile");
+    std::fs::write(&bad, format!("FROM {}\nRUN exit 7\n", busybox())).unwrap();
+    let o = run(&["build", "-q", bad.to_str().unwrap()]);
+    assert_failure(&o, "exit 7");
+}
+
+/// A process on the far side of a pseudo-terminal, its output collected by a thread.
+struct Pty {
+    master: std::fs::File,
+    child: std::process::Child,
+    out: Arc<(Mutex<Vec<u8>>, Condvar)>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Pty {
+    fn spawn(args: &[&str], rows: u16, cols: u16) -> Pty {
+        let (mut master, mut slave) = (-1, -1);
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: openpty writes two descriptors we then own.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                &ws,
+            )
+        };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: fresh descriptors from openpty, owned here.
+        let (master, slave) =
+            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let mut cmd = hj();
+        cmd.args(args)
+            .stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave));
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("headjack starts on the pty");
+        drop(cmd); // closes our copies of the slave
+        let master = std::fs::File::from(master);
+        let out = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let (mut reader, sink) = (master.try_clone().unwrap(), out.clone());
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => break, // EIO once the slave side is closed
+                    Ok(n) => {
+                        sink.0.lock().unwrap().extend_from_slice(&buf[..n]);
+                        sink.1.notify_all();
+                    }
+                }
+            }
+            sink.1.notify_all();
+        });
+        Pty {
+            master,
+            child,
+            out,
+            reader: Some(reader),
+        }
+    }
+
+    /// Waits until `needle` appears in the output after byte `from`; returns the offset past it.
+    /// The deadline only guards against a hang; it is not what the test checks.
+    fn expect(&self, needle: &str, from: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut buf = self.out.0.lock().unwrap();
+        loop {
+            let hay = &buf[from.min(buf.len())..];
+            if let Some(p) = hay
+                .windows(needle.len())
+                .position(|w| w == needle.as_bytes())
+            {
+                return from + p + needle.len();
+            }
+            let now = Instant::now();
+            assert!(
+                now < deadline,
+                "never saw {needle:?}; the terminal showed:\n{}",
+                text(&buf)
+            );
+            buf = self.out.1.wait_timeout(buf, deadline - now).unwrap().0;
+        }
+    }
+
+    fn send(&mut self, s: &str) {
+        self.master.write_all(s.as_bytes()).unwrap();
+    }
+
+    fn set_size(&self, rows: u16, cols: u16) {
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads the struct; the kernel signals the foreground group.
+        let rc = unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        assert_eq!(rc, 0);
+    }
+
+    fn wait(self) -> i32 {
+        self.wait_keep().0
+    }
+
+    /// Waits for the exit; returns the code and the handle (its output stays readable).
+    fn wait_keep(mut self) -> (i32, Pty) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                let code = s.code().unwrap_or(-1);
+                // The reader ends (EIO) once the process's side is closed: all output is in.
+                if let Some(r) = self.reader.take() {
+                    let _ = r.join();
+                }
+                return (code, self);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "headjack did not exit; the terminal showed:\n{}",
+                    text(&self.out.0.lock().unwrap())
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Runs `stty size` until it prints `want` (the resize request races the shell); returns the
+/// output offset after the last answer.
+fn poll_size(pty: &mut Pty, mut at: usize, want: &str) -> usize {
+    for _ in 0..100 {
+        let mark = format!("mark-{}", nonce());
+        pty.send(&format!("stty size; echo {mark}-$((0))\r"));
+        let end = pty.expect(&format!("{mark}-0"), at);
+        let out = text(&pty.out.0.lock().unwrap()[at..end]);
+        at = end;
+        if out.contains(want) {
+            return at;
+        }
+    }
+    panic!("the container's terminal never reported size {want}");
+}
+
+#[test]
+fn interactive_shell_on_a_terminal() {
+    let name = format!("hj-cli-pty-{}", nonce());
+    let mut pty = Pty::spawn(
+        &[
+            "run",
+            "--base",
+            &busybox(),
+            "--name",
+            &name,
+            "-l",
+            "io.headjack.test=1",
+        ],
+        30,
+        100,
+    );
+    let at = pty.expect("# ", 0);
+    pty.send("echo hello-$((1+1))\r");
+    let at = pty.expect("hello-2", at);
+    // The container's terminal has our size, and follows a resize (SIGWINCH).
+    let at = poll_size(&mut pty, at, "30 100");
+    pty.set_size(41, 120);
+    poll_size(&mut pty, at, "41 120");
+    pty.send("exit 7\r");
+    assert_eq!(pty.wait(), 7, "the shell's exit code is ours");
+    assert!(
+        find(&ps_all(), "name", &name).is_none(),
+        "the interactive instance {name} was not removed"
+    );
+}
+
+#[test]
+fn tty_flag_with_a_command_and_progress_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let df = dir.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        format!("FROM {}\nRUN echo tty > /t\n# {}\n", busybox(), nonce()),
+    )
+    .unwrap();
+    let mut cleanup = Cleanup::default();
+    // Build on a terminal: progress is drawn (step lines kept, the spinner cleared).
+    let pty = Pty::spawn(&["build", df.to_str().unwrap()], 24, 80);
+    let (status, pty) = pty.wait_keep();
+    assert_eq!(status, 0);
+    let all = text(&pty.out.0.lock().unwrap());
+    assert!(all.contains("build: Step"), "{all}");
+    // It did build: asking again is a cache hit.
+    let o = run(&["build", "--json", df.to_str().unwrap()]);
+    let v = json(&o);
+    cleanup
+        .images
+        .push(v["reference"].as_str().unwrap().to_string());
+    assert_eq!(v["built"], false, "{}", show(&o));
+    assert!(all.contains(v["reference"].as_str().unwrap()), "{all}");
+
+    let pty = Pty::spawn(
+        &[
+            "run",
+            "-t",
+            "--base",
+            df.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "cat /t; [ -t 0 ] && echo is-a-tty; exit 9",
+        ],
+        24,
+        80,
+    );
+    let at = pty.expect("tty", 0);
+    pty.expect("is-a-tty", at);
+    assert_eq!(pty.wait(), 9);
+}
+
+#[test]
+fn no_args_prints_help() {
+    let o = Command::new(env!("CARGO_BIN_EXE_headjack"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 125, "{}", show(&o));
+    assert!(text(&o.stderr).contains("Usage"), "{}", show(&o));
+    let o = run(&[]);
+    assert_failure(&o, "subcommand");
+    let o = run(&["--version"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let o = run(&["--help"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    for cmd in [
+        "run", "build", "exec", "ps", "logs", "stop", "rm", "cp", "commit", "sweep", "images",
+        "info",
+    ] {
+        assert!(text(&o.stdout).contains(cmd), "--help lacks {cmd}");
+    }
+}
