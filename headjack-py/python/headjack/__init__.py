@@ -1,0 +1,93 @@
+"""headjack: spawn isolated container environments in-process and drive them.
+
+Sync API::
+
+    import headjack
+
+    with headjack.spawn(base="./Dockerfile", workspace=".") as env:
+        r = env.exec(["pytest", "-q"], timeout=600)
+        print(r.exit_code, r.stdout, r.stderr, r.timed_out)
+    # the container is removed here, also when the block raised
+
+asyncio API::
+
+    async with headjack.AsyncClient() as hj:
+        async with await hj.spawn(base="debian:bookworm-slim") as env:
+            r = await env.exec(["uname", "-a"])
+
+Everything lives in the Rust core; this package is a thin binding over it.
+"""
+
+from __future__ import annotations
+
+from ._headjack import (
+    AsyncClient,
+    AsyncExecStream,
+    AsyncInstance,
+    AsyncLogStream,
+    BuildError,
+    BuiltImage,
+    Chunk,
+    Client,
+    ConflictError,
+    Dockerfile,
+    EngineInfo,
+    EngineUnavailableError,
+    ExecError,
+    ExecResult,
+    ExecStream,
+    ExecTimeoutError,
+    ExitStatus,
+    HeadjackError,
+    HeadjackTimeoutError,
+    ImageNotFoundError,
+    Instance,
+    InstanceInfo,
+    InternalError,
+    InvalidArgumentError,
+    InvalidBaseError,
+    LocalIOError,
+    LogStream,
+    Mount,
+    NotFoundError,
+    PullError,
+    ResolvedImage,
+    __version__,
+    spawn,
+)
+
+__all__ = [
+    "AsyncClient",
+    "AsyncExecStream",
+    "AsyncInstance",
+    "AsyncLogStream",
+    "BuildError",
+    "BuiltImage",
+    "Chunk",
+    "Client",
+    "ConflictError",
+    "Dockerfile",
+    "EngineInfo",
+    "EngineUnavailableError",
+    "ExecError",
+    "ExecResult",
+    "ExecStream",
+    "ExecTimeoutError",
+    "ExitStatus",
+    "HeadjackError",
+    "HeadjackTimeoutError",
+    "ImageNotFoundError",
+    "Instance",
+    "InstanceInfo",
+    "InternalError",
+    "InvalidArgumentError",
+    "InvalidBaseError",
+    "LocalIOError",
+    "LogStream",
+    "Mount",
+    "NotFoundError",
+    "PullError",
+    "ResolvedImage",
+    "__version__",
+    "spawn",
+]

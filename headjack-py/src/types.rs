@@ -1,0 +1,515 @@
+//! Small value classes: base and mount descriptions going in, results coming out.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyBytes;
+
+use crate::args;
+
+/// A Dockerfile base with build options. `base="./Dockerfile"` is the short form.
+#[pyclass(name = "Dockerfile", module = "headjack", frozen)]
+pub(crate) struct PyDockerfile {
+    pub(crate) inner: headjack::Dockerfile,
+}
+
+#[pymethods]
+impl PyDockerfile {
+    #[new]
+    #[pyo3(signature = (path, *, context=None, build_args=None, target=None, platform=None, no_cache=None))]
+    fn new(
+        path: &Bound<'_, PyAny>,
+        context: Option<&Bound<'_, PyAny>>,
+        build_args: Option<&Bound<'_, PyAny>>,
+        target: Option<&Bound<'_, PyAny>>,
+        platform: Option<&Bound<'_, PyAny>>,
+        no_cache: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let mut d = headjack::Dockerfile::new(args::path(path, "path")?);
+        if let Some(c) = context.filter(|c| !c.is_none()) {
+            d = d.context(args::path(c, "context")?);
+        }
+        if let Some(b) = build_args.filter(|b| !b.is_none()) {
+            for (k, v) in args::str_map(b, "build_args")? {
+                d = d.build_arg(k, v);
+            }
+        }
+        if let Some(t) = args::opt_string(target, "target")? {
+            d = d.target(t);
+        }
+        if let Some(p) = args::opt_string(platform, "platform")? {
+            d = d.platform(p);
+        }
+        d = d.no_cache(args::opt_bool(no_cache, "no_cache")?);
+        Ok(PyDockerfile { inner: d })
+    }
+
+    /// The Dockerfile's path, as given.
+    #[getter]
+    fn path(&self) -> String {
+        self.inner.path().display().to_string()
+    }
+
+    /// The build context directory (default: the Dockerfile's directory).
+    #[getter]
+    fn context(&self) -> String {
+        self.inner.context_dir().display().to_string()
+    }
+
+    /// Build arguments.
+    #[getter]
+    fn build_args(&self) -> HashMap<String, String> {
+        self.inner
+            .build_args()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// The target stage, if any.
+    #[getter]
+    fn target(&self) -> Option<String> {
+        self.inner.target_stage().map(str::to_owned)
+    }
+
+    /// The target platform, if any.
+    #[getter]
+    fn platform(&self) -> Option<String> {
+        self.inner.platform_name().map(str::to_owned)
+    }
+
+    /// Whether caches are ignored.
+    #[getter]
+    fn no_cache(&self) -> bool {
+        self.inner.is_no_cache()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Dockerfile({:?})", self.inner.path().display().to_string())
+    }
+}
+
+/// An extra mount for `spawn(mounts=[...])`. Create with `Mount.bind`, `Mount.volume` or
+/// `Mount.tmpfs`.
+#[pyclass(name = "Mount", module = "headjack", frozen)]
+pub(crate) struct PyMount {
+    pub(crate) inner: headjack::Mount,
+    repr: String,
+}
+
+#[pymethods]
+impl PyMount {
+    /// Bind-mounts host path `host` at `target` (relative host paths resolve against base_dir).
+    #[staticmethod]
+    #[pyo3(signature = (host, target, *, read_only=None))]
+    fn bind(
+        host: &Bound<'_, PyAny>,
+        target: &Bound<'_, PyAny>,
+        read_only: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let h = args::path(host, "host")?;
+        let t = args::string(target, "target")?;
+        let ro = args::opt_bool(read_only, "read_only")?;
+        let repr = format!(
+            "Mount.bind({:?}, {t:?}, read_only={})",
+            h.display().to_string(),
+            py_bool(ro)
+        );
+        let mut m = headjack::Mount::bind(h, t);
+        if ro {
+            m = m.read_only();
+        }
+        Ok(PyMount { inner: m, repr })
+    }
+
+    /// Mounts engine volume `name` (created if missing) at `target`.
+    #[staticmethod]
+    #[pyo3(signature = (name, target, *, read_only=None))]
+    fn volume(
+        name: &Bound<'_, PyAny>,
+        target: &Bound<'_, PyAny>,
+        read_only: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let n = args::string(name, "name")?;
+        let t = args::string(target, "target")?;
+        let ro = args::opt_bool(read_only, "read_only")?;
+        let repr = format!("Mount.volume({n:?}, {t:?}, read_only={})", py_bool(ro));
+        let mut m = headjack::Mount::volume(n, t);
+        if ro {
+            m = m.read_only();
+        }
+        Ok(PyMount { inner: m, repr })
+    }
+
+    /// Mounts a fresh in-memory filesystem at `target`, optionally bounded to `size` bytes.
+    #[staticmethod]
+    #[pyo3(signature = (target, *, size=None))]
+    fn tmpfs(target: &Bound<'_, PyAny>, size: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let t = args::string(target, "target")?;
+        let s = match size.filter(|s| !s.is_none()) {
+            Some(s) => Some(args::count(s, "size")?),
+            None => None,
+        };
+        let repr = format!(
+            "Mount.tmpfs({t:?}, size={})",
+            s.map(|s| s.to_string()).unwrap_or("None".into())
+        );
+        Ok(PyMount {
+            inner: headjack::Mount::tmpfs(t, s),
+            repr,
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        self.repr.clone()
+    }
+}
+
+fn py_bool(b: bool) -> &'static str {
+    if b { "True" } else { "False" }
+}
+
+/// The collected result of `exec`: exit code, output (bounded) and flags.
+#[pyclass(module = "headjack", frozen)]
+pub(crate) struct ExecResult {
+    out: headjack::ExecOutput,
+    stdout: PyOnceLock<Py<PyBytes>>,
+    stderr: PyOnceLock<Py<PyBytes>>,
+}
+
+impl ExecResult {
+    pub(crate) fn new(out: headjack::ExecOutput) -> Self {
+        ExecResult {
+            out,
+            stdout: PyOnceLock::new(),
+            stderr: PyOnceLock::new(),
+        }
+    }
+}
+
+#[pymethods]
+impl ExecResult {
+    /// The exit code; 127 when the command does not exist; -1 if the engine never said.
+    #[getter]
+    fn exit_code(&self) -> i64 {
+        self.out.exit_code
+    }
+
+    /// Standard output, up to the bound (`max_output`).
+    #[getter]
+    fn stdout(&self, py: Python<'_>) -> Py<PyBytes> {
+        self.stdout
+            .get_or_init(py, || PyBytes::new(py, &self.out.stdout).unbind())
+            .clone_ref(py)
+    }
+
+    /// Standard error, up to the bound (`max_output`).
+    #[getter]
+    fn stderr(&self, py: Python<'_>) -> Py<PyBytes> {
+        self.stderr
+            .get_or_init(py, || PyBytes::new(py, &self.out.stderr).unbind())
+            .clone_ref(py)
+    }
+
+    /// Standard output went past the bound; the rest was discarded.
+    #[getter]
+    fn stdout_truncated(&self) -> bool {
+        self.out.stdout_truncated
+    }
+
+    /// Standard error went past the bound; the rest was discarded.
+    #[getter]
+    fn stderr_truncated(&self) -> bool {
+        self.out.stderr_truncated
+    }
+
+    /// The command ran past its timeout and was killed inside the container.
+    #[getter]
+    fn timed_out(&self) -> bool {
+        self.out.timed_out
+    }
+
+    /// Exit code 0 and no timeout.
+    #[getter]
+    fn success(&self) -> bool {
+        self.out.success()
+    }
+
+    /// Standard output decoded as UTF-8 (invalid bytes replaced).
+    #[getter]
+    fn stdout_text(&self) -> String {
+        self.out.stdout_text()
+    }
+
+    /// Standard error decoded as UTF-8 (invalid bytes replaced).
+    #[getter]
+    fn stderr_text(&self) -> String {
+        self.out.stderr_text()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "ExecResult(exit_code={}, stdout={} bytes, stderr={} bytes, timed_out={})",
+            self.out.exit_code,
+            self.out.stdout.len(),
+            self.out.stderr.len(),
+            py_bool(self.out.timed_out)
+        )
+    }
+}
+
+/// How a streamed command ended.
+#[pyclass(module = "headjack", frozen)]
+#[derive(Clone, Copy)]
+pub(crate) struct ExitStatus {
+    pub(crate) inner: headjack::ExitStatus,
+}
+
+#[pymethods]
+impl ExitStatus {
+    /// The exit code; 127 when the command does not exist; -1 if the engine never said.
+    #[getter]
+    fn exit_code(&self) -> i64 {
+        self.inner.code
+    }
+
+    /// The command ran past its timeout and was killed inside the container.
+    #[getter]
+    fn timed_out(&self) -> bool {
+        self.inner.timed_out
+    }
+
+    /// Exit code 0 and no timeout.
+    #[getter]
+    fn success(&self) -> bool {
+        self.inner.success()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "ExitStatus(exit_code={}, timed_out={})",
+            self.inner.code,
+            py_bool(self.inner.timed_out)
+        )
+    }
+}
+
+/// A piece of output as it arrived: `.stream` is "stdout" or "stderr", `.data` the bytes.
+#[pyclass(module = "headjack", frozen)]
+pub(crate) struct Chunk {
+    stream: &'static str,
+    data: Bytes,
+}
+
+impl From<headjack::Chunk> for Chunk {
+    fn from(c: headjack::Chunk) -> Self {
+        let stream = match c.stream {
+            headjack::StreamKind::Stdout => "stdout",
+            headjack::StreamKind::Stderr => "stderr",
+        };
+        Chunk {
+            stream,
+            data: c.data,
+        }
+    }
+}
+
+#[pymethods]
+impl Chunk {
+    /// "stdout" or "stderr".
+    #[getter]
+    fn stream(&self) -> &'static str {
+        self.stream
+    }
+
+    /// The bytes.
+    #[getter]
+    fn data<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.data)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Chunk(stream={:?}, data={} bytes)",
+            self.stream,
+            self.data.len()
+        )
+    }
+}
+
+/// What `list` and `inspect` report about an instance.
+#[pyclass(module = "headjack", frozen, get_all)]
+pub(crate) struct InstanceInfo {
+    /// headjack's instance ID (label io.headjack.instance).
+    id: String,
+    /// The engine's container ID.
+    container_id: String,
+    /// The container name.
+    name: String,
+    /// The base as it was asked for.
+    base: String,
+    /// The image the container runs.
+    image: String,
+    /// Its state: created, running, paused, restarting, exited, removing, dead (or another engine word).
+    status: String,
+    /// The keep-alive process's exit code when the status is "exited".
+    exit_code: Option<i64>,
+    /// host/pid/start-time of the process that spawned it.
+    owner: String,
+    /// Unix seconds after which sweep may remove it.
+    expires: Option<u64>,
+    /// All labels of the container.
+    labels: HashMap<String, String>,
+}
+
+impl From<headjack::InstanceInfo> for InstanceInfo {
+    fn from(i: headjack::InstanceInfo) -> Self {
+        let exit_code = match i.status {
+            headjack::Status::Exited(c) => Some(c),
+            _ => None,
+        };
+        InstanceInfo {
+            id: i.id,
+            container_id: i.container_id,
+            name: i.name,
+            base: i.base,
+            image: i.image,
+            status: i.status.as_str().to_owned(),
+            exit_code,
+            owner: i.owner,
+            expires: i.expires,
+            labels: i.labels,
+        }
+    }
+}
+
+#[pymethods]
+impl InstanceInfo {
+    fn __repr__(&self) -> String {
+        format!(
+            "InstanceInfo(id={:?}, name={:?}, image={:?}, status={:?})",
+            self.id, self.name, self.image, self.status
+        )
+    }
+}
+
+/// The connected engine.
+#[pyclass(module = "headjack", frozen, get_all)]
+pub(crate) struct EngineInfo {
+    /// "docker" or "podman".
+    kind: String,
+    /// The engine's own version.
+    version: String,
+    /// The negotiated API version.
+    api_version: String,
+    /// Where the engine was reached.
+    host: String,
+    /// The engine's operating system.
+    os: String,
+    /// The engine's architecture.
+    arch: String,
+}
+
+impl From<&headjack::EngineInfo> for EngineInfo {
+    fn from(i: &headjack::EngineInfo) -> Self {
+        EngineInfo {
+            kind: match i.kind {
+                headjack::EngineKind::Docker => "docker".into(),
+                headjack::EngineKind::Podman => "podman".into(),
+                other => format!("{other:?}").to_lowercase(),
+            },
+            version: i.version.clone(),
+            api_version: i.api_version.clone(),
+            host: i.host.clone(),
+            os: i.os.clone(),
+            arch: i.arch.clone(),
+        }
+    }
+}
+
+#[pymethods]
+impl EngineInfo {
+    fn __repr__(&self) -> String {
+        format!(
+            "EngineInfo(kind={:?}, version={:?}, api_version={:?}, host={:?})",
+            self.kind, self.version, self.api_version, self.host
+        )
+    }
+}
+
+/// A headjack-built image, as `images()` lists it.
+#[pyclass(module = "headjack", frozen, get_all)]
+pub(crate) struct BuiltImage {
+    /// The tag, localhost/headjack/<slug>:<key16>.
+    reference: String,
+    /// The engine's image ID.
+    id: String,
+    /// The full cache key.
+    key: String,
+    /// The Dockerfile it was built from.
+    source: String,
+    /// When it was built (unix seconds).
+    created: i64,
+    /// When a resolve last used it from this machine (unix seconds), if recorded.
+    last_used: Option<i64>,
+    /// Size in bytes.
+    size: i64,
+}
+
+impl From<headjack::BuiltImage> for BuiltImage {
+    fn from(b: headjack::BuiltImage) -> Self {
+        BuiltImage {
+            reference: b.reference,
+            id: b.id,
+            key: b.key,
+            source: b.source,
+            created: b.created,
+            last_used: b.last_used,
+            size: b.size,
+        }
+    }
+}
+
+#[pymethods]
+impl BuiltImage {
+    fn __repr__(&self) -> String {
+        format!(
+            "BuiltImage(reference={:?}, source={:?})",
+            self.reference, self.source
+        )
+    }
+}
+
+/// An image resolved from a base.
+#[pyclass(module = "headjack", frozen, get_all)]
+pub(crate) struct ResolvedImage {
+    /// The fully qualified reference.
+    reference: String,
+    /// The engine's image ID.
+    id: String,
+    /// Whether a build ran (False on a cache hit and for registry images).
+    built: bool,
+}
+
+impl From<headjack::ResolvedImage> for ResolvedImage {
+    fn from(r: headjack::ResolvedImage) -> Self {
+        ResolvedImage {
+            reference: r.reference,
+            id: r.id,
+            built: r.built,
+        }
+    }
+}
+
+#[pymethods]
+impl ResolvedImage {
+    fn __repr__(&self) -> String {
+        format!(
+            "ResolvedImage(reference={:?}, built={})",
+            self.reference,
+            py_bool(self.built)
+        )
+    }
+}
