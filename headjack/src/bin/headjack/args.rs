@@ -281,7 +281,7 @@ pub fn parse_env(items: &[String]) -> Result<Vec<(String, String)>, crate::Failu
     let mut out = Vec::new();
     for item in items {
         match item.split_once('=') {
-            Some((k, _)) if k.is_empty() => {
+            Some(("", _)) => {
                 return Err(crate::Failure::new(format!(
                     "-e {item:?}: the variable name is empty; use -e KEY=VALUE"
                 )));

@@ -306,12 +306,12 @@ async fn pump(
             },
             data = recv(&mut input) => match data {
                 Some(d) => {
-                    if let Some(w) = &mut stdin {
-                        if w.write(&d).await.is_err() {
-                            // The command closed its input; keep its output flowing.
-                            stdin = None;
-                            input = None;
-                        }
+                    // A failed write: the command closed its input; keep its output flowing.
+                    if let Some(w) = &mut stdin
+                        && w.write(&d).await.is_err()
+                    {
+                        stdin = None;
+                        input = None;
                     }
                 }
                 None => {
