@@ -118,6 +118,7 @@ impl Client {
         let id = random_id();
         let plan = self.plan(&spec, &base, &image, &details.labels, &id)?;
         let container_id = self.engine.create_container(&plan).await?;
+        let user = plan.user.clone().or(details.user);
         let origin = Origin { entrypoint: details.entrypoint, cmd: details.cmd, labels: details.labels };
         let name = plan.name.clone().unwrap_or_default();
         let instance = Instance::new(
@@ -126,7 +127,7 @@ impl Client {
             id,
             name,
             image.reference.clone(),
-            plan.user.clone(),
+            user,
             origin,
             false,
         );

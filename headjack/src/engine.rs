@@ -222,6 +222,7 @@ pub(crate) struct ImageDetails {
     pub created: Option<String>,
     pub entrypoint: Option<Vec<String>>,
     pub cmd: Option<Vec<String>>,
+    pub user: Option<String>,
 }
 
 /// A local image listed by label.
@@ -341,6 +342,7 @@ impl Engine {
                         created: img.created,
                         entrypoint: config.entrypoint,
                         cmd: config.cmd,
+                        user: config.user.filter(|u| !u.is_empty()),
                     }))
                 }
                 Err(e) if is_404(&e) => Ok(None),

@@ -42,12 +42,52 @@ pub(crate) fn normalize_container_path(path: &str) -> Result<String> {
     Ok(format!("/{}", parts.join("/")))
 }
 
+/// Who files copied into a container belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ownership {
+    /// root (uid 0, gid 0).
+    Root,
+    /// Numeric IDs, written into the tar headers.
+    Ids(u64, u64),
+    /// A user name: the engine resolves it in the container's passwd (`copyUIDGID`).
+    Named,
+}
+
+impl Ownership {
+    /// From a container's configured user (`name`, `uid`, `uid:gid`, `name:group`).
+    pub(crate) fn of_user(user: Option<&str>) -> Ownership {
+        let Some(user) = user.filter(|u| !u.is_empty()) else { return Ownership::Root };
+        let (u, g) = match user.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (user, None),
+        };
+        match (u.parse::<u64>(), g.map(str::parse::<u64>)) {
+            (Ok(0), None | Some(Ok(0))) => Ownership::Root,
+            // Without a group, use the uid: images conventionally give each user its own group.
+            (Ok(uid), None) => Ownership::Ids(uid, uid),
+            (Ok(uid), Some(Ok(gid))) => Ownership::Ids(uid, gid),
+            _ if u == "root" => Ownership::Root,
+            _ => Ownership::Named,
+        }
+    }
+
+    fn ids(self) -> (u64, u64) {
+        match self {
+            Ownership::Ids(u, g) => (u, g),
+            _ => (0, 0),
+        }
+    }
+}
+
 /// A tar holding one regular file.
-pub(crate) fn single_file_tar(name: &str, data: &[u8], mode: u32) -> Result<Vec<u8>> {
+pub(crate) fn single_file_tar(name: &str, data: &[u8], mode: u32, owner: Ownership) -> Result<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::with_capacity(data.len() + 2048));
     let mut h = tar::Header::new_gnu();
     h.set_size(data.len() as u64);
     h.set_mode(mode);
+    let (uid, gid) = owner.ids();
+    h.set_uid(uid);
+    h.set_gid(gid);
     h.set_entry_type(tar::EntryType::Regular);
     h.set_mtime(now_secs());
     b.append_data(&mut h, name, data).map_err(|e| Error::io("packing a file", e))?;
@@ -84,20 +124,41 @@ pub(crate) fn read_single_file(tar_bytes: &[u8], path: &str) -> Result<Vec<u8>> 
     Ok(data)
 }
 
-/// Packs host file or directory `src` as a tar whose top entry is named `name`.
-/// Symlinks are kept as links, never followed.
-pub(crate) fn pack_host_path(src: &Path, name: &str) -> Result<Vec<u8>> {
-    let meta = std::fs::symlink_metadata(src)
+/// Packs host file or directory `src` as a tar whose top entry is named `name`, owned by
+/// `owner`, keeping permission bits. Symlinks are kept as links, never followed.
+pub(crate) fn pack_host_path(src: &Path, name: &str, owner: Ownership) -> Result<Vec<u8>> {
+    std::fs::symlink_metadata(src)
         .map_err(|e| Error::new(ErrorKind::NotFound, format!("cannot copy {}: {e}", src.display())).with_source(e))?;
     let mut b = tar::Builder::new(Vec::new());
     b.follow_symlinks(false);
-    let what = || format!("packing {}", src.display());
-    if meta.is_dir() {
-        b.append_dir_all(name, src).map_err(|e| Error::io(what(), e))?;
-    } else {
-        b.append_path_with_name(src, name).map_err(|e| Error::io(what(), e))?;
+    let (uid, gid) = owner.ids();
+    let what = |p: &Path| format!("packing {}", p.display());
+    for entry in walkdir::WalkDir::new(src).follow_links(false).sort_by_file_name() {
+        let entry = entry.map_err(|e| {
+            let path = e.path().map(Path::to_path_buf).unwrap_or_else(|| src.to_path_buf());
+            Error::io(what(&path), e.into())
+        })?;
+        let rel = entry.path().strip_prefix(src).unwrap_or(Path::new(""));
+        let in_tar = Path::new(name).join(rel);
+        let meta = entry.path().symlink_metadata().map_err(|e| Error::io(what(entry.path()), e))?;
+        let mut h = tar::Header::new_gnu();
+        h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            let target = std::fs::read_link(entry.path()).map_err(|e| Error::io(what(entry.path()), e))?;
+            b.append_link(&mut h, &in_tar, &target).map_err(|e| Error::io(what(entry.path()), e))?;
+        } else if ft.is_dir() {
+            b.append_data(&mut h, &in_tar, std::io::empty()).map_err(|e| Error::io(what(entry.path()), e))?;
+        } else if ft.is_file() {
+            let f = std::fs::File::open(entry.path()).map_err(|e| Error::io(what(entry.path()), e))?;
+            b.append_data(&mut h, &in_tar, f).map_err(|e| Error::io(what(entry.path()), e))?;
+        } else {
+            tracing::debug!(path = %entry.path().display(), "skipping special file");
+        }
     }
-    b.into_inner().map_err(|e| Error::io(what(), e))
+    b.into_inner().map_err(|e| Error::io(what(src), e))
 }
 
 /// Unpacks `tar_bytes` into host directory `dest`, refusing any entry that would land outside
@@ -218,8 +279,22 @@ mod tests {
     }
 
     #[test]
+    fn ownership_from_user_strings() {
+        assert_eq!(Ownership::of_user(None), Ownership::Root);
+        assert_eq!(Ownership::of_user(Some("root")), Ownership::Root);
+        assert_eq!(Ownership::of_user(Some("0:0")), Ownership::Root);
+        assert_eq!(Ownership::of_user(Some("1000")), Ownership::Ids(1000, 1000));
+        assert_eq!(Ownership::of_user(Some("1000:50")), Ownership::Ids(1000, 50));
+        assert_eq!(Ownership::of_user(Some("agent")), Ownership::Named);
+        assert_eq!(Ownership::of_user(Some("agent:staff")), Ownership::Named);
+    }
+
+    #[test]
     fn single_file_round_trip() {
-        let t = single_file_tar("f.bin", &[0, 1, 2, 255], 0o600).unwrap();
+        let t = single_file_tar("f.bin", &[0, 1, 2, 255], 0o600, Ownership::Ids(5, 6)).unwrap();
+        let mut a = tar::Archive::new(&t[..]);
+        let e = a.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!((e.header().uid().unwrap(), e.header().gid().unwrap()), (5, 6));
         assert_eq!(read_single_file(&t, "/f.bin").unwrap(), vec![0, 1, 2, 255]);
     }
 

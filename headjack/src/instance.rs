@@ -10,7 +10,7 @@ use futures_util::{Stream, StreamExt, TryStreamExt};
 use crate::engine::{ContainerDetails, Engine, ExecOutputChunk};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec::{self, Chunk, Exec, ExecOutput, ExecStream, StreamKind};
-use crate::files;
+use crate::files::{self, Ownership};
 use crate::labels;
 use crate::reference::ImageRef;
 
@@ -248,14 +248,15 @@ impl Instance {
     pub async fn write_file_with_mode(&self, path: &str, data: impl AsRef<[u8]>, mode: u32) -> Result<()> {
         self.check_live()?;
         let (parent, name) = files::split_container_path(path)?;
-        let tar = files::single_file_tar(&name, data.as_ref(), mode)?;
-        match self.engine.upload(&self.container_id, &parent, tar, self.chown()).await {
+        let owner = self.ownership();
+        let tar = files::single_file_tar(&name, data.as_ref(), mode, owner)?;
+        match self.engine.upload(&self.container_id, &parent, tar, owner == Ownership::Named).await {
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 // The parent does not exist: send the whole path from / so the engine creates
                 // the missing directories (existing ones are left as they are).
                 let full = files::normalize_container_path(path)?;
-                let tar = files::single_file_tar(full.trim_start_matches('/'), data.as_ref(), mode)?;
-                self.engine.upload(&self.container_id, "/", tar, self.chown()).await
+                let tar = files::single_file_tar(full.trim_start_matches('/'), data.as_ref(), mode, owner)?;
+                self.engine.upload(&self.container_id, "/", tar, owner == Ownership::Named).await
             }
             other => other,
         }
@@ -281,10 +282,11 @@ impl Instance {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .ok_or_else(|| Error::invalid_argument(format!("{} has no file name to copy", src.display())))?;
-        let tar = tokio::task::spawn_blocking(move || files::pack_host_path(&src, &name))
+        let owner = self.ownership();
+        let tar = tokio::task::spawn_blocking(move || files::pack_host_path(&src, &name, owner))
             .await
             .map_err(|e| Error::internal(format!("packing task failed: {e}")))??;
-        self.engine.upload(&self.container_id, &dest, tar, self.chown()).await
+        self.engine.upload(&self.container_id, &dest, tar, owner == Ownership::Named).await
     }
 
     /// Copies container file or directory `src` into host directory `dest_dir` (created if
@@ -318,9 +320,9 @@ impl Instance {
         Ok(buf)
     }
 
-    fn chown(&self) -> bool {
-        // Give written files to the container's user, so a non-root agent can edit them.
-        matches!(self.user.as_deref(), Some(u) if !u.is_empty() && u != "root" && u != "0" && !u.starts_with("0:"))
+    /// Files copied in belong to the container's user, so a non-root agent can edit them.
+    fn ownership(&self) -> Ownership {
+        Ownership::of_user(self.user.as_deref())
     }
 
     /// The keep-alive process's output so far.

@@ -21,6 +21,8 @@ pub const INIT: &str = "io.headjack.init";
 pub const BUILD_KEY: &str = "io.headjack.build.key";
 /// Image label: what a headjack build was built from (the Dockerfile path).
 pub const BUILD_SOURCE: &str = "io.headjack.build.source";
+/// The container labels headjack sets itself; a spec may not set them.
+pub const RESERVED: [&str; 6] = [MANAGED, INSTANCE, BASE, IMAGE, OWNER, EXPIRES];
 /// Label on the containers and images headjack's own test suites create.
 pub const TEST: &str = "io.headjack.test";
 

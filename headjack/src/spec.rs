@@ -293,7 +293,7 @@ impl Spec {
         self
     }
 
-    /// Adds a label to the container (`io.headjack.*` keys are reserved).
+    /// Adds a label to the container (the keys in [`crate::labels::RESERVED`] are headjack's own).
     pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Spec {
         self.labels.insert(key.into(), value.into());
         self
@@ -428,7 +428,7 @@ impl Spec {
             }
         }
         for key in self.labels.keys() {
-            if key.starts_with("io.headjack.") {
+            if crate::labels::RESERVED.contains(&key.as_str()) {
                 return Err(Error::invalid_argument(format!(
                     "label {key:?} is reserved for headjack; choose another key"
                 )));

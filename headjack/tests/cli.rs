@@ -869,3 +869,92 @@ fn no_args_prints_help() {
         assert!(text(&o.stdout).contains(cmd), "--help lacks {cmd}");
     }
 }
+
+#[test]
+fn pull_progress_is_plain_lines_off_a_terminal() {
+    let registry =
+        std::env::var("HEADJACK_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into());
+    let image = format!("{registry}/headjack-test/busybox:latest");
+    let had_it = Command::new("docker")
+        .args(["image", "inspect", &image])
+        .env("DOCKER_HOST", host())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    let _cleanup = Cleanup {
+        images: if had_it { vec![] } else { vec![image.clone()] },
+        ..Default::default()
+    };
+    let o = run(&[
+        "run", "--pull", "always", "--base", &image, "--", "echo", "pulled",
+    ]);
+    assert_eq!(
+        code(&o),
+        0,
+        "the local registry from tests/env/up.sh must serve {image}: {}",
+        show(&o)
+    );
+    assert_eq!(text(&o.stdout), "pulled\n");
+    let err = text(&o.stderr);
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with(&format!("pull {image}: "))),
+        "{}",
+        show(&o)
+    );
+    assert!(!err.contains('\u{1b}'), "{}", show(&o));
+    // Quiet: nothing.
+    let o = run(&[
+        "run", "-q", "--pull", "always", "--base", &image, "--", "true",
+    ]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert!(o.stderr.is_empty(), "{}", show(&o));
+}
+
+#[test]
+fn interrupt_stops_the_command_and_removes_the_instance() {
+    let name = format!("hj-cli-int-{}", nonce());
+    let mut child = hj()
+        .args([
+            "run",
+            "--name",
+            &name,
+            "-l",
+            "io.headjack.test=1",
+            "--base",
+            &busybox(),
+            "--",
+        ])
+        .args(["sh", "-c", "echo started; sleep 300"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !text(&seen).contains("started") {
+        let n = out.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "headjack ended before the command started: {}",
+            text(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", show(&o));
+    assert!(
+        text(&o.stderr).starts_with("headjack: interrupted"),
+        "{}",
+        show(&o)
+    );
+    assert!(
+        find(&ps_all(), "name", &name).is_none(),
+        "the interrupted instance {name} was left behind"
+    );
+}
