@@ -883,10 +883,10 @@ fn pull_progress_is_plain_lines_off_a_terminal() {
         .status()
         .unwrap()
         .success();
-    let _cleanup = Cleanup {
-        images: if had_it { vec![] } else { vec![image.clone()] },
-        ..Default::default()
-    };
+    let mut cleanup = Cleanup::default();
+    if !had_it {
+        cleanup.images.push(image.clone());
+    }
     let o = run(&[
         "run", "--pull", "always", "--base", &image, "--", "echo", "pulled",
     ]);

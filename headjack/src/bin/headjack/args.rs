@@ -16,7 +16,8 @@ Exit codes:
            instance, ... (one line `headjack: <message>` on stderr says what and what to do)
   126      run/exec: the command cannot be invoked (e.g. not executable)
   127      run/exec: the command was not found in the container
-  130/143  run/exec: interrupted by SIGINT/SIGTERM (the instance is removed unless --keep)
+  128+N    run/exec: interrupted by signal N (130 SIGINT, 143 SIGTERM, 129 SIGHUP); the
+           command is stopped and the instance removed (unless --keep)
 
 Bases (--base, build [BASE]): nothing for the default base (HEADJACK_BASE, else headjack's
 embedded base image), a registry image (debian:bookworm-slim), or a Dockerfile path
@@ -48,7 +49,8 @@ pub struct Global {
     /// and Podman sockets.
     #[arg(long, global = true, value_name = "URL")]
     pub host: Option<String>,
-    /// No progress output, and no informational lines (results are still printed).
+    /// No progress output, and no echo of the IDs that stop/rm handled (results of build, ps,
+    /// images, ... are still printed).
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
     /// Machine-readable output (build, ps, images, info, sweep, commit, run --keep).

@@ -164,8 +164,9 @@ pub async fn logs(global: &Global, a: LogsArgs) -> Outcome {
     Ok(0)
 }
 
-/// Runs `op` for each ID; reports each failure on its own line and fails if any did.
-async fn each<F, Fut>(ids: &[String], verb: &str, past: &str, op: F) -> Outcome
+/// Runs `op` for each ID, printing the IDs done (unless --quiet); reports each failure on its
+/// own line and fails if any did.
+async fn each<F, Fut>(global: &Global, ids: &[String], verb: &str, past: &str, op: F) -> Outcome
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Result<(), Failure>>,
@@ -173,6 +174,7 @@ where
     let mut failed = 0;
     for id in ids {
         match op(id.clone()).await {
+            Ok(()) if global.quiet => {}
             Ok(()) => println!("{id}"),
             Err(f) => {
                 report(&format!("{verb} {id}: {}", f.message));
@@ -193,7 +195,7 @@ where
 pub async fn stop(global: &Global, a: StopArgs) -> Outcome {
     let client = connect(global).await?;
     let grace = a.time;
-    each(&a.ids, "stop", "stopped", |id| {
+    each(global, &a.ids, "stop", "stopped", |id| {
         let client = client.clone();
         async move {
             let instance = client.attach(&id).await?;
@@ -207,7 +209,7 @@ pub async fn stop(global: &Global, a: StopArgs) -> Outcome {
 /// `headjack rm ID...`.
 pub async fn rm(global: &Global, a: RmArgs) -> Outcome {
     let client = connect(global).await?;
-    each(&a.ids, "rm", "removed", |id| {
+    each(global, &a.ids, "rm", "removed", |id| {
         let client = client.clone();
         async move {
             let instance = client.attach(&id).await?;
