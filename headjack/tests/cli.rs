@@ -131,6 +131,22 @@ impl Drop for Cleanup {
     }
 }
 
+/// Waits for a child; the deadline only guards against a hang.
+fn wait_bounded(mut child: std::process::Child) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "headjack did not exit: {:?}",
+                child.wait_with_output().map(|o| show(&o))
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
 fn ps_all() -> Vec<Value> {
     let o = run(&["ps", "--all", "--json"]);
     assert_eq!(code(&o), 0, "{}", show(&o));
@@ -444,10 +460,25 @@ fn instance_lifecycle_through_every_command() {
     assert_eq!(code(&o), 0, "{}", show(&o));
     assert!(o.stdout.is_empty(), "{}", show(&o));
 
+    // logs -f follows until the instance stops.
+    let follower = hj()
+        .args(["logs", "-f", &id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
     // stop: gone from ps, still in ps --all as exited.
     let o = run(&["stop", "-t", "1", &id]);
     assert_eq!(code(&o), 0, "{}", show(&o));
     assert_eq!(text(&o.stdout).trim(), id);
+    let o = wait_bounded(follower);
+    assert_eq!(
+        code(&o),
+        0,
+        "logs -f ends when the instance stops: {}",
+        show(&o)
+    );
     let o = run(&["ps", "--json"]);
     assert!(
         find(json(&o).as_array().unwrap(), "id", &id).is_none(),
@@ -484,6 +515,7 @@ fn sweep_removes_orphaned_instances() {
     let o = run(&[
         "run",
         "--keep",
+        "--json",
         "-l",
         "io.headjack.test=1",
         "--base",
@@ -492,7 +524,13 @@ fn sweep_removes_orphaned_instances() {
         "true",
     ]);
     assert_eq!(code(&o), 0, "{}", show(&o));
-    let id = text(&o.stdout).trim().to_string();
+    let v = json(&o);
+    let id = v["id"].as_str().unwrap().to_string();
+    assert!(
+        v["container_id"].is_string() && v["name"].is_string(),
+        "{v}"
+    );
+    assert_eq!(v["image"], busybox().as_str());
     cleanup.instances.push(id.clone());
     assert!(find(&ps_all(), "id", &id).is_some());
     let o = run(&["sweep", "--json"]);
