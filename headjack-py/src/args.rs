@@ -335,7 +335,7 @@ pub(crate) fn spec(
 
 fn unexpected(func: &str, key: &str) -> PyErr {
     PyTypeError::new_err(format!(
-        "{func}() got an unexpected keyword argument {key:?}"
+        "{func}() got an unexpected keyword argument '{key}'"
     ))
 }
 

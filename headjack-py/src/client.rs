@@ -28,10 +28,10 @@ pub(crate) struct Client {
 
 impl Drop for Client {
     fn drop(&mut self) {
-        if is_forked_child() {
-            if let Some(c) = self.inner.take() {
-                std::mem::forget(c);
-            }
+        if is_forked_child()
+            && let Some(c) = self.inner.take()
+        {
+            std::mem::forget(c);
         }
     }
 }

@@ -17,7 +17,7 @@ pub(crate) enum Failure {
     /// A core error (mapped by its kind).
     Core(headjack::Error),
     /// A core error raised by `check=True`, with the result that caused it.
-    Checked(headjack::Error, crate::types::ExecResult),
+    Checked(headjack::Error, Box<crate::types::ExecResult>),
     /// Called in a child process forked after headjack started its runtime.
     Forked,
     /// The runtime could not start or a task vanished.
@@ -220,7 +220,7 @@ pub(crate) fn to_py(py: Python<'_>, f: Failure) -> PyErr {
         Failure::Core(e) => build(py, &e).unwrap_or_else(|err| err),
         Failure::Checked(e, result) => match build(py, &e) {
             Ok(err) => {
-                if let Ok(obj) = Py::new(py, result) {
+                if let Ok(obj) = Py::new(py, *result) {
                     let _ = err.value(py).setattr("result", obj);
                 }
                 err

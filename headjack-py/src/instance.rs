@@ -79,10 +79,10 @@ impl Drop for Slot {
 }
 
 async fn close(taken: Option<Arc<Core>>) -> Outcome<()> {
-    if let Some(inst) = taken {
-        if !inst.is_kept() {
-            inst.remove().await?;
-        }
+    if let Some(inst) = taken
+        && !inst.is_kept()
+    {
+        inst.remove().await?;
     }
     Ok(())
 }
@@ -143,10 +143,8 @@ fn exec_args(
 async fn run_exec(slot: Arc<Slot>, exec: Exec, check: bool) -> Outcome<ExecResult> {
     let inst = slot.get()?;
     let out = inst.exec(exec).await?;
-    if check {
-        if let Err(e) = out.clone().check() {
-            return Err(Failure::Checked(e, ExecResult::new(out)));
-        }
+    if check && let Err(e) = out.clone().check() {
+        return Err(Failure::Checked(e, Box::new(ExecResult::new(out))));
     }
     Ok(ExecResult::new(out))
 }
