@@ -48,24 +48,9 @@ __all__ = [
 _StrPath: TypeAlias = Union[str, os.PathLike[str]]
 _Data: TypeAlias = Union[bytes, bytearray, memoryview, str]
 
-class _PullEvent(TypedDict):
-    """A registry pull moved on."""
-
-    kind: Literal["pull"]
-    image: str
-    layer: str | None
-    status: str
-    current: int | None
-    total: int | None
-
-class _BuildEvent(TypedDict):
-    """A Dockerfile build printed a line."""
-
-    kind: Literal["build"]
-    tag: str
-    line: str
-
-_ProgressEvent: TypeAlias = Union[_PullEvent, _BuildEvent, dict[str, Any]]
+# A progress event: {"kind": "pull", "image", "layer", "status", "current", "total"} or
+# {"kind": "build", "tag", "line"}.
+_ProgressEvent: TypeAlias = dict[str, Any]
 
 class _SpawnOptions(TypedDict, total=False):
     """Keyword arguments of ``spawn`` and ``resolve`` (None means "not given")."""
@@ -327,7 +312,7 @@ class ExecStream:
         exc: BaseException | None = ...,
         tb: TracebackType | None = ...,
         /,
-    ) -> bool: ...
+    ) -> Literal[False]: ...
 
 @final
 class AsyncExecStream:
@@ -349,7 +334,7 @@ class AsyncExecStream:
         exc: BaseException | None = ...,
         tb: TracebackType | None = ...,
         /,
-    ) -> bool: ...
+    ) -> Literal[False]: ...
 
 @final
 class LogStream:
@@ -435,7 +420,7 @@ class Instance:
         exc: BaseException | None = ...,
         tb: TracebackType | None = ...,
         /,
-    ) -> bool: ...
+    ) -> Literal[False]: ...
 
 @final
 class AsyncInstance:
@@ -503,7 +488,7 @@ class AsyncInstance:
         exc: BaseException | None = ...,
         tb: TracebackType | None = ...,
         /,
-    ) -> bool: ...
+    ) -> Literal[False]: ...
 
 # --- clients --------------------------------------------------------------------------------
 
@@ -528,7 +513,7 @@ class Client:
         exc: BaseException | None = ...,
         tb: TracebackType | None = ...,
         /,
-    ) -> bool: ...
+    ) -> Literal[False]: ...
 
 @final
 class AsyncClient:
@@ -552,7 +537,7 @@ class AsyncClient:
         exc: BaseException | None = ...,
         tb: TracebackType | None = ...,
         /,
-    ) -> bool: ...
+    ) -> Literal[False]: ...
 
 def spawn(base: _Base = None, **kwargs: Unpack[_SpawnOptions]) -> Instance:
     """Spawns an instance on the default engine (sync)."""
