@@ -22,7 +22,7 @@ use bollard::models::{
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CommitContainerOptionsBuilder, CreateContainerOptionsBuilder,
     CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder, KillContainerOptionsBuilder,
-    ListContainersOptionsBuilder, ListImagesOptionsBuilder, LogsOptionsBuilder,
+    ListImagesOptionsBuilder, LogsOptionsBuilder,
     RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, RestartContainerOptionsBuilder,
     StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
@@ -185,12 +185,7 @@ impl Engine {
 pub(crate) fn map_err(what: &str, e: BollardError) -> Error {
     let (kind, detail) = match &e {
         BollardError::DockerResponseServerError { status_code, message } => {
-            let kind = match status_code {
-                404 => ErrorKind::NotFound,
-                409 => ErrorKind::Conflict,
-                400 => ErrorKind::InvalidArgument,
-                _ => ErrorKind::Internal,
-            };
+            let kind = kind_of_status(*status_code, message);
             (kind, format!("engine answered {status_code}: {}", message.trim()))
         }
         BollardError::RequestTimeoutError => {
@@ -207,6 +202,20 @@ pub(crate) fn map_err(what: &str, e: BollardError) -> Error {
         other => (ErrorKind::Internal, other.to_string()),
     };
     Error::new(kind, format!("{what}: {detail}")).with_source(e)
+}
+
+/// The kind for an engine answer. Podman often answers 500 where Docker gives 404/409, so
+/// the message is consulted too.
+fn kind_of_status(status: u16, message: &str) -> ErrorKind {
+    let m = message.to_ascii_lowercase();
+    match status {
+        404 => ErrorKind::NotFound,
+        409 => ErrorKind::Conflict,
+        400 => ErrorKind::InvalidArgument,
+        _ if m.contains("already in use") => ErrorKind::Conflict,
+        _ if m.contains("not found") || m.contains("no such") => ErrorKind::NotFound,
+        _ => ErrorKind::Internal,
+    }
 }
 
 fn is_404(e: &BollardError) -> bool {
@@ -274,7 +283,6 @@ pub(crate) struct ContainerDetails {
     pub exit_code: Option<i64>,
     pub labels: HashMap<String, String>,
     pub user: Option<String>,
-    pub started_at: Option<String>,
 }
 
 /// One container found by a label query.
@@ -617,7 +625,7 @@ impl Engine {
                 .await
                 .map_err(|e| {
                     let err = map_err(&format!("creating a container from {}", plan.image), e);
-                    if err.kind() == ErrorKind::NotFound {
+                    if err.kind() == ErrorKind::NotFound && err.message().to_ascii_lowercase().contains("image") {
                         Error::new(ErrorKind::ImageNotFound, err.message().to_string())
                     } else {
                         err
@@ -708,25 +716,25 @@ impl Engine {
         }
     }
 
+    /// Inspects a container (untyped JSON, for the same reason as the listing below).
     pub(crate) async fn inspect(&self, id: &str) -> Result<ContainerDetails> {
         let span = tracing::debug_span!("engine.inspect", id);
         async {
             let c = self
-                .docker
-                .inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>)
+                .get_json(&format!("/containers/{}/json", percent_encode(id)))
                 .await
-                .map_err(|e| map_err(&format!("inspecting container {id}"), e))?;
-            let state = c.state.unwrap_or_default();
-            let config = c.config.unwrap_or_default();
+                .map_err(|e| e.context(format!("inspecting container {id}")))?;
+            let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let config = c.get("Config");
+            let state = c.get("State");
             Ok(ContainerDetails {
-                id: c.id.unwrap_or_default(),
-                name: c.name.unwrap_or_default().trim_start_matches('/').to_string(),
-                image: config.image.clone().unwrap_or_default(),
-                status: state.status.map(|s| s.to_string()).unwrap_or_default(),
-                exit_code: state.exit_code,
-                labels: config.labels.unwrap_or_default(),
-                user: config.user.filter(|u| !u.is_empty()),
-                started_at: state.started_at,
+                id: text(c.get("Id")),
+                name: text(c.get("Name")).trim_start_matches('/').to_string(),
+                image: text(config.and_then(|c| c.get("Image"))),
+                status: text(state.and_then(|s| s.get("Status"))),
+                exit_code: state.and_then(|s| s.get("ExitCode")).and_then(|v| v.as_i64()),
+                labels: string_map(config.and_then(|c| c.get("Labels"))),
+                user: Some(text(config.and_then(|c| c.get("User")))).filter(|u| !u.is_empty()),
             })
         }
         .instrument(span)
@@ -734,36 +742,84 @@ impl Engine {
     }
 
     /// Lists containers (running or not) carrying every label in `labels` (`key=value`).
+    ///
+    /// Read as plain JSON rather than through bollard's typed summary: Podman reports states
+    /// (`stopped`) that the typed enum rejects, which would make one odd container break
+    /// listing all of them.
     pub(crate) async fn containers_with_labels(&self, labels: &[String]) -> Result<Vec<ContainerListing>> {
         let span = tracing::debug_span!("engine.list_containers");
         async {
-            let filters = HashMap::from([("label", labels.to_vec())]);
-            let list = self
-                .docker
-                .list_containers(Some(
-                    ListContainersOptionsBuilder::default().all(true).filters(&filters).build(),
-                ))
-                .await
-                .map_err(|e| map_err("listing containers", e))?;
-            Ok(list
+            let filters = serde_json::json!({ "label": labels }).to_string();
+            let query = format!("/containers/json?all=1&filters={}", percent_encode(&filters));
+            let value = self.get_json(&query).await.map_err(|e| e.context("listing containers"))?;
+            let items = value.as_array().cloned().unwrap_or_default();
+            Ok(items
                 .into_iter()
-                .map(|c| ContainerListing {
-                    id: c.id.unwrap_or_default(),
-                    name: c
-                        .names
+                .map(|c| {
+                    let text = |k: &str| c.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+                    let labels = string_map(c.get("Labels"));
+                    let name = c
+                        .get("Names")
+                        .and_then(|n| n.as_array())
+                        .and_then(|n| n.first())
+                        .and_then(|n| n.as_str())
                         .unwrap_or_default()
-                        .first()
-                        .map(|n| n.trim_start_matches('/').to_string())
-                        .unwrap_or_default(),
-                    image: c.image.unwrap_or_default(),
-                    status: c.state.map(|s| s.to_string()).unwrap_or_default(),
-                    labels: c.labels.unwrap_or_default(),
-                    created: c.created.unwrap_or_default(),
+                        .trim_start_matches('/')
+                        .to_string();
+                    ContainerListing {
+                        id: text("Id"),
+                        name,
+                        image: text("Image"),
+                        status: text("State"),
+                        labels,
+                        created: c.get("Created").and_then(|v| v.as_i64()).unwrap_or_default(),
+                    }
                 })
                 .collect())
         }
         .instrument(span)
         .await
+    }
+
+    /// A GET whose JSON answer is returned untyped (HTTP/1.0, so the body is not chunked).
+    async fn get_json(&self, path_and_query: &str) -> Result<serde_json::Value> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let host = &self.info.host;
+        let request = format!(
+            "GET /v{}{path_and_query} HTTP/1.0\r\nHost: headjack\r\nUser-Agent: headjack\r\n\r\n",
+            self.info.api_version
+        );
+        let io = |e: std::io::Error| {
+            Error::new(ErrorKind::EngineUnavailable, format!("lost the connection to the engine at {host}: {e}"))
+                .with_source(e)
+        };
+        let mut raw = Vec::new();
+        if let Some(path) = host.strip_prefix("unix://") {
+            let mut s = tokio::net::UnixStream::connect(path).await.map_err(io)?;
+            s.write_all(request.as_bytes()).await.map_err(io)?;
+            s.read_to_end(&mut raw).await.map_err(io)?;
+        } else {
+            let addr = host.trim_start_matches("tcp://").trim_start_matches("http://").trim_end_matches('/');
+            let mut s = tokio::net::TcpStream::connect(addr).await.map_err(io)?;
+            s.write_all(request.as_bytes()).await.map_err(io)?;
+            s.read_to_end(&mut raw).await.map_err(io)?;
+        }
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or_else(|| Error::internal("the engine sent a malformed HTTP answer"))?;
+        let head = String::from_utf8_lossy(&raw[..split]);
+        let body = &raw[split + 4..];
+        let status: u16 = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        if !(200..300).contains(&status) {
+            let msg = serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_string))
+                .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+            return Err(Error::new(kind_of_status(status, &msg), format!("engine answered {status}: {}", msg.trim())));
+        }
+        serde_json::from_slice(body)
+            .map_err(|e| Error::internal(format!("the engine sent JSON headjack cannot read: {e}")))
     }
 
     /// Container logs (the keep-alive process's output), optionally followed.
@@ -872,6 +928,23 @@ impl Engine {
     }
 }
 
+/// A JSON object of strings as a map (missing or null → empty).
+fn string_map(v: Option<&serde_json::Value>) -> HashMap<String, String> {
+    v.and_then(|l| l.as_object())
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+        .unwrap_or_default()
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters pass through).
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Parameters of [`Engine::build`].
 pub(crate) struct BuildParams<'a> {
     pub tag: &'a str,
@@ -925,7 +998,13 @@ fn pull_error(image: &str, e: BollardError) -> Error {
 
 fn exec_error(container: &str, e: BollardError) -> Error {
     let err = map_err(&format!("running a command in container {container}"), e);
+    // Podman says 500 "container state improper" where Docker says 409 "is not running".
+    let not_running = err.message().contains("state improper") || err.message().contains("is not running");
     match err.kind() {
+        _ if not_running => Error::new(
+            ErrorKind::Conflict,
+            format!("{}; the container is not running (start or resume it first)", err.message()),
+        ),
         ErrorKind::Conflict => Error::new(
             ErrorKind::Conflict,
             format!("{}; the container is not running (start or resume it first)", err.message()),

@@ -429,7 +429,13 @@ impl Driver {
             match item {
                 None => break End::Finished,
                 Some(Err(e)) => {
-                    permit.send(Err(e));
+                    // Podman resets the connection when a command exits while its stdin is
+                    // still being written: that is the end of the output, not a failure.
+                    let ended = e.kind() == ErrorKind::EngineUnavailable
+                        && matches!(self.engine.exec_state(&self.exec_id).await, Ok(st) if !st.running);
+                    if !ended {
+                        permit.send(Err(e));
+                    }
                     break End::Finished;
                 }
                 Some(Ok(c)) => {

@@ -148,15 +148,21 @@ async fn readiness_waits_and_times_out_with_cleanup() {
         .unwrap();
     assert_eq!(env.exec(["test", "-f", "/tmp/ready"]).await.unwrap().exit_code, 0);
 
-    let before: Vec<String> = c.list().await.unwrap().into_iter().map(|i| i.container_id).collect();
+    let marker = format!("readiness-{}", std::process::id());
     let e = c
-        .spawn(spec().readiness(Readiness::command(["false"], Duration::from_millis(500))))
+        .spawn(spec().label("case", &marker).readiness(Readiness::command(["false"], Duration::from_millis(500))))
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     assert!(e.message().contains("false"), "{e}");
-    let after: Vec<String> = c.list().await.unwrap().into_iter().map(|i| i.container_id).collect();
-    let leaked: Vec<_> = after.iter().filter(|id| !before.contains(id) && container_exists(id)).collect();
+    let leaked: Vec<String> = c
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.labels.get("case") == Some(&marker))
+        .map(|i| i.container_id)
+        .collect();
     assert!(leaked.is_empty(), "a failed readiness left containers behind: {leaked:?}");
 }
 
