@@ -1,0 +1,169 @@
+//! Dockerfile bases against a real engine: built once per content, cache hits without any
+//! build request, failures that name their step, single flight.
+
+mod common;
+
+use std::path::Path;
+
+use common::{busybox, client};
+use headjack::{Base, ErrorKind, Spec};
+
+fn write(dir: &Path, name: &str, content: &str) {
+    let p = dir.join(name);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, content).unwrap();
+}
+
+/// A fresh context whose Dockerfile builds on the busybox fixture.
+fn context(extra_run: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let nonce = format!("{}-{}", std::process::id(), rand_suffix());
+    write(
+        dir.path(),
+        "Dockerfile",
+        &format!(
+            "FROM {}\nARG GREETING=hello\nCOPY app/ /app/\nRUN echo \"$GREETING {nonce}\" > /greeting {extra_run}\n",
+            busybox()
+        ),
+    );
+    write(dir.path(), "app/main.txt", "main");
+    write(dir.path(), "app/ignored.log", "noise");
+    write(dir.path(), ".dockerignore", "app/*.log\n");
+    dir
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0);
+    h.finish()
+}
+
+fn events_since(since: &str) -> String {
+    // A build (even one served entirely by the layer cache) ends by tagging its image; a
+    // cache hit must not. Other tests run at the same time, so only image events are read.
+    let until = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 1).to_string();
+    common::docker(&["events", "--since", since, "--until", &until, "--filter", "type=image", "--format", "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}"])
+}
+
+fn now() -> String {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dockerfile_is_built_once_then_served_from_its_key() {
+    let c = client().await;
+    let ctx = context("");
+    let df = ctx.path().join("Dockerfile");
+    let spec = || Spec::new().base(df.display().to_string()).label("io.headjack.test", "1");
+
+    let first = c.resolve(&spec()).await.unwrap();
+    assert!(first.built);
+    assert!(first.reference.starts_with("localhost/headjack/"), "{}", first.reference);
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let since = now();
+    let second = c.resolve(&spec()).await.unwrap();
+    assert!(!second.built);
+    assert_eq!(second.reference, first.reference);
+    assert_eq!(second.id, first.id);
+    let events = events_since(&since);
+    let short = first.reference.rsplit(':').next().unwrap();
+    assert!(
+        !events.lines().any(|l| l.contains(short) || l.contains(&first.id)),
+        "a cache hit built or tagged the image again: {events}"
+    );
+
+    // An ignored file changes nothing; a real file changes the key.
+    write(ctx.path(), "app/ignored.log", "other noise");
+    assert_eq!(c.resolve(&spec()).await.unwrap().reference, first.reference);
+    write(ctx.path(), "app/main.txt", "main!");
+    let third = c.resolve(&spec()).await.unwrap();
+    assert!(third.built);
+    assert_ne!(third.reference, first.reference);
+
+    // The image runs, with the context copied and the build arg default applied.
+    let env = c.spawn(spec()).await.unwrap();
+    assert_eq!(env.exec(["cat", "/app/main.txt"]).await.unwrap().stdout, b"main!");
+    assert!(env.exec(["cat", "/greeting"]).await.unwrap().stdout_text().starts_with("hello "));
+    assert!(env.exec(["test", "-e", "/app/ignored.log"]).await.unwrap().exit_code != 0);
+    drop(env);
+
+    // Listed by images(), with key and source.
+    let images = c.images().await.unwrap();
+    let mine = images.iter().find(|i| i.reference == third.reference).expect("listed");
+    assert_eq!(mine.source, df.display().to_string());
+    assert!(third.reference.ends_with(&mine.key[..16]));
+    for r in [&first.reference, &third.reference] {
+        common::docker(&["rmi", "-f", r]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_args_and_target_are_honoured() {
+    let c = client().await;
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "ci/dev.Containerfile",
+        &format!(
+            "FROM {b} AS first\nARG WHO\nRUN echo \"first $WHO\" > /stage\nFROM {b} AS second\nRUN echo second > /stage\n",
+            b = busybox()
+        ),
+    );
+    let df = Base::dockerfile(dir.path().join("ci/dev.Containerfile")).build_arg("WHO", "me").target("first");
+    let env = c.spawn(Spec::new().base(df).label("io.headjack.test", "1")).await.unwrap();
+    assert_eq!(env.exec(["cat", "/stage"]).await.unwrap().stdout, b"first me\n");
+    let image = env.image().to_string();
+    drop(env);
+    // Another arg value is another key.
+    let df2 = Base::dockerfile(dir.path().join("ci/dev.Containerfile")).build_arg("WHO", "you").target("first");
+    let other = c.resolve(&Spec::new().base(df2)).await.unwrap();
+    assert_ne!(other.reference, image);
+    common::docker(&["rmi", "-f", &image, &other.reference]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_step_is_a_build_error_naming_it() {
+    let c = client().await;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "Dockerfile", &format!("FROM {}\nRUN echo about-to-fail-{} && exit 7\n", busybox(), rand_suffix()));
+    let e = c.spawn(Spec::new().base(dir.path().join("Dockerfile").display().to_string())).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BuildFailed, "{e}");
+    let step = e.build_step().expect("the failing step is named");
+    assert!(step.contains("exit 7"), "{step}");
+    assert!(e.build_log().iter().any(|l| l.contains("about-to-fail")), "{:?}", e.build_log());
+
+    // A Dockerfile naming a base that exists nowhere.
+    write(dir.path(), "Dockerfile", "FROM localhost/headjack-test/does-not-exist:1\n");
+    let e = c.resolve(&Spec::new().base(dir.path().join("Dockerfile").display().to_string())).await.unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::ImageNotFound | ErrorKind::PullFailed), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_spawns_of_one_dockerfile_build_once() {
+    let c = client().await;
+    let ctx = context("&& sleep 1");
+    let base = ctx.path().join("Dockerfile").display().to_string();
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let c = c.clone();
+        let base = base.clone();
+        tasks.push(tokio::spawn(async move { c.resolve(&Spec::new().base(base)).await.unwrap() }));
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    assert_eq!(results.iter().filter(|r| r.built).count(), 1, "{results:?}");
+    assert!(results.iter().all(|r| r.reference == results[0].reference));
+    let envs: Vec<_> = futures_util::future::join_all(
+        (0..4).map(|_| c.spawn(Spec::new().base(base.clone()).label("io.headjack.test", "1"))),
+    )
+    .await;
+    for env in &envs {
+        assert_eq!(env.as_ref().unwrap().image(), results[0].reference);
+    }
+    drop(envs);
+    common::docker(&["rmi", "-f", &results[0].reference]);
+}
