@@ -1,0 +1,31 @@
+//! The `runtime` option with gVisor (`runsc`), on the second dockerd of `tests/env/up.sh`.
+
+mod common;
+
+use headjack::{Client, Network, Spec};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runsc_runtime_runs_under_gvisor() {
+    let host = std::env::var("HEADJACK_TEST_GVISOR_HOST")
+        .unwrap_or_else(|_| "unix:///run/headjack-gvisor/docker.sock".into());
+    let c = Client::connect_to(&host)
+        .await
+        .unwrap_or_else(|e| panic!("the gVisor engine at {host} is not reachable ({e}); run tests/env/up.sh"));
+    let env = c
+        .spawn(Spec::new().base(common::busybox()).runtime("runsc").network(Network::None).label("io.headjack.test", "1"))
+        .await
+        .unwrap();
+    // gVisor's kernel introduces itself in dmesg; a runc container has no such lines.
+    let out = env.exec(["dmesg"]).await.unwrap();
+    assert!(out.stdout_text().contains("gVisor"), "not running under gVisor: {}", out.stdout_text());
+    let out = env.exec(headjack::Exec::new(["sleep", "4715"]).timeout(std::time::Duration::from_millis(300))).await.unwrap();
+    assert!(out.timed_out);
+    let id = env.container_id().to_string();
+    drop(env);
+    let gone = std::process::Command::new("docker")
+        .args(["inspect", &id])
+        .env("DOCKER_HOST", &host)
+        .output()
+        .unwrap();
+    assert!(!gone.status.success(), "the gVisor container outlived its handle");
+}
