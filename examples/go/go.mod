@@ -1,0 +1,3 @@
+module example.invalid/headjack/examples/go
+
+go 1.19

@@ -1,0 +1,210 @@
+//! `headjack_command`: one command to run in an instance.
+
+use std::ffi::c_char;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use headjack_core::Exec;
+
+use crate::boundary::{arg_argv, arg_bytes, arg_mut, arg_ref, arg_str, guard, guard_or};
+use crate::error::{Failure, headjack_error, headjack_status};
+
+/// A command to run in an instance: its argument vector (no shell involved) and options.
+/// Create it with `headjack_command_new`, configure it with the `headjack_command_set_*`
+/// setters, run it (as often as you like) with `headjack_instance_exec`,
+/// `headjack_instance_exec_start` or `headjack_instance_exec_stream`, free it with
+/// `headjack_command_free`.
+///
+/// A command may be used from several threads (calls on it are serialised), but not freed while
+/// in use.
+pub struct headjack_command {
+    state: Mutex<CommandState>,
+}
+
+#[derive(Clone)]
+struct CommandState {
+    exec: Exec,
+    timeout: Option<Duration>,
+    interactive: bool,
+}
+
+impl headjack_command {
+    /// The core command, ready to run.
+    pub(crate) fn exec(&self) -> Exec {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut exec = st.exec.clone();
+        if let Some(t) = st.timeout {
+            exec = exec.timeout(t);
+        }
+        if st.interactive {
+            exec = exec.interactive();
+        }
+        exec
+    }
+
+    fn update(&self, f: impl FnOnce(&mut CommandState)) -> Result<(), Failure> {
+        f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()));
+        Ok(())
+    }
+
+    fn map(&self, f: impl FnOnce(Exec) -> Exec) -> Result<(), Failure> {
+        self.update(|st| {
+            let exec = std::mem::replace(&mut st.exec, Exec::new(Vec::<String>::new()));
+            st.exec = f(exec);
+        })
+    }
+}
+
+/// A new command running `argv[0..argc]` (each a NUL-terminated UTF-8 string; `argv[0]` is the
+/// program, looked up on the container's `PATH`). `argc == 0`, a NULL element or invalid UTF-8
+/// fails with `HEADJACK_INVALID_ARGUMENT`. The strings are copied.
+///
+/// On success `*out` is a new command the caller frees with `headjack_command_free`.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_command_new(
+    argv: *const *const c_char,
+    argc: usize,
+    out: *mut *mut headjack_command,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let argv = arg_argv(argv, argc, "argv")?;
+        let out = arg_mut(out, "out")?;
+        if argv[0].is_empty() {
+            return Err(Failure::new(
+                headjack_status::HEADJACK_INVALID_ARGUMENT,
+                "argv[0] (the program) is empty",
+            ));
+        }
+        *out = Box::into_raw(Box::new(headjack_command {
+            state: Mutex::new(CommandState {
+                exec: Exec::new(argv),
+                timeout: None,
+                interactive: false,
+            }),
+        }));
+        Ok(())
+    })
+}
+
+/// Frees a command. NULL is ignored. Commands already started are not affected.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_command_free(cmd: *mut headjack_command) {
+    guard_or((), || {
+        if !cmd.is_null() {
+            // SAFETY: created by headjack_command_new, freed once.
+            drop(unsafe { Box::from_raw(cmd) });
+        }
+    })
+}
+
+fn cmd_ref<'a>(cmd: *const headjack_command) -> Result<&'a headjack_command, Failure> {
+    arg_ref(cmd, "cmd")
+}
+
+/// Sets environment variable `key` to `value` for this command (on top of the instance's).
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_command_set_env(
+    cmd: *mut headjack_command,
+    key: *const c_char,
+    value: *const c_char,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let cmd = cmd_ref(cmd)?;
+        let key = arg_str(key, "key")?;
+        let value = arg_str(value, "value")?;
+        cmd.map(|e| e.env(key, value))
+    })
+}
+
+/// Runs the command in directory `dir` instead of the instance's working directory.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_command_set_workdir(
+    cmd: *mut headjack_command,
+    dir: *const c_char,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let cmd = cmd_ref(cmd)?;
+        let dir = arg_str(dir, "dir")?;
+        cmd.map(|e| e.workdir(dir))
+    })
+}
+
+/// Runs the command as `user` (`name`, `uid` or `uid:gid`) instead of the instance's user.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_command_set_user(
+    cmd: *mut headjack_command,
+    user: *const c_char,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let cmd = cmd_ref(cmd)?;
+        let user = arg_str(user, "user")?;
+        cmd.map(|e| e.user(user))
+    })
+}
+
+/// Feeds `data[0..len]` (copied now) to the command's standard input, then closes it. `data`
+/// may be NULL when `len` is 0 (the command reads EOF at once).
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_command_set_stdin(
+    cmd: *mut headjack_command,
+    data: *const u8,
+    len: usize,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let cmd = cmd_ref(cmd)?;
+        let data = arg_bytes(data, len, "data")?.to_vec();
+        cmd.map(|e| e.stdin(data))
+    })
+}
+
+/// Keeps standard input open for `headjack_exec_write_stdin` / `headjack_exec_close_stdin`
+/// (only for `headjack_instance_exec_start`).
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_command_set_interactive(
+    cmd: *mut headjack_command,
+    interactive: bool,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        cmd_ref(cmd)?.update(|st| st.interactive = interactive)
+    })
+}
+
+/// Allocates a terminal: standard output and error then arrive merged as standard output.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_command_set_tty(
+    cmd: *mut headjack_command,
+    tty: bool,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || cmd_ref(cmd)?.map(|e| e.tty(tty)))
+}
+
+/// Kills the command, and everything it started, inside the container after `ms` milliseconds;
+/// the result then says it timed out. 0 means no timeout (the default).
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_command_set_timeout_ms(
+    cmd: *mut headjack_command,
+    ms: u64,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        cmd_ref(cmd)?.update(|st| st.timeout = (ms > 0).then(|| Duration::from_millis(ms)))
+    })
+}
+
+/// Bounds the output `headjack_instance_exec` collects, per stream (default 16 MiB); the rest is
+/// discarded and the `*_truncated` flag set. Streaming is not bounded.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_command_set_max_output(
+    cmd: *mut headjack_command,
+    bytes: usize,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || cmd_ref(cmd)?.map(|e| e.max_output(bytes)))
+}

@@ -1,0 +1,629 @@
+//! `headjack_spec`: what to launch, built with setters.
+
+use std::ffi::{c_char, c_void};
+use std::future::Future;
+use std::path::PathBuf;
+use std::ptr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use headjack_core::{Base, Mount, Network, Progress, PullPolicy, Readiness, Spec};
+
+use crate::boundary::{arg_argv, arg_path, arg_ref, arg_str, block_on, cstring, guard, guard_or};
+use crate::error::{Failure, headjack_error, headjack_status};
+
+/// What a progress event is about.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum headjack_progress_kind {
+    /// A registry pull moved on (`image`, `layer`, `status`, `current`, `total` are set).
+    HEADJACK_PROGRESS_PULL = 1,
+    /// A Dockerfile build printed a line (`image` is the tag being built, `line` is set).
+    HEADJACK_PROGRESS_BUILD = 2,
+}
+
+/// One progress event of a pull or a build. It and its strings are valid only during the
+/// callback: copy what you keep.
+#[repr(C)]
+#[derive(Debug)]
+pub struct headjack_progress {
+    /// Pull or build.
+    pub kind: headjack_progress_kind,
+    /// The image being pulled, or the tag being built (fully qualified).
+    pub image: *const c_char,
+    /// Pull: the layer this event is about; NULL if none. Build: NULL.
+    pub layer: *const c_char,
+    /// Pull: the engine's status text (`Downloading`, `Pull complete`, ...). Build: NULL.
+    pub status: *const c_char,
+    /// Build: one line of output, without its newline. Pull: NULL.
+    pub line: *const c_char,
+    /// Pull: bytes done so far for this layer; -1 when unknown (and for builds).
+    pub current: i64,
+    /// Pull: total bytes of this layer; -1 when unknown (and for builds).
+    pub total: i64,
+}
+
+/// Receives progress events. Called on the thread that called the function that pulls or
+/// builds (`headjack_client_spawn`, `headjack_client_resolve`), before that function returns,
+/// with the `userdata` given to `headjack_spec_set_progress`. It must not call headjack
+/// functions (they fail with `HEADJACK_CONFLICT`).
+pub type headjack_progress_cb =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, event: *const headjack_progress)>;
+
+/// A progress callback with its userdata, as the spec stores it.
+#[derive(Clone, Copy)]
+pub(crate) struct ProgressTarget {
+    cb: unsafe extern "C" fn(*mut c_void, *const headjack_progress),
+    userdata: *mut c_void,
+}
+
+impl ProgressTarget {
+    fn deliver(&self, event: &Progress) {
+        let (kind, image, layer, status, line, current, total) = match event {
+            Progress::Pull {
+                image,
+                layer,
+                status,
+                current,
+                total,
+            } => (
+                headjack_progress_kind::HEADJACK_PROGRESS_PULL,
+                image.as_str(),
+                layer.as_deref(),
+                Some(status.as_str()),
+                None,
+                current.map_or(-1, |c| c as i64),
+                total.map_or(-1, |t| t as i64),
+            ),
+            Progress::Build { tag, line } => (
+                headjack_progress_kind::HEADJACK_PROGRESS_BUILD,
+                tag.as_str(),
+                None,
+                None,
+                Some(line.as_str()),
+                -1,
+                -1,
+            ),
+            _ => return,
+        };
+        let image = cstring(image);
+        let layer = layer.map(cstring);
+        let status = status.map(cstring);
+        let line = line.map(cstring);
+        let opt = |s: &Option<std::ffi::CString>| s.as_ref().map_or(ptr::null(), |s| s.as_ptr());
+        let event = headjack_progress {
+            kind,
+            image: image.as_ptr(),
+            layer: opt(&layer),
+            status: opt(&status),
+            line: opt(&line),
+            current,
+            total,
+        };
+        // SAFETY: the caller registered this function with this userdata.
+        unsafe { (self.cb)(self.userdata, &event) };
+    }
+}
+
+/// What the spec setters build up.
+#[derive(Clone, Default)]
+pub(crate) struct SpecState {
+    spec: Spec,
+    base_dir: Option<PathBuf>,
+    has_workspace: bool,
+    hardened: bool,
+    progress: Option<ProgressTarget>,
+}
+
+/// A description of an instance to launch: its base and options. Create it with
+/// `headjack_spec_new`, configure it with the `headjack_spec_set_*` / `headjack_spec_add_*`
+/// setters, pass it to `headjack_client_spawn` (as often as you like), free it with
+/// `headjack_spec_free`.
+///
+/// A spec may be used from several threads (calls on it are serialised), but not freed while
+/// in use.
+pub struct headjack_spec {
+    state: Mutex<SpecState>,
+}
+
+impl headjack_spec {
+    fn with(&self, f: impl FnOnce(&mut SpecState) -> Result<(), Failure>) -> Result<(), Failure> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut st)
+    }
+
+    fn update(&self, f: impl FnOnce(Spec) -> Spec) -> Result<(), Failure> {
+        self.with(|st| {
+            let spec = std::mem::take(&mut st.spec);
+            st.spec = f(spec);
+            Ok(())
+        })
+    }
+
+    /// A copy of the current state.
+    pub(crate) fn snapshot(&self) -> SpecState {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl SpecState {
+    /// Runs `f` with the core spec on the caller's thread, delivering the progress events the
+    /// core emits (from any thread) to the C callback on the caller's thread.
+    pub(crate) fn run<T, F, Fut>(self, f: F) -> Result<T, Failure>
+    where
+        F: FnOnce(Spec) -> Fut,
+        Fut: Future<Output = headjack_core::Result<T>>,
+    {
+        let SpecState {
+            mut spec, progress, ..
+        } = self;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+        if progress.is_some() {
+            spec = spec.progress(move |p: &Progress| {
+                let _ = tx.send(p.clone());
+            });
+        } else {
+            drop(tx);
+        }
+        let deliver = |p: &Progress| {
+            if let Some(t) = &progress {
+                t.deliver(p);
+            }
+        };
+        block_on(async move {
+            let fut = f(spec);
+            tokio::pin!(fut);
+            loop {
+                tokio::select! {
+                    biased;
+                    Some(event) = rx.recv() => deliver(&event),
+                    result = &mut fut => {
+                        while let Ok(event) = rx.try_recv() {
+                            deliver(&event);
+                        }
+                        break result;
+                    }
+                }
+            }
+        })?
+        .map_err(Failure::from)
+    }
+}
+
+/// A new spec: the default base, bridge network, default limits. Never NULL (aborts only if
+/// memory is exhausted). Free it with `headjack_spec_free`.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_new() -> *mut headjack_spec {
+    guard_or(ptr::null_mut(), || {
+        Box::into_raw(Box::new(headjack_spec {
+            state: Mutex::new(SpecState::default()),
+        }))
+    })
+}
+
+/// Frees a spec. NULL is ignored. Instances spawned from it are not affected.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_free(spec: *mut headjack_spec) {
+    guard_or((), || {
+        if !spec.is_null() {
+            // SAFETY: created by headjack_spec_new, freed once.
+            drop(unsafe { Box::from_raw(spec) });
+        }
+    })
+}
+
+fn spec_ref<'a>(spec: *const headjack_spec) -> Result<&'a headjack_spec, Failure> {
+    arg_ref(spec, "spec")
+}
+
+/// Sets the base: `""` for the default base, an image reference (`debian:bookworm-slim`,
+/// `ghcr.io/org/img@sha256:...`), or a Dockerfile path (`./Dockerfile`, `ci/dev.Containerfile`),
+/// classified by the core's `Base::parse` rules.
+///
+/// The string is checked now: an invalid reference or a missing Dockerfile fails with
+/// `HEADJACK_INVALID_BASE` and leaves the spec unchanged. Relative paths resolve against the
+/// spec's base directory, so call `headjack_spec_set_base_dir` first if you use one.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_base(
+    spec: *mut headjack_spec,
+    base: *const c_char,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let spec = spec_ref(spec)?;
+        let base = arg_str(base, "base")?;
+        spec.with(|st| {
+            let dir = match &st.base_dir {
+                Some(d) => d.clone(),
+                None => std::env::current_dir().map_err(|e| {
+                    Failure::new(
+                        headjack_status::HEADJACK_IO,
+                        format!("reading the current directory: {e}"),
+                    )
+                })?,
+            };
+            Base::parse_in(base, &dir)?;
+            st.spec = std::mem::take(&mut st.spec).base(base);
+            Ok(())
+        })
+    })
+}
+
+/// Sets the directory that relative paths (Dockerfile, workspace, bind mounts) resolve
+/// against. Default: the process's current directory. Any bytes but NUL (need not be UTF-8).
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_base_dir(
+    spec: *mut headjack_spec,
+    dir: *const c_char,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let spec = spec_ref(spec)?;
+        let dir = arg_path(dir, "dir")?;
+        spec.with(|st| {
+            st.base_dir = Some(dir.clone());
+            st.spec = std::mem::take(&mut st.spec).base_dir(dir);
+            Ok(())
+        })
+    })
+}
+
+/// Sets the container name (unique on the engine). Default: `headjack-<instance id>`.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_name(
+    spec: *mut headjack_spec,
+    name: *const c_char,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let spec = spec_ref(spec)?;
+        let name = arg_str(name, "name")?;
+        spec.update(|s| s.name(name))
+    })
+}
+
+/// Bind-mounts host directory `dir` at `/workspace` (read-only when `read_only`), which becomes
+/// the working directory. `dir` may be any bytes but NUL.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_workspace(
+    spec: *mut headjack_spec,
+    dir: *const c_char,
+    read_only: bool,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let spec = spec_ref(spec)?;
+        let dir = arg_path(dir, "dir")?;
+        spec.with(|st| {
+            let s = std::mem::take(&mut st.spec);
+            st.spec = if read_only {
+                s.workspace_read_only(dir)
+            } else {
+                s.workspace(dir)
+            };
+            st.has_workspace = true;
+            Ok(())
+        })
+    })
+}
+
+/// Changes where the workspace is mounted (default `/workspace`). Set the workspace first:
+/// without one this fails with `HEADJACK_INVALID_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_workspace_target(
+    spec: *mut headjack_spec,
+    target: *const c_char,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let spec = spec_ref(spec)?;
+        let target = arg_str(target, "target")?;
+        spec.with(|st| {
+            if !st.has_workspace {
+                return Err(Failure::new(
+                    headjack_status::HEADJACK_INVALID_ARGUMENT,
+                    "the spec has no workspace: call headjack_spec_set_workspace before \
+                     headjack_spec_set_workspace_target",
+                ));
+            }
+            st.spec = std::mem::take(&mut st.spec).workspace_target(target);
+            Ok(())
+        })
+    })
+}
+
+/// Adds a bind mount of host file or directory `host` (any bytes but NUL; relative paths
+/// resolve against the base directory) at absolute container path `target`.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_add_bind_mount(
+    spec: *mut headjack_spec,
+    host: *const c_char,
+    target: *const c_char,
+    read_only: bool,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let spec = spec_ref(spec)?;
+        let host = arg_path(host, "host")?;
+        let target = arg_str(target, "target")?;
+        let m = Mount::bind(host, target);
+        spec.update(|s| s.mount(if read_only { m.read_only() } else { m }))
+    })
+}
+
+/// Adds engine volume `name` (created by the engine if missing) at container path `target`.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_add_volume_mount(
+    spec: *mut headjack_spec,
+    name: *const c_char,
+    target: *const c_char,
+    read_only: bool,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let spec = spec_ref(spec)?;
+        let name = arg_str(name, "name")?;
+        let target = arg_str(target, "target")?;
+        let m = Mount::volume(name, target);
+        spec.update(|s| s.mount(if read_only { m.read_only() } else { m }))
+    })
+}
+
+/// Adds a fresh in-memory filesystem at container path `target`, bounded to `size_bytes`
+/// (0: the engine's default bound).
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_add_tmpfs_mount(
+    spec: *mut headjack_spec,
+    target: *const c_char,
+    size_bytes: u64,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let spec = spec_ref(spec)?;
+        let target = arg_str(target, "target")?;
+        spec.update(|s| s.mount(Mount::tmpfs(target, (size_bytes > 0).then_some(size_bytes))))
+    })
+}
+
+/// Sets environment variable `key` to `value` for the container and every command run in it.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_env(
+    spec: *mut headjack_spec,
+    key: *const c_char,
+    value: *const c_char,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let spec = spec_ref(spec)?;
+        let key = arg_str(key, "key")?;
+        let value = arg_str(value, "value")?;
+        spec.update(|s| s.env(key, value))
+    })
+}
+
+/// Sets the user commands run as unless they say otherwise (`name`, `uid` or `uid:gid`).
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_user(
+    spec: *mut headjack_spec,
+    user: *const c_char,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let spec = spec_ref(spec)?;
+        let user = arg_str(user, "user")?;
+        spec.update(|s| s.user(user))
+    })
+}
+
+/// Sets the working directory. Default: the workspace mount if any, else the image's.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_workdir(
+    spec: *mut headjack_spec,
+    dir: *const c_char,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let spec = spec_ref(spec)?;
+        let dir = arg_str(dir, "dir")?;
+        spec.update(|s| s.workdir(dir))
+    })
+}
+
+/// Adds a label to the container (`io.headjack.*` keys are reserved: spawning fails).
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_label(
+    spec: *mut headjack_spec,
+    key: *const c_char,
+    value: *const c_char,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let spec = spec_ref(spec)?;
+        let key = arg_str(key, "key")?;
+        let value = arg_str(value, "value")?;
+        spec.update(|s| s.label(key, value))
+    })
+}
+
+/// Sets the CPU limit in cores (e.g. 1.5). Checked when spawning.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_cpus(
+    spec: *mut headjack_spec,
+    cpus: f64,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || spec_ref(spec)?.update(|s| s.cpus(cpus)))
+}
+
+/// Sets the memory limit in bytes (swap is limited to the same amount). Checked when spawning.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_memory(
+    spec: *mut headjack_spec,
+    bytes: u64,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || spec_ref(spec)?.update(|s| s.memory(bytes)))
+}
+
+/// Sets the maximum number of processes (default 4096). Checked when spawning.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_pids(
+    spec: *mut headjack_spec,
+    limit: i64,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || spec_ref(spec)?.update(|s| s.pids(limit)))
+}
+
+/// Sets the network: `"bridge"` (the default), `"none"`, or the name of an existing engine
+/// network.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_network(
+    spec: *mut headjack_spec,
+    network: *const c_char,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let spec = spec_ref(spec)?;
+        let network = arg_str(network, "network")?;
+        spec.update(|s| s.network(Network::parse(network)))
+    })
+}
+
+/// Sets the engine runtime, e.g. `"runsc"` for gVisor.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_runtime(
+    spec: *mut headjack_spec,
+    runtime: *const c_char,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let spec = spec_ref(spec)?;
+        let runtime = arg_str(runtime, "runtime")?;
+        spec.update(|s| s.runtime(runtime))
+    })
+}
+
+/// Sets when an image base is pulled: `"missing"` (the default), `"always"` or `"never"`.
+/// Anything else fails with `HEADJACK_INVALID_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_pull_policy(
+    spec: *mut headjack_spec,
+    policy: *const c_char,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let spec = spec_ref(spec)?;
+        let policy = PullPolicy::parse(arg_str(policy, "policy")?)?;
+        spec.update(|s| s.pull(policy))
+    })
+}
+
+/// Sets the platform to pull or build for, e.g. `"linux/amd64"`.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_platform(
+    spec: *mut headjack_spec,
+    platform: *const c_char,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let spec = spec_ref(spec)?;
+        let platform = arg_str(platform, "platform")?;
+        spec.update(|s| s.platform(platform))
+    })
+}
+
+/// Lets `headjack_client_sweep` remove the instance `ms` milliseconds after it was spawned,
+/// even if its owner process still runs.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_expires_after_ms(
+    spec: *mut headjack_spec,
+    ms: u64,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        spec_ref(spec)?.update(|s| s.expires_after(Duration::from_millis(ms)))
+    })
+}
+
+/// Makes spawning wait until `argv[0..argc]` exits 0 inside the container, retried every
+/// `interval_ms` (0: 100 ms) for up to `timeout_ms`; spawning fails with `HEADJACK_TIMEOUT`
+/// otherwise.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_readiness(
+    spec: *mut headjack_spec,
+    argv: *const *const c_char,
+    argc: usize,
+    timeout_ms: u64,
+    interval_ms: u64,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let spec = spec_ref(spec)?;
+        let argv = arg_argv(argv, argc, "argv")?;
+        let mut check = Readiness::command(argv, Duration::from_millis(timeout_ms));
+        if interval_ms > 0 {
+            check = check.interval(Duration::from_millis(interval_ms));
+        }
+        spec.update(|s| s.readiness(check))
+    })
+}
+
+/// Receives pull and build progress through `cb(userdata, event)`, called on the thread that
+/// spawns. `cb` NULL removes the callback. `userdata` is passed through untouched and must stay
+/// valid while the spec may be used to spawn.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_progress(
+    spec: *mut headjack_spec,
+    cb: headjack_progress_cb,
+    userdata: *mut c_void,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        spec_ref(spec)?.with(|st| {
+            st.progress = cb.map(|cb| ProgressTarget { cb, userdata });
+            Ok(())
+        })
+    })
+}
+
+/// Turns the hardened preset on: all capabilities dropped, read-only root filesystem with a
+/// tmpfs `/tmp`, and no network unless `headjack_spec_set_network` names one. `false` is
+/// accepted only while the preset is off (it cannot be turned off once on).
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_hardened(
+    spec: *mut headjack_spec,
+    hardened: bool,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        spec_ref(spec)?.with(|st| {
+            if hardened {
+                st.spec = std::mem::take(&mut st.spec).hardened();
+                st.hardened = true;
+            } else if st.hardened {
+                return Err(Failure::new(
+                    headjack_status::HEADJACK_INVALID_ARGUMENT,
+                    "the hardened preset cannot be turned off once on; start from a new spec",
+                ));
+            }
+            Ok(())
+        })
+    })
+}
+
+/// Overrides the keep-alive command (default: the image's `io.headjack.init` label, else
+/// `sleep infinity`).
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_init(
+    spec: *mut headjack_spec,
+    argv: *const *const c_char,
+    argc: usize,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let spec = spec_ref(spec)?;
+        let argv = arg_argv(argv, argc, "argv")?;
+        spec.update(|s| s.init(argv))
+    })
+}

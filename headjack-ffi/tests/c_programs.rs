@@ -1,0 +1,309 @@
+//! Builds the C programs (`tests/c/*.c`, `examples/c/hello.c`) with
+//! `gcc -Wall -Wextra -Werror -Wpedantic -fsanitize=address` against `include/headjack.h` and
+//! `libheadjack.a`, and runs them with LeakSanitizer on; builds and runs the Go example
+//! (`examples/go`, cgo, linked statically against `libheadjack.a`).
+//!
+//! `abi` needs no engine. The others drive the real engine: the Docker socket (or
+//! `HEADJACK_TEST_DOCKER_HOST`) with the busybox fixture `localhost/headjack-test/busybox:latest`
+//! (or `HEADJACK_TEST_BUSYBOX`), and the test registry on `127.0.0.1:5000` (or
+//! `HEADJACK_TEST_REGISTRY`), as `tests/env/up.sh` sets them up; they fail with the program's
+//! message when the engine or a fixture is missing. Every run labels its containers with a
+//! unique `io.headjack.test.run`, and a test fails (after removing them) if any is left behind.
+//! Images a run creates (the commit target, a pulled tag that was not there before) are removed
+//! afterwards.
+//!
+//! The static library is the one `cargo test -p headjack-ffi` just built, next to this test's
+//! binary (`target/<profile>/libheadjack.a`); the Go example links `target/debug/libheadjack.a`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The workspace root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// `target/<profile>`: this test binary lives in `target/<profile>/deps`.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_path_buf()
+}
+
+/// `libheadjack.a`, rebuilt first: `cargo test` builds only the test targets, and the static
+/// library is not one of their dependencies.
+fn static_lib() -> PathBuf {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = profile_dir();
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args(["build", "-p", "headjack-ffi", "--lib", "--target-dir"]);
+        cargo.arg(dir.parent().expect("target dir"));
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cargo.arg("--release");
+        }
+        let out = cargo.output().expect("running cargo build");
+        assert!(
+            out.status.success(),
+            "{}",
+            show("cargo build -p headjack-ffi", &out)
+        );
+    });
+    let lib = profile_dir().join("libheadjack.a");
+    assert!(
+        lib.exists(),
+        "{} is missing: build it with `cargo build -p headjack-ffi`",
+        lib.display()
+    );
+    lib
+}
+
+/// Where compiled test programs go.
+fn out_dir() -> PathBuf {
+    let dir = profile_dir().join("headjack-c-tests");
+    std::fs::create_dir_all(&dir).expect("creating the output directory");
+    dir
+}
+
+/// A value unique to this run of a test.
+fn unique(name: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{name}-{}-{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+fn show(what: &str, out: &Output) -> String {
+    format!(
+        "{what}: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Compiles one C program under AddressSanitizer and returns the executable.
+fn compile(source: &str, exe_name: &str) -> PathBuf {
+    let root = root();
+    let exe = out_dir().join(exe_name);
+    let out = Command::new("gcc")
+        .args([
+            "-std=c11",
+            "-D_POSIX_C_SOURCE=200809L",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-Wpedantic",
+        ])
+        .args(["-g", "-O0", "-fsanitize=address", "-fno-omit-frame-pointer"])
+        .arg("-I")
+        .arg(root.join("include"))
+        .arg("-I")
+        .arg(root.join("tests/c"))
+        .arg(root.join(source))
+        .arg(static_lib())
+        .args(["-lpthread", "-ldl", "-lm", "-o"])
+        .arg(&exe)
+        .output()
+        .expect("running gcc (is it installed?)");
+    assert!(
+        out.status.success(),
+        "{}",
+        show(&format!("gcc {source}"), &out)
+    );
+    exe
+}
+
+/// The engine environment shared by the engine programs.
+struct EngineEnv {
+    run: String,
+}
+
+impl EngineEnv {
+    fn new(name: &str) -> EngineEnv {
+        EngineEnv { run: unique(name) }
+    }
+
+    fn busybox() -> String {
+        std::env::var("HEADJACK_TEST_BUSYBOX")
+            .unwrap_or_else(|_| "localhost/headjack-test/busybox:latest".into())
+    }
+
+    fn registry() -> String {
+        std::env::var("HEADJACK_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
+    }
+
+    /// A command with the engine environment and LeakSanitizer settings.
+    fn command(&self, program: &Path) -> Command {
+        let mut c = Command::new("timeout");
+        c.arg("900").arg(program);
+        c.env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+            .env("HEADJACK_TEST_BUSYBOX", Self::busybox())
+            .env("HEADJACK_TEST_REGISTRY", Self::registry())
+            .env("HEADJACK_TEST_RUN", &self.run);
+        c
+    }
+
+    /// Runs `docker` against the test engine.
+    fn docker(args: &[&str]) -> Option<Output> {
+        let mut c = Command::new("docker");
+        if let Ok(host) = std::env::var("HEADJACK_TEST_DOCKER_HOST") {
+            c.arg("-H").arg(host);
+        }
+        c.args(args).output().ok()
+    }
+
+    fn image_exists(reference: &str) -> bool {
+        Self::docker(&["image", "inspect", reference]).is_some_and(|o| o.status.success())
+    }
+
+    /// Containers of this run still on the engine (removed here; the caller fails the test).
+    fn leftovers(&self) -> Vec<String> {
+        let filter = format!("label=io.headjack.test.run={}", self.run);
+        let out = Self::docker(&["ps", "-aq", "--filter", &filter]).expect("running docker ps");
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        for id in &ids {
+            let _ = Self::docker(&["rm", "-f", id]);
+        }
+        ids
+    }
+}
+
+/// Removes an image when dropped (also when the test fails).
+struct ImageGuard(Vec<String>);
+
+impl Drop for ImageGuard {
+    fn drop(&mut self) {
+        for r in &self.0 {
+            let _ = EngineEnv::docker(&["rmi", r]);
+        }
+    }
+}
+
+fn run_checked(what: &str, mut cmd: Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {what}: {e}"));
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{}", show(what, &out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("LeakSanitizer"),
+        "{what}: LeakSanitizer reported leaks"
+    );
+    assert!(
+        !stderr.contains("AddressSanitizer"),
+        "{what}: AddressSanitizer reported an error"
+    );
+    out
+}
+
+/// Version, status names, errors, every function with NULL arguments, frees, invalid UTF-8,
+/// empty argv, fork detection. No engine needed.
+#[test]
+fn abi_program_passes_under_asan() {
+    let exe = compile("tests/c/abi.c", "abi");
+    let mut cmd = Command::new(&exe);
+    cmd.env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0");
+    let out = run_checked("tests/c/abi.c", cmd);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("abi: all checks passed"));
+}
+
+/// Spawn, exec (collected, pulled, callback), stdin, timeout, files, lifecycle, commit, attach,
+/// remove, sweep, pull progress, and free removes the container.
+#[test]
+fn engine_program_passes_under_asan() {
+    let exe = compile("tests/c/engine.c", "engine");
+    let env = EngineEnv::new("ffi-c");
+    let commit_ref = format!("localhost/headjack-test/ffi-commit:{}", env.run);
+    let pulled = format!("{}/headjack-test/busybox:latest", EngineEnv::registry());
+    let mut cleanup = vec![commit_ref.clone()];
+    if !EngineEnv::image_exists(&pulled) {
+        cleanup.push(pulled);
+    }
+    let _images = ImageGuard(cleanup);
+    let mut cmd = env.command(&exe);
+    cmd.env("HEADJACK_TEST_COMMIT_REF", &commit_ref);
+    let result = cmd.output();
+    let left = env.leftovers();
+    let out = result.expect("running tests/c/engine.c");
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{}", show("tests/c/engine.c", &out));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("Sanitizer"),
+        "tests/c/engine.c: sanitizer report"
+    );
+    assert!(
+        left.is_empty(),
+        "tests/c/engine.c left containers behind: {left:?}"
+    );
+}
+
+/// The documented C example builds cleanly and runs.
+#[test]
+fn hello_example_builds_and_runs() {
+    let exe = compile("examples/c/hello.c", "hello");
+    let env = EngineEnv::new("ffi-hello");
+    let mut cmd = env.command(&exe);
+    cmd.arg(EngineEnv::busybox())
+        .env("HEADJACK_EXAMPLE_LABEL", &env.run);
+    let result = cmd.output();
+    let left = env.leftovers();
+    let out = result.expect("running examples/c/hello.c");
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{}", show("examples/c/hello.c", &out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("hello from headjack"));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("Sanitizer"),
+        "examples/c/hello.c: sanitizer report"
+    );
+    assert!(
+        left.is_empty(),
+        "examples/c/hello.c left containers behind: {left:?}"
+    );
+}
+
+/// The Go example (cgo, static link, streamed output through a `cgo.Handle`) builds with
+/// Debian's golang-go and runs against the engine.
+#[test]
+fn go_example_builds_and_runs() {
+    static_lib();
+    let lib = root().join("target/debug/libheadjack.a");
+    assert!(
+        lib.exists(),
+        "{} is missing: the Go example links the debug static library; run `cargo build -p headjack-ffi`",
+        lib.display()
+    );
+    let env = EngineEnv::new("ffi-go");
+    let script = root().join("tests/c/run-go.sh");
+    let mut cmd = Command::new("timeout");
+    cmd.arg("900").arg("sh").arg(&script);
+    cmd.env("HEADJACK_TEST_BUSYBOX", EngineEnv::busybox())
+        .env("HEADJACK_TEST_RUN", &env.run)
+        .env("HEADJACK_GO_OUT", out_dir().join("go-example"))
+        .env("GOCACHE", profile_dir().join("go-cache"));
+    let result = cmd.output();
+    let left = env.leftovers();
+    let out = result.expect("running tests/c/run-go.sh");
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{}", show("tests/c/run-go.sh", &out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("go example: ok"));
+    assert!(
+        left.is_empty(),
+        "the Go example left containers behind: {left:?}"
+    );
+}
