@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: sets up the test environment (engines, registries,
+# fixture images, Python venv) and runs every suite against the real engines.
+#   bash tests/run.sh            # everything
+#   SKIP_LINT=1 bash tests/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+start=$(date +%s)
+step() { printf '\n=== %s (%ss)\n' "$1" "$(( $(date +%s) - start ))"; }
+
+step "test environment"
+bash tests/env/up.sh
+# shellcheck disable=SC1091
+source tests/env/run/env.sh
+
+if [ -z "${SKIP_LINT:-}" ]; then
+  step "cargo fmt --check"
+  cargo fmt --all -- --check
+  step "cargo clippy"
+  cargo clippy -p headjack -p headjack-ffi --all-targets --features headjack/cli -- -D warnings
+fi
+
+step "core + CLI against Docker ($HEADJACK_TEST_DOCKER_HOST)"
+HEADJACK_TEST_HOST="$HEADJACK_TEST_DOCKER_HOST" cargo test -p headjack --features cli
+
+step "core against Podman ($HEADJACK_TEST_PODMAN_HOST)"
+HEADJACK_TEST_HOST="$HEADJACK_TEST_PODMAN_HOST" \
+  cargo test -p headjack --test runtime --test spec_options --test builds --test registry
+
+step "C ABI, C programs and Go"
+cargo test -p headjack-ffi
+
+step "Python"
+bash headjack-py/run-tests.sh
+
+step "leak check"
+leaks=0
+for host in "$HEADJACK_TEST_DOCKER_HOST" "$HEADJACK_TEST_PODMAN_HOST" "$HEADJACK_TEST_GVISOR_HOST"; do
+  n=$(DOCKER_HOST="$host" docker ps -aq --filter label=io.headjack.managed=true | wc -l)
+  if [ "$n" -gt 0 ]; then
+    echo "tests left $n headjack container(s) on $host:"
+    DOCKER_HOST="$host" docker ps -a --filter label=io.headjack.managed=true
+    leaks=1
+  fi
+done
+[ "$leaks" -eq 0 ] || { echo "FAILED: the suite leaked containers"; exit 1; }
+step "all suites passed"
