@@ -646,6 +646,8 @@ const char *headjack_status_name(uint32_t status);
  *
  * Only for strings headjack returned as `char *`; never for `const char *` results, which are
  * owned by their handle. Never pass it to `free()`, nor a headjack string to `free()`.
+ *
+ * Not to be called twice, nor while another thread uses the object.
  */
 void headjack_string_free(char *s);
 
@@ -655,11 +657,15 @@ void headjack_string_free(char *s);
  * `headjack_buffer` struct itself is the caller's.
  *
  * Not for the buffers inside a `headjack_output` (free the output instead).
+ *
+ * Not to be called twice, nor while another thread uses the object.
  */
 void headjack_buffer_free(struct headjack_buffer *buf);
 
 /**
  * Frees a string list and its strings. NULL is ignored.
+ *
+ * Not to be called twice, nor while another thread uses the object.
  */
 void headjack_string_list_free(struct headjack_string_list *list);
 
@@ -778,11 +784,15 @@ headjack_status headjack_client_prune_images(const struct headjack_client *clien
 /**
  * A new spec: the default base, bridge network, default limits. Never NULL (aborts only if
  * memory is exhausted). Free it with `headjack_spec_free`.
+ *
+ * Thread-safe.
  */
 struct headjack_spec *headjack_spec_new(void);
 
 /**
  * Frees a spec. NULL is ignored. Instances spawned from it are not affected.
+ *
+ * Not to be called twice, nor while another thread uses the object.
  */
 void headjack_spec_free(struct headjack_spec *spec);
 
@@ -794,6 +804,8 @@ void headjack_spec_free(struct headjack_spec *spec);
  * The string is checked now: an invalid reference or a missing Dockerfile fails with
  * `HEADJACK_INVALID_BASE` and leaves the spec unchanged. Relative paths resolve against the
  * spec's base directory, so call `headjack_spec_set_base_dir` first if you use one.
+ *
+ * Thread-safe: calls on one spec are serialised.
  */
 headjack_status headjack_spec_set_base(struct headjack_spec *spec,
                                        const char *base,
@@ -802,6 +814,8 @@ headjack_status headjack_spec_set_base(struct headjack_spec *spec,
 /**
  * Sets the directory that relative paths (Dockerfile, workspace, bind mounts) resolve
  * against. Default: the process's current directory. Any bytes but NUL (need not be UTF-8).
+ *
+ * Thread-safe: calls on one spec are serialised.
  */
 headjack_status headjack_spec_set_base_dir(struct headjack_spec *spec,
                                            const char *dir,
@@ -809,6 +823,8 @@ headjack_status headjack_spec_set_base_dir(struct headjack_spec *spec,
 
 /**
  * Sets the container name (unique on the engine). Default: `headjack-<instance id>`.
+ *
+ * Thread-safe: calls on one spec are serialised.
  */
 headjack_status headjack_spec_set_name(struct headjack_spec *spec,
                                        const char *name,
@@ -817,6 +833,8 @@ headjack_status headjack_spec_set_name(struct headjack_spec *spec,
 /**
  * Bind-mounts host directory `dir` at `/workspace` (read-only when `read_only`), which becomes
  * the working directory. `dir` may be any bytes but NUL.
+ *
+ * Thread-safe: calls on one spec are serialised.
  */
 headjack_status headjack_spec_set_workspace(struct headjack_spec *spec,
                                             const char *dir,
@@ -826,6 +844,8 @@ headjack_status headjack_spec_set_workspace(struct headjack_spec *spec,
 /**
  * Changes where the workspace is mounted (default `/workspace`). Set the workspace first:
  * without one this fails with `HEADJACK_INVALID_ARGUMENT`.
+ *
+ * Thread-safe: calls on one spec are serialised.
  */
 headjack_status headjack_spec_set_workspace_target(struct headjack_spec *spec,
                                                    const char *target,
@@ -834,6 +854,8 @@ headjack_status headjack_spec_set_workspace_target(struct headjack_spec *spec,
 /**
  * Adds a bind mount of host file or directory `host` (any bytes but NUL; relative paths
  * resolve against the base directory) at absolute container path `target`.
+ *
+ * Thread-safe: calls on one spec are serialised.
  */
 headjack_status headjack_spec_add_bind_mount(struct headjack_spec *spec,
                                              const char *host,
@@ -843,6 +865,8 @@ headjack_status headjack_spec_add_bind_mount(struct headjack_spec *spec,
 
 /**
  * Adds engine volume `name` (created by the engine if missing) at container path `target`.
+ *
+ * Thread-safe: calls on one spec are serialised.
  */
 headjack_status headjack_spec_add_volume_mount(struct headjack_spec *spec,
                                                const char *name,
@@ -853,6 +877,8 @@ headjack_status headjack_spec_add_volume_mount(struct headjack_spec *spec,
 /**
  * Adds a fresh in-memory filesystem at container path `target`, bounded to `size_bytes`
  * (0: the engine's default bound).
+ *
+ * Thread-safe: calls on one spec are serialised.
  */
 headjack_status headjack_spec_add_tmpfs_mount(struct headjack_spec *spec,
                                               const char *target,
@@ -861,6 +887,8 @@ headjack_status headjack_spec_add_tmpfs_mount(struct headjack_spec *spec,
 
 /**
  * Sets environment variable `key` to `value` for the container and every command run in it.
+ *
+ * Thread-safe: calls on one spec are serialised.
  */
 headjack_status headjack_spec_set_env(struct headjack_spec *spec,
                                       const char *key,
@@ -869,6 +897,8 @@ headjack_status headjack_spec_set_env(struct headjack_spec *spec,
 
 /**
  * Sets the user commands run as unless they say otherwise (`name`, `uid` or `uid:gid`).
+ *
+ * Thread-safe: calls on one spec are serialised.
  */
 headjack_status headjack_spec_set_user(struct headjack_spec *spec,
                                        const char *user,
@@ -876,6 +906,8 @@ headjack_status headjack_spec_set_user(struct headjack_spec *spec,
 
 /**
  * Sets the working directory. Default: the workspace mount if any, else the image's.
+ *
+ * Thread-safe: calls on one spec are serialised.
  */
 headjack_status headjack_spec_set_workdir(struct headjack_spec *spec,
                                           const char *dir,
@@ -883,6 +915,8 @@ headjack_status headjack_spec_set_workdir(struct headjack_spec *spec,
 
 /**
  * Adds a label to the container (`io.headjack.*` keys are reserved: spawning fails).
+ *
+ * Thread-safe: calls on one spec are serialised.
  */
 headjack_status headjack_spec_set_label(struct headjack_spec *spec,
                                         const char *key,
@@ -891,6 +925,8 @@ headjack_status headjack_spec_set_label(struct headjack_spec *spec,
 
 /**
  * Sets the CPU limit in cores (e.g. 1.5). Checked when spawning.
+ *
+ * Thread-safe: calls on one spec are serialised.
  */
 headjack_status headjack_spec_set_cpus(struct headjack_spec *spec,
                                        double cpus,
@@ -898,6 +934,8 @@ headjack_status headjack_spec_set_cpus(struct headjack_spec *spec,
 
 /**
  * Sets the memory limit in bytes (swap is limited to the same amount). Checked when spawning.
+ *
+ * Thread-safe: calls on one spec are serialised.
  */
 headjack_status headjack_spec_set_memory(struct headjack_spec *spec,
                                          uint64_t bytes,
@@ -905,6 +943,8 @@ headjack_status headjack_spec_set_memory(struct headjack_spec *spec,
 
 /**
  * Sets the maximum number of processes (default 4096). Checked when spawning.
+ *
+ * Thread-safe: calls on one spec are serialised.
  */
 headjack_status headjack_spec_set_pids(struct headjack_spec *spec,
                                        int64_t limit,
@@ -913,6 +953,8 @@ headjack_status headjack_spec_set_pids(struct headjack_spec *spec,
 /**
  * Sets the network: `"bridge"` (the default), `"none"`, or the name of an existing engine
  * network.
+ *
+ * Thread-safe: calls on one spec are serialised.
  */
 headjack_status headjack_spec_set_network(struct headjack_spec *spec,
                                           const char *network,
@@ -920,6 +962,8 @@ headjack_status headjack_spec_set_network(struct headjack_spec *spec,
 
 /**
  * Sets the engine runtime, e.g. `"runsc"` for gVisor.
+ *
+ * Thread-safe: calls on one spec are serialised.
  */
 headjack_status headjack_spec_set_runtime(struct headjack_spec *spec,
                                           const char *runtime,
@@ -928,6 +972,8 @@ headjack_status headjack_spec_set_runtime(struct headjack_spec *spec,
 /**
  * Sets when an image base is pulled: `"missing"` (the default), `"always"` or `"never"`.
  * Anything else fails with `HEADJACK_INVALID_ARGUMENT`.
+ *
+ * Thread-safe: calls on one spec are serialised.
  */
 headjack_status headjack_spec_set_pull_policy(struct headjack_spec *spec,
                                               const char *policy,
@@ -935,6 +981,8 @@ headjack_status headjack_spec_set_pull_policy(struct headjack_spec *spec,
 
 /**
  * Sets the platform to pull or build for, e.g. `"linux/amd64"`.
+ *
+ * Thread-safe: calls on one spec are serialised.
  */
 headjack_status headjack_spec_set_platform(struct headjack_spec *spec,
                                            const char *platform,
@@ -943,6 +991,8 @@ headjack_status headjack_spec_set_platform(struct headjack_spec *spec,
 /**
  * Lets `headjack_client_sweep` remove the instance `ms` milliseconds after it was spawned,
  * even if its owner process still runs.
+ *
+ * Thread-safe: calls on one spec are serialised.
  */
 headjack_status headjack_spec_set_expires_after_ms(struct headjack_spec *spec,
                                                    uint64_t ms,
@@ -952,6 +1002,8 @@ headjack_status headjack_spec_set_expires_after_ms(struct headjack_spec *spec,
  * Makes spawning wait until `argv[0..argc]` exits 0 inside the container, retried every
  * `interval_ms` (0: 100 ms) for up to `timeout_ms`; spawning fails with `HEADJACK_TIMEOUT`
  * otherwise.
+ *
+ * Thread-safe: calls on one spec are serialised.
  */
 headjack_status headjack_spec_set_readiness(struct headjack_spec *spec,
                                             const char *const *argv,
@@ -974,6 +1026,8 @@ headjack_status headjack_spec_set_progress(struct headjack_spec *spec,
  * Turns the hardened preset on: all capabilities dropped, read-only root filesystem with a
  * tmpfs `/tmp`, and no network unless `headjack_spec_set_network` names one. `false` is
  * accepted only while the preset is off (it cannot be turned off once on).
+ *
+ * Thread-safe: calls on one spec are serialised.
  */
 headjack_status headjack_spec_set_hardened(struct headjack_spec *spec,
                                            bool hardened,
@@ -982,6 +1036,8 @@ headjack_status headjack_spec_set_hardened(struct headjack_spec *spec,
 /**
  * Overrides the keep-alive command (default: the image's `io.headjack.init` label, else
  * `sleep infinity`).
+ *
+ * Thread-safe: calls on one spec are serialised.
  */
 headjack_status headjack_spec_set_init(struct headjack_spec *spec,
                                        const char *const *argv,
@@ -995,7 +1051,10 @@ headjack_status headjack_spec_set_init(struct headjack_spec *spec,
  * `headjack_instance_remove` first to see it.
  *
  * In a `fork()`ed child of the process that created the handle, the container is left alone
- * (it belongs to the parent) and only the handle's memory is abandoned.
+ * (it belongs to the parent) and only the handle's memory is abandoned. May be called from a
+ * callback (for another instance than the one whose command is streaming).
+ *
+ * Not to be called twice, nor while another thread uses the object.
  */
 void headjack_instance_free(struct headjack_instance *instance);
 
@@ -1165,6 +1224,8 @@ headjack_status headjack_instance_remove(const struct headjack_instance *instanc
 
 /**
  * Frees a list of instances and everything it holds. NULL is ignored.
+ *
+ * Not to be called twice, nor while another thread uses the object.
  */
 void headjack_instance_list_free(struct headjack_instance_list *list);
 
@@ -1179,6 +1240,8 @@ headjack_status headjack_instance_inspect(const struct headjack_instance *instan
 /**
  * Frees an info returned by `headjack_instance_inspect` (not one inside a list). NULL is
  * ignored.
+ *
+ * Not to be called twice, nor while another thread uses the object.
  */
 void headjack_instance_info_free(struct headjack_instance_info *info);
 
@@ -1188,6 +1251,8 @@ void headjack_instance_info_free(struct headjack_instance_info *info);
  * fails with `HEADJACK_INVALID_ARGUMENT`. The strings are copied.
  *
  * On success `*out` is a new command the caller frees with `headjack_command_free`.
+ *
+ * Thread-safe.
  */
 headjack_status headjack_command_new(const char *const *argv,
                                      size_t argc,
@@ -1196,11 +1261,15 @@ headjack_status headjack_command_new(const char *const *argv,
 
 /**
  * Frees a command. NULL is ignored. Commands already started are not affected.
+ *
+ * Not to be called twice, nor while another thread uses the object.
  */
 void headjack_command_free(struct headjack_command *cmd);
 
 /**
  * Sets environment variable `key` to `value` for this command (on top of the instance's).
+ *
+ * Thread-safe: calls on one command are serialised.
  */
 headjack_status headjack_command_set_env(struct headjack_command *cmd,
                                          const char *key,
@@ -1209,6 +1278,8 @@ headjack_status headjack_command_set_env(struct headjack_command *cmd,
 
 /**
  * Runs the command in directory `dir` instead of the instance's working directory.
+ *
+ * Thread-safe: calls on one command are serialised.
  */
 headjack_status headjack_command_set_workdir(struct headjack_command *cmd,
                                              const char *dir,
@@ -1216,6 +1287,8 @@ headjack_status headjack_command_set_workdir(struct headjack_command *cmd,
 
 /**
  * Runs the command as `user` (`name`, `uid` or `uid:gid`) instead of the instance's user.
+ *
+ * Thread-safe: calls on one command are serialised.
  */
 headjack_status headjack_command_set_user(struct headjack_command *cmd,
                                           const char *user,
@@ -1224,6 +1297,8 @@ headjack_status headjack_command_set_user(struct headjack_command *cmd,
 /**
  * Feeds `data[0..len]` (copied now) to the command's standard input, then closes it. `data`
  * may be NULL when `len` is 0 (the command reads EOF at once).
+ *
+ * Thread-safe: calls on one command are serialised.
  */
 headjack_status headjack_command_set_stdin(struct headjack_command *cmd,
                                            const uint8_t *data,
@@ -1233,6 +1308,8 @@ headjack_status headjack_command_set_stdin(struct headjack_command *cmd,
 /**
  * Keeps standard input open for `headjack_exec_write_stdin` / `headjack_exec_close_stdin`
  * (only for `headjack_instance_exec_start`).
+ *
+ * Thread-safe: calls on one command are serialised.
  */
 headjack_status headjack_command_set_interactive(struct headjack_command *cmd,
                                                  bool interactive,
@@ -1240,6 +1317,8 @@ headjack_status headjack_command_set_interactive(struct headjack_command *cmd,
 
 /**
  * Allocates a terminal: standard output and error then arrive merged as standard output.
+ *
+ * Thread-safe: calls on one command are serialised.
  */
 headjack_status headjack_command_set_tty(struct headjack_command *cmd,
                                          bool tty,
@@ -1248,6 +1327,8 @@ headjack_status headjack_command_set_tty(struct headjack_command *cmd,
 /**
  * Kills the command, and everything it started, inside the container after `ms` milliseconds;
  * the result then says it timed out. 0 means no timeout (the default).
+ *
+ * Thread-safe: calls on one command are serialised.
  */
 headjack_status headjack_command_set_timeout_ms(struct headjack_command *cmd,
                                                 uint64_t ms,
@@ -1256,6 +1337,8 @@ headjack_status headjack_command_set_timeout_ms(struct headjack_command *cmd,
 /**
  * Bounds the output `headjack_instance_exec` collects, per stream (default 16 MiB); the rest is
  * discarded and the `*_truncated` flag set. Streaming is not bounded.
+ *
+ * Thread-safe: calls on one command are serialised.
  */
 headjack_status headjack_command_set_max_output(struct headjack_command *cmd,
                                                 size_t bytes,
@@ -1277,6 +1360,8 @@ headjack_status headjack_instance_exec(const struct headjack_instance *instance,
 
 /**
  * Frees an output and its buffers. NULL is ignored.
+ *
+ * Not to be called twice, nor while another thread uses the object.
  */
 void headjack_output_free(struct headjack_output *output);
 
@@ -1315,6 +1400,8 @@ headjack_status headjack_instance_exec_start(const struct headjack_instance *ins
  * On success `*out_chunk` is a new chunk the caller frees with `headjack_chunk_free`, or NULL
  * when the output has ended (then call `headjack_exec_wait`). Calling it again after the end,
  * or after `headjack_exec_wait`, keeps returning NULL.
+ *
+ * Thread-safe: concurrent calls on one exec are serialised; another thread may write to its standard input meanwhile.
  */
 headjack_status headjack_exec_next(struct headjack_exec *exec,
                                    struct headjack_chunk **out_chunk,
@@ -1322,6 +1409,8 @@ headjack_status headjack_exec_next(struct headjack_exec *exec,
 
 /**
  * Frees a chunk. NULL is ignored.
+ *
+ * Not to be called twice, nor while another thread uses the object.
  */
 void headjack_chunk_free(struct headjack_chunk *chunk);
 
@@ -1329,6 +1418,8 @@ void headjack_chunk_free(struct headjack_chunk *chunk);
  * Writes `data[0..len]` to the standard input of a command started with
  * `headjack_command_set_interactive(cmd, true)`. Blocks until written.
  * `HEADJACK_INVALID_ARGUMENT` when the command is not interactive or its input was closed.
+ *
+ * Thread-safe: may run while another thread blocks in `headjack_exec_next`.
  */
 headjack_status headjack_exec_write_stdin(struct headjack_exec *exec,
                                           const uint8_t *data,
@@ -1338,12 +1429,16 @@ headjack_status headjack_exec_write_stdin(struct headjack_exec *exec,
 /**
  * Closes the standard input of an interactive command (it reads EOF). Closing it twice is
  * harmless; `HEADJACK_INVALID_ARGUMENT` when the command is not interactive.
+ *
+ * Thread-safe: may run while another thread blocks in `headjack_exec_next`.
  */
 headjack_status headjack_exec_close_stdin(struct headjack_exec *exec, struct headjack_error **err);
 
 /**
  * Closes standard input (if open), discards output not yet pulled, waits for the command to
  * end and returns how it ended in `*out_status`. Calling it again returns the same status.
+ *
+ * Thread-safe: waits for a concurrent `headjack_exec_next` to return first.
  */
 headjack_status headjack_exec_wait(struct headjack_exec *exec,
                                    struct headjack_exit_status *out_status,
@@ -1352,6 +1447,8 @@ headjack_status headjack_exec_wait(struct headjack_exec *exec,
 /**
  * Frees an exec. A command still running is killed inside the container (with everything it
  * started). NULL is ignored.
+ *
+ * Not to be called twice, nor while another thread uses the object.
  */
 void headjack_exec_free(struct headjack_exec *exec);
 

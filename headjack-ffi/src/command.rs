@@ -60,6 +60,8 @@ impl headjack_command {
 /// fails with `HEADJACK_INVALID_ARGUMENT`. The strings are copied.
 ///
 /// On success `*out` is a new command the caller frees with `headjack_command_free`.
+///
+/// Thread-safe.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_command_new(
     argv: *const *const c_char,
@@ -88,6 +90,8 @@ pub extern "C" fn headjack_command_new(
 }
 
 /// Frees a command. NULL is ignored. Commands already started are not affected.
+///
+/// Not to be called twice, nor while another thread uses the object.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_command_free(cmd: *mut headjack_command) {
     guard_or((), || {
@@ -103,6 +107,8 @@ fn cmd_ref<'a>(cmd: *const headjack_command) -> Result<&'a headjack_command, Fai
 }
 
 /// Sets environment variable `key` to `value` for this command (on top of the instance's).
+///
+/// Thread-safe: calls on one command are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_command_set_env(
     cmd: *mut headjack_command,
@@ -119,6 +125,8 @@ pub extern "C" fn headjack_command_set_env(
 }
 
 /// Runs the command in directory `dir` instead of the instance's working directory.
+///
+/// Thread-safe: calls on one command are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_command_set_workdir(
     cmd: *mut headjack_command,
@@ -133,6 +141,8 @@ pub extern "C" fn headjack_command_set_workdir(
 }
 
 /// Runs the command as `user` (`name`, `uid` or `uid:gid`) instead of the instance's user.
+///
+/// Thread-safe: calls on one command are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_command_set_user(
     cmd: *mut headjack_command,
@@ -148,6 +158,8 @@ pub extern "C" fn headjack_command_set_user(
 
 /// Feeds `data[0..len]` (copied now) to the command's standard input, then closes it. `data`
 /// may be NULL when `len` is 0 (the command reads EOF at once).
+///
+/// Thread-safe: calls on one command are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_command_set_stdin(
     cmd: *mut headjack_command,
@@ -164,6 +176,8 @@ pub extern "C" fn headjack_command_set_stdin(
 
 /// Keeps standard input open for `headjack_exec_write_stdin` / `headjack_exec_close_stdin`
 /// (only for `headjack_instance_exec_start`).
+///
+/// Thread-safe: calls on one command are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_command_set_interactive(
     cmd: *mut headjack_command,
@@ -176,6 +190,8 @@ pub extern "C" fn headjack_command_set_interactive(
 }
 
 /// Allocates a terminal: standard output and error then arrive merged as standard output.
+///
+/// Thread-safe: calls on one command are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_command_set_tty(
     cmd: *mut headjack_command,
@@ -187,6 +203,8 @@ pub extern "C" fn headjack_command_set_tty(
 
 /// Kills the command, and everything it started, inside the container after `ms` milliseconds;
 /// the result then says it timed out. 0 means no timeout (the default).
+///
+/// Thread-safe: calls on one command are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_command_set_timeout_ms(
     cmd: *mut headjack_command,
@@ -200,6 +218,8 @@ pub extern "C" fn headjack_command_set_timeout_ms(
 
 /// Bounds the output `headjack_instance_exec` collects, per stream (default 16 MiB); the rest is
 /// discarded and the `*_truncated` flag set. Streaming is not bounded.
+///
+/// Thread-safe: calls on one command are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_command_set_max_output(
     cmd: *mut headjack_command,

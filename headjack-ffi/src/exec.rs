@@ -103,6 +103,8 @@ pub extern "C" fn headjack_instance_exec(
 }
 
 /// Frees an output and its buffers. NULL is ignored.
+///
+/// Not to be called twice, nor while another thread uses the object.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_output_free(output: *mut headjack_output) {
     guard_or((), || {
@@ -252,6 +254,8 @@ pub extern "C" fn headjack_instance_exec_start(
 /// On success `*out_chunk` is a new chunk the caller frees with `headjack_chunk_free`, or NULL
 /// when the output has ended (then call `headjack_exec_wait`). Calling it again after the end,
 /// or after `headjack_exec_wait`, keeps returning NULL.
+///
+/// Thread-safe: concurrent calls on one exec are serialised; another thread may write to its standard input meanwhile.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_exec_next(
     exec: *mut headjack_exec,
@@ -287,6 +291,8 @@ pub extern "C" fn headjack_exec_next(
 }
 
 /// Frees a chunk. NULL is ignored.
+///
+/// Not to be called twice, nor while another thread uses the object.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_chunk_free(chunk: *mut headjack_chunk) {
     guard_or((), || {
@@ -300,6 +306,8 @@ pub extern "C" fn headjack_chunk_free(chunk: *mut headjack_chunk) {
 /// Writes `data[0..len]` to the standard input of a command started with
 /// `headjack_command_set_interactive(cmd, true)`. Blocks until written.
 /// `HEADJACK_INVALID_ARGUMENT` when the command is not interactive or its input was closed.
+///
+/// Thread-safe: may run while another thread blocks in `headjack_exec_next`.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_exec_write_stdin(
     exec: *mut headjack_exec,
@@ -325,6 +333,8 @@ pub extern "C" fn headjack_exec_write_stdin(
 
 /// Closes the standard input of an interactive command (it reads EOF). Closing it twice is
 /// harmless; `HEADJACK_INVALID_ARGUMENT` when the command is not interactive.
+///
+/// Thread-safe: may run while another thread blocks in `headjack_exec_next`.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_exec_close_stdin(
     exec: *mut headjack_exec,
@@ -363,6 +373,8 @@ async fn close_stdin(exec: &headjack_exec, strict: bool) -> Result<(), Failure> 
 
 /// Closes standard input (if open), discards output not yet pulled, waits for the command to
 /// end and returns how it ended in `*out_status`. Calling it again returns the same status.
+///
+/// Thread-safe: waits for a concurrent `headjack_exec_next` to return first.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_exec_wait(
     exec: *mut headjack_exec,
@@ -394,6 +406,8 @@ pub extern "C" fn headjack_exec_wait(
 
 /// Frees an exec. A command still running is killed inside the container (with everything it
 /// started). NULL is ignored.
+///
+/// Not to be called twice, nor while another thread uses the object.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_exec_free(exec: *mut headjack_exec) {
     guard_or((), || {

@@ -48,7 +48,10 @@ pub(crate) fn instance_out(inner: Instance) -> *mut headjack_instance {
 /// `headjack_instance_remove` first to see it.
 ///
 /// In a `fork()`ed child of the process that created the handle, the container is left alone
-/// (it belongs to the parent) and only the handle's memory is abandoned.
+/// (it belongs to the parent) and only the handle's memory is abandoned. May be called from a
+/// callback (for another instance than the one whose command is streaming).
+///
+/// Not to be called twice, nor while another thread uses the object.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_instance_free(instance: *mut headjack_instance) {
     guard_or((), || {
@@ -61,8 +64,16 @@ pub extern "C" fn headjack_instance_free(instance: *mut headjack_instance) {
             std::mem::forget(instance);
             return;
         }
-        // The core removes the container on its own thread and runtime when dropped.
-        drop(instance);
+        // The core removes the container on its own thread and runtime when dropped. Inside a
+        // callback (a thread blocked in the shared runtime) drop it from a plain thread, where
+        // the core's blocking removal is allowed.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            std::thread::scope(|s| {
+                s.spawn(move || drop(instance));
+            });
+        } else {
+            drop(instance);
+        }
     })
 }
 
@@ -539,6 +550,8 @@ pub(crate) fn list_out(infos: Vec<InstanceInfo>) -> *mut headjack_instance_list 
 }
 
 /// Frees a list of instances and everything it holds. NULL is ignored.
+///
+/// Not to be called twice, nor while another thread uses the object.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_instance_list_free(list: *mut headjack_instance_list) {
     guard_or((), || {
@@ -579,6 +592,8 @@ pub extern "C" fn headjack_instance_inspect(
 
 /// Frees an info returned by `headjack_instance_inspect` (not one inside a list). NULL is
 /// ignored.
+///
+/// Not to be called twice, nor while another thread uses the object.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_instance_info_free(info: *mut headjack_instance_info) {
     guard_or((), || {

@@ -9,6 +9,8 @@ use crate::boundary::{cstring, guard_or};
 ///
 /// Only for strings headjack returned as `char *`; never for `const char *` results, which are
 /// owned by their handle. Never pass it to `free()`, nor a headjack string to `free()`.
+///
+/// Not to be called twice, nor while another thread uses the object.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_string_free(s: *mut c_char) {
     guard_or((), || {
@@ -75,6 +77,8 @@ impl headjack_buffer {
 /// `headjack_buffer` struct itself is the caller's.
 ///
 /// Not for the buffers inside a `headjack_output` (free the output instead).
+///
+/// Not to be called twice, nor while another thread uses the object.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_buffer_free(buf: *mut headjack_buffer) {
     guard_or((), || {
@@ -126,6 +130,8 @@ pub(crate) fn string_list_out<S: AsRef<str>>(items: &[S]) -> *mut headjack_strin
 }
 
 /// Frees a string list and its strings. NULL is ignored.
+///
+/// Not to be called twice, nor while another thread uses the object.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_string_list_free(list: *mut headjack_string_list) {
     guard_or((), || {

@@ -192,6 +192,8 @@ impl SpecState {
 
 /// A new spec: the default base, bridge network, default limits. Never NULL (aborts only if
 /// memory is exhausted). Free it with `headjack_spec_free`.
+///
+/// Thread-safe.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_spec_new() -> *mut headjack_spec {
     guard_or(ptr::null_mut(), || {
@@ -202,6 +204,8 @@ pub extern "C" fn headjack_spec_new() -> *mut headjack_spec {
 }
 
 /// Frees a spec. NULL is ignored. Instances spawned from it are not affected.
+///
+/// Not to be called twice, nor while another thread uses the object.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_spec_free(spec: *mut headjack_spec) {
     guard_or((), || {
@@ -223,6 +227,8 @@ fn spec_ref<'a>(spec: *const headjack_spec) -> Result<&'a headjack_spec, Failure
 /// The string is checked now: an invalid reference or a missing Dockerfile fails with
 /// `HEADJACK_INVALID_BASE` and leaves the spec unchanged. Relative paths resolve against the
 /// spec's base directory, so call `headjack_spec_set_base_dir` first if you use one.
+///
+/// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_spec_set_base(
     spec: *mut headjack_spec,
@@ -251,6 +257,8 @@ pub extern "C" fn headjack_spec_set_base(
 
 /// Sets the directory that relative paths (Dockerfile, workspace, bind mounts) resolve
 /// against. Default: the process's current directory. Any bytes but NUL (need not be UTF-8).
+///
+/// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_spec_set_base_dir(
     spec: *mut headjack_spec,
@@ -269,6 +277,8 @@ pub extern "C" fn headjack_spec_set_base_dir(
 }
 
 /// Sets the container name (unique on the engine). Default: `headjack-<instance id>`.
+///
+/// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_spec_set_name(
     spec: *mut headjack_spec,
@@ -284,6 +294,8 @@ pub extern "C" fn headjack_spec_set_name(
 
 /// Bind-mounts host directory `dir` at `/workspace` (read-only when `read_only`), which becomes
 /// the working directory. `dir` may be any bytes but NUL.
+///
+/// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_spec_set_workspace(
     spec: *mut headjack_spec,
@@ -309,6 +321,8 @@ pub extern "C" fn headjack_spec_set_workspace(
 
 /// Changes where the workspace is mounted (default `/workspace`). Set the workspace first:
 /// without one this fails with `HEADJACK_INVALID_ARGUMENT`.
+///
+/// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_spec_set_workspace_target(
     spec: *mut headjack_spec,
@@ -334,6 +348,8 @@ pub extern "C" fn headjack_spec_set_workspace_target(
 
 /// Adds a bind mount of host file or directory `host` (any bytes but NUL; relative paths
 /// resolve against the base directory) at absolute container path `target`.
+///
+/// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_spec_add_bind_mount(
     spec: *mut headjack_spec,
@@ -352,6 +368,8 @@ pub extern "C" fn headjack_spec_add_bind_mount(
 }
 
 /// Adds engine volume `name` (created by the engine if missing) at container path `target`.
+///
+/// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_spec_add_volume_mount(
     spec: *mut headjack_spec,
@@ -371,6 +389,8 @@ pub extern "C" fn headjack_spec_add_volume_mount(
 
 /// Adds a fresh in-memory filesystem at container path `target`, bounded to `size_bytes`
 /// (0: the engine's default bound).
+///
+/// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_spec_add_tmpfs_mount(
     spec: *mut headjack_spec,
@@ -386,6 +406,8 @@ pub extern "C" fn headjack_spec_add_tmpfs_mount(
 }
 
 /// Sets environment variable `key` to `value` for the container and every command run in it.
+///
+/// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_spec_set_env(
     spec: *mut headjack_spec,
@@ -402,6 +424,8 @@ pub extern "C" fn headjack_spec_set_env(
 }
 
 /// Sets the user commands run as unless they say otherwise (`name`, `uid` or `uid:gid`).
+///
+/// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_spec_set_user(
     spec: *mut headjack_spec,
@@ -416,6 +440,8 @@ pub extern "C" fn headjack_spec_set_user(
 }
 
 /// Sets the working directory. Default: the workspace mount if any, else the image's.
+///
+/// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_spec_set_workdir(
     spec: *mut headjack_spec,
@@ -430,6 +456,8 @@ pub extern "C" fn headjack_spec_set_workdir(
 }
 
 /// Adds a label to the container (`io.headjack.*` keys are reserved: spawning fails).
+///
+/// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_spec_set_label(
     spec: *mut headjack_spec,
@@ -446,6 +474,8 @@ pub extern "C" fn headjack_spec_set_label(
 }
 
 /// Sets the CPU limit in cores (e.g. 1.5). Checked when spawning.
+///
+/// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_spec_set_cpus(
     spec: *mut headjack_spec,
@@ -456,6 +486,8 @@ pub extern "C" fn headjack_spec_set_cpus(
 }
 
 /// Sets the memory limit in bytes (swap is limited to the same amount). Checked when spawning.
+///
+/// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_spec_set_memory(
     spec: *mut headjack_spec,
@@ -466,6 +498,8 @@ pub extern "C" fn headjack_spec_set_memory(
 }
 
 /// Sets the maximum number of processes (default 4096). Checked when spawning.
+///
+/// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_spec_set_pids(
     spec: *mut headjack_spec,
@@ -477,6 +511,8 @@ pub extern "C" fn headjack_spec_set_pids(
 
 /// Sets the network: `"bridge"` (the default), `"none"`, or the name of an existing engine
 /// network.
+///
+/// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_spec_set_network(
     spec: *mut headjack_spec,
@@ -491,6 +527,8 @@ pub extern "C" fn headjack_spec_set_network(
 }
 
 /// Sets the engine runtime, e.g. `"runsc"` for gVisor.
+///
+/// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_spec_set_runtime(
     spec: *mut headjack_spec,
@@ -506,6 +544,8 @@ pub extern "C" fn headjack_spec_set_runtime(
 
 /// Sets when an image base is pulled: `"missing"` (the default), `"always"` or `"never"`.
 /// Anything else fails with `HEADJACK_INVALID_ARGUMENT`.
+///
+/// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_spec_set_pull_policy(
     spec: *mut headjack_spec,
@@ -520,6 +560,8 @@ pub extern "C" fn headjack_spec_set_pull_policy(
 }
 
 /// Sets the platform to pull or build for, e.g. `"linux/amd64"`.
+///
+/// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_spec_set_platform(
     spec: *mut headjack_spec,
@@ -535,6 +577,8 @@ pub extern "C" fn headjack_spec_set_platform(
 
 /// Lets `headjack_client_sweep` remove the instance `ms` milliseconds after it was spawned,
 /// even if its owner process still runs.
+///
+/// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_spec_set_expires_after_ms(
     spec: *mut headjack_spec,
@@ -549,6 +593,8 @@ pub extern "C" fn headjack_spec_set_expires_after_ms(
 /// Makes spawning wait until `argv[0..argc]` exits 0 inside the container, retried every
 /// `interval_ms` (0: 100 ms) for up to `timeout_ms`; spawning fails with `HEADJACK_TIMEOUT`
 /// otherwise.
+///
+/// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_spec_set_readiness(
     spec: *mut headjack_spec,
@@ -590,6 +636,8 @@ pub extern "C" fn headjack_spec_set_progress(
 /// Turns the hardened preset on: all capabilities dropped, read-only root filesystem with a
 /// tmpfs `/tmp`, and no network unless `headjack_spec_set_network` names one. `false` is
 /// accepted only while the preset is off (it cannot be turned off once on).
+///
+/// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_spec_set_hardened(
     spec: *mut headjack_spec,
@@ -614,6 +662,8 @@ pub extern "C" fn headjack_spec_set_hardened(
 
 /// Overrides the keep-alive command (default: the image's `io.headjack.init` label, else
 /// `sleep infinity`).
+///
+/// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_spec_set_init(
     spec: *mut headjack_spec,

@@ -285,6 +285,7 @@ static void interactive(const headjack_instance *inst) {
 
 struct collector {
     const headjack_instance *inst;
+    headjack_instance *to_free;
     char out[256];
     size_t out_len;
     char err[256];
@@ -308,12 +309,20 @@ static void on_output(void *userdata, headjack_stream stream, const uint8_t *dat
         headjack_error *err = NULL;
         c->nested = headjack_instance_status(c->inst, &state, NULL, &err);
         headjack_error_free(err);
+        /* Freeing (another) instance from a callback works: it blocks until removed. */
+        headjack_instance_free(c->to_free);
+        c->to_free = NULL;
     }
 }
 
-static void callback_stream(const headjack_instance *inst) {
+static void callback_stream(const headjack_client *client, const headjack_instance *inst) {
     headjack_command *cmd = NULL;
     struct collector c = {.inst = inst};
+    headjack_spec *spec = fixture_spec();
+    MUST(headjack_client_spawn(client, spec, &c.to_free, &err));
+    headjack_spec_free(spec);
+    char other[64];
+    snprintf(other, sizeof other, "%s", headjack_instance_id(c.to_free));
     headjack_exit_status st = {-2, true};
     MUST(headjack_command_new(ARGV("sh", "-c", "echo one; echo two >&2; echo three"), 3, &cmd,
                               &err));
@@ -324,6 +333,8 @@ static void callback_stream(const headjack_instance *inst) {
     CHECK(c.err_len == 4 && memcmp(c.err, "two\n", 4) == 0);
     CHECK(st.code == 0 && !st.timed_out);
     CHECK(c.nested == HEADJACK_CONFLICT);
+    CHECK(c.to_free == NULL);
+    CHECK(listed(client, other) == 0);
 }
 
 static void files(const headjack_instance *inst) {
@@ -534,7 +545,7 @@ static void body(void) {
     command_options(inst);
     pull_iterator(inst);
     interactive(inst);
-    callback_stream(inst);
+    callback_stream(client, inst);
     files(inst);
     lifecycle(inst);
     snapshot(client, inst);
