@@ -812,6 +812,61 @@ headjack_status headjack_spec_set_base(struct headjack_spec *spec,
                                        struct headjack_error **err);
 
 /**
+ * Sets the base to the Dockerfile at `path`, taken as given: no guessing from the name and no
+ * existence check now (a missing file fails the build). `context` is the build context
+ * directory; NULL means the Dockerfile's directory. Relative paths resolve against the spec's
+ * base directory when spawning. Both may be any bytes but NUL.
+ *
+ * Thread-safe: calls on one spec are serialised.
+ */
+headjack_status headjack_spec_set_dockerfile(struct headjack_spec *spec,
+                                             const char *path,
+                                             const char *context,
+                                             struct headjack_error **err);
+
+/**
+ * Sets a build argument (`--build-arg key=value`) of the Dockerfile base; a later value for a
+ * key replaces an earlier one. Build arguments are part of the build's cache key.
+ * `HEADJACK_INVALID_ARGUMENT` when the base is not a Dockerfile.
+ *
+ * Thread-safe: calls on one spec are serialised.
+ */
+headjack_status headjack_spec_set_build_arg(struct headjack_spec *spec,
+                                            const char *key,
+                                            const char *value,
+                                            struct headjack_error **err);
+
+/**
+ * Builds the Dockerfile base up to stage `stage` (`--target`). `HEADJACK_INVALID_ARGUMENT` when
+ * the base is not a Dockerfile.
+ *
+ * Thread-safe: calls on one spec are serialised.
+ */
+headjack_status headjack_spec_set_build_target(struct headjack_spec *spec,
+                                               const char *stage,
+                                               struct headjack_error **err);
+
+/**
+ * Builds the Dockerfile base for `platform` (`--platform`, e.g. `"linux/amd64"`).
+ * `HEADJACK_INVALID_ARGUMENT` when the base is not a Dockerfile.
+ *
+ * Thread-safe: calls on one spec are serialised.
+ */
+headjack_status headjack_spec_set_build_platform(struct headjack_spec *spec,
+                                                 const char *platform,
+                                                 struct headjack_error **err);
+
+/**
+ * Ignores the engine's layer cache and headjack's build cache when building the Dockerfile
+ * base (`--no-cache`). `HEADJACK_INVALID_ARGUMENT` when the base is not a Dockerfile.
+ *
+ * Thread-safe: calls on one spec are serialised.
+ */
+headjack_status headjack_spec_set_build_no_cache(struct headjack_spec *spec,
+                                                 bool no_cache,
+                                                 struct headjack_error **err);
+
+/**
  * Sets the directory that relative paths (Dockerfile, workspace, bind mounts) resolve
  * against. Default: the process's current directory. Any bytes but NUL (need not be UTF-8).
  *

@@ -7,7 +7,7 @@ use std::ptr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use headjack_core::{Base, Mount, Network, Progress, PullPolicy, Readiness, Spec};
+use headjack_core::{Base, Dockerfile, Mount, Network, Progress, PullPolicy, Readiness, Spec};
 
 use crate::boundary::{arg_argv, arg_path, arg_ref, arg_str, block_on, cstring, guard, guard_or};
 use crate::error::{Failure, headjack_error, headjack_status};
@@ -112,6 +112,8 @@ pub(crate) struct SpecState {
     base_dir: Option<PathBuf>,
     has_workspace: bool,
     hardened: bool,
+    /// The Dockerfile base, when the base is one (its build options are set on it).
+    dockerfile: Option<Dockerfile>,
     progress: Option<ProgressTarget>,
 }
 
@@ -248,10 +250,137 @@ pub extern "C" fn headjack_spec_set_base(
                     )
                 })?,
             };
-            Base::parse_in(base, &dir)?;
+            st.dockerfile = match Base::parse_in(base, &dir)? {
+                Base::Dockerfile(d) => Some(d),
+                _ => None,
+            };
             st.spec = std::mem::take(&mut st.spec).base(base);
             Ok(())
         })
+    })
+}
+
+/// Sets the base to the Dockerfile at `path`, taken as given: no guessing from the name and no
+/// existence check now (a missing file fails the build). `context` is the build context
+/// directory; NULL means the Dockerfile's directory. Relative paths resolve against the spec's
+/// base directory when spawning. Both may be any bytes but NUL.
+///
+/// Thread-safe: calls on one spec are serialised.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_dockerfile(
+    spec: *mut headjack_spec,
+    path: *const c_char,
+    context: *const c_char,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let spec = spec_ref(spec)?;
+        let path = arg_path(path, "path")?;
+        let context = if context.is_null() {
+            None
+        } else {
+            Some(arg_path(context, "context")?)
+        };
+        spec.with(|st| {
+            let mut d = Base::dockerfile(path);
+            if let Some(c) = context {
+                d = d.context(c);
+            }
+            st.set_dockerfile(d);
+            Ok(())
+        })
+    })
+}
+
+impl SpecState {
+    fn set_dockerfile(&mut self, d: Dockerfile) {
+        self.spec = std::mem::take(&mut self.spec).base(d.clone());
+        self.dockerfile = Some(d);
+    }
+
+    /// Changes the Dockerfile base; an error when the base is not a Dockerfile.
+    fn update_dockerfile(
+        &mut self,
+        f: impl FnOnce(Dockerfile) -> Dockerfile,
+    ) -> Result<(), Failure> {
+        let Some(d) = self.dockerfile.take() else {
+            return Err(Failure::new(
+                headjack_status::HEADJACK_INVALID_ARGUMENT,
+                "build options need a Dockerfile base: call headjack_spec_set_dockerfile (or \
+                 headjack_spec_set_base with a Dockerfile path) first",
+            ));
+        };
+        self.set_dockerfile(f(d));
+        Ok(())
+    }
+}
+
+/// Sets a build argument (`--build-arg key=value`) of the Dockerfile base; a later value for a
+/// key replaces an earlier one. Build arguments are part of the build's cache key.
+/// `HEADJACK_INVALID_ARGUMENT` when the base is not a Dockerfile.
+///
+/// Thread-safe: calls on one spec are serialised.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_build_arg(
+    spec: *mut headjack_spec,
+    key: *const c_char,
+    value: *const c_char,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let spec = spec_ref(spec)?;
+        let key = arg_str(key, "key")?;
+        let value = arg_str(value, "value")?;
+        spec.with(|st| st.update_dockerfile(|d| d.build_arg(key, value)))
+    })
+}
+
+/// Builds the Dockerfile base up to stage `stage` (`--target`). `HEADJACK_INVALID_ARGUMENT` when
+/// the base is not a Dockerfile.
+///
+/// Thread-safe: calls on one spec are serialised.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_build_target(
+    spec: *mut headjack_spec,
+    stage: *const c_char,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let spec = spec_ref(spec)?;
+        let stage = arg_str(stage, "stage")?;
+        spec.with(|st| st.update_dockerfile(|d| d.target(stage)))
+    })
+}
+
+/// Builds the Dockerfile base for `platform` (`--platform`, e.g. `"linux/amd64"`).
+/// `HEADJACK_INVALID_ARGUMENT` when the base is not a Dockerfile.
+///
+/// Thread-safe: calls on one spec are serialised.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_build_platform(
+    spec: *mut headjack_spec,
+    platform: *const c_char,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let spec = spec_ref(spec)?;
+        let platform = arg_str(platform, "platform")?;
+        spec.with(|st| st.update_dockerfile(|d| d.platform(platform)))
+    })
+}
+
+/// Ignores the engine's layer cache and headjack's build cache when building the Dockerfile
+/// base (`--no-cache`). `HEADJACK_INVALID_ARGUMENT` when the base is not a Dockerfile.
+///
+/// Thread-safe: calls on one spec are serialised.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_build_no_cache(
+    spec: *mut headjack_spec,
+    no_cache: bool,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        spec_ref(spec)?.with(|st| st.update_dockerfile(|d| d.no_cache(no_cache)))
     })
 }
 

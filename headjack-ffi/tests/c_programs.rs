@@ -238,6 +238,14 @@ fn engine_program_passes_under_asan() {
     let result = cmd.output();
     let left = env.leftovers();
     let out = result.expect("running tests/c/engine.c");
+    // Images the program built (printed as `cleanup-image: <ref>`).
+    let _built = ImageGuard(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("cleanup-image: "))
+            .map(str::to_string)
+            .collect(),
+    );
     print!("{}", String::from_utf8_lossy(&out.stdout));
     eprint!("{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{}", show("tests/c/engine.c", &out));

@@ -95,6 +95,11 @@ static void spec_arguments(void) {
     FAILS(NUL_ARG, "spec is NULL", headjack_spec_set_progress(NULL, NULL, NULL, &err));
     FAILS(NUL_ARG, "spec is NULL", headjack_spec_set_hardened(NULL, true, &err));
     FAILS(NUL_ARG, "spec is NULL", headjack_spec_set_init(NULL, argv, 1, &err));
+    FAILS(NUL_ARG, "spec is NULL", headjack_spec_set_dockerfile(NULL, "Dockerfile", NULL, &err));
+    FAILS(NUL_ARG, "spec is NULL", headjack_spec_set_build_arg(NULL, "K", "V", &err));
+    FAILS(NUL_ARG, "spec is NULL", headjack_spec_set_build_target(NULL, "dev", &err));
+    FAILS(NUL_ARG, "spec is NULL", headjack_spec_set_build_platform(NULL, "linux/amd64", &err));
+    FAILS(NUL_ARG, "spec is NULL", headjack_spec_set_build_no_cache(NULL, true, &err));
 
     /* NULL and invalid UTF-8 strings. */
     FAILS(NUL_ARG, "base is NULL", headjack_spec_set_base(spec, NULL, &err));
@@ -130,6 +135,23 @@ static void spec_arguments(void) {
           headjack_spec_set_base(spec, "./does-not-exist/Dockerfile", &err));
     FAILS(NUL_ARG, "sometimes", headjack_spec_set_pull_policy(spec, "sometimes", &err));
     FAILS(NUL_ARG, "set_workspace", headjack_spec_set_workspace_target(spec, "/w", &err));
+    /* Build options need a Dockerfile base. */
+    FAILS(NUL_ARG, "Dockerfile base", headjack_spec_set_build_arg(spec, "K", "V", &err));
+    FAILS(NUL_ARG, "Dockerfile base", headjack_spec_set_build_target(spec, "dev", &err));
+    FAILS(NUL_ARG, "Dockerfile base", headjack_spec_set_build_platform(spec, "linux/amd64", &err));
+    FAILS(NUL_ARG, "Dockerfile base", headjack_spec_set_build_no_cache(spec, true, &err));
+    FAILS(NUL_ARG, "path is NULL", headjack_spec_set_dockerfile(spec, NULL, NULL, &err));
+    FAILS(NUL_ARG, "context is empty", headjack_spec_set_dockerfile(spec, "Dockerfile", "", &err));
+    OK(headjack_spec_set_dockerfile(spec, "ci/Containerfile", "..", &err));
+    FAILS(NUL_ARG, "key is NULL", headjack_spec_set_build_arg(spec, NULL, "V", &err));
+    FAILS(NUL_ARG, "stage is NULL", headjack_spec_set_build_target(spec, NULL, &err));
+    OK(headjack_spec_set_build_arg(spec, "K", "V", &err));
+    OK(headjack_spec_set_build_target(spec, "dev", &err));
+    OK(headjack_spec_set_build_platform(spec, "linux/amd64", &err));
+    OK(headjack_spec_set_build_no_cache(spec, true, &err));
+    /* An image base drops the Dockerfile and its options. */
+    OK(headjack_spec_set_base(spec, "alpine", &err));
+    FAILS(NUL_ARG, "Dockerfile base", headjack_spec_set_build_arg(spec, "K", "V", &err));
 
     /* Valid calls. */
     OK(headjack_spec_set_base(spec, "", &err));

@@ -93,7 +93,8 @@ static int listed(const headjack_client *client, const char *id) {
 
 struct progress_seen {
     int events;
-    int pulls; /* pull events naming the image, with a status */
+    int pulls;  /* pull events naming the image, with a status */
+    int builds; /* build events naming the tag, with a line */
 };
 
 static void on_progress(void *userdata, const headjack_progress *event) {
@@ -102,6 +103,9 @@ static void on_progress(void *userdata, const headjack_progress *event) {
     if (event->kind == HEADJACK_PROGRESS_PULL && event->image &&
         strstr(event->image, "headjack-test/busybox") && event->status && !event->line)
         seen->pulls++;
+    if (event->kind == HEADJACK_PROGRESS_BUILD && event->image &&
+        strstr(event->image, "localhost/headjack/") && event->line && !event->status)
+        seen->builds++;
 }
 
 /* Pulling (policy "always") reports progress through the spec's callback, on this thread. */
@@ -109,7 +113,7 @@ static void pull_progress(const headjack_client *client) {
     char ref[256];
     snprintf(ref, sizeof ref, "%s/headjack-test/busybox:latest",
              env_or("HEADJACK_TEST_REGISTRY", "127.0.0.1:5000"));
-    struct progress_seen seen = {0, 0};
+    struct progress_seen seen = {0, 0, 0};
     headjack_spec *spec = headjack_spec_new();
     char *resolved = NULL;
     MUST(headjack_spec_set_base(spec, ref, &err));
@@ -121,6 +125,48 @@ static void pull_progress(const headjack_client *client) {
     headjack_string_free(resolved);
     CHECK(seen.events > 0 && seen.pulls > 0);
     printf("pull progress: %d events, %d pull events\n", seen.events, seen.pulls);
+}
+
+/* Building a Dockerfile base reports its output through the progress callback; a build
+ * argument is part of the cache key, so this run's unique value makes it really build. */
+static void build_progress(const headjack_client *client) {
+    char dir[] = "/tmp/headjack-c-build-XXXXXX", path[64];
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        failures++;
+        return;
+    }
+    snprintf(path, sizeof path, "%s/Dockerfile", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror("fopen");
+        failures++;
+        return;
+    }
+    fprintf(f, "FROM %s\nARG TOKEN\nRUN echo \"built $TOKEN\" && echo \"$TOKEN\" > /built\n", image());
+    fclose(f);
+    struct progress_seen seen = {0, 0, 0};
+    headjack_spec *spec = fixture_spec();
+    headjack_instance *inst = NULL;
+    MUST(headjack_spec_set_base(spec, path, &err));
+    MUST(headjack_spec_set_build_arg(spec, "TOKEN", env_or("HEADJACK_TEST_RUN", "c"), &err));
+    MUST(headjack_spec_set_progress(spec, on_progress, &seen, &err));
+    MUST(headjack_client_spawn(client, spec, &inst, &err));
+    headjack_spec_free(spec);
+    remove(path);
+    rmdir(dir);
+    /* The harness removes the image this run built. */
+    printf("cleanup-image: %s\n", headjack_instance_image(inst));
+    CHECK(strncmp(headjack_instance_image(inst), "localhost/headjack/", 19) == 0);
+    CHECK(seen.builds > 0);
+    printf("build progress: %d events, %d build lines\n", seen.events, seen.builds);
+    headjack_buffer buf = {NULL, 0};
+    MUST(headjack_instance_read_file(inst, "/built", &buf, &err));
+    char want[128];
+    snprintf(want, sizeof want, "%s\n", env_or("HEADJACK_TEST_RUN", "c"));
+    CHECK(buf_is(&buf, want));
+    headjack_buffer_free(&buf);
+    headjack_instance_free(inst);
 }
 
 static void collected(const headjack_instance *inst) {
@@ -550,6 +596,7 @@ static void body(void) {
     lifecycle(inst);
     snapshot(client, inst);
     pull_progress(client);
+    build_progress(client);
 
     /* Sweep leaves live instances of this process alone. */
     headjack_string_list *swept = NULL;
