@@ -95,7 +95,9 @@ impl Lines {
                     let _ = writeln!(err, "build {tag}");
                     self.building = Some(tag.clone());
                 }
-                let _ = writeln!(err, "build: {line}");
+                if !line.trim().is_empty() {
+                    let _ = writeln!(err, "build: {line}");
+                }
             }
             other => {
                 let _ = writeln!(err, "{other:?}");
