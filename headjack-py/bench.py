@@ -26,7 +26,7 @@ def main() -> None:
     client = headjack.Client()
     exec_ms: list[float] = []
     spawn_ms: list[float] = []
-    with client.spawn(args.base, network="none") as env:
+    with client.spawn(args.base) as env:
         env.exec(["true"])  # warm up
         for _ in range(args.execs):
             t = time.perf_counter()
@@ -34,7 +34,7 @@ def main() -> None:
             exec_ms.append((time.perf_counter() - t) * 1000)
     for _ in range(args.spawns):
         t = time.perf_counter()
-        with client.spawn(args.base, network="none") as env:
+        with client.spawn(args.base) as env:
             env.exec(["true"])
             spawn_ms.append((time.perf_counter() - t) * 1000)
     result = {

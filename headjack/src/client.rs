@@ -98,7 +98,18 @@ impl Client {
                 let id = pull::ensure_image(&self.engine, r, spec.pull, spec.platform.as_deref(), progress).await?;
                 Ok(ResolvedImage { reference: r.to_string(), id, built: false })
             }
-            Base::Dockerfile(d) => build::resolve(&self.engine, d, spec.pull, progress).await,
+            Base::Dockerfile(d) => {
+                // The spec's platform applies to Dockerfile bases that do not name their own.
+                let with_platform;
+                let d = match (&spec.platform, d.platform_name()) {
+                    (Some(p), None) => {
+                        with_platform = d.clone().platform(p);
+                        &with_platform
+                    }
+                    _ => d,
+                };
+                build::resolve(&self.engine, d, spec.pull, progress).await
+            }
         }
     }
 
@@ -356,6 +367,16 @@ impl Client {
     /// did not build are never listed.
     pub async fn images(&self) -> Result<Vec<crate::BuiltImage>> {
         build::images(&self.engine).await
+    }
+
+    /// Removes a local image (a snapshot from [`Instance::commit`], a built base, …) by
+    /// reference or ID. An image that does not exist counts as removed; one in use by a
+    /// container is a [`ErrorKind::Conflict`] unless `force`.
+    pub async fn remove_image(&self, reference: &str, force: bool) -> Result<()> {
+        if reference.trim().is_empty() {
+            return Err(Error::invalid_argument("remove_image needs an image reference or ID"));
+        }
+        self.engine.remove_image(reference, force).await
     }
 
     /// Removes all but the `keep_last` most recently used headjack-built images (images in use

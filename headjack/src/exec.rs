@@ -470,12 +470,13 @@ impl Driver {
 
     /// Reads the exit code, waiting briefly for the engine to notice the process ended.
     async fn exit_code(&self) -> Result<i64> {
-        for _ in 0..50 {
+        // The output ends when the process does; the engine usually agrees at once.
+        for attempt in 0..200u64 {
             let state = self.engine.exec_state(&self.exec_id).await?;
             if !state.running {
                 return Ok(state.exit_code.unwrap_or(-1));
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(2 + attempt.min(20))).await;
         }
         Ok(-1)
     }

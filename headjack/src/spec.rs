@@ -204,6 +204,8 @@ pub struct Spec {
     pub(crate) base_dir: Option<PathBuf>,
     pub(crate) name: Option<String>,
     pub(crate) workspace: Option<(PathBuf, String, bool)>,
+    /// A workspace target given without a workspace: an error at spawn.
+    pub(crate) orphan_workspace_target: Option<String>,
     pub(crate) mounts: Vec<Mount>,
     pub(crate) env: BTreeMap<String, String>,
     pub(crate) user: Option<String>,
@@ -261,10 +263,12 @@ impl Spec {
         self
     }
 
-    /// Changes where the workspace is mounted (default `/workspace`).
+    /// Changes where the workspace is mounted (default `/workspace`). Call it after
+    /// [`Spec::workspace`]; without a workspace, `spawn` rejects it.
     pub fn workspace_target(mut self, target: impl Into<String>) -> Spec {
-        if let Some(ws) = &mut self.workspace {
-            ws.1 = target.into();
+        match &mut self.workspace {
+            Some(ws) => ws.1 = target.into(),
+            None => self.orphan_workspace_target = Some(target.into()),
         }
         self
     }
@@ -449,6 +453,18 @@ impl Spec {
                 return Err(Error::invalid_argument("the init command is empty"));
             }
         }
+        if let Some(t) = &self.orphan_workspace_target {
+            return Err(Error::invalid_argument(format!(
+                "workspace target {t:?} was given without a workspace; set the workspace first"
+            )));
+        }
+        if let Some((_, t, _)) = &self.workspace {
+            if !t.starts_with('/') {
+                return Err(Error::invalid_argument(format!(
+                    "workspace target {t:?} must be an absolute path inside the container"
+                )));
+            }
+        }
         for m in &self.mounts {
             if !m.target.starts_with('/') {
                 return Err(Error::invalid_argument(format!(
@@ -487,6 +503,9 @@ mod tests {
         assert!(Spec::new().env("A=B", "x").validate().is_err());
         assert!(Spec::new().mount(Mount::tmpfs("relative", None)).validate().is_err());
         assert!(Spec::new().init(Vec::<String>::new()).validate().is_err());
+        assert!(Spec::new().workspace_target("/w").validate().is_err());
+        assert!(Spec::new().workspace(".").workspace_target("rel").validate().is_err());
+        Spec::new().workspace(".").workspace_target("/w").validate().unwrap();
         Spec::new().cpus(0.5).memory(64 << 20).pids(10).env("A", "b").validate().unwrap();
     }
 

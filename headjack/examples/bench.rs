@@ -1,0 +1,226 @@
+//! The benchmark: headjack against the docker CLI on the same engine, in the same run.
+//!
+//! `cargo run --release -p headjack --example bench` (after `bash tests/env/up.sh`).
+//! Prints medians and ratios (headjack / CLI; below 1.0 means headjack is faster):
+//! - spawn (image local) to first exec completing, vs `docker run -d` + `docker exec`;
+//! - exec round trip of `true`, vs `docker exec`;
+//! - 32 concurrent spawns (wall time), vs 32 parallel `docker run -d`;
+//! - resolve of an unchanged Dockerfile with a 10,000-file / 100 MB context, vs a fully cached
+//!   `docker build` of the same;
+//! - the same after changing one file that the Dockerfile copies last, vs `docker build`;
+//! - with `--python`, exec round trip and spawn latency through the Python API (needs the venv
+//!   that `headjack-py/run-tests.sh` makes).
+//!
+//! Options: `--rounds N` (default 15), `--quick` (smaller context, fewer rounds).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use headjack::{Client, Spec};
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn report(name: &str, ours: Duration, theirs: Duration, target: f64) {
+    let ratio = ours.as_secs_f64() / theirs.as_secs_f64();
+    let verdict = if ratio <= target { "ok" } else { "MISSED" };
+    println!("{name:<58} headjack {:>10}  cli {:>10}  ratio {ratio:.2} (target <= {target}) {verdict}", ms(ours), ms(theirs));
+}
+
+fn docker(host: &str, args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).env("DOCKER_HOST", host).output().expect("docker CLI");
+    assert!(out.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn write_context(dir: &Path, files: usize, total_bytes: usize, base: &str) {
+    let per = total_bytes / files;
+    let chunk: Vec<u8> = (0..per).map(|i| (i * 7 % 251) as u8).collect();
+    for i in 0..files {
+        let sub = dir.join(format!("d{:03}", i / 100));
+        std::fs::create_dir_all(&sub).unwrap();
+        let mut data = chunk.clone();
+        data.extend_from_slice(i.to_string().as_bytes());
+        std::fs::write(sub.join(format!("f{i:05}.bin")), data).unwrap();
+    }
+    std::fs::write(dir.join("last.txt"), "v1").unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM {base}\nCOPY d000 /ctx/d000\nCOPY . /ctx/\nCOPY last.txt /last.txt\n"),
+    )
+    .unwrap();
+}
+
+#[tokio::main]
+async fn main() -> headjack::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let python = args.iter().any(|a| a == "--python");
+    let rounds: usize = args
+        .iter()
+        .position(|a| a == "--rounds")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(if quick { 5 } else { 15 });
+    let host = std::env::var("HEADJACK_TEST_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let image = std::env::var("HEADJACK_TEST_BUSYBOX").unwrap_or_else(|_| "localhost/headjack-test/busybox:latest".into());
+    let client = Client::connect_to(&host).await?;
+    println!("engine: {:?} {} (API {}) at {host}; {rounds} rounds\n", client.info().kind, client.info().version, client.info().api_version);
+    let spec = || Spec::new().base(image.as_str()).label("io.headjack.test", "bench");
+
+    // Warm up both paths once.
+    let env = client.spawn(spec()).await?;
+    env.exec(["true"]).await?;
+    drop(env);
+    let id = docker(&host, &["run", "-d", "--init", "--label", "io.headjack.test=bench", &image, "sleep", "infinity"]);
+    docker(&host, &["rm", "-f", &id]);
+
+    // 1. spawn to first exec.
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let env = client.spawn(spec()).await?;
+        env.exec(["true"]).await?;
+        ours.push(t.elapsed());
+        env.remove().await?;
+
+        let t = Instant::now();
+        let id = docker(&host, &["run", "-d", "--init", "--label", "io.headjack.test=bench", &image, "sleep", "infinity"]);
+        docker(&host, &["exec", &id, "true"]);
+        theirs.push(t.elapsed());
+        docker(&host, &["rm", "-f", &id]);
+    }
+    let spawn_ours = median(ours);
+    report("spawn (image local) -> first exec done", spawn_ours, median(theirs), 0.8);
+
+    // 2. exec round trip.
+    let env = client.spawn(spec()).await?;
+    let id = docker(&host, &["run", "-d", "--init", "--label", "io.headjack.test=bench", &image, "sleep", "infinity"]);
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for _ in 0..rounds * 2 {
+        let t = Instant::now();
+        env.exec(["true"]).await?;
+        ours.push(t.elapsed());
+        let t = Instant::now();
+        docker(&host, &["exec", &id, "true"]);
+        theirs.push(t.elapsed());
+    }
+    let exec_ours = median(ours);
+    report("exec round trip of `true`", exec_ours, median(theirs), 0.8);
+    docker(&host, &["rm", "-f", &id]);
+    drop(env);
+
+    // 3. 32 concurrent spawns.
+    let n = 32;
+    let t = Instant::now();
+    let envs = futures_util::future::join_all((0..n).map(|_| client.spawn(spec()))).await;
+    let ours = t.elapsed();
+    let mut live = Vec::new();
+    for e in envs {
+        live.push(e?);
+    }
+    futures_util::future::join_all(live.iter().map(|e| e.remove())).await;
+    drop(live);
+    let t = Instant::now();
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            let (host, image) = (host.clone(), image.clone());
+            std::thread::spawn(move || {
+                docker(&host, &["run", "-d", "--init", "--label", "io.headjack.test=bench", &image, "sleep", "infinity"])
+            })
+        })
+        .collect();
+    let ids: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let theirs = t.elapsed();
+    report(&format!("{n} concurrent spawns (wall)"), ours, theirs, 0.8);
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(ids.iter().map(String::as_str));
+    docker(&host, &rm);
+
+    // 4./5. Dockerfile resolve vs docker build.
+    let (files, bytes) = if quick { (1000, 10 << 20) } else { (10_000, 100 << 20) };
+    let ctx = tempfile_dir();
+    write_context(&ctx, files, bytes, &image);
+    let df = ctx.join("Dockerfile").display().to_string();
+    let cli_tag = "localhost/headjack-bench/cli:latest";
+    let first = client.resolve(&Spec::new().base(df.as_str())).await?;
+    docker(&host, &["build", "-q", "-t", cli_tag, ctx.to_str().unwrap()]);
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for _ in 0..rounds.min(7) {
+        let t = Instant::now();
+        let r = client.resolve(&Spec::new().base(df.as_str())).await?;
+        ours.push(t.elapsed());
+        assert!(!r.built);
+        let t = Instant::now();
+        docker(&host, &["build", "-q", "-t", cli_tag, ctx.to_str().unwrap()]);
+        theirs.push(t.elapsed());
+    }
+    report(&format!("resolve unchanged Dockerfile ({files} files, {} MB)", bytes >> 20), median(ours), median(theirs), 0.25);
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    let mut built = vec![first.reference.clone()];
+    for i in 0..rounds.min(5) {
+        std::fs::write(ctx.join("last.txt"), format!("v{}", i + 2)).unwrap();
+        let t = Instant::now();
+        let r = client.resolve(&Spec::new().base(df.as_str())).await?;
+        ours.push(t.elapsed());
+        built.push(r.reference);
+        std::fs::write(ctx.join("last.txt"), format!("w{}", i + 2)).unwrap();
+        let t = Instant::now();
+        docker(&host, &["build", "-q", "-t", cli_tag, ctx.to_str().unwrap()]);
+        theirs.push(t.elapsed());
+    }
+    report("resolve after changing the last-copied file", median(ours), median(theirs), 1.0);
+    for r in built {
+        let _ = Command::new("docker").args(["rmi", "-f", &r]).env("DOCKER_HOST", &host).output();
+    }
+    let _ = Command::new("docker").args(["rmi", "-f", cli_tag]).env("DOCKER_HOST", &host).output();
+    let _ = std::fs::remove_dir_all(&ctx);
+
+    // 6. Python API vs Rust API.
+    if python {
+        let out = Command::new(".venv/bin/python")
+            .args(["headjack-py/bench.py", "--execs", &(rounds * 2).to_string(), "--spawns", &rounds.to_string(), "--base", &image])
+            .env("HEADJACK_TEST_HOST", &host)
+            .output()
+            .expect("the Python benchmark runs (make the venv with headjack-py/run-tests.sh)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let v: serde_json::Value = serde_json::from_str(text.lines().last().unwrap_or("{}"))
+            .unwrap_or_else(|e| panic!("bench.py printed no JSON ({e}): {text}{}", String::from_utf8_lossy(&out.stderr)));
+        let py_exec = Duration::from_secs_f64(v["python_exec_true_median_ms"].as_f64().unwrap_or(f64::NAN) / 1000.0);
+        let py_spawn =
+            Duration::from_secs_f64(v["python_spawn_first_exec_median_ms"].as_f64().unwrap_or(f64::NAN) / 1000.0);
+        println!(
+            "{:<58} python {:>10}  rust {:>10}  ratio {:.2} (target <= 1.1)",
+            "exec round trip, Python API vs Rust API",
+            ms(py_exec),
+            ms(exec_ours),
+            py_exec.as_secs_f64() / exec_ours.as_secs_f64()
+        );
+        println!(
+            "{:<58} python {:>10}  rust {:>10}  ratio {:.2} (target <= 1.1)",
+            "spawn -> first exec, Python API vs Rust API",
+            ms(py_spawn),
+            ms(spawn_ours),
+            py_spawn.as_secs_f64() / spawn_ours.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("headjack-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
