@@ -176,7 +176,11 @@ impl Bars {
                     s
                 });
                 let trimmed = line.trim();
-                if trimmed.starts_with("Step ") {
+                // Docker says `Step 1/4 :`, Podman `STEP 1/4:`.
+                if trimmed
+                    .get(..5)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("step "))
+                {
                     let _ = self.multi.println(format!("build: {trimmed}"));
                 }
                 if !trimmed.is_empty() {
