@@ -9,7 +9,7 @@ use tracing::Instrument;
 
 use crate::base::Base;
 use crate::build;
-use crate::engine::{ContainerPlan, Engine, EngineInfo, PlanMount};
+use crate::engine::{ContainerPlan, Engine, EngineInfo, ImageDetails, PlanMount};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec::Exec;
 use crate::instance::{Instance, InstanceInfo, Origin, Status, random_id};
@@ -80,10 +80,11 @@ impl Client {
     /// builds a Dockerfile unless an image with its content key exists.
     pub async fn resolve(&self, spec: &Spec) -> Result<ResolvedImage> {
         let base = spec.resolved_base()?;
-        self.resolve_base(&base, spec, 0).await
+        Ok(self.resolve_base(&base, spec, 0).await?.0)
     }
 
-    async fn resolve_base(&self, base: &Base, spec: &Spec, depth: u8) -> Result<ResolvedImage> {
+    /// Resolves `base`; the image details come along so that spawn need not inspect again.
+    async fn resolve_base(&self, base: &Base, spec: &Spec, depth: u8) -> Result<(ResolvedImage, ImageDetails)> {
         let progress = spec.progress.as_ref();
         match base {
             Base::Default => match std::env::var("HEADJACK_BASE") {
@@ -95,8 +96,9 @@ impl Client {
                 _ => build::resolve_default(&self.engine, spec.pull, spec.platform.as_deref(), progress).await,
             },
             Base::Image(r) => {
-                let id = pull::ensure_image(&self.engine, r, spec.pull, spec.platform.as_deref(), progress).await?;
-                Ok(ResolvedImage { reference: r.to_string(), id, built: false })
+                let details =
+                    pull::ensure_image(&self.engine, r, spec.pull, spec.platform.as_deref(), progress).await?;
+                Ok((ResolvedImage { reference: r.to_string(), id: details.id.clone(), built: false }, details))
             }
             Base::Dockerfile(d) => {
                 // The spec's platform applies to Dockerfile bases that do not name their own.
@@ -122,10 +124,7 @@ impl Client {
     }
 
     async fn spawn_resolved(&self, spec: Spec, base: Base) -> Result<Instance> {
-        let image = self.resolve_base(&base, &spec, 0).await?;
-        let details = self.engine.image(&image.reference).await?.ok_or_else(|| {
-            Error::new(ErrorKind::ImageNotFound, format!("image {} vanished before launch", image.reference))
-        })?;
+        let (image, details) = self.resolve_base(&base, &spec, 0).await?;
         let id = random_id();
         let plan = self.plan(&spec, &base, &image, &details.labels, &id)?;
         let container_id = self.engine.create_container(&plan).await?;
@@ -212,7 +211,8 @@ impl Client {
         all_labels.insert(labels::INSTANCE.into(), id.to_string());
         all_labels.insert(labels::BASE.into(), base.to_string());
         all_labels.insert(labels::IMAGE.into(), image.reference.clone());
-        all_labels.insert(labels::OWNER.into(), Owner::current().to_label());
+        let owner = if spec.detached { labels::DETACHED.to_string() } else { Owner::current().to_label() };
+        all_labels.insert(labels::OWNER.into(), owner);
         if let Some(life) = spec.expires_after {
             let at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + life;
             all_labels.insert(labels::EXPIRES.into(), at.as_secs().to_string());

@@ -255,6 +255,15 @@ impl ExecStream {
         rx.await.map_err(|_| Error::internal("the exec driver stopped without a status"))?
     }
 
+    /// Stops the command now — it and everything it started are killed inside the container —
+    /// and returns its status once the kill went through.
+    pub async fn cancel(mut self) -> Result<ExitStatus> {
+        self.chunks.close();
+        while self.chunks.recv().await.is_some() {}
+        let rx = self.status.take().ok_or_else(|| Error::internal("exec status already taken"))?;
+        rx.await.map_err(|_| Error::internal("the exec driver stopped without a status"))?
+    }
+
     /// The command's standard input, for an [`Exec::interactive`] exec (once).
     pub fn take_stdin(&mut self) -> Option<ExecStdin> {
         self.stdin.take().map(|inner| ExecStdin { inner })

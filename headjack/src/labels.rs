@@ -13,6 +13,8 @@ pub const BASE: &str = "io.headjack.base";
 pub const IMAGE: &str = "io.headjack.image";
 /// `<host>/<pid>/<process start time>` of the process that spawned the container.
 pub const OWNER: &str = "io.headjack.owner";
+/// The owner value of an instance spawned with [`crate::Spec::detached`]: never an orphan.
+pub const DETACHED: &str = "detached";
 /// Unix seconds after which `sweep` may remove the container.
 pub const EXPIRES: &str = "io.headjack.expires";
 /// Image label: the command that keeps a container alive (default `sleep infinity`).

@@ -4,24 +4,24 @@ use std::path::PathBuf;
 
 use base64::Engine as _;
 
-use crate::engine::{Credentials, Engine};
+use crate::engine::{Credentials, Engine, ImageDetails};
 use crate::error::{Error, ErrorKind, Result};
 use crate::progress::ProgressFn;
 use crate::reference::ImageRef;
 use crate::spec::PullPolicy;
 
-/// Makes `image` present locally according to `policy`; returns its local image ID.
+/// Makes `image` present locally according to `policy`; returns what the engine knows of it.
 pub(crate) async fn ensure_image(
     engine: &Engine,
     image: &ImageRef,
     policy: PullPolicy,
     platform: Option<&str>,
     progress: Option<&ProgressFn>,
-) -> Result<String> {
+) -> Result<ImageDetails> {
     let reference = image.to_string();
     if policy != PullPolicy::Always {
         if let Some(found) = engine.image(&reference).await? {
-            return Ok(found.id);
+            return Ok(found);
         }
         if policy == PullPolicy::Never {
             return Err(Error::new(
@@ -41,7 +41,7 @@ pub(crate) async fn ensure_image(
     };
     engine.pull(&reference, &image.name(), &tag_or_digest, platform, credentials, progress).await?;
     match engine.image(&reference).await? {
-        Some(found) => Ok(found.id),
+        Some(found) => Ok(found),
         None => Err(Error::new(
             ErrorKind::ImageNotFound,
             format!("pulled {reference}, but the engine does not list it afterwards; check the platform"),

@@ -223,6 +223,7 @@ pub struct Spec {
     pub(crate) progress: Option<ProgressFn>,
     pub(crate) hardened: bool,
     pub(crate) init: Option<Vec<String>>,
+    pub(crate) detached: bool,
 }
 
 impl Spec {
@@ -373,6 +374,15 @@ impl Spec {
     /// `/tmp`, and no network unless [`Spec::network`] names one explicitly.
     pub fn hardened(mut self) -> Spec {
         self.hardened = true;
+        self
+    }
+
+    /// Makes the instance outlive this process: it gets no owner, so
+    /// [`crate::Client::sweep`] removes it only once its lifetime ([`Spec::expires_after`])
+    /// has passed. Combine with [`crate::Instance::keep`] (dropping the handle still removes it
+    /// otherwise). Meant for instances handed over to others, e.g. `headjack run --keep`.
+    pub fn detached(mut self) -> Spec {
+        self.detached = true;
         self
     }
 

@@ -167,3 +167,45 @@ async fn concurrent_spawns_of_one_dockerfile_build_once() {
     drop(envs);
     common::docker(&["rmi", "-f", &results[0].reference]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parent_images_are_part_of_the_key() {
+    let c = client().await;
+    // A parent rebuilt locally under the same tag makes a new key.
+    let parent = format!("localhost/headjack-test/parent:{}-{}", std::process::id(), rand_suffix());
+    common::docker(&["tag", &busybox(), &parent]);
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "Dockerfile", &format!("FROM {parent}\nRUN echo child > /child\n"));
+    let base = dir.path().join("Dockerfile").display().to_string();
+    let first = c.resolve(&Spec::new().base(base.as_str())).await.unwrap();
+    let pdir = tempfile::tempdir().unwrap();
+    write(pdir.path(), "Dockerfile", &format!("FROM {}\nRUN echo rebuilt > /parent\n", busybox()));
+    let out = std::process::Command::new("docker")
+        .args(["build", "-q", "-t", &parent, pdir.path().to_str().unwrap()])
+        .env("DOCKER_HOST", common::host())
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let second = c.resolve(&Spec::new().base(base.as_str())).await.unwrap();
+    assert!(second.built);
+    assert_ne!(second.reference, first.reference);
+    common::docker(&["rmi", "-f", &first.reference, &second.reference, &parent]);
+
+    // A parent that has to be pulled first: the pull does not change the key, so the next
+    // resolve is a hit.
+    let remote = format!(
+        "{}/headjack-test/busybox:latest",
+        std::env::var("HEADJACK_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
+    );
+    common::docker(&["rmi", "-f", &remote]);
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "Dockerfile", &format!("FROM {remote}\nRUN echo {} > /x\n", rand_suffix()));
+    let base = dir.path().join("Dockerfile").display().to_string();
+    let pulled = c.resolve(&Spec::new().base(base.as_str())).await.unwrap();
+    assert!(pulled.built);
+    let again = c.resolve(&Spec::new().base(base.as_str())).await.unwrap();
+    assert!(!again.built, "the first build after a pull changed the key");
+    assert_eq!(again.reference, pulled.reference);
+    common::docker(&["rmi", "-f", &pulled.reference]);
+}

@@ -127,6 +127,20 @@ async fn dropping_a_stream_kills_the_command() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_kills_the_command_and_reports_its_status() {
+    let c = client().await;
+    let env = c.spawn(spec()).await.unwrap();
+    let mut s = env.exec_stream(["sh", "-c", "echo up; exec sleep 4716"]).await.unwrap();
+    assert_eq!(&s.next().await.unwrap().unwrap().data[..], b"up\n");
+    let status = s.cancel().await.unwrap();
+    assert!(!status.timed_out);
+    assert_ne!(status.code, 0);
+    // cancel returns once the kill went through: no polling needed.
+    let ps = env.exec(["ps", "-o", "args"]).await.unwrap().stdout_text();
+    assert!(!ps.contains("sleep 4716"), "{ps}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_delivers_chunks_in_order_then_status() {
     let c = client().await;
     let env = c.spawn(spec()).await.unwrap();
@@ -358,6 +372,8 @@ async fn sweep_removes_instances_of_a_killed_process_and_expired_ones() {
     child.wait().unwrap();
 
     let mine = c.spawn(spec()).await.unwrap();
+    // A detached instance has no owner: sweep leaves it alone until it expires.
+    let detached = c.spawn(spec().detached()).await.unwrap();
     let expired = c.spawn(spec().expires_after(Duration::from_secs(0))).await.unwrap();
     expired.keep();
     let expired_id = expired.id().to_string();
@@ -367,5 +383,6 @@ async fn sweep_removes_instances_of_a_killed_process_and_expired_ones() {
     assert!(swept.contains(&orphan), "orphan {orphan} not swept: {swept:?}");
     assert!(swept.contains(&expired_id), "expired {expired_id} not swept: {swept:?}");
     assert!(!swept.iter().any(|s| s == mine.id()), "a live owner's instance was swept");
+    assert!(!swept.iter().any(|s| s == detached.id()), "a detached instance was swept");
     assert!(container_exists(mine.container_id()));
 }

@@ -14,10 +14,10 @@ use super::dockerfile::external_images;
 use super::key::{KeyInputs, cache_key, image_tag};
 use crate::base::Dockerfile;
 use crate::client::ResolvedImage;
-use crate::engine::{BuildParams, Engine};
+use crate::engine::{BuildParams, Engine, ImageDetails};
 use crate::error::{Error, ErrorKind, Result};
 use crate::labels;
-use crate::progress::ProgressFn;
+use crate::progress::{Progress, ProgressFn};
 use crate::pull;
 use crate::reference::ImageRef;
 use crate::spec::PullPolicy;
@@ -28,7 +28,7 @@ pub(crate) const DEFAULT_BASE_DOCKERFILE: &str = include_str!("../../../images/b
 /// A headjack-built image, as [`crate::Client::images`] lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuiltImage {
-    /// The tag, `localhost/headjack/<slug>:<key16>`.
+    /// The tag, `localhost/headjack/<slug>:<key16>` (the image ID once a rebuild took the tag).
     pub reference: String,
     /// The engine's image ID.
     pub id: String,
@@ -65,7 +65,7 @@ pub(crate) async fn resolve_default(
     pull: PullPolicy,
     platform: Option<&str>,
     progress: Option<&ProgressFn>,
-) -> Result<ResolvedImage> {
+) -> Result<(ResolvedImage, ImageDetails)> {
     let dir = cache_dir().join("default-base");
     let path = dir.join("Dockerfile");
     let current = tokio::fs::read_to_string(&path).await.unwrap_or_default();
@@ -85,40 +85,45 @@ pub(crate) async fn resolve_default(
     resolve(engine, &df, pull, progress).await
 }
 
-/// Builds `df` unless an image with its content key exists; returns the tagged image.
+/// Builds `df` unless an image with its content key exists; returns the tagged image and what
+/// the engine knows of it.
 pub(crate) async fn resolve(
     engine: &Engine,
     df: &Dockerfile,
     pull: PullPolicy,
     progress: Option<&ProgressFn>,
-) -> Result<ResolvedImage> {
+) -> Result<(ResolvedImage, ImageDetails)> {
     let path = df.path().to_path_buf();
-    let text = tokio::fs::read(&path).await.map_err(|e| {
-        Error::new(
+    if let Err(e) = tokio::fs::metadata(&path).await {
+        return Err(Error::new(
             ErrorKind::InvalidBase,
             format!("cannot read Dockerfile {}: {e}; check the path", path.display()),
         )
-        .with_source(e)
-    })?;
-    let text_str = String::from_utf8_lossy(&text).into_owned();
-    let from_refs = external_images(&text_str, df.build_args()).map_err(|e| e.context(format!("reading {}", path.display())))?;
+        .with_source(e));
+    }
+    // The walk reads the Dockerfile once: the key, the FROM list and the tar all use those bytes.
+    let (ctx_dir, df_path) = (df.context_dir().to_path_buf(), path.clone());
+    let context = tokio::task::spawn_blocking(move || Context::walk(&ctx_dir, &df_path))
+        .await
+        .map_err(|e| Error::internal(format!("context walk task failed: {e}")))??;
+    let text = String::from_utf8_lossy(context.dockerfile_bytes()).into_owned();
+    let from_refs =
+        external_images(&text, df.build_args()).map_err(|e| e.context(format!("reading {}", path.display())))?;
     // FROM images are resolved (pulled when missing) before the key: their IDs are part of it.
     let policy = if pull == PullPolicy::Never { PullPolicy::Never } else { PullPolicy::Missing };
     let mut from_images = Vec::new();
     for r in from_refs {
         let image = ImageRef::parse(&r).map_err(|e| {
-            Error::new(ErrorKind::InvalidBase, format!("{} names an unusable base image: {}", path.display(), e.message()))
+            Error::new(
+                ErrorKind::InvalidBase,
+                format!("{} names an unusable base image: {}", path.display(), e.message()),
+            )
         })?;
-        let id = pull::ensure_image(engine, &image, policy, df.platform_name(), progress).await?;
+        let id = pull::ensure_image(engine, &image, policy, df.platform_name(), progress).await?.id;
         from_images.push((r, id));
     }
-    let context_dir = df.context_dir().to_path_buf();
-    let (ctx_dir, df_path) = (context_dir.clone(), path.clone());
-    let context = tokio::task::spawn_blocking(move || Context::walk(&ctx_dir, &df_path))
-        .await
-        .map_err(|e| Error::internal(format!("context walk task failed: {e}")))??;
     let key = cache_key(&KeyInputs {
-        dockerfile: &text,
+        dockerfile: context.dockerfile_bytes(),
         build_args: df.build_args(),
         target: df.target_stage(),
         platform: df.platform_name(),
@@ -130,8 +135,8 @@ pub(crate) async fn resolve(
 
     if !df.is_no_cache() {
         if let Some(img) = engine.image(&tag).await? {
-            record_use(&key);
-            return Ok(ResolvedImage { reference: tag, id: img.id, built: false });
+            record_use(&key, &path);
+            return Ok((ResolvedImage { reference: tag, id: img.id.clone(), built: false }, img));
         }
     }
 
@@ -139,11 +144,11 @@ pub(crate) async fn resolve(
     // file); whoever waited re-checks and finds the image.
     let local = key_mutex(&key);
     let _local = local.lock().await;
-    let _file = lock_file(&key).await?;
+    let _file = lock_file(&key, &tag, progress).await?;
     if !df.is_no_cache() {
         if let Some(img) = engine.image(&tag).await? {
-            record_use(&key);
-            return Ok(ResolvedImage { reference: tag, id: img.id, built: false });
+            record_use(&key, &path);
+            return Ok((ResolvedImage { reference: tag, id: img.id.clone(), built: false }, img));
         }
     }
     let tar = tokio::task::spawn_blocking(move || {
@@ -153,10 +158,9 @@ pub(crate) async fn resolve(
     .await
     .map_err(|e| Error::internal(format!("context packing task failed: {e}")))??;
     let (tar, context) = tar;
-    let build_labels = HashMap::from([
-        (labels::BUILD_KEY.to_string(), key.clone()),
-        (labels::BUILD_SOURCE.to_string(), path.display().to_string()),
-    ]);
+    // Each build label costs the classic builder one more step (a container commit), so only
+    // the key goes on the image; the source is recorded in the cache directory.
+    let build_labels = HashMap::from([(labels::BUILD_KEY.to_string(), key.clone())]);
     let build_args: HashMap<String, String> = df.build_args().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let dockerfile_in_tar = context.dockerfile_name_in_tar().to_string();
     engine
@@ -178,8 +182,8 @@ pub(crate) async fn resolve(
     let img = engine.image(&tag).await?.ok_or_else(|| {
         Error::new(ErrorKind::BuildFailed, format!("the build of {} reported success but {tag} is missing", path.display()))
     })?;
-    record_use(&key);
-    Ok(ResolvedImage { reference: tag, id: img.id, built: true })
+    record_use(&key, &path);
+    Ok((ResolvedImage { reference: tag, id: img.id.clone(), built: true }, img))
 }
 
 fn key_mutex(key: &str) -> Arc<Mutex<()>> {
@@ -189,18 +193,37 @@ fn key_mutex(key: &str) -> Arc<Mutex<()>> {
 }
 
 /// An exclusive lock on `<cache>/locks/<key>.lock`, released when dropped (or when the
-/// process dies: the kernel drops flock locks with the file descriptor).
-async fn lock_file(key: &str) -> Result<std::fs::File> {
+/// process dies: the kernel drops flock locks with the file descriptor). Waiting for another
+/// process's build is reported as progress, so a long wait is not silent.
+async fn lock_file(key: &str, tag: &str, progress: Option<&ProgressFn>) -> Result<std::fs::File> {
     let dir = cache_dir().join("locks");
     let path = dir.join(format!("{}.lock", &key[..key.len().min(32)]));
+    let open = {
+        let (dir, path) = (dir.clone(), path.clone());
+        move || -> Result<std::fs::File> {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| Error::io(format!("opening lock {}", path.display()), e))
+        }
+    };
+    let f = tokio::task::spawn_blocking(open)
+        .await
+        .map_err(|e| Error::internal(format!("lock task failed: {e}")))??;
+    match f.try_lock() {
+        Ok(()) => return Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => ProgressFn::emit(
+            progress,
+            Progress::Build { tag: tag.to_string(), line: "waiting for another process building this image".into() },
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(Error::io(format!("locking {}", path.display()), e));
+        }
+    }
     tokio::task::spawn_blocking(move || {
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(format!("opening lock {}", path.display()), e))?;
         f.lock().map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
         Ok(f)
     })
@@ -212,17 +235,21 @@ fn use_record(key: &str) -> PathBuf {
     cache_dir().join("used").join(&key[..key.len().min(32)])
 }
 
-/// Notes that `key` was used now (the file's mtime), for `images()` and `prune_images()`.
-fn record_use(key: &str) {
+/// Notes that `key` was used now (the file's mtime) and what it was built from (its content),
+/// for `images()` and `prune_images()`.
+fn record_use(key: &str, source: &Path) {
     let path = use_record(key);
     let write = || -> std::io::Result<()> {
         std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
-        let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
-        f.set_modified(SystemTime::now())
+        std::fs::write(&path, source.display().to_string())
     };
     if let Err(e) = write() {
         tracing::debug!(error = %e, "could not record image use");
     }
+}
+
+fn recorded_source(key: &str) -> Option<String> {
+    std::fs::read_to_string(use_record(key)).ok().filter(|s| !s.is_empty())
 }
 
 fn last_use(key: &str) -> Option<i64> {
@@ -238,16 +265,22 @@ pub(crate) async fn images(engine: &Engine) -> Result<Vec<BuiltImage>> {
         .into_iter()
         .map(|i| {
             let key = i.labels.get(labels::BUILD_KEY).cloned().unwrap_or_default();
-            let reference = i
-                .tags
+            // An image whose tag moved to a rebuild is listed by its ID.
+            let tags: Vec<&String> = i.tags.iter().filter(|t| t.as_str() != "<none>:<none>").collect();
+            let reference = tags
                 .iter()
                 .find(|t| t.contains("headjack/"))
-                .or(i.tags.first())
-                .cloned()
+                .or(tags.first())
+                .map(|t| t.to_string())
                 .unwrap_or_else(|| i.id.clone());
             BuiltImage {
                 last_used: last_use(&key),
-                source: i.labels.get(labels::BUILD_SOURCE).cloned().unwrap_or_default(),
+                source: i
+                    .labels
+                    .get(labels::BUILD_SOURCE)
+                    .cloned()
+                    .or_else(|| recorded_source(&key))
+                    .unwrap_or_default(),
                 reference,
                 id: i.id,
                 key,
