@@ -31,12 +31,24 @@ fn ms(d: Duration) -> String {
 fn report(name: &str, ours: Duration, theirs: Duration, target: f64) {
     let ratio = ours.as_secs_f64() / theirs.as_secs_f64();
     let verdict = if ratio <= target { "ok" } else { "MISSED" };
-    println!("{name:<58} headjack {:>10}  cli {:>10}  ratio {ratio:.2} (target <= {target}) {verdict}", ms(ours), ms(theirs));
+    println!(
+        "{name:<58} headjack {:>10}  cli {:>10}  ratio {ratio:.2} (target <= {target}) {verdict}",
+        ms(ours),
+        ms(theirs)
+    );
 }
 
 fn docker(host: &str, args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).env("DOCKER_HOST", host).output().expect("docker CLI");
-    assert!(out.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("docker")
+        .args(args)
+        .env("DOCKER_HOST", host)
+        .output()
+        .expect("docker CLI");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -69,17 +81,40 @@ async fn main() -> headjack::Result<()> {
         .and_then(|i| args.get(i + 1))
         .and_then(|n| n.parse().ok())
         .unwrap_or(if quick { 5 } else { 15 });
-    let host = std::env::var("HEADJACK_TEST_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
-    let image = std::env::var("HEADJACK_TEST_BUSYBOX").unwrap_or_else(|_| "localhost/headjack-test/busybox:latest".into());
+    let host = std::env::var("HEADJACK_TEST_HOST")
+        .unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let image = std::env::var("HEADJACK_TEST_BUSYBOX")
+        .unwrap_or_else(|_| "localhost/headjack-test/busybox:latest".into());
     let client = Client::connect_to(&host).await?;
-    println!("engine: {:?} {} (API {}) at {host}; {rounds} rounds\n", client.info().kind, client.info().version, client.info().api_version);
-    let spec = || Spec::new().base(image.as_str()).label("io.headjack.test", "bench");
+    println!(
+        "engine: {:?} {} (API {}) at {host}; {rounds} rounds\n",
+        client.info().kind,
+        client.info().version,
+        client.info().api_version
+    );
+    let spec = || {
+        Spec::new()
+            .base(image.as_str())
+            .label("io.headjack.test", "bench")
+    };
 
     // Warm up both paths once.
     let env = client.spawn(spec()).await?;
     env.exec(["true"]).await?;
     drop(env);
-    let id = docker(&host, &["run", "-d", "--init", "--label", "io.headjack.test=bench", &image, "sleep", "infinity"]);
+    let id = docker(
+        &host,
+        &[
+            "run",
+            "-d",
+            "--init",
+            "--label",
+            "io.headjack.test=bench",
+            &image,
+            "sleep",
+            "infinity",
+        ],
+    );
     docker(&host, &["rm", "-f", &id]);
 
     // 1. spawn to first exec.
@@ -93,17 +128,46 @@ async fn main() -> headjack::Result<()> {
         env.remove().await?;
 
         let t = Instant::now();
-        let id = docker(&host, &["run", "-d", "--init", "--label", "io.headjack.test=bench", &image, "sleep", "infinity"]);
+        let id = docker(
+            &host,
+            &[
+                "run",
+                "-d",
+                "--init",
+                "--label",
+                "io.headjack.test=bench",
+                &image,
+                "sleep",
+                "infinity",
+            ],
+        );
         docker(&host, &["exec", &id, "true"]);
         theirs.push(t.elapsed());
         docker(&host, &["rm", "-f", &id]);
     }
     let spawn_ours = median(ours);
-    report("spawn (image local) -> first exec done", spawn_ours, median(theirs), 0.8);
+    report(
+        "spawn (image local) -> first exec done",
+        spawn_ours,
+        median(theirs),
+        0.8,
+    );
 
     // 2. exec round trip.
     let env = client.spawn(spec()).await?;
-    let id = docker(&host, &["run", "-d", "--init", "--label", "io.headjack.test=bench", &image, "sleep", "infinity"]);
+    let id = docker(
+        &host,
+        &[
+            "run",
+            "-d",
+            "--init",
+            "--label",
+            "io.headjack.test=bench",
+            &image,
+            "sleep",
+            "infinity",
+        ],
+    );
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     for _ in 0..rounds * 2 {
@@ -135,7 +199,19 @@ async fn main() -> headjack::Result<()> {
         .map(|_| {
             let (host, image) = (host.clone(), image.clone());
             std::thread::spawn(move || {
-                docker(&host, &["run", "-d", "--init", "--label", "io.headjack.test=bench", &image, "sleep", "infinity"])
+                docker(
+                    &host,
+                    &[
+                        "run",
+                        "-d",
+                        "--init",
+                        "--label",
+                        "io.headjack.test=bench",
+                        &image,
+                        "sleep",
+                        "infinity",
+                    ],
+                )
             })
         })
         .collect();
@@ -147,13 +223,20 @@ async fn main() -> headjack::Result<()> {
     docker(&host, &rm);
 
     // 4./5. Dockerfile resolve vs docker build.
-    let (files, bytes) = if quick { (1000, 10 << 20) } else { (10_000, 100 << 20) };
+    let (files, bytes) = if quick {
+        (1000, 10 << 20)
+    } else {
+        (10_000, 100 << 20)
+    };
     let ctx = tempfile_dir();
     write_context(&ctx, files, bytes, &image);
     let df = ctx.join("Dockerfile").display().to_string();
     let cli_tag = "localhost/headjack-bench/cli:latest";
     let first = client.resolve(&Spec::new().base(df.as_str())).await?;
-    docker(&host, &["build", "-q", "-t", cli_tag, ctx.to_str().unwrap()]);
+    docker(
+        &host,
+        &["build", "-q", "-t", cli_tag, ctx.to_str().unwrap()],
+    );
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     for _ in 0..rounds.min(7) {
@@ -162,10 +245,21 @@ async fn main() -> headjack::Result<()> {
         ours.push(t.elapsed());
         assert!(!r.built);
         let t = Instant::now();
-        docker(&host, &["build", "-q", "-t", cli_tag, ctx.to_str().unwrap()]);
+        docker(
+            &host,
+            &["build", "-q", "-t", cli_tag, ctx.to_str().unwrap()],
+        );
         theirs.push(t.elapsed());
     }
-    report(&format!("resolve unchanged Dockerfile ({files} files, {} MB)", bytes >> 20), median(ours), median(theirs), 0.25);
+    report(
+        &format!(
+            "resolve unchanged Dockerfile ({files} files, {} MB)",
+            bytes >> 20
+        ),
+        median(ours),
+        median(theirs),
+        0.25,
+    );
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     let mut built = vec![first.reference.clone()];
@@ -177,29 +271,62 @@ async fn main() -> headjack::Result<()> {
         built.push(r.reference);
         std::fs::write(ctx.join("last.txt"), format!("w{}", i + 2)).unwrap();
         let t = Instant::now();
-        docker(&host, &["build", "-q", "-t", cli_tag, ctx.to_str().unwrap()]);
+        docker(
+            &host,
+            &["build", "-q", "-t", cli_tag, ctx.to_str().unwrap()],
+        );
         theirs.push(t.elapsed());
     }
-    report("resolve after changing the last-copied file", median(ours), median(theirs), 1.0);
+    report(
+        "resolve after changing the last-copied file",
+        median(ours),
+        median(theirs),
+        1.0,
+    );
     for r in built {
-        let _ = Command::new("docker").args(["rmi", "-f", &r]).env("DOCKER_HOST", &host).output();
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", &r])
+            .env("DOCKER_HOST", &host)
+            .output();
     }
-    let _ = Command::new("docker").args(["rmi", "-f", cli_tag]).env("DOCKER_HOST", &host).output();
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", cli_tag])
+        .env("DOCKER_HOST", &host)
+        .output();
     let _ = std::fs::remove_dir_all(&ctx);
 
     // 6. Python API vs Rust API.
     if python {
         let out = Command::new(".venv/bin/python")
-            .args(["headjack-py/bench.py", "--execs", &(rounds * 2).to_string(), "--spawns", &rounds.to_string(), "--base", &image])
+            .args([
+                "headjack-py/bench.py",
+                "--execs",
+                &(rounds * 2).to_string(),
+                "--spawns",
+                &rounds.to_string(),
+                "--base",
+                &image,
+            ])
             .env("HEADJACK_TEST_HOST", &host)
             .output()
             .expect("the Python benchmark runs (make the venv with headjack-py/run-tests.sh)");
         let text = String::from_utf8_lossy(&out.stdout);
         let v: serde_json::Value = serde_json::from_str(text.lines().last().unwrap_or("{}"))
-            .unwrap_or_else(|e| panic!("bench.py printed no JSON ({e}): {text}{}", String::from_utf8_lossy(&out.stderr)));
-        let py_exec = Duration::from_secs_f64(v["python_exec_true_median_ms"].as_f64().unwrap_or(f64::NAN) / 1000.0);
-        let py_spawn =
-            Duration::from_secs_f64(v["python_spawn_first_exec_median_ms"].as_f64().unwrap_or(f64::NAN) / 1000.0);
+            .unwrap_or_else(|e| {
+                panic!(
+                    "bench.py printed no JSON ({e}): {text}{}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
+        let py_exec = Duration::from_secs_f64(
+            v["python_exec_true_median_ms"].as_f64().unwrap_or(f64::NAN) / 1000.0,
+        );
+        let py_spawn = Duration::from_secs_f64(
+            v["python_spawn_first_exec_median_ms"]
+                .as_f64()
+                .unwrap_or(f64::NAN)
+                / 1000.0,
+        );
         println!(
             "{:<58} python {:>10}  rust {:>10}  ratio {:.2} (target <= 1.1)",
             "exec round trip, Python API vs Rust API",

@@ -15,7 +15,7 @@ use crate::exec::Exec;
 use crate::instance::{Instance, InstanceInfo, Origin, Status, random_id};
 use crate::labels::{self, Owner};
 use crate::pull;
-use crate::spec::{MountKind, Network, Spec, absolute, DEFAULT_PIDS_LIMIT};
+use crate::spec::{DEFAULT_PIDS_LIMIT, MountKind, Network, Spec, absolute};
 
 /// The keep-alive command when the image does not name one (`io.headjack.init`).
 const DEFAULT_INIT: [&str; 2] = ["sleep", "infinity"];
@@ -28,7 +28,9 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("engine", self.engine.info()).finish()
+        f.debug_struct("Client")
+            .field("engine", self.engine.info())
+            .finish()
     }
 }
 
@@ -54,12 +56,16 @@ impl Client {
     /// Connects to the first engine that answers: `DOCKER_HOST` if set (and only it), else the
     /// Docker sockets, then the Podman sockets (rootless, then rootful).
     pub async fn connect() -> Result<Client> {
-        Ok(Client { engine: Engine::connect(None).await? })
+        Ok(Client {
+            engine: Engine::connect(None).await?,
+        })
     }
 
     /// Connects to the engine at `host` (`unix:///path`, `tcp://host:port`, `http://…`).
     pub async fn connect_to(host: &str) -> Result<Client> {
-        Ok(Client { engine: Engine::connect(Some(host)).await? })
+        Ok(Client {
+            engine: Engine::connect(Some(host)).await?,
+        })
     }
 
     /// The process-wide client used by [`crate::spawn`], connected on first use.
@@ -72,10 +78,6 @@ impl Client {
         self.engine.info()
     }
 
-    pub(crate) fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
     /// Resolves a base to a local image: pulls a registry image (per `spec`'s pull policy),
     /// builds a Dockerfile unless an image with its content key exists.
     pub async fn resolve(&self, spec: &Spec) -> Result<ResolvedImage> {
@@ -84,7 +86,12 @@ impl Client {
     }
 
     /// Resolves `base`; the image details come along so that spawn need not inspect again.
-    async fn resolve_base(&self, base: &Base, spec: &Spec, depth: u8) -> Result<(ResolvedImage, ImageDetails)> {
+    async fn resolve_base(
+        &self,
+        base: &Base,
+        spec: &Spec,
+        depth: u8,
+    ) -> Result<(ResolvedImage, ImageDetails)> {
         let progress = spec.progress.as_ref();
         match base {
             Base::Default => match std::env::var("HEADJACK_BASE") {
@@ -93,12 +100,33 @@ impl Client {
                     let b = Base::parse_in(&s, &dir).map_err(|e| e.context("in HEADJACK_BASE"))?;
                     Box::pin(self.resolve_base(&b, spec, depth + 1)).await
                 }
-                _ => build::resolve_default(&self.engine, spec.pull, spec.platform.as_deref(), progress).await,
+                _ => {
+                    build::resolve_default(
+                        &self.engine,
+                        spec.pull,
+                        spec.platform.as_deref(),
+                        progress,
+                    )
+                    .await
+                }
             },
             Base::Image(r) => {
-                let details =
-                    pull::ensure_image(&self.engine, r, spec.pull, spec.platform.as_deref(), progress).await?;
-                Ok((ResolvedImage { reference: r.to_string(), id: details.id.clone(), built: false }, details))
+                let details = pull::ensure_image(
+                    &self.engine,
+                    r,
+                    spec.pull,
+                    spec.platform.as_deref(),
+                    progress,
+                )
+                .await?;
+                Ok((
+                    ResolvedImage {
+                        reference: r.to_string(),
+                        id: details.id.clone(),
+                        built: false,
+                    },
+                    details,
+                ))
             }
             Base::Dockerfile(d) => {
                 // The spec's platform applies to Dockerfile bases that do not name their own.
@@ -129,7 +157,11 @@ impl Client {
         let plan = self.plan(&spec, &base, &image, &details.labels, &id)?;
         let container_id = self.engine.create_container(&plan).await?;
         let user = plan.user.clone().or(details.user);
-        let origin = Origin { entrypoint: details.entrypoint, cmd: details.cmd, labels: details.labels };
+        let origin = Origin {
+            entrypoint: details.entrypoint,
+            cmd: details.cmd,
+            labels: details.labels,
+        };
         let name = plan.name.clone().unwrap_or_default();
         let instance = Instance::new(
             self.engine.clone(),
@@ -163,13 +195,23 @@ impl Client {
             let host = host.canonicalize().map_err(|e| {
                 Error::new(
                     ErrorKind::InvalidArgument,
-                    format!("workspace {} cannot be used: {e}; create it or fix the path", host.display()),
+                    format!(
+                        "workspace {} cannot be used: {e}; create it or fix the path",
+                        host.display()
+                    ),
                 )
             })?;
             if !host.is_dir() {
-                return Err(Error::invalid_argument(format!("workspace {} is not a directory", host.display())));
+                return Err(Error::invalid_argument(format!(
+                    "workspace {} is not a directory",
+                    host.display()
+                )));
             }
-            mounts.push(PlanMount::Bind { source: host.display().to_string(), target: target.clone(), read_only: *read_only });
+            mounts.push(PlanMount::Bind {
+                source: host.display().to_string(),
+                target: target.clone(),
+                read_only: *read_only,
+            });
             workdir.get_or_insert_with(|| target.clone());
         }
         for m in &spec.mounts {
@@ -182,16 +224,28 @@ impl Client {
                             host.display()
                         )));
                     }
-                    PlanMount::Bind { source: host.display().to_string(), target: m.target.clone(), read_only: m.read_only }
+                    PlanMount::Bind {
+                        source: host.display().to_string(),
+                        target: m.target.clone(),
+                        read_only: m.read_only,
+                    }
                 }
-                MountKind::Volume(name) => {
-                    PlanMount::Volume { name: name.clone(), target: m.target.clone(), read_only: m.read_only }
-                }
-                MountKind::Tmpfs(size) => PlanMount::Tmpfs { target: m.target.clone(), size: *size },
+                MountKind::Volume(name) => PlanMount::Volume {
+                    name: name.clone(),
+                    target: m.target.clone(),
+                    read_only: m.read_only,
+                },
+                MountKind::Tmpfs(size) => PlanMount::Tmpfs {
+                    target: m.target.clone(),
+                    size: *size,
+                },
             });
         }
         if spec.hardened && !spec.mounts.iter().any(|m| m.target == "/tmp") {
-            mounts.push(PlanMount::Tmpfs { target: "/tmp".into(), size: None });
+            mounts.push(PlanMount::Tmpfs {
+                target: "/tmp".into(),
+                size: None,
+            });
         }
         let entrypoint = match &spec.init {
             Some(cmd) => cmd.clone(),
@@ -199,22 +253,36 @@ impl Client {
                 Some(cmd) => shell_words::split(cmd).map_err(|e| {
                     Error::new(
                         ErrorKind::InvalidBase,
-                        format!("image {} has an unparseable {} label {cmd:?}: {e}", image.reference, labels::INIT),
+                        format!(
+                            "image {} has an unparseable {} label {cmd:?}: {e}",
+                            image.reference,
+                            labels::INIT
+                        ),
                     )
                 })?,
                 None => DEFAULT_INIT.iter().map(|s| s.to_string()).collect(),
             },
         };
-        let mut all_labels: HashMap<String, String> =
-            spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut all_labels: HashMap<String, String> = spec
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         all_labels.insert(labels::MANAGED.into(), "true".into());
         all_labels.insert(labels::INSTANCE.into(), id.to_string());
         all_labels.insert(labels::BASE.into(), base.to_string());
         all_labels.insert(labels::IMAGE.into(), image.reference.clone());
-        let owner = if spec.detached { labels::DETACHED.to_string() } else { Owner::current().to_label() };
+        let owner = if spec.detached {
+            labels::DETACHED.to_string()
+        } else {
+            Owner::current().to_label()
+        };
         all_labels.insert(labels::OWNER.into(), owner);
         if let Some(life) = spec.expires_after {
-            let at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + life;
+            let at = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                + life;
             all_labels.insert(labels::EXPIRES.into(), at.as_secs().to_string());
         }
         let network = match (&spec.network, spec.hardened) {
@@ -223,7 +291,11 @@ impl Client {
             (None, false) => Network::Bridge,
         };
         Ok(ContainerPlan {
-            name: Some(spec.name.clone().unwrap_or_else(|| format!("headjack-{id}"))),
+            name: Some(
+                spec.name
+                    .clone()
+                    .unwrap_or_else(|| format!("headjack-{id}")),
+            ),
             image: image.reference.clone(),
             entrypoint,
             env: spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
@@ -247,7 +319,10 @@ impl Client {
         let status = instance.status().await?;
         if status != Status::Running {
             let logs = instance.logs().await.unwrap_or_default();
-            let text: String = logs.iter().map(|c| String::from_utf8_lossy(&c.data).into_owned()).collect();
+            let text: String = logs
+                .iter()
+                .map(|c| String::from_utf8_lossy(&c.data).into_owned())
+                .collect();
             return Err(Error::new(
                 ErrorKind::Conflict,
                 format!(
@@ -258,15 +333,20 @@ impl Client {
                 ),
             ));
         }
-        let Some(check) = &spec.readiness else { return Ok(()) };
+        let Some(check) = &spec.readiness else {
+            return Ok(());
+        };
         let deadline = tokio::time::Instant::now() + check.timeout;
         let mut last;
         loop {
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let attempt = Exec::new(check.command.clone()).timeout(remaining.max(Duration::from_millis(100)));
+            let attempt =
+                Exec::new(check.command.clone()).timeout(remaining.max(Duration::from_millis(100)));
             match instance.exec(attempt).await {
                 Ok(out) if out.success() => return Ok(()),
-                Ok(out) => last = format!("exit code {}: {}", out.exit_code, out.stderr_text().trim()),
+                Ok(out) => {
+                    last = format!("exit code {}: {}", out.exit_code, out.stderr_text().trim())
+                }
                 Err(e) => last = e.to_string(),
             }
             if tokio::time::Instant::now() + check.interval >= deadline {
@@ -286,7 +366,10 @@ impl Client {
 
     /// Every headjack instance on this engine (any owner).
     pub async fn list(&self) -> Result<Vec<InstanceInfo>> {
-        let found = self.engine.containers_with_labels(&[format!("{}=true", labels::MANAGED)]).await?;
+        let found = self
+            .engine
+            .containers_with_labels(&[format!("{}=true", labels::MANAGED)])
+            .await?;
         Ok(found
             .into_iter()
             .map(|c| {
@@ -301,7 +384,9 @@ impl Client {
     /// [`Instance::remove`] to remove it.
     pub async fn attach(&self, id_or_name: &str) -> Result<Instance> {
         if id_or_name.trim().is_empty() {
-            return Err(Error::invalid_argument("attach needs an instance ID or name"));
+            return Err(Error::invalid_argument(
+                "attach needs an instance ID or name",
+            ));
         }
         let by_label = self
             .engine
@@ -324,20 +409,34 @@ impl Client {
         if !labels::is_managed(&details.labels) {
             return Err(Error::new(
                 ErrorKind::NotFound,
-                format!("container {id_or_name:?} exists but was not created by headjack; refusing to manage it"),
+                format!(
+                    "container {id_or_name:?} exists but was not created by headjack; refusing to manage it"
+                ),
             ));
         }
         let origin = match self.engine.image(&details.image).await? {
-            Some(img) => Origin { entrypoint: img.entrypoint, cmd: img.cmd, labels: img.labels },
+            Some(img) => Origin {
+                entrypoint: img.entrypoint,
+                cmd: img.cmd,
+                labels: img.labels,
+            },
             None => Origin::default(),
         };
-        let id = details.labels.get(labels::INSTANCE).cloned().unwrap_or_default();
+        let id = details
+            .labels
+            .get(labels::INSTANCE)
+            .cloned()
+            .unwrap_or_default();
         Ok(Instance::new(
             self.engine.clone(),
             details.id,
             id,
             details.name,
-            details.labels.get(labels::IMAGE).cloned().unwrap_or(details.image),
+            details
+                .labels
+                .get(labels::IMAGE)
+                .cloned()
+                .unwrap_or(details.image),
             details.user,
             origin,
             true,
@@ -347,7 +446,10 @@ impl Client {
     /// Removes instances whose owner process on this host is gone, or whose expiry passed.
     /// Returns the IDs of the instances removed.
     pub async fn sweep(&self) -> Result<Vec<String>> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
         let mut removed = Vec::new();
         for info in self.list().await? {
             let expired = info.expires.is_some_and(|e| e <= now);
@@ -374,7 +476,9 @@ impl Client {
     /// container is a [`ErrorKind::Conflict`] unless `force`.
     pub async fn remove_image(&self, reference: &str, force: bool) -> Result<()> {
         if reference.trim().is_empty() {
-            return Err(Error::invalid_argument("remove_image needs an image reference or ID"));
+            return Err(Error::invalid_argument(
+                "remove_image needs an image reference or ID",
+            ));
         }
         self.engine.remove_image(reference, force).await
     }

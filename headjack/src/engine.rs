@@ -22,9 +22,9 @@ use bollard::models::{
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CommitContainerOptionsBuilder, CreateContainerOptionsBuilder,
     CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder, KillContainerOptionsBuilder,
-    ListImagesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, RestartContainerOptionsBuilder,
-    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    ListImagesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptionsBuilder, RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt};
@@ -75,24 +75,36 @@ pub(crate) struct Engine {
 
 /// Where to look for an engine when the caller named none, in order.
 fn default_candidates() -> Vec<String> {
-    if let Ok(h) = std::env::var("DOCKER_HOST") {
-        if !h.trim().is_empty() {
-            // A configured host is the user's choice: falling back to another engine silently
-            // would run their containers somewhere they did not ask for.
-            return vec![h];
-        }
+    // A configured host is the user's choice: falling back to another engine silently would
+    // run their containers somewhere they did not ask for.
+    if let Ok(h) = std::env::var("DOCKER_HOST")
+        && !h.trim().is_empty()
+    {
+        return vec![h];
     }
     let mut c = vec!["unix:///var/run/docker.sock".to_string()];
     let home = std::env::var_os("HOME").map(PathBuf::from);
     if let Some(xdg) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
-        c.push(format!("unix://{}", xdg.join(".docker/run/docker.sock").display()));
+        c.push(format!(
+            "unix://{}",
+            xdg.join(".docker/run/docker.sock").display()
+        ));
     }
     if let Some(home) = &home {
-        c.push(format!("unix://{}", home.join(".docker/run/docker.sock").display()));
-        c.push(format!("unix://{}", home.join(".docker/desktop/docker.sock").display()));
+        c.push(format!(
+            "unix://{}",
+            home.join(".docker/run/docker.sock").display()
+        ));
+        c.push(format!(
+            "unix://{}",
+            home.join(".docker/desktop/docker.sock").display()
+        ));
     }
     if let Some(xdg) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
-        c.push(format!("unix://{}", xdg.join("podman/podman.sock").display()));
+        c.push(format!(
+            "unix://{}",
+            xdg.join("podman/podman.sock").display()
+        ));
     }
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
@@ -158,7 +170,11 @@ impl Engine {
                 .any(|c| c.name.to_ascii_lowercase().contains("podman"));
             let api = negotiated.client_version();
             let info = EngineInfo {
-                kind: if is_podman { EngineKind::Podman } else { EngineKind::Docker },
+                kind: if is_podman {
+                    EngineKind::Podman
+                } else {
+                    EngineKind::Docker
+                },
                 version: version.version.clone().unwrap_or_default(),
                 api_version: format!("{}.{}", api.major_version, api.minor_version),
                 host: host.to_string(),
@@ -166,7 +182,10 @@ impl Engine {
                 arch: version.arch.clone().unwrap_or_default(),
             };
             tracing::debug!(?info, "engine connected");
-            Ok(Engine { docker: negotiated, info: Arc::new(info) })
+            Ok(Engine {
+                docker: negotiated,
+                info: Arc::new(info),
+            })
         }
         .instrument(span)
         .await
@@ -175,25 +194,29 @@ impl Engine {
     pub(crate) fn info(&self) -> &EngineInfo {
         &self.info
     }
-
-    pub(crate) fn is_podman(&self) -> bool {
-        self.info.kind == EngineKind::Podman
-    }
 }
 
 /// Maps a bollard error to headjack's, saying what was being done.
 pub(crate) fn map_err(what: &str, e: BollardError) -> Error {
     let (kind, detail) = match &e {
-        BollardError::DockerResponseServerError { status_code, message } => {
+        BollardError::DockerResponseServerError {
+            status_code,
+            message,
+        } => {
             let kind = kind_of_status(*status_code, message);
-            (kind, format!("engine answered {status_code}: {}", message.trim()))
+            (
+                kind,
+                format!("engine answered {status_code}: {}", message.trim()),
+            )
         }
-        BollardError::RequestTimeoutError => {
-            (ErrorKind::Timeout, "the engine did not answer in time".to_string())
-        }
-        BollardError::SocketNotFoundError(p) => {
-            (ErrorKind::EngineUnavailable, format!("engine socket {p} is gone"))
-        }
+        BollardError::RequestTimeoutError => (
+            ErrorKind::Timeout,
+            "the engine did not answer in time".to_string(),
+        ),
+        BollardError::SocketNotFoundError(p) => (
+            ErrorKind::EngineUnavailable,
+            format!("engine socket {p} is gone"),
+        ),
         BollardError::HyperResponseError { .. } | BollardError::IOError { .. } => (
             ErrorKind::EngineUnavailable,
             format!("lost the connection to the engine: {e}"),
@@ -219,7 +242,13 @@ fn kind_of_status(status: u16, message: &str) -> ErrorKind {
 }
 
 fn is_404(e: &BollardError) -> bool {
-    matches!(e, BollardError::DockerResponseServerError { status_code: 404, .. })
+    matches!(
+        e,
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
 }
 
 /// What headjack needs to know about a local image.
@@ -227,8 +256,6 @@ fn is_404(e: &BollardError) -> bool {
 pub(crate) struct ImageDetails {
     pub id: String,
     pub labels: HashMap<String, String>,
-    pub tags: Vec<String>,
-    pub created: Option<String>,
     pub entrypoint: Option<Vec<String>>,
     pub cmd: Option<Vec<String>>,
     pub user: Option<String>,
@@ -247,9 +274,20 @@ pub(crate) struct ImageListing {
 /// A mount for [`ContainerPlan`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum PlanMount {
-    Bind { source: String, target: String, read_only: bool },
-    Volume { name: String, target: String, read_only: bool },
-    Tmpfs { target: String, size: Option<i64> },
+    Bind {
+        source: String,
+        target: String,
+        read_only: bool,
+    },
+    Volume {
+        name: String,
+        target: String,
+        read_only: bool,
+    },
+    Tmpfs {
+        target: String,
+        size: Option<i64>,
+    },
 }
 
 /// Everything needed to create a container, in headjack's terms.
@@ -293,7 +331,6 @@ pub(crate) struct ContainerListing {
     pub image: String,
     pub status: String,
     pub labels: HashMap<String, String>,
-    pub created: i64,
 }
 
 /// Parameters of one exec.
@@ -346,8 +383,6 @@ impl Engine {
                     Ok(Some(ImageDetails {
                         id: img.id.unwrap_or_default(),
                         labels: config.labels.unwrap_or_default(),
-                        tags: img.repo_tags.unwrap_or_default(),
-                        created: img.created,
                         entrypoint: config.entrypoint,
                         cmd: config.cmd,
                         user: config.user.filter(|u| !u.is_empty()),
@@ -373,7 +408,9 @@ impl Engine {
     ) -> Result<()> {
         let span = tracing::info_span!("engine.pull", image = %shown);
         async {
-            let mut opts = CreateImageOptionsBuilder::default().from_image(name).tag(tag_or_digest);
+            let mut opts = CreateImageOptionsBuilder::default()
+                .from_image(name)
+                .tag(tag_or_digest);
             if let Some(p) = platform {
                 opts = opts.platform(p);
             }
@@ -440,7 +477,10 @@ impl Engine {
                                 tail.push(line);
                                 ProgressFn::emit(
                                     params.progress,
-                                    Progress::Build { tag: params.tag.to_string(), line: line.to_string() },
+                                    Progress::Build {
+                                        tag: params.tag.to_string(),
+                                        line: line.to_string(),
+                                    },
                                 );
                             }
                         }
@@ -463,7 +503,8 @@ impl Engine {
             if failure.is_none() && self.image(params.tag).await?.is_some() {
                 return Ok(());
             }
-            let why = failure.unwrap_or_else(|| "the build ended without producing the image".into());
+            let why =
+                failure.unwrap_or_else(|| "the build ended without producing the image".into());
             Err(build_error(params.tag, &why, tail))
         }
         .instrument(span)
@@ -477,7 +518,11 @@ impl Engine {
             let filters = HashMap::from([("label", vec![label])]);
             let list = self
                 .docker
-                .list_images(Some(ListImagesOptionsBuilder::default().filters(&filters).build()))
+                .list_images(Some(
+                    ListImagesOptionsBuilder::default()
+                        .filters(&filters)
+                        .build(),
+                ))
                 .await
                 .map_err(|e| map_err("listing images", e))?;
             Ok(list
@@ -501,7 +546,11 @@ impl Engine {
         async {
             match self
                 .docker
-                .remove_image(reference, Some(RemoveImageOptionsBuilder::default().force(force).build()), None)
+                .remove_image(
+                    reference,
+                    Some(RemoveImageOptionsBuilder::default().force(force).build()),
+                    None,
+                )
                 .await
             {
                 Ok(_) => Ok(()),
@@ -543,7 +592,12 @@ impl Engine {
                 .docker
                 .commit_container(opts, config)
                 .await
-                .map_err(|e| map_err(&format!("committing container {container} to {repo}:{tag}"), e))?;
+                .map_err(|e| {
+                    map_err(
+                        &format!("committing container {container} to {repo}:{tag}"),
+                        e,
+                    )
+                })?;
             Ok(res.id)
         }
         .instrument(span)
@@ -560,14 +614,22 @@ impl Engine {
                 .mounts
                 .iter()
                 .map(|m| match m {
-                    PlanMount::Bind { source, target, read_only } => Mount {
+                    PlanMount::Bind {
+                        source,
+                        target,
+                        read_only,
+                    } => Mount {
                         typ: Some(MountType::BIND),
                         source: Some(source.clone()),
                         target: Some(target.clone()),
                         read_only: Some(*read_only),
                         ..Default::default()
                     },
-                    PlanMount::Volume { name, target, read_only } => Mount {
+                    PlanMount::Volume {
+                        name,
+                        target,
+                        read_only,
+                    } => Mount {
                         typ: Some(MountType::VOLUME),
                         source: Some(name.clone()),
                         target: Some(target.clone()),
@@ -625,7 +687,9 @@ impl Engine {
                 .await
                 .map_err(|e| {
                     let err = map_err(&format!("creating a container from {}", plan.image), e);
-                    if err.kind() == ErrorKind::NotFound && err.message().to_ascii_lowercase().contains("image") {
+                    if err.kind() == ErrorKind::NotFound
+                        && err.message().to_ascii_lowercase().contains("image")
+                    {
                         Error::new(ErrorKind::ImageNotFound, err.message().to_string())
                     } else {
                         err
@@ -651,18 +715,29 @@ impl Engine {
 
     pub(crate) async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
         let span = tracing::debug_span!("engine.stop", id);
-        let opts = StopContainerOptionsBuilder::default().t(grace.as_secs() as i32).build();
-        match self.docker.stop_container(id, Some(opts)).instrument(span).await {
+        let opts = StopContainerOptionsBuilder::default()
+            .t(grace.as_secs() as i32)
+            .build();
+        match self
+            .docker
+            .stop_container(id, Some(opts))
+            .instrument(span)
+            .await
+        {
             Ok(()) => Ok(()),
             // 304: already stopped.
-            Err(BollardError::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
             Err(e) => Err(map_err(&format!("stopping container {id}"), e)),
         }
     }
 
     pub(crate) async fn kill(&self, id: &str, signal: &str) -> Result<()> {
         let span = tracing::debug_span!("engine.kill", id, signal);
-        let opts = KillContainerOptionsBuilder::default().signal(signal).build();
+        let opts = KillContainerOptionsBuilder::default()
+            .signal(signal)
+            .build();
         self.docker
             .kill_container(id, Some(opts))
             .instrument(span)
@@ -672,7 +747,9 @@ impl Engine {
 
     pub(crate) async fn restart(&self, id: &str, grace: Duration) -> Result<()> {
         let span = tracing::debug_span!("engine.restart", id);
-        let opts = RestartContainerOptionsBuilder::default().t(grace.as_secs() as i32).build();
+        let opts = RestartContainerOptionsBuilder::default()
+            .t(grace.as_secs() as i32)
+            .build();
         self.docker
             .restart_container(id, Some(opts))
             .instrument(span)
@@ -702,16 +779,23 @@ impl Engine {
     /// counts as removed.
     pub(crate) async fn remove(&self, id: &str) -> Result<()> {
         let span = tracing::debug_span!("engine.remove", id);
-        let opts = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
-        match self.docker.remove_container(id, Some(opts)).instrument(span).await {
+        let opts = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match self
+            .docker
+            .remove_container(id, Some(opts))
+            .instrument(span)
+            .await
+        {
             Ok(()) => Ok(()),
             Err(e) if is_404(&e) => Ok(()),
             // Removal already in progress (another handle, or the engine's auto-remove).
-            Err(BollardError::DockerResponseServerError { status_code: 409, message })
-                if message.contains("already in progress") =>
-            {
-                Ok(())
-            }
+            Err(BollardError::DockerResponseServerError {
+                status_code: 409,
+                message,
+            }) if message.contains("already in progress") => Ok(()),
             Err(e) => Err(map_err(&format!("removing container {id}"), e)),
         }
     }
@@ -724,7 +808,9 @@ impl Engine {
                 .get_json(&format!("/containers/{}/json", percent_encode(id)))
                 .await
                 .map_err(|e| e.context(format!("inspecting container {id}")))?;
-            let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let text = |v: Option<&serde_json::Value>| {
+                v.and_then(|v| v.as_str()).unwrap_or_default().to_string()
+            };
             let config = c.get("Config");
             let state = c.get("State");
             Ok(ContainerDetails {
@@ -732,7 +818,9 @@ impl Engine {
                 name: text(c.get("Name")).trim_start_matches('/').to_string(),
                 image: text(config.and_then(|c| c.get("Image"))),
                 status: text(state.and_then(|s| s.get("Status"))),
-                exit_code: state.and_then(|s| s.get("ExitCode")).and_then(|v| v.as_i64()),
+                exit_code: state
+                    .and_then(|s| s.get("ExitCode"))
+                    .and_then(|v| v.as_i64()),
                 labels: string_map(config.and_then(|c| c.get("Labels"))),
                 user: Some(text(config.and_then(|c| c.get("User")))).filter(|u| !u.is_empty()),
             })
@@ -746,17 +834,31 @@ impl Engine {
     /// Read as plain JSON rather than through bollard's typed summary: Podman reports states
     /// (`stopped`) that the typed enum rejects, which would make one odd container break
     /// listing all of them.
-    pub(crate) async fn containers_with_labels(&self, labels: &[String]) -> Result<Vec<ContainerListing>> {
+    pub(crate) async fn containers_with_labels(
+        &self,
+        labels: &[String],
+    ) -> Result<Vec<ContainerListing>> {
         let span = tracing::debug_span!("engine.list_containers");
         async {
             let filters = serde_json::json!({ "label": labels }).to_string();
-            let query = format!("/containers/json?all=1&filters={}", percent_encode(&filters));
-            let value = self.get_json(&query).await.map_err(|e| e.context("listing containers"))?;
+            let query = format!(
+                "/containers/json?all=1&filters={}",
+                percent_encode(&filters)
+            );
+            let value = self
+                .get_json(&query)
+                .await
+                .map_err(|e| e.context("listing containers"))?;
             let items = value.as_array().cloned().unwrap_or_default();
             Ok(items
                 .into_iter()
                 .map(|c| {
-                    let text = |k: &str| c.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+                    let text = |k: &str| {
+                        c.get(k)
+                            .and_then(|v| v.as_str())
+                            .unwrap_or_default()
+                            .to_string()
+                    };
                     let labels = string_map(c.get("Labels"));
                     let name = c
                         .get("Names")
@@ -772,7 +874,6 @@ impl Engine {
                         image: text("Image"),
                         status: text("State"),
                         labels,
-                        created: c.get("Created").and_then(|v| v.as_i64()).unwrap_or_default(),
                     }
                 })
                 .collect())
@@ -790,8 +891,11 @@ impl Engine {
             self.info.api_version
         );
         let io = |e: std::io::Error| {
-            Error::new(ErrorKind::EngineUnavailable, format!("lost the connection to the engine at {host}: {e}"))
-                .with_source(e)
+            Error::new(
+                ErrorKind::EngineUnavailable,
+                format!("lost the connection to the engine at {host}: {e}"),
+            )
+            .with_source(e)
         };
         let mut raw = Vec::new();
         if let Some(path) = host.strip_prefix("unix://") {
@@ -799,7 +903,10 @@ impl Engine {
             s.write_all(request.as_bytes()).await.map_err(io)?;
             s.read_to_end(&mut raw).await.map_err(io)?;
         } else {
-            let addr = host.trim_start_matches("tcp://").trim_start_matches("http://").trim_end_matches('/');
+            let addr = host
+                .trim_start_matches("tcp://")
+                .trim_start_matches("http://")
+                .trim_end_matches('/');
             let mut s = tokio::net::TcpStream::connect(addr).await.map_err(io)?;
             s.write_all(request.as_bytes()).await.map_err(io)?;
             s.read_to_end(&mut raw).await.map_err(io)?;
@@ -810,13 +917,24 @@ impl Engine {
             .ok_or_else(|| Error::internal("the engine sent a malformed HTTP answer"))?;
         let head = String::from_utf8_lossy(&raw[..split]);
         let body = &raw[split + 4..];
-        let status: u16 = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let status: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
         if !(200..300).contains(&status) {
             let msg = serde_json::from_slice::<serde_json::Value>(body)
                 .ok()
-                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_string))
+                .and_then(|v| {
+                    v.get("message")
+                        .and_then(|m| m.as_str())
+                        .map(str::to_string)
+                })
                 .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
-            return Err(Error::new(kind_of_status(status, &msg), format!("engine answered {status}: {}", msg.trim())));
+            return Err(Error::new(
+                kind_of_status(status, &msg),
+                format!("engine answered {status}: {}", msg.trim()),
+            ));
         }
         serde_json::from_slice(body)
             .map_err(|e| Error::internal(format!("the engine sent JSON headjack cannot read: {e}")))
@@ -824,7 +942,12 @@ impl Engine {
 
     /// Container logs (the keep-alive process's output), optionally followed.
     pub(crate) fn logs(&self, id: &str, follow: bool) -> OutputStream {
-        let opts = LogsOptionsBuilder::default().stdout(true).stderr(true).follow(follow).tail("all").build();
+        let opts = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(follow)
+            .tail("all")
+            .build();
         let what = format!("reading logs of container {id}");
         let s = self
             .docker
@@ -871,9 +994,15 @@ impl Engine {
                     let output = output
                         .map_err(move |e| map_err(&what, e))
                         .try_filter_map(|o| async move { Ok(chunk_of(o)) });
-                    Ok((created.id, Box::pin(output) as OutputStream, params.stdin.then_some(input)))
+                    Ok((
+                        created.id,
+                        Box::pin(output) as OutputStream,
+                        params.stdin.then_some(input),
+                    ))
                 }
-                StartExecResults::Detached => Err(Error::internal("exec started detached unexpectedly")),
+                StartExecResults::Detached => {
+                    Err(Error::internal("exec started detached unexpectedly"))
+                }
             }
         }
         .instrument(span)
@@ -888,7 +1017,10 @@ impl Engine {
             .instrument(span)
             .await
             .map_err(|e| map_err("inspecting an exec", e))?;
-        Ok(ExecState { running: r.running.unwrap_or(false), exit_code: r.exit_code })
+        Ok(ExecState {
+            running: r.running.unwrap_or(false),
+            exit_code: r.exit_code,
+        })
     }
 
     pub(crate) async fn resize_exec(&self, exec_id: &str, rows: u16, cols: u16) -> Result<()> {
@@ -906,7 +1038,13 @@ impl Engine {
 
     /// Extracts `tar` into directory `path` of the container.
     /// With `chown`, the engine gives the files to the container's configured user.
-    pub(crate) async fn upload(&self, id: &str, path: &str, tar: Vec<u8>, chown: bool) -> Result<()> {
+    pub(crate) async fn upload(
+        &self,
+        id: &str,
+        path: &str,
+        tar: Vec<u8>,
+        chown: bool,
+    ) -> Result<()> {
         let span = tracing::debug_span!("engine.upload", id, path, bytes = tar.len());
         let mut opts = UploadToContainerOptionsBuilder::default().path(path);
         if chown {
@@ -921,17 +1059,31 @@ impl Engine {
     }
 
     /// Downloads `path` from the container as a tar stream.
-    pub(crate) fn download(&self, id: &str, path: &str) -> Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>> {
-        let opts = DownloadFromContainerOptionsBuilder::default().path(path).build();
+    pub(crate) fn download(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>> {
+        let opts = DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
         let what = format!("copying {path} out of container {id}");
-        Box::pin(self.docker.download_from_container(id, Some(opts)).map_err(move |e| map_err(&what, e)))
+        Box::pin(
+            self.docker
+                .download_from_container(id, Some(opts))
+                .map_err(move |e| map_err(&what, e)),
+        )
     }
 }
 
 /// A JSON object of strings as a map (missing or null → empty).
 fn string_map(v: Option<&serde_json::Value>) -> HashMap<String, String> {
     v.and_then(|l| l.as_object())
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -939,7 +1091,9 @@ fn string_map(v: Option<&serde_json::Value>) -> HashMap<String, String> {
 fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -979,35 +1133,56 @@ impl std::fmt::Debug for Credentials {
 fn pull_error(image: &str, e: BollardError) -> Error {
     let text = e.to_string();
     let lower = text.to_ascii_lowercase();
-    let (kind, advice) = if lower.contains("unauthorized") || lower.contains("authentication required")
+    let (kind, advice) = if lower.contains("unauthorized")
+        || lower.contains("authentication required")
         || lower.contains("denied")
     {
-        (ErrorKind::PullFailed, "check the credentials for this registry in ~/.docker/config.json (docker login)")
-    } else if lower.contains("not found") || lower.contains("manifest unknown") || lower.contains("does not exist") {
+        (
+            ErrorKind::PullFailed,
+            "check the credentials for this registry in ~/.docker/config.json (docker login)",
+        )
+    } else if lower.contains("not found")
+        || lower.contains("manifest unknown")
+        || lower.contains("does not exist")
+    {
         (ErrorKind::ImageNotFound, "check the image name and tag")
     } else {
-        (ErrorKind::PullFailed, "check that the registry is reachable from the engine")
+        (
+            ErrorKind::PullFailed,
+            "check that the registry is reachable from the engine",
+        )
     };
     let detail = match &e {
         BollardError::DockerStreamError { error } => error.clone(),
         BollardError::DockerResponseServerError { message, .. } => message.clone(),
         _ => text,
     };
-    Error::new(kind, format!("pulling {image} failed: {}; {advice}", detail.trim())).with_source(e)
+    Error::new(
+        kind,
+        format!("pulling {image} failed: {}; {advice}", detail.trim()),
+    )
+    .with_source(e)
 }
 
 fn exec_error(container: &str, e: BollardError) -> Error {
     let err = map_err(&format!("running a command in container {container}"), e);
     // Podman says 500 "container state improper" where Docker says 409 "is not running".
-    let not_running = err.message().contains("state improper") || err.message().contains("is not running");
+    let not_running =
+        err.message().contains("state improper") || err.message().contains("is not running");
     match err.kind() {
         _ if not_running => Error::new(
             ErrorKind::Conflict,
-            format!("{}; the container is not running (start or resume it first)", err.message()),
+            format!(
+                "{}; the container is not running (start or resume it first)",
+                err.message()
+            ),
         ),
         ErrorKind::Conflict => Error::new(
             ErrorKind::Conflict,
-            format!("{}; the container is not running (start or resume it first)", err.message()),
+            format!(
+                "{}; the container is not running (start or resume it first)",
+                err.message()
+            ),
         ),
         ErrorKind::Internal | ErrorKind::InvalidArgument => {
             Error::new(ErrorKind::ExecFailed, err.message().to_string())
@@ -1033,10 +1208,10 @@ impl LogTail {
         }
         // Docker: "Step 3/5 : RUN make"; Podman/buildah: "STEP 3/5: RUN make".
         let upper = line.get(..5).map(|s| s.to_ascii_uppercase());
-        if upper.as_deref() == Some("STEP ") {
-            if let Some((_, step)) = line.split_once(':') {
-                self.last_step = Some(step.trim().to_string());
-            }
+        if upper.as_deref() == Some("STEP ")
+            && let Some((_, step)) = line.split_once(':')
+        {
+            self.last_step = Some(step.trim().to_string());
         }
         if self.lines.len() == LOG_TAIL_LINES {
             self.lines.pop_front();
@@ -1047,9 +1222,19 @@ impl LogTail {
 
 fn build_error(tag: &str, why: &str, tail: LogTail) -> Error {
     let step = tail.last_step.clone();
-    let at = step.as_deref().map(|s| format!(" at step `{s}`")).unwrap_or_default();
+    let at = step
+        .as_deref()
+        .map(|s| format!(" at step `{s}`"))
+        .unwrap_or_default();
     let last: Vec<String> = tail.lines.into_iter().collect();
-    let shown = last.iter().rev().take(5).rev().cloned().collect::<Vec<_>>().join("\n  ");
+    let shown = last
+        .iter()
+        .rev()
+        .take(5)
+        .rev()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n  ");
     Error::new(
         ErrorKind::BuildFailed,
         format!(
@@ -1083,7 +1268,11 @@ mod tests {
         let mut t = LogTail::default();
         t.push("Step 2/2 : RUN echo boom && false");
         t.push("boom");
-        let e = build_error("localhost/headjack/x:1", "The command returned a non-zero code: 1", t);
+        let e = build_error(
+            "localhost/headjack/x:1",
+            "The command returned a non-zero code: 1",
+            t,
+        );
         assert_eq!(e.kind(), ErrorKind::BuildFailed);
         assert_eq!(e.build_step(), Some("RUN echo boom && false"));
         assert!(e.message().contains("boom"));
@@ -1094,12 +1283,18 @@ mod tests {
     fn server_errors_map_to_kinds() {
         let e = map_err(
             "x",
-            BollardError::DockerResponseServerError { status_code: 404, message: "no such".into() },
+            BollardError::DockerResponseServerError {
+                status_code: 404,
+                message: "no such".into(),
+            },
         );
         assert_eq!(e.kind(), ErrorKind::NotFound);
         let e = map_err(
             "x",
-            BollardError::DockerResponseServerError { status_code: 409, message: "in use".into() },
+            BollardError::DockerResponseServerError {
+                status_code: 409,
+                message: "in use".into(),
+            },
         );
         assert_eq!(e.kind(), ErrorKind::Conflict);
     }

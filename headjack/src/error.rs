@@ -88,7 +88,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// A new error of `kind` with a complete, human-readable message.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), build: None, source: None }
+        Error {
+            kind,
+            message: message.into(),
+            build: None,
+            source: None,
+        }
     }
 
     /// Attaches the underlying cause (kept for `source()`, not repeated in the message).
@@ -120,7 +125,10 @@ impl Error {
 
     /// For a failed build: the last lines of its output.
     pub fn build_log(&self) -> &[String] {
-        self.build.as_ref().map(|b| b.log_tail.as_slice()).unwrap_or(&[])
+        self.build
+            .as_ref()
+            .map(|b| b.log_tail.as_slice())
+            .unwrap_or(&[])
     }
 
     pub(crate) fn invalid_argument(message: impl Into<String>) -> Self {
@@ -164,7 +172,9 @@ impl fmt::Debug for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|s| s as &(dyn std::error::Error + 'static))
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
     }
 }
 

@@ -114,17 +114,23 @@ impl Exec {
 
     pub(crate) fn validate(&self) -> Result<()> {
         if self.argv.is_empty() {
-            return Err(Error::invalid_argument("cannot run an empty command: give at least the program name"));
+            return Err(Error::invalid_argument(
+                "cannot run an empty command: give at least the program name",
+            ));
         }
         if self.argv[0].is_empty() {
             return Err(Error::invalid_argument("the program name is empty"));
         }
         if self.argv.iter().any(|a| a.contains('\0')) {
-            return Err(Error::invalid_argument("command arguments cannot contain NUL bytes"));
+            return Err(Error::invalid_argument(
+                "command arguments cannot contain NUL bytes",
+            ));
         }
         for k in self.env.keys() {
             if k.is_empty() || k.contains('=') || k.contains('\0') {
-                return Err(Error::invalid_argument(format!("invalid environment variable name {k:?}")));
+                return Err(Error::invalid_argument(format!(
+                    "invalid environment variable name {k:?}"
+                )));
             }
         }
         Ok(())
@@ -218,13 +224,21 @@ impl ExecOutput {
     /// [`ErrorKind::ExecFailed`] error carrying the end of stderr.
     pub fn check(self) -> Result<ExecOutput> {
         if self.timed_out {
-            return Err(Error::new(ErrorKind::Timeout, "the command ran past its timeout and was killed"));
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                "the command ran past its timeout and was killed",
+            ));
         }
         if self.exit_code != 0 {
-            let tail = String::from_utf8_lossy(&self.stderr[self.stderr.len().saturating_sub(2000)..]);
+            let tail =
+                String::from_utf8_lossy(&self.stderr[self.stderr.len().saturating_sub(2000)..]);
             return Err(Error::new(
                 ErrorKind::ExecFailed,
-                format!("the command exited with code {}: {}", self.exit_code, tail.trim()),
+                format!(
+                    "the command exited with code {}: {}",
+                    self.exit_code,
+                    tail.trim()
+                ),
             ));
         }
         Ok(self)
@@ -251,8 +265,12 @@ impl ExecStream {
     /// Waits for the command to end (discarding output not yet read) and returns its status.
     pub async fn wait(mut self) -> Result<ExitStatus> {
         while self.chunks.recv().await.is_some() {}
-        let rx = self.status.take().ok_or_else(|| Error::internal("exec status already taken"))?;
-        rx.await.map_err(|_| Error::internal("the exec driver stopped without a status"))?
+        let rx = self
+            .status
+            .take()
+            .ok_or_else(|| Error::internal("exec status already taken"))?;
+        rx.await
+            .map_err(|_| Error::internal("the exec driver stopped without a status"))?
     }
 
     /// Stops the command now — it and everything it started are killed inside the container —
@@ -260,8 +278,12 @@ impl ExecStream {
     pub async fn cancel(mut self) -> Result<ExitStatus> {
         self.chunks.close();
         while self.chunks.recv().await.is_some() {}
-        let rx = self.status.take().ok_or_else(|| Error::internal("exec status already taken"))?;
-        rx.await.map_err(|_| Error::internal("the exec driver stopped without a status"))?
+        let rx = self
+            .status
+            .take()
+            .ok_or_else(|| Error::internal("exec status already taken"))?;
+        rx.await
+            .map_err(|_| Error::internal("the exec driver stopped without a status"))?
     }
 
     /// The command's standard input, for an [`Exec::interactive`] exec (once).
@@ -290,18 +312,31 @@ pub struct ExecStdin {
 impl ExecStdin {
     /// Writes all of `data`.
     pub async fn write(&mut self, data: &[u8]) -> Result<()> {
-        self.inner.write_all(data).await.map_err(|e| Error::io("writing to the command's stdin", e))?;
-        self.inner.flush().await.map_err(|e| Error::io("writing to the command's stdin", e))
+        self.inner
+            .write_all(data)
+            .await
+            .map_err(|e| Error::io("writing to the command's stdin", e))?;
+        self.inner
+            .flush()
+            .await
+            .map_err(|e| Error::io("writing to the command's stdin", e))
     }
 
     /// Closes standard input (the command sees EOF).
     pub async fn close(mut self) -> Result<()> {
-        self.inner.shutdown().await.map_err(|e| Error::io("closing the command's stdin", e))
+        self.inner
+            .shutdown()
+            .await
+            .map_err(|e| Error::io("closing the command's stdin", e))
     }
 }
 
 impl tokio::io::AsyncWrite for ExecStdin {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.inner.as_mut().poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -323,7 +358,10 @@ pub(crate) async fn start(
     let marker = crate::instance::random_id();
     let mut env: Vec<String> = exec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     env.push(format!("{EXEC_MARKER_VAR}={marker}"));
-    let user = exec.user.clone().or_else(|| default_user.map(str::to_string));
+    let user = exec
+        .user
+        .clone()
+        .or_else(|| default_user.map(str::to_string));
     let params = ExecParams {
         cmd: exec.argv.clone(),
         env,
@@ -449,11 +487,19 @@ impl Driver {
                 }
                 Some(Ok(c)) => {
                     let chunk = match c {
-                        ExecOutputChunk::Stdout(data) => Chunk { stream: StreamKind::Stdout, data },
-                        ExecOutputChunk::Stderr(data) => Chunk { stream: StreamKind::Stderr, data },
+                        ExecOutputChunk::Stdout(data) => Chunk {
+                            stream: StreamKind::Stdout,
+                            data,
+                        },
+                        ExecOutputChunk::Stderr(data) => Chunk {
+                            stream: StreamKind::Stderr,
+                            data,
+                        },
                     };
                     if sniff.len() < SNIFF_BYTES {
-                        sniff.extend_from_slice(&chunk.data[..chunk.data.len().min(SNIFF_BYTES - sniff.len())]);
+                        sniff.extend_from_slice(
+                            &chunk.data[..chunk.data.len().min(SNIFF_BYTES - sniff.len())],
+                        );
                     }
                     permit.send(Ok(chunk));
                 }
@@ -472,7 +518,12 @@ impl Driver {
                 "headjack: {}: command not found in the container (not on $PATH, or not executable)\n",
                 self.program
             );
-            let _ = tx.send(Ok(Chunk { stream: StreamKind::Stderr, data: Bytes::from(msg) })).await;
+            let _ = tx
+                .send(Ok(Chunk {
+                    stream: StreamKind::Stderr,
+                    data: Bytes::from(msg),
+                }))
+                .await;
         }
         Ok(ExitStatus { code, timed_out })
     }
@@ -508,7 +559,10 @@ impl Driver {
         match self.engine.exec(&self.container, params).await {
             Ok((_, mut out, _)) => {
                 let drain = async { while out.next().await.is_some() {} };
-                if tokio::time::timeout(Duration::from_secs(10), drain).await.is_err() {
+                if tokio::time::timeout(Duration::from_secs(10), drain)
+                    .await
+                    .is_err()
+                {
                     tracing::warn!(exec = %self.exec_id, "killing a timed-out command took too long");
                 }
             }
@@ -535,7 +589,9 @@ fn is_command_not_found(code: i64, early_output: &[u8]) -> bool {
     }
     let text = String::from_utf8_lossy(early_output).to_ascii_lowercase();
     (text.contains("executable file not found") || text.contains("no such file or directory"))
-        && (text.contains("oci runtime") || text.contains("exec failed") || text.contains("exec:")
+        && (text.contains("oci runtime")
+            || text.contains("exec failed")
+            || text.contains("exec:")
             || text.contains("executable file not found"))
 }
 
@@ -545,7 +601,13 @@ mod tests {
 
     #[test]
     fn empty_or_bad_commands_are_rejected() {
-        assert_eq!(Exec::new(Vec::<String>::new()).validate().unwrap_err().kind(), ErrorKind::InvalidArgument);
+        assert_eq!(
+            Exec::new(Vec::<String>::new())
+                .validate()
+                .unwrap_err()
+                .kind(),
+            ErrorKind::InvalidArgument
+        );
         assert!(Exec::new([""]).validate().is_err());
         assert!(Exec::new(["a\0b"]).validate().is_err());
         assert!(Exec::new(["true"]).env("A=B", "c").validate().is_err());
@@ -572,10 +634,21 @@ mod tests {
             timed_out: false,
         };
         assert!(base.clone().check().is_ok());
-        let e = ExecOutput { exit_code: 2, ..base.clone() }.check().unwrap_err();
+        let e = ExecOutput {
+            exit_code: 2,
+            ..base.clone()
+        }
+        .check()
+        .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::ExecFailed);
         assert!(e.message().contains("boom"));
-        let e = ExecOutput { timed_out: true, exit_code: 137, ..base }.check().unwrap_err();
+        let e = ExecOutput {
+            timed_out: true,
+            exit_code: 137,
+            ..base
+        }
+        .check()
+        .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Timeout);
     }
 }

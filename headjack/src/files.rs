@@ -12,15 +12,26 @@ pub(crate) fn split_container_path(path: &str) -> Result<(String, String)> {
     let norm = normalize_container_path(path)?;
     let (parent, name) = norm.rsplit_once('/').unwrap_or(("", &norm));
     if name.is_empty() {
-        return Err(Error::invalid_argument(format!("{path:?} names a directory, not a file")));
+        return Err(Error::invalid_argument(format!(
+            "{path:?} names a directory, not a file"
+        )));
     }
-    Ok((if parent.is_empty() { "/".into() } else { parent.to_string() }, name.to_string()))
+    Ok((
+        if parent.is_empty() {
+            "/".into()
+        } else {
+            parent.to_string()
+        },
+        name.to_string(),
+    ))
 }
 
 /// Normalises an absolute container path (`/a/./b/../c` → `/a/c`).
 pub(crate) fn normalize_container_path(path: &str) -> Result<String> {
     if path.contains('\0') {
-        return Err(Error::invalid_argument("container paths cannot contain NUL bytes"));
+        return Err(Error::invalid_argument(
+            "container paths cannot contain NUL bytes",
+        ));
     }
     if !path.starts_with('/') {
         return Err(Error::invalid_argument(format!(
@@ -33,7 +44,9 @@ pub(crate) fn normalize_container_path(path: &str) -> Result<String> {
             "" | "." => {}
             ".." => {
                 if parts.pop().is_none() {
-                    return Err(Error::invalid_argument(format!("container path {path:?} climbs above /")));
+                    return Err(Error::invalid_argument(format!(
+                        "container path {path:?} climbs above /"
+                    )));
                 }
             }
             p => parts.push(p),
@@ -56,7 +69,9 @@ pub(crate) enum Ownership {
 impl Ownership {
     /// From a container's configured user (`name`, `uid`, `uid:gid`, `name:group`).
     pub(crate) fn of_user(user: Option<&str>) -> Ownership {
-        let Some(user) = user.filter(|u| !u.is_empty()) else { return Ownership::Root };
+        let Some(user) = user.filter(|u| !u.is_empty()) else {
+            return Ownership::Root;
+        };
         let (u, g) = match user.split_once(':') {
             Some((u, g)) => (u, Some(g)),
             None => (user, None),
@@ -80,7 +95,12 @@ impl Ownership {
 }
 
 /// A tar holding one regular file.
-pub(crate) fn single_file_tar(name: &str, data: &[u8], mode: u32, owner: Ownership) -> Result<Vec<u8>> {
+pub(crate) fn single_file_tar(
+    name: &str,
+    data: &[u8],
+    mode: u32,
+    owner: Ownership,
+) -> Result<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::with_capacity(data.len() + 2048));
     let mut h = tar::Header::new_gnu();
     h.set_size(data.len() as u64);
@@ -90,16 +110,22 @@ pub(crate) fn single_file_tar(name: &str, data: &[u8], mode: u32, owner: Ownersh
     h.set_gid(gid);
     h.set_entry_type(tar::EntryType::Regular);
     h.set_mtime(now_secs());
-    b.append_data(&mut h, name, data).map_err(|e| Error::io("packing a file", e))?;
+    b.append_data(&mut h, name, data)
+        .map_err(|e| Error::io("packing a file", e))?;
     b.into_inner().map_err(|e| Error::io("packing a file", e))
 }
 
 /// The content of the single regular file in a tar the engine sent for `path`.
 pub(crate) fn read_single_file(tar_bytes: &[u8], path: &str) -> Result<Vec<u8>> {
     let mut archive = tar::Archive::new(tar_bytes);
-    let mut entries = archive.entries().map_err(|e| Error::io(format!("reading {path}"), e))?;
+    let mut entries = archive
+        .entries()
+        .map_err(|e| Error::io(format!("reading {path}"), e))?;
     let Some(entry) = entries.next() else {
-        return Err(Error::new(ErrorKind::NotFound, format!("{path} was not found in the container")));
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!("{path} was not found in the container"),
+        ));
     };
     let mut entry = entry.map_err(|e| Error::io(format!("reading {path}"), e))?;
     match entry.header().entry_type() {
@@ -110,50 +136,78 @@ pub(crate) fn read_single_file(tar_bytes: &[u8], path: &str) -> Result<Vec<u8>> 
             )));
         }
         tar::EntryType::Symlink => {
-            let target = entry.link_name().ok().flatten().map(|t| t.display().to_string()).unwrap_or_default();
+            let target = entry
+                .link_name()
+                .ok()
+                .flatten()
+                .map(|t| t.display().to_string())
+                .unwrap_or_default();
             return Err(Error::invalid_argument(format!(
                 "{path} is a symbolic link to {target}; read the target instead"
             )));
         }
         other => {
-            return Err(Error::invalid_argument(format!("{path} is not a regular file ({other:?})")));
+            return Err(Error::invalid_argument(format!(
+                "{path} is not a regular file ({other:?})"
+            )));
         }
     }
     let mut data = Vec::with_capacity(entry.size() as usize);
-    entry.read_to_end(&mut data).map_err(|e| Error::io(format!("reading {path}"), e))?;
+    entry
+        .read_to_end(&mut data)
+        .map_err(|e| Error::io(format!("reading {path}"), e))?;
     Ok(data)
 }
 
 /// Packs host file or directory `src` as a tar whose top entry is named `name`, owned by
 /// `owner`, keeping permission bits. Symlinks are kept as links, never followed.
 pub(crate) fn pack_host_path(src: &Path, name: &str, owner: Ownership) -> Result<Vec<u8>> {
-    std::fs::symlink_metadata(src)
-        .map_err(|e| Error::new(ErrorKind::NotFound, format!("cannot copy {}: {e}", src.display())).with_source(e))?;
+    std::fs::symlink_metadata(src).map_err(|e| {
+        Error::new(
+            ErrorKind::NotFound,
+            format!("cannot copy {}: {e}", src.display()),
+        )
+        .with_source(e)
+    })?;
     let mut b = tar::Builder::new(Vec::new());
     b.follow_symlinks(false);
     let (uid, gid) = owner.ids();
     let what = |p: &Path| format!("packing {}", p.display());
-    for entry in walkdir::WalkDir::new(src).follow_links(false).sort_by_file_name() {
+    for entry in walkdir::WalkDir::new(src)
+        .follow_links(false)
+        .sort_by_file_name()
+    {
         let entry = entry.map_err(|e| {
-            let path = e.path().map(Path::to_path_buf).unwrap_or_else(|| src.to_path_buf());
+            let path = e
+                .path()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| src.to_path_buf());
             Error::io(what(&path), e.into())
         })?;
         let rel = entry.path().strip_prefix(src).unwrap_or(Path::new(""));
         let in_tar = Path::new(name).join(rel);
-        let meta = entry.path().symlink_metadata().map_err(|e| Error::io(what(entry.path()), e))?;
+        let meta = entry
+            .path()
+            .symlink_metadata()
+            .map_err(|e| Error::io(what(entry.path()), e))?;
         let mut h = tar::Header::new_gnu();
         h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
         h.set_uid(uid);
         h.set_gid(gid);
         let ft = meta.file_type();
         if ft.is_symlink() {
-            let target = std::fs::read_link(entry.path()).map_err(|e| Error::io(what(entry.path()), e))?;
-            b.append_link(&mut h, &in_tar, &target).map_err(|e| Error::io(what(entry.path()), e))?;
+            let target =
+                std::fs::read_link(entry.path()).map_err(|e| Error::io(what(entry.path()), e))?;
+            b.append_link(&mut h, &in_tar, &target)
+                .map_err(|e| Error::io(what(entry.path()), e))?;
         } else if ft.is_dir() {
-            b.append_data(&mut h, &in_tar, std::io::empty()).map_err(|e| Error::io(what(entry.path()), e))?;
+            b.append_data(&mut h, &in_tar, std::io::empty())
+                .map_err(|e| Error::io(what(entry.path()), e))?;
         } else if ft.is_file() {
-            let f = std::fs::File::open(entry.path()).map_err(|e| Error::io(what(entry.path()), e))?;
-            b.append_data(&mut h, &in_tar, f).map_err(|e| Error::io(what(entry.path()), e))?;
+            let f =
+                std::fs::File::open(entry.path()).map_err(|e| Error::io(what(entry.path()), e))?;
+            b.append_data(&mut h, &in_tar, f)
+                .map_err(|e| Error::io(what(entry.path()), e))?;
         } else {
             tracing::debug!(path = %entry.path().display(), "skipping special file");
         }
@@ -167,10 +221,15 @@ pub(crate) fn pack_host_path(src: &Path, name: &str, owner: Ownership) -> Result
 pub(crate) fn unpack_safely(tar_bytes: &[u8], dest: &Path) -> Result<Vec<PathBuf>> {
     // First pass: validate every entry, so a bad archive leaves no partial copy behind.
     let mut archive = tar::Archive::new(tar_bytes);
-    let entries = archive.entries().map_err(|e| Error::io("reading the archive", e))?;
+    let entries = archive
+        .entries()
+        .map_err(|e| Error::io("reading the archive", e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("reading the archive", e))?;
-        let path = entry.path().map_err(|e| Error::io("reading the archive", e))?.into_owned();
+        let path = entry
+            .path()
+            .map_err(|e| Error::io("reading the archive", e))?
+            .into_owned();
         check_relative(&path, &path)?;
         let kind = entry.header().entry_type();
         if kind.is_symlink() || kind.is_hard_link() {
@@ -183,27 +242,40 @@ pub(crate) fn unpack_safely(tar_bytes: &[u8], dest: &Path) -> Result<Vec<PathBuf
                 check_relative(&target, &path)?;
             } else {
                 if target.is_absolute() {
-                    return Err(escape_error(&path, &format!("links to absolute path {}", target.display())));
+                    return Err(escape_error(
+                        &path,
+                        &format!("links to absolute path {}", target.display()),
+                    ));
                 }
                 let joined = path.parent().unwrap_or(Path::new("")).join(&target);
                 check_relative(&joined, &path)?;
             }
         }
     }
-    std::fs::create_dir_all(dest).map_err(|e| Error::io(format!("creating {}", dest.display()), e))?;
+    std::fs::create_dir_all(dest)
+        .map_err(|e| Error::io(format!("creating {}", dest.display()), e))?;
     let mut archive = tar::Archive::new(tar_bytes);
     archive.set_preserve_permissions(true);
     archive.set_overwrite(true);
     let mut written = Vec::new();
-    for entry in archive.entries().map_err(|e| Error::io("reading the archive", e))? {
+    for entry in archive
+        .entries()
+        .map_err(|e| Error::io("reading the archive", e))?
+    {
         let mut entry = entry.map_err(|e| Error::io("reading the archive", e))?;
-        let rel = entry.path().map_err(|e| Error::io("reading the archive", e))?.into_owned();
+        let rel = entry
+            .path()
+            .map_err(|e| Error::io("reading the archive", e))?
+            .into_owned();
         // unpack_in refuses paths that escape `dest` (including through existing symlinks).
         let ok = entry
             .unpack_in(dest)
             .map_err(|e| Error::io(format!("writing {}", dest.join(&rel).display()), e))?;
         if !ok {
-            return Err(escape_error(&rel, "would be written outside the destination"));
+            return Err(escape_error(
+                &rel,
+                "would be written outside the destination",
+            ));
         }
         written.push(dest.join(rel));
     }
@@ -254,7 +326,11 @@ mod tests {
             let mut h = tar::Header::new_gnu();
             h.set_entry_type(*kind);
             h.set_mode(0o644);
-            h.set_size(if *kind == tar::EntryType::Regular { 2 } else { 0 });
+            h.set_size(if *kind == tar::EntryType::Regular {
+                2
+            } else {
+                0
+            });
             // Write the raw name so that unsafe names (absolute, ..) reach the archive.
             let raw = &mut h.as_old_mut().name;
             raw[..name.len()].copy_from_slice(name.as_bytes());
@@ -262,7 +338,11 @@ mod tests {
                 h.set_link_name(l).unwrap();
             }
             h.set_cksum();
-            let data: &[u8] = if *kind == tar::EntryType::Regular { b"hi" } else { b"" };
+            let data: &[u8] = if *kind == tar::EntryType::Regular {
+                b"hi"
+            } else {
+                b""
+            };
             b.append(&h, data).unwrap();
         }
         b.into_inner().unwrap()
@@ -273,8 +353,14 @@ mod tests {
         assert_eq!(normalize_container_path("/a/./b/../c").unwrap(), "/a/c");
         assert!(normalize_container_path("relative").is_err());
         assert!(normalize_container_path("/../etc").is_err());
-        assert_eq!(split_container_path("/tmp/x.json").unwrap(), ("/tmp".into(), "x.json".into()));
-        assert_eq!(split_container_path("/x").unwrap(), ("/".into(), "x".into()));
+        assert_eq!(
+            split_container_path("/tmp/x.json").unwrap(),
+            ("/tmp".into(), "x.json".into())
+        );
+        assert_eq!(
+            split_container_path("/x").unwrap(),
+            ("/".into(), "x".into())
+        );
         assert!(split_container_path("/").is_err());
     }
 
@@ -284,7 +370,10 @@ mod tests {
         assert_eq!(Ownership::of_user(Some("root")), Ownership::Root);
         assert_eq!(Ownership::of_user(Some("0:0")), Ownership::Root);
         assert_eq!(Ownership::of_user(Some("1000")), Ownership::Ids(1000, 1000));
-        assert_eq!(Ownership::of_user(Some("1000:50")), Ownership::Ids(1000, 50));
+        assert_eq!(
+            Ownership::of_user(Some("1000:50")),
+            Ownership::Ids(1000, 50)
+        );
         assert_eq!(Ownership::of_user(Some("agent")), Ownership::Named);
         assert_eq!(Ownership::of_user(Some("agent:staff")), Ownership::Named);
     }
@@ -294,7 +383,10 @@ mod tests {
         let t = single_file_tar("f.bin", &[0, 1, 2, 255], 0o600, Ownership::Ids(5, 6)).unwrap();
         let mut a = tar::Archive::new(&t[..]);
         let e = a.entries().unwrap().next().unwrap().unwrap();
-        assert_eq!((e.header().uid().unwrap(), e.header().gid().unwrap()), (5, 6));
+        assert_eq!(
+            (e.header().uid().unwrap(), e.header().gid().unwrap()),
+            (5, 6)
+        );
         assert_eq!(read_single_file(&t, "/f.bin").unwrap(), vec![0, 1, 2, 255]);
     }
 
@@ -302,7 +394,10 @@ mod tests {
     fn escaping_entries_are_refused_and_nothing_written() {
         let dir = tempfile::tempdir().unwrap();
         let cases: Vec<Vec<u8>> = vec![
-            tar_with(&[("ok.txt", tar::EntryType::Regular, None), ("../evil", tar::EntryType::Regular, None)]),
+            tar_with(&[
+                ("ok.txt", tar::EntryType::Regular, None),
+                ("../evil", tar::EntryType::Regular, None),
+            ]),
             tar_with(&[("/etc/evil", tar::EntryType::Regular, None)]),
             tar_with(&[("a/../../evil", tar::EntryType::Regular, None)]),
             tar_with(&[("link", tar::EntryType::Symlink, Some("/etc/passwd"))]),
@@ -313,7 +408,10 @@ mod tests {
             let dest = dir.path().join(format!("case{i}"));
             let e = unpack_safely(t, &dest).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidArgument, "case {i}: {e}");
-            assert!(!dest.join("ok.txt").exists(), "case {i} wrote a partial copy");
+            assert!(
+                !dest.join("ok.txt").exists(),
+                "case {i} wrote a partial copy"
+            );
         }
         assert!(!dir.path().join("evil").exists());
     }
@@ -326,7 +424,10 @@ mod tests {
             ("d/link", tar::EntryType::Symlink, Some("file")),
         ]);
         unpack_safely(&t, dir.path()).unwrap();
-        assert_eq!(std::fs::read_link(dir.path().join("d/link")).unwrap(), PathBuf::from("file"));
+        assert_eq!(
+            std::fs::read_link(dir.path().join("d/link")).unwrap(),
+            PathBuf::from("file")
+        );
         assert_eq!(std::fs::read(dir.path().join("d/file")).unwrap(), b"hi");
     }
 }

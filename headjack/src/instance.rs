@@ -245,18 +245,34 @@ impl Instance {
     }
 
     /// Writes `data` to `path` (absolute) with the given permission bits.
-    pub async fn write_file_with_mode(&self, path: &str, data: impl AsRef<[u8]>, mode: u32) -> Result<()> {
+    pub async fn write_file_with_mode(
+        &self,
+        path: &str,
+        data: impl AsRef<[u8]>,
+        mode: u32,
+    ) -> Result<()> {
         self.check_live()?;
         let (parent, name) = files::split_container_path(path)?;
         let owner = self.ownership();
         let tar = files::single_file_tar(&name, data.as_ref(), mode, owner)?;
-        match self.engine.upload(&self.container_id, &parent, tar, owner == Ownership::Named).await {
+        match self
+            .engine
+            .upload(&self.container_id, &parent, tar, owner == Ownership::Named)
+            .await
+        {
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 // The parent does not exist: send the whole path from / so the engine creates
                 // the missing directories (existing ones are left as they are).
                 let full = files::normalize_container_path(path)?;
-                let tar = files::single_file_tar(full.trim_start_matches('/'), data.as_ref(), mode, owner)?;
-                self.engine.upload(&self.container_id, "/", tar, owner == Ownership::Named).await
+                let tar = files::single_file_tar(
+                    full.trim_start_matches('/'),
+                    data.as_ref(),
+                    mode,
+                    owner,
+                )?;
+                self.engine
+                    .upload(&self.container_id, "/", tar, owner == Ownership::Named)
+                    .await
             }
             other => other,
         }
@@ -281,12 +297,16 @@ impl Instance {
         let name = src
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
-            .ok_or_else(|| Error::invalid_argument(format!("{} has no file name to copy", src.display())))?;
+            .ok_or_else(|| {
+                Error::invalid_argument(format!("{} has no file name to copy", src.display()))
+            })?;
         let owner = self.ownership();
         let tar = tokio::task::spawn_blocking(move || files::pack_host_path(&src, &name, owner))
             .await
             .map_err(|e| Error::internal(format!("packing task failed: {e}")))??;
-        self.engine.upload(&self.container_id, &dest, tar, owner == Ownership::Named).await
+        self.engine
+            .upload(&self.container_id, &dest, tar, owner == Ownership::Named)
+            .await
     }
 
     /// Copies container file or directory `src` into host directory `dest_dir` (created if
@@ -333,10 +353,18 @@ impl Instance {
 
     /// The keep-alive process's output, following new output when `follow` is set.
     pub fn logs_stream(&self, follow: bool) -> impl Stream<Item = Result<Chunk>> + Send + 'static {
-        self.engine.logs(&self.container_id, follow).map_ok(|c| match c {
-            ExecOutputChunk::Stdout(data) => Chunk { stream: StreamKind::Stdout, data },
-            ExecOutputChunk::Stderr(data) => Chunk { stream: StreamKind::Stderr, data },
-        })
+        self.engine
+            .logs(&self.container_id, follow)
+            .map_ok(|c| match c {
+                ExecOutputChunk::Stdout(data) => Chunk {
+                    stream: StreamKind::Stdout,
+                    data,
+                },
+                ExecOutputChunk::Stderr(data) => Chunk {
+                    stream: StreamKind::Stderr,
+                    data,
+                },
+            })
     }
 
     /// Stops the container (SIGTERM, then SIGKILL after `grace`). Files are kept; `restart`
@@ -386,7 +414,10 @@ impl Instance {
         self.check_live()?;
         let d = self.engine.inspect(&self.container_id).await.map_err(|e| {
             if e.kind() == ErrorKind::NotFound {
-                Error::new(ErrorKind::NotFound, format!("instance {} no longer exists on the engine", self.id))
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!("instance {} no longer exists on the engine", self.id),
+                )
             } else {
                 e
             }
@@ -398,9 +429,8 @@ impl Instance {
     /// `localhost/myagent/after-setup:1`), usable as a base for later spawns.
     pub async fn commit(&self, reference: &str) -> Result<ImageRef> {
         self.check_live()?;
-        let target = ImageRef::parse(reference).map_err(|e| {
-            Error::new(ErrorKind::InvalidArgument, e.message().to_string())
-        })?;
+        let target = ImageRef::parse(reference)
+            .map_err(|e| Error::new(ErrorKind::InvalidArgument, e.message().to_string()))?;
         if target.digest().is_some() {
             return Err(Error::invalid_argument(format!(
                 "cannot commit to {reference}: a digest is computed by the engine, give a tag"
@@ -451,7 +481,10 @@ impl Drop for Instance {
 /// on its own thread with its own small runtime, so it never waits on the caller's executor.
 pub(crate) fn remove_blocking(engine: Engine, container_id: String) {
     let work = move || {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
             Ok(rt) => rt,
             Err(e) => {
                 tracing::error!(error = %e, container = %container_id, "cannot remove container: no runtime");
@@ -462,7 +495,10 @@ pub(crate) fn remove_blocking(engine: Engine, container_id: String) {
             tracing::warn!(error = %e, container = %container_id, "removing container on drop failed");
         }
     };
-    let handle = match std::thread::Builder::new().name("headjack-drop".into()).spawn(work) {
+    let handle = match std::thread::Builder::new()
+        .name("headjack-drop".into())
+        .spawn(work)
+    {
         Ok(h) => h,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the removal thread");

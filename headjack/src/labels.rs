@@ -40,7 +40,11 @@ impl Owner {
     /// The owner label of the current process.
     pub(crate) fn current() -> Owner {
         let pid = std::process::id();
-        Owner { host: hostname(), pid, start_time: process_start_time(pid).unwrap_or(0) }
+        Owner {
+            host: hostname(),
+            pid,
+            start_time: process_start_time(pid).unwrap_or(0),
+        }
     }
 
     pub(crate) fn to_label(&self) -> String {
@@ -52,7 +56,11 @@ impl Owner {
         let start_time = parts.next()?.parse().ok()?;
         let pid = parts.next()?.parse().ok()?;
         let host = parts.next()?.to_string();
-        Some(Owner { host, pid, start_time })
+        Some(Owner {
+            host,
+            pid,
+            start_time,
+        })
     }
 
     /// Whether this owner is a process on this host that no longer exists. An owner on
@@ -96,7 +104,11 @@ mod tests {
 
     #[test]
     fn owner_round_trips_and_tolerates_slashes_in_host() {
-        let o = Owner { host: "a/b".into(), pid: 42, start_time: 7 };
+        let o = Owner {
+            host: "a/b".into(),
+            pid: 42,
+            start_time: 7,
+        };
         assert_eq!(Owner::parse(&o.to_label()), Some(o));
         assert_eq!(Owner::parse("nohost"), None);
         assert_eq!(Owner::parse("h/x/1"), None);
@@ -107,9 +119,16 @@ mod tests {
         let me = Owner::current();
         assert!(me.start_time > 0);
         assert!(!me.is_gone_from_this_host());
-        let recycled = Owner { start_time: me.start_time + 1, ..me.clone() };
+        let recycled = Owner {
+            start_time: me.start_time + 1,
+            ..me.clone()
+        };
         assert!(recycled.is_gone_from_this_host());
-        let elsewhere = Owner { host: "some-other-host".into(), pid: 1, start_time: 1 };
+        let elsewhere = Owner {
+            host: "some-other-host".into(),
+            pid: 1,
+            start_time: 1,
+        };
         assert!(!elsewhere.is_gone_from_this_host());
     }
 }

@@ -36,8 +36,8 @@ mod engine;
 mod error;
 mod exec;
 mod files;
-pub mod labels;
 mod instance;
+pub mod labels;
 mod progress;
 mod pull;
 pub mod reference;
@@ -55,4 +55,6 @@ pub use exec::{
 pub use instance::{Instance, InstanceInfo, Status};
 pub use progress::{Progress, ProgressFn};
 pub use reference::ImageRef;
-pub use spec::{BaseArg, DEFAULT_PIDS_LIMIT, Mount, Network, PullPolicy, Readiness, Spec, WORKSPACE_TARGET};
+pub use spec::{
+    BaseArg, DEFAULT_PIDS_LIMIT, Mount, Network, PullPolicy, Readiness, Spec, WORKSPACE_TARGET,
+};

@@ -39,12 +39,23 @@ pub(crate) async fn ensure_image(
         (None, Some(t)) => t.to_string(),
         (None, None) => "latest".to_string(),
     };
-    engine.pull(&reference, &image.name(), &tag_or_digest, platform, credentials, progress).await?;
+    engine
+        .pull(
+            &reference,
+            &image.name(),
+            &tag_or_digest,
+            platform,
+            credentials,
+            progress,
+        )
+        .await?;
     match engine.image(&reference).await? {
         Some(found) => Ok(found),
         None => Err(Error::new(
             ErrorKind::ImageNotFound,
-            format!("pulled {reference}, but the engine does not list it afterwards; check the platform"),
+            format!(
+                "pulled {reference}, but the engine does not list it afterwards; check the platform"
+            ),
         )),
     }
 }
@@ -74,7 +85,10 @@ pub(crate) async fn credentials_for(image: &ImageRef) -> Option<Credentials> {
         Lookup::Inline(c) => Some(c),
         Lookup::Helper(helper) => {
             let s = server.clone();
-            tokio::task::spawn_blocking(move || from_helper(&helper, &s)).await.ok().flatten()
+            tokio::task::spawn_blocking(move || from_helper(&helper, &s))
+                .await
+                .ok()
+                .flatten()
         }
         Lookup::None => None,
     }
@@ -87,15 +101,22 @@ enum Lookup {
 }
 
 fn lookup(config: &serde_json::Value, server: &str) -> Lookup {
-    if let Some(helper) = config.get("credHelpers").and_then(|h| h.get(server)).and_then(|v| v.as_str()) {
+    if let Some(helper) = config
+        .get("credHelpers")
+        .and_then(|h| h.get(server))
+        .and_then(|v| v.as_str())
+    {
         return Lookup::Helper(helper.to_string());
     }
     if let Some(auths) = config.get("auths").and_then(|a| a.as_object()) {
-        let entry = auths.iter().find(|(k, _)| same_server(k, server)).map(|(_, v)| v);
-        if let Some(entry) = entry {
-            if let Some(c) = inline_credentials(entry, server) {
-                return Lookup::Inline(c);
-            }
+        let entry = auths
+            .iter()
+            .find(|(k, _)| same_server(k, server))
+            .map(|(_, v)| v);
+        if let Some(entry) = entry
+            && let Some(c) = inline_credentials(entry, server)
+        {
+            return Lookup::Inline(c);
         }
     }
     if let Some(store) = config.get("credsStore").and_then(|v| v.as_str()) {
@@ -107,16 +128,27 @@ fn lookup(config: &serde_json::Value, server: &str) -> Lookup {
 /// `auths` keys may be written with a scheme and path (`https://host/v1/`).
 fn same_server(key: &str, server: &str) -> bool {
     let strip = |s: &str| {
-        let s = s.trim_start_matches("https://").trim_start_matches("http://");
+        let s = s
+            .trim_start_matches("https://")
+            .trim_start_matches("http://");
         s.split('/').next().unwrap_or(s).to_string()
     };
     key == server || strip(key) == strip(server)
 }
 
 fn inline_credentials(entry: &serde_json::Value, server: &str) -> Option<Credentials> {
-    let mut c = Credentials { server: server.to_string(), ..Default::default() };
-    if let Some(auth) = entry.get("auth").and_then(|v| v.as_str()).filter(|s| !s.is_empty()) {
-        let decoded = base64::engine::general_purpose::STANDARD.decode(auth.trim()).ok()?;
+    let mut c = Credentials {
+        server: server.to_string(),
+        ..Default::default()
+    };
+    if let Some(auth) = entry
+        .get("auth")
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+    {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(auth.trim())
+            .ok()?;
         let decoded = String::from_utf8(decoded).ok()?;
         let (u, p) = decoded.split_once(':')?;
         c.username = Some(u.to_string());
@@ -153,11 +185,23 @@ fn from_helper(helper: &str, server: &str) -> Option<Credentials> {
         return None;
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    let user = v.get("Username").and_then(|u| u.as_str()).unwrap_or_default().to_string();
-    let secret = v.get("Secret").and_then(|u| u.as_str()).unwrap_or_default().to_string();
+    let user = v
+        .get("Username")
+        .and_then(|u| u.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let secret = v
+        .get("Secret")
+        .and_then(|u| u.as_str())
+        .unwrap_or_default()
+        .to_string();
     // By convention a helper returns the user "<token>" for identity tokens.
     if user == "<token>" {
-        Some(Credentials { server: server.to_string(), identity_token: Some(secret), ..Default::default() })
+        Some(Credentials {
+            server: server.to_string(),
+            identity_token: Some(secret),
+            ..Default::default()
+        })
     } else {
         Some(Credentials {
             server: server.to_string(),
@@ -174,8 +218,11 @@ mod tests {
 
     #[test]
     fn inline_auth_is_decoded() {
-        let cfg = serde_json::json!({"auths": {"127.0.0.1:5001": {"auth": "aGVhZGphY2s6c2VjcmV0"}}});
-        let Lookup::Inline(c) = lookup(&cfg, "127.0.0.1:5001") else { panic!("no inline creds") };
+        let cfg =
+            serde_json::json!({"auths": {"127.0.0.1:5001": {"auth": "aGVhZGphY2s6c2VjcmV0"}}});
+        let Lookup::Inline(c) = lookup(&cfg, "127.0.0.1:5001") else {
+            panic!("no inline creds")
+        };
         assert_eq!(c.username.as_deref(), Some("headjack"));
         assert_eq!(c.password.as_deref(), Some("secret"));
     }
@@ -183,7 +230,10 @@ mod tests {
     #[test]
     fn docker_hub_key_with_scheme_matches() {
         let cfg = serde_json::json!({"auths": {"https://index.docker.io/v1/": {"auth": "dTpw"}}});
-        assert!(matches!(lookup(&cfg, "https://index.docker.io/v1/"), Lookup::Inline(_)));
+        assert!(matches!(
+            lookup(&cfg, "https://index.docker.io/v1/"),
+            Lookup::Inline(_)
+        ));
     }
 
     #[test]

@@ -85,12 +85,20 @@ impl Mount {
     /// Bind-mounts host directory or file `host` at `target` (read-write unless
     /// [`Mount::read_only`]). Relative host paths resolve against the spec's base directory.
     pub fn bind(host: impl Into<PathBuf>, target: impl Into<String>) -> Mount {
-        Mount { kind: MountKind::Bind(host.into()), target: target.into(), read_only: false }
+        Mount {
+            kind: MountKind::Bind(host.into()),
+            target: target.into(),
+            read_only: false,
+        }
     }
 
     /// Mounts engine volume `name` (created by the engine if missing) at `target`.
     pub fn volume(name: impl Into<String>, target: impl Into<String>) -> Mount {
-        Mount { kind: MountKind::Volume(name.into()), target: target.into(), read_only: false }
+        Mount {
+            kind: MountKind::Volume(name.into()),
+            target: target.into(),
+            read_only: false,
+        }
     }
 
     /// Mounts a fresh in-memory filesystem at `target`, optionally bounded to `size_bytes`.
@@ -424,22 +432,26 @@ impl Spec {
 
     /// Checks values that the engine would reject with a less helpful message.
     pub(crate) fn validate(&self) -> Result<()> {
-        if let Some(c) = self.cpus {
-            if !(c.is_finite() && c > 0.0) {
-                return Err(Error::invalid_argument(format!("cpus must be a positive number, got {c}")));
-            }
+        if let Some(c) = self.cpus
+            && !(c.is_finite() && c > 0.0)
+        {
+            return Err(Error::invalid_argument(format!(
+                "cpus must be a positive number, got {c}"
+            )));
         }
-        if let Some(m) = self.memory {
-            if m < 6 * 1024 * 1024 {
-                return Err(Error::invalid_argument(format!(
-                    "memory limit {m} bytes is below the engines' minimum of 6 MiB"
-                )));
-            }
+        if let Some(m) = self.memory
+            && m < 6 * 1024 * 1024
+        {
+            return Err(Error::invalid_argument(format!(
+                "memory limit {m} bytes is below the engines' minimum of 6 MiB"
+            )));
         }
-        if let Some(p) = self.pids {
-            if p < 1 {
-                return Err(Error::invalid_argument(format!("pids limit must be at least 1, got {p}")));
-            }
+        if let Some(p) = self.pids
+            && p < 1
+        {
+            return Err(Error::invalid_argument(format!(
+                "pids limit must be at least 1, got {p}"
+            )));
         }
         for key in self.labels.keys() {
             if crate::labels::RESERVED.contains(&key.as_str()) {
@@ -448,32 +460,34 @@ impl Spec {
                 )));
             }
         }
-        for (k, _) in &self.env {
+        for k in self.env.keys() {
             if k.is_empty() || k.contains('=') || k.contains('\0') {
-                return Err(Error::invalid_argument(format!("invalid environment variable name {k:?}")));
+                return Err(Error::invalid_argument(format!(
+                    "invalid environment variable name {k:?}"
+                )));
             }
         }
-        if let Some(r) = &self.readiness {
-            if r.command.is_empty() {
-                return Err(Error::invalid_argument("the readiness command is empty"));
-            }
+        if let Some(r) = &self.readiness
+            && r.command.is_empty()
+        {
+            return Err(Error::invalid_argument("the readiness command is empty"));
         }
-        if let Some(cmd) = &self.init {
-            if cmd.is_empty() {
-                return Err(Error::invalid_argument("the init command is empty"));
-            }
+        if let Some(cmd) = &self.init
+            && cmd.is_empty()
+        {
+            return Err(Error::invalid_argument("the init command is empty"));
         }
         if let Some(t) = &self.orphan_workspace_target {
             return Err(Error::invalid_argument(format!(
                 "workspace target {t:?} was given without a workspace; set the workspace first"
             )));
         }
-        if let Some((_, t, _)) = &self.workspace {
-            if !t.starts_with('/') {
-                return Err(Error::invalid_argument(format!(
-                    "workspace target {t:?} must be an absolute path inside the container"
-                )));
-            }
+        if let Some((_, t, _)) = &self.workspace
+            && !t.starts_with('/')
+        {
+            return Err(Error::invalid_argument(format!(
+                "workspace target {t:?} must be an absolute path inside the container"
+            )));
         }
         for m in &self.mounts {
             if !m.target.starts_with('/') {
@@ -489,12 +503,16 @@ impl Spec {
 
 /// Resolves `p` against `dir`, expanding a leading `~/`.
 pub(crate) fn absolute(dir: &Path, p: &Path) -> PathBuf {
-    if let Ok(rest) = p.strip_prefix("~") {
-        if let Some(home) = std::env::var_os("HOME") {
-            return PathBuf::from(home).join(rest);
-        }
+    if let Ok(rest) = p.strip_prefix("~")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return PathBuf::from(home).join(rest);
     }
-    if p.is_absolute() { p.to_path_buf() } else { dir.join(p) }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        dir.join(p)
+    }
 }
 
 #[cfg(test)]
@@ -509,14 +527,40 @@ mod tests {
         assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
         assert!(Spec::new().memory(1024).validate().is_err());
         assert!(Spec::new().pids(0).validate().is_err());
-        assert!(Spec::new().label("io.headjack.managed", "x").validate().is_err());
+        assert!(
+            Spec::new()
+                .label("io.headjack.managed", "x")
+                .validate()
+                .is_err()
+        );
         assert!(Spec::new().env("A=B", "x").validate().is_err());
-        assert!(Spec::new().mount(Mount::tmpfs("relative", None)).validate().is_err());
+        assert!(
+            Spec::new()
+                .mount(Mount::tmpfs("relative", None))
+                .validate()
+                .is_err()
+        );
         assert!(Spec::new().init(Vec::<String>::new()).validate().is_err());
         assert!(Spec::new().workspace_target("/w").validate().is_err());
-        assert!(Spec::new().workspace(".").workspace_target("rel").validate().is_err());
-        Spec::new().workspace(".").workspace_target("/w").validate().unwrap();
-        Spec::new().cpus(0.5).memory(64 << 20).pids(10).env("A", "b").validate().unwrap();
+        assert!(
+            Spec::new()
+                .workspace(".")
+                .workspace_target("rel")
+                .validate()
+                .is_err()
+        );
+        Spec::new()
+            .workspace(".")
+            .workspace_target("/w")
+            .validate()
+            .unwrap();
+        Spec::new()
+            .cpus(0.5)
+            .memory(64 << 20)
+            .pids(10)
+            .env("A", "b")
+            .validate()
+            .unwrap();
     }
 
     #[test]
@@ -525,7 +569,12 @@ mod tests {
         assert_eq!(Network::parse("bridge"), Network::Bridge);
         assert_eq!(Network::parse("mynet"), Network::Named("mynet".into()));
         assert_eq!(PullPolicy::parse("never").unwrap(), PullPolicy::Never);
-        assert!(PullPolicy::parse("sometimes").unwrap_err().message().contains("sometimes"));
+        assert!(
+            PullPolicy::parse("sometimes")
+                .unwrap_err()
+                .message()
+                .contains("sometimes")
+        );
     }
 
     #[test]

@@ -42,12 +42,31 @@ fn rand_suffix() -> u64 {
 fn events_since(since: &str) -> String {
     // A build (even one served entirely by the layer cache) ends by tagging its image; a
     // cache hit must not. Other tests run at the same time, so only image events are read.
-    let until = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 1).to_string();
-    common::docker(&["events", "--since", since, "--until", &until, "--filter", "type=image", "--format", "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}"])
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    common::docker(&[
+        "events",
+        "--since",
+        since,
+        "--until",
+        &until,
+        "--filter",
+        "type=image",
+        "--format",
+        "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}",
+    ])
 }
 
 fn now() -> String {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs().to_string()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,11 +74,19 @@ async fn a_dockerfile_is_built_once_then_served_from_its_key() {
     let c = client().await;
     let ctx = context("");
     let df = ctx.path().join("Dockerfile");
-    let spec = || Spec::new().base(df.display().to_string()).label("io.headjack.test", "1");
+    let spec = || {
+        Spec::new()
+            .base(df.display().to_string())
+            .label("io.headjack.test", "1")
+    };
 
     let first = c.resolve(&spec()).await.unwrap();
     assert!(first.built);
-    assert!(first.reference.starts_with("localhost/headjack/"), "{}", first.reference);
+    assert!(
+        first.reference.starts_with("localhost/headjack/"),
+        "{}",
+        first.reference
+    );
 
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let since = now();
@@ -70,7 +97,9 @@ async fn a_dockerfile_is_built_once_then_served_from_its_key() {
     let events = events_since(&since);
     let short = first.reference.rsplit(':').next().unwrap();
     assert!(
-        !events.lines().any(|l| l.contains(short) || l.contains(&first.id)),
+        !events
+            .lines()
+            .any(|l| l.contains(short) || l.contains(&first.id)),
         "a cache hit built or tagged the image again: {events}"
     );
 
@@ -84,14 +113,32 @@ async fn a_dockerfile_is_built_once_then_served_from_its_key() {
 
     // The image runs, with the context copied and the build arg default applied.
     let env = c.spawn(spec()).await.unwrap();
-    assert_eq!(env.exec(["cat", "/app/main.txt"]).await.unwrap().stdout, b"main!");
-    assert!(env.exec(["cat", "/greeting"]).await.unwrap().stdout_text().starts_with("hello "));
-    assert!(env.exec(["test", "-e", "/app/ignored.log"]).await.unwrap().exit_code != 0);
+    assert_eq!(
+        env.exec(["cat", "/app/main.txt"]).await.unwrap().stdout,
+        b"main!"
+    );
+    assert!(
+        env.exec(["cat", "/greeting"])
+            .await
+            .unwrap()
+            .stdout_text()
+            .starts_with("hello ")
+    );
+    assert!(
+        env.exec(["test", "-e", "/app/ignored.log"])
+            .await
+            .unwrap()
+            .exit_code
+            != 0
+    );
     drop(env);
 
     // Listed by images(), with key and source.
     let images = c.images().await.unwrap();
-    let mine = images.iter().find(|i| i.reference == third.reference).expect("listed");
+    let mine = images
+        .iter()
+        .find(|i| i.reference == third.reference)
+        .expect("listed");
     assert_eq!(mine.source, df.display().to_string());
     assert!(third.reference.ends_with(&mine.key[..16]));
     for r in [&first.reference, &third.reference] {
@@ -111,13 +158,23 @@ async fn build_args_and_target_are_honoured() {
             b = busybox()
         ),
     );
-    let df = Base::dockerfile(dir.path().join("ci/dev.Containerfile")).build_arg("WHO", "me").target("first");
-    let env = c.spawn(Spec::new().base(df).label("io.headjack.test", "1")).await.unwrap();
-    assert_eq!(env.exec(["cat", "/stage"]).await.unwrap().stdout, b"first me\n");
+    let df = Base::dockerfile(dir.path().join("ci/dev.Containerfile"))
+        .build_arg("WHO", "me")
+        .target("first");
+    let env = c
+        .spawn(Spec::new().base(df).label("io.headjack.test", "1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        env.exec(["cat", "/stage"]).await.unwrap().stdout,
+        b"first me\n"
+    );
     let image = env.image().to_string();
     drop(env);
     // Another arg value is another key.
-    let df2 = Base::dockerfile(dir.path().join("ci/dev.Containerfile")).build_arg("WHO", "you").target("first");
+    let df2 = Base::dockerfile(dir.path().join("ci/dev.Containerfile"))
+        .build_arg("WHO", "you")
+        .target("first");
     let other = c.resolve(&Spec::new().base(df2)).await.unwrap();
     assert_ne!(other.reference, image);
     common::docker(&["rmi", "-f", &image, &other.reference]);
@@ -127,17 +184,42 @@ async fn build_args_and_target_are_honoured() {
 async fn a_failing_step_is_a_build_error_naming_it() {
     let c = client().await;
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "Dockerfile", &format!("FROM {}\nRUN echo about-to-fail-{} && exit 7\n", busybox(), rand_suffix()));
-    let e = c.spawn(Spec::new().base(dir.path().join("Dockerfile").display().to_string())).await.unwrap_err();
+    write(
+        dir.path(),
+        "Dockerfile",
+        &format!(
+            "FROM {}\nRUN echo about-to-fail-{} && exit 7\n",
+            busybox(),
+            rand_suffix()
+        ),
+    );
+    let e = c
+        .spawn(Spec::new().base(dir.path().join("Dockerfile").display().to_string()))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::BuildFailed, "{e}");
     let step = e.build_step().expect("the failing step is named");
     assert!(step.contains("exit 7"), "{step}");
-    assert!(e.build_log().iter().any(|l| l.contains("about-to-fail")), "{:?}", e.build_log());
+    assert!(
+        e.build_log().iter().any(|l| l.contains("about-to-fail")),
+        "{:?}",
+        e.build_log()
+    );
 
     // A Dockerfile naming a base that exists nowhere.
-    write(dir.path(), "Dockerfile", "FROM localhost/headjack-test/does-not-exist:1\n");
-    let e = c.resolve(&Spec::new().base(dir.path().join("Dockerfile").display().to_string())).await.unwrap_err();
-    assert!(matches!(e.kind(), ErrorKind::ImageNotFound | ErrorKind::PullFailed), "{e}");
+    write(
+        dir.path(),
+        "Dockerfile",
+        "FROM localhost/headjack-test/does-not-exist:1\n",
+    );
+    let e = c
+        .resolve(&Spec::new().base(dir.path().join("Dockerfile").display().to_string()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::ImageNotFound | ErrorKind::PullFailed),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,7 +231,9 @@ async fn concurrent_spawns_of_one_dockerfile_build_once() {
     for _ in 0..4 {
         let c = c.clone();
         let base = base.clone();
-        tasks.push(tokio::spawn(async move { c.resolve(&Spec::new().base(base)).await.unwrap() }));
+        tasks.push(tokio::spawn(async move {
+            c.resolve(&Spec::new().base(base)).await.unwrap()
+        }));
     }
     let mut results = Vec::new();
     for t in tasks {
@@ -157,9 +241,13 @@ async fn concurrent_spawns_of_one_dockerfile_build_once() {
     }
     assert_eq!(results.iter().filter(|r| r.built).count(), 1, "{results:?}");
     assert!(results.iter().all(|r| r.reference == results[0].reference));
-    let envs: Vec<_> = futures_util::future::join_all(
-        (0..4).map(|_| c.spawn(Spec::new().base(base.clone()).label("io.headjack.test", "1"))),
-    )
+    let envs: Vec<_> = futures_util::future::join_all((0..4).map(|_| {
+        c.spawn(
+            Spec::new()
+                .base(base.clone())
+                .label("io.headjack.test", "1"),
+        )
+    }))
     .await;
     for env in &envs {
         assert_eq!(env.as_ref().unwrap().image(), results[0].reference);
@@ -172,21 +260,37 @@ async fn concurrent_spawns_of_one_dockerfile_build_once() {
 async fn parent_images_are_part_of_the_key() {
     let c = client().await;
     // A parent rebuilt locally under the same tag makes a new key.
-    let parent = format!("localhost/headjack-test/parent:{}-{}", std::process::id(), rand_suffix());
+    let parent = format!(
+        "localhost/headjack-test/parent:{}-{}",
+        std::process::id(),
+        rand_suffix()
+    );
     common::docker(&["tag", &busybox(), &parent]);
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "Dockerfile", &format!("FROM {parent}\nRUN echo child > /child\n"));
+    write(
+        dir.path(),
+        "Dockerfile",
+        &format!("FROM {parent}\nRUN echo child > /child\n"),
+    );
     let base = dir.path().join("Dockerfile").display().to_string();
     let first = c.resolve(&Spec::new().base(base.as_str())).await.unwrap();
     let pdir = tempfile::tempdir().unwrap();
-    write(pdir.path(), "Dockerfile", &format!("FROM {}\nRUN echo rebuilt > /parent\n", busybox()));
+    write(
+        pdir.path(),
+        "Dockerfile",
+        &format!("FROM {}\nRUN echo rebuilt > /parent\n", busybox()),
+    );
     let out = std::process::Command::new("docker")
         .args(["build", "-q", "-t", &parent, pdir.path().to_str().unwrap()])
         .env("DOCKER_HOST", common::host())
         .env("DOCKER_BUILDKIT", "0")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let second = c.resolve(&Spec::new().base(base.as_str())).await.unwrap();
     assert!(second.built);
     assert_ne!(second.reference, first.reference);
@@ -200,7 +304,11 @@ async fn parent_images_are_part_of_the_key() {
     );
     common::docker(&["rmi", "-f", &remote]);
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "Dockerfile", &format!("FROM {remote}\nRUN echo {} > /x\n", rand_suffix()));
+    write(
+        dir.path(),
+        "Dockerfile",
+        &format!("FROM {remote}\nRUN echo {} > /x\n", rand_suffix()),
+    );
     let base = dir.path().join("Dockerfile").display().to_string();
     let pulled = c.resolve(&Spec::new().base(base.as_str())).await.unwrap();
     assert!(pulled.built);

@@ -60,7 +60,11 @@ fn make_tree(dir: &Path, ignore: &str) {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, f.as_bytes()).unwrap();
     }
-    std::fs::write(dir.join("Dockerfile"), format!("FROM {}\nCOPY . /ctx/\n", busybox())).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM {}\nCOPY . /ctx/\n", busybox()),
+    )
+    .unwrap();
     std::fs::write(dir.join(".dockerignore"), ignore).unwrap();
 }
 
@@ -72,27 +76,40 @@ async fn context_file_set_matches_the_docker_cli() {
         let dir = tempfile::tempdir().unwrap();
         make_tree(dir.path(), ignore);
         let ours = c
-            .spawn(Spec::new().base(Base::dockerfile(dir.path().join("Dockerfile"))).label("io.headjack.test", "1"))
+            .spawn(
+                Spec::new()
+                    .base(Base::dockerfile(dir.path().join("Dockerfile")))
+                    .label("io.headjack.test", "1"),
+            )
             .await
             .unwrap();
         let our_list = ours.exec(listing_cmd()).await.unwrap().stdout_text();
         let our_image = ours.image().to_string();
         drop(ours);
 
-        let tag = format!("localhost/headjack-test/ignore-cli:{}-{i}", std::process::id());
+        let tag = format!(
+            "localhost/headjack-test/ignore-cli:{}-{i}",
+            std::process::id()
+        );
         let out = std::process::Command::new("docker")
             .args(["build", "-q", "-t", &tag, dir.path().to_str().unwrap()])
             .env("DOCKER_HOST", common::host())
             .env("DOCKER_BUILDKIT", "0")
             .output()
             .unwrap();
-        assert!(out.status.success(), "docker build failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "docker build failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let mut run = vec!["run", "--rm", "--label", "io.headjack.test=1", tag.as_str()];
         run.extend(listing_cmd());
         let cli_list = common::docker(&run);
         common::docker(&["rmi", "-f", &tag, &our_image]);
         if our_list != cli_list {
-            failures.push(format!("case {i} {ignore:?}:\n--- headjack\n{our_list}--- docker CLI\n{cli_list}"));
+            failures.push(format!(
+                "case {i} {ignore:?}:\n--- headjack\n{our_list}--- docker CLI\n{cli_list}"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

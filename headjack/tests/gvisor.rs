@@ -8,17 +8,30 @@ use headjack::{Client, Network, Spec};
 async fn runsc_runtime_runs_under_gvisor() {
     let host = std::env::var("HEADJACK_TEST_GVISOR_HOST")
         .unwrap_or_else(|_| "unix:///run/headjack-gvisor/docker.sock".into());
-    let c = Client::connect_to(&host)
-        .await
-        .unwrap_or_else(|e| panic!("the gVisor engine at {host} is not reachable ({e}); run tests/env/up.sh"));
+    let c = Client::connect_to(&host).await.unwrap_or_else(|e| {
+        panic!("the gVisor engine at {host} is not reachable ({e}); run tests/env/up.sh")
+    });
     let env = c
-        .spawn(Spec::new().base(common::busybox()).runtime("runsc").network(Network::None).label("io.headjack.test", "1"))
+        .spawn(
+            Spec::new()
+                .base(common::busybox())
+                .runtime("runsc")
+                .network(Network::None)
+                .label("io.headjack.test", "1"),
+        )
         .await
         .unwrap();
     // gVisor's kernel introduces itself in dmesg; a runc container has no such lines.
     let out = env.exec(["dmesg"]).await.unwrap();
-    assert!(out.stdout_text().contains("gVisor"), "not running under gVisor: {}", out.stdout_text());
-    let out = env.exec(headjack::Exec::new(["sleep", "4715"]).timeout(std::time::Duration::from_millis(300))).await.unwrap();
+    assert!(
+        out.stdout_text().contains("gVisor"),
+        "not running under gVisor: {}",
+        out.stdout_text()
+    );
+    let out = env
+        .exec(headjack::Exec::new(["sleep", "4715"]).timeout(std::time::Duration::from_millis(300)))
+        .await
+        .unwrap();
     assert!(out.timed_out);
     let id = env.container_id().to_string();
     drop(env);
@@ -27,5 +40,8 @@ async fn runsc_runtime_runs_under_gvisor() {
         .env("DOCKER_HOST", &host)
         .output()
         .unwrap();
-    assert!(!gone.status.success(), "the gVisor container outlived its handle");
+    assert!(
+        !gone.status.success(),
+        "the gVisor container outlived its handle"
+    );
 }

@@ -21,8 +21,14 @@ fn remove_local(image: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_policies_credentials_and_progress() {
     let c = client().await;
-    let open = format!("{}/headjack-test/busybox:latest", env_or("HEADJACK_TEST_REGISTRY", "127.0.0.1:5000"));
-    let auth = format!("{}/headjack-test/busybox:latest", env_or("HEADJACK_TEST_AUTH_REGISTRY", "127.0.0.1:5001"));
+    let open = format!(
+        "{}/headjack-test/busybox:latest",
+        env_or("HEADJACK_TEST_REGISTRY", "127.0.0.1:5000")
+    );
+    let auth = format!(
+        "{}/headjack-test/busybox:latest",
+        env_or("HEADJACK_TEST_AUTH_REGISTRY", "127.0.0.1:5001")
+    );
     let user = env_or("HEADJACK_TEST_REGISTRY_USER", "headjack");
     let password = env_or("HEADJACK_TEST_REGISTRY_PASSWORD", "secret");
     let config = tempfile::tempdir().unwrap();
@@ -31,7 +37,10 @@ async fn pull_policies_credentials_and_progress() {
 
     // Missing locally + policy never → ImageNotFound, and nothing pulled.
     remove_local(&open);
-    let e = c.spawn(Spec::new().base(&open).pull(PullPolicy::Never)).await.unwrap_err();
+    let e = c
+        .spawn(Spec::new().base(&open).pull(PullPolicy::Never))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::ImageNotFound, "{e}");
     assert!(e.message().contains("never"), "{e}");
 
@@ -47,17 +56,30 @@ async fn pull_policies_credentials_and_progress() {
         )
         .await
         .unwrap();
-    assert_eq!(env.exec(["echo", "pulled"]).await.unwrap().stdout, b"pulled\n");
+    assert_eq!(
+        env.exec(["echo", "pulled"]).await.unwrap().stdout,
+        b"pulled\n"
+    );
     drop(env);
-    let pulls = events.lock().unwrap().iter().filter(|p| matches!(p, Progress::Pull { .. })).count();
+    let pulls = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| matches!(p, Progress::Pull { .. }))
+        .count();
     assert!(pulls > 0, "no pull progress was reported");
 
     // Present + policy always → pulled again (progress seen again).
     events.lock().unwrap().clear();
     let sink = events.clone();
-    c.resolve(&Spec::new().base(&open).pull(PullPolicy::Always).progress(move |p| sink.lock().unwrap().push(p.clone())))
-        .await
-        .unwrap();
+    c.resolve(
+        &Spec::new()
+            .base(&open)
+            .pull(PullPolicy::Always)
+            .progress(move |p| sink.lock().unwrap().push(p.clone())),
+    )
+    .await
+    .unwrap();
     assert!(!events.lock().unwrap().is_empty());
 
     // A tag that does not exist.

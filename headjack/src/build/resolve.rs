@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex as StdMutex, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use tokio::sync::Mutex;
 
@@ -70,13 +70,17 @@ pub(crate) async fn resolve_default(
     let path = dir.join("Dockerfile");
     let current = tokio::fs::read_to_string(&path).await.unwrap_or_default();
     if current != DEFAULT_BASE_DOCKERFILE {
-        tokio::fs::create_dir_all(&dir).await.map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         // Write then rename, so a concurrent resolve never sees half a Dockerfile.
         let tmp = dir.join(format!(".Dockerfile.{}", std::process::id()));
         tokio::fs::write(&tmp, DEFAULT_BASE_DOCKERFILE)
             .await
             .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
-        tokio::fs::rename(&tmp, &path).await.map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        tokio::fs::rename(&tmp, &path)
+            .await
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     }
     let mut df = Dockerfile::new(&path);
     if let Some(p) = platform {
@@ -97,7 +101,10 @@ pub(crate) async fn resolve(
     if let Err(e) = tokio::fs::metadata(&path).await {
         return Err(Error::new(
             ErrorKind::InvalidBase,
-            format!("cannot read Dockerfile {}: {e}; check the path", path.display()),
+            format!(
+                "cannot read Dockerfile {}: {e}; check the path",
+                path.display()
+            ),
         )
         .with_source(e));
     }
@@ -107,19 +114,29 @@ pub(crate) async fn resolve(
         .await
         .map_err(|e| Error::internal(format!("context walk task failed: {e}")))??;
     let text = String::from_utf8_lossy(context.dockerfile_bytes()).into_owned();
-    let from_refs =
-        external_images(&text, df.build_args()).map_err(|e| e.context(format!("reading {}", path.display())))?;
+    let from_refs = external_images(&text, df.build_args())
+        .map_err(|e| e.context(format!("reading {}", path.display())))?;
     // FROM images are resolved (pulled when missing) before the key: their IDs are part of it.
-    let policy = if pull == PullPolicy::Never { PullPolicy::Never } else { PullPolicy::Missing };
+    let policy = if pull == PullPolicy::Never {
+        PullPolicy::Never
+    } else {
+        PullPolicy::Missing
+    };
     let mut from_images = Vec::new();
     for r in from_refs {
         let image = ImageRef::parse(&r).map_err(|e| {
             Error::new(
                 ErrorKind::InvalidBase,
-                format!("{} names an unusable base image: {}", path.display(), e.message()),
+                format!(
+                    "{} names an unusable base image: {}",
+                    path.display(),
+                    e.message()
+                ),
             )
         })?;
-        let id = pull::ensure_image(engine, &image, policy, df.platform_name(), progress).await?.id;
+        let id = pull::ensure_image(engine, &image, policy, df.platform_name(), progress)
+            .await?
+            .id;
         from_images.push((r, id));
     }
     let key = cache_key(&KeyInputs {
@@ -133,11 +150,10 @@ pub(crate) async fn resolve(
     let tag = image_tag(&path, &key);
     tracing::debug!(%tag, files = context.file_count(), "build cache key computed");
 
-    if !df.is_no_cache() {
-        if let Some(img) = engine.image(&tag).await? {
-            record_use(&key, &path);
-            return Ok((ResolvedImage { reference: tag, id: img.id.clone(), built: false }, img));
-        }
+    if !df.is_no_cache()
+        && let Some(img) = engine.image(&tag).await?
+    {
+        return Ok(cache_hit(&key, &path, tag, img));
     }
 
     // Single flight: one build per key in this process (tasks) and across processes (a lock
@@ -145,11 +161,10 @@ pub(crate) async fn resolve(
     let local = key_mutex(&key);
     let _local = local.lock().await;
     let _file = lock_file(&key, &tag, progress).await?;
-    if !df.is_no_cache() {
-        if let Some(img) = engine.image(&tag).await? {
-            record_use(&key, &path);
-            return Ok((ResolvedImage { reference: tag, id: img.id.clone(), built: false }, img));
-        }
+    if !df.is_no_cache()
+        && let Some(img) = engine.image(&tag).await?
+    {
+        return Ok(cache_hit(&key, &path, tag, img));
     }
     let tar = tokio::task::spawn_blocking(move || {
         let mut buf = Vec::new();
@@ -161,7 +176,11 @@ pub(crate) async fn resolve(
     // Each build label costs the classic builder one more step (a container commit), so only
     // the key goes on the image; the source is recorded in the cache directory.
     let build_labels = HashMap::from([(labels::BUILD_KEY.to_string(), key.clone())]);
-    let build_args: HashMap<String, String> = df.build_args().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let build_args: HashMap<String, String> = df
+        .build_args()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let dockerfile_in_tar = context.dockerfile_name_in_tar().to_string();
     engine
         .build(
@@ -178,17 +197,57 @@ pub(crate) async fn resolve(
             tar,
         )
         .await
-        .map_err(|e| if e.kind() == ErrorKind::BuildFailed { e } else { e.context(format!("building {}", path.display())) })?;
+        .map_err(|e| {
+            if e.kind() == ErrorKind::BuildFailed {
+                e
+            } else {
+                e.context(format!("building {}", path.display()))
+            }
+        })?;
     let img = engine.image(&tag).await?.ok_or_else(|| {
-        Error::new(ErrorKind::BuildFailed, format!("the build of {} reported success but {tag} is missing", path.display()))
+        Error::new(
+            ErrorKind::BuildFailed,
+            format!(
+                "the build of {} reported success but {tag} is missing",
+                path.display()
+            ),
+        )
     })?;
     record_use(&key, &path);
-    Ok((ResolvedImage { reference: tag, id: img.id.clone(), built: true }, img))
+    Ok((
+        ResolvedImage {
+            reference: tag,
+            id: img.id.clone(),
+            built: true,
+        },
+        img,
+    ))
+}
+
+/// A resolve served from the cache: no build, no upload.
+fn cache_hit(
+    key: &str,
+    source: &Path,
+    tag: String,
+    img: ImageDetails,
+) -> (ResolvedImage, ImageDetails) {
+    record_use(key, source);
+    (
+        ResolvedImage {
+            reference: tag,
+            id: img.id.clone(),
+            built: false,
+        },
+        img,
+    )
 }
 
 fn key_mutex(key: &str) -> Arc<Mutex<()>> {
     static LOCKS: OnceLock<StdMutex<HashMap<String, Arc<Mutex<()>>>>> = OnceLock::new();
-    let mut map = LOCKS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    let mut map = LOCKS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     map.entry(key.to_string()).or_default().clone()
 }
 
@@ -201,7 +260,8 @@ async fn lock_file(key: &str, tag: &str, progress: Option<&ProgressFn>) -> Resul
     let open = {
         let (dir, path) = (dir.clone(), path.clone());
         move || -> Result<std::fs::File> {
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
             std::fs::OpenOptions::new()
                 .create(true)
                 .truncate(false)
@@ -217,14 +277,18 @@ async fn lock_file(key: &str, tag: &str, progress: Option<&ProgressFn>) -> Resul
         Ok(()) => return Ok(f),
         Err(std::fs::TryLockError::WouldBlock) => ProgressFn::emit(
             progress,
-            Progress::Build { tag: tag.to_string(), line: "waiting for another process building this image".into() },
+            Progress::Build {
+                tag: tag.to_string(),
+                line: "waiting for another process building this image".into(),
+            },
         ),
         Err(std::fs::TryLockError::Error(e)) => {
             return Err(Error::io(format!("locking {}", path.display()), e));
         }
     }
     tokio::task::spawn_blocking(move || {
-        f.lock().map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
+        f.lock()
+            .map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
         Ok(f)
     })
     .await
@@ -249,7 +313,9 @@ fn record_use(key: &str, source: &Path) {
 }
 
 fn recorded_source(key: &str) -> Option<String> {
-    std::fs::read_to_string(use_record(key)).ok().filter(|s| !s.is_empty())
+    std::fs::read_to_string(use_record(key))
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 fn last_use(key: &str) -> Option<i64> {
@@ -266,7 +332,11 @@ pub(crate) async fn images(engine: &Engine) -> Result<Vec<BuiltImage>> {
         .map(|i| {
             let key = i.labels.get(labels::BUILD_KEY).cloned().unwrap_or_default();
             // An image whose tag moved to a rebuild is listed by its ID.
-            let tags: Vec<&String> = i.tags.iter().filter(|t| t.as_str() != "<none>:<none>").collect();
+            let tags: Vec<&String> = i
+                .tags
+                .iter()
+                .filter(|t| t.as_str() != "<none>:<none>")
+                .collect();
             let reference = tags
                 .iter()
                 .find(|t| t.contains("headjack/"))

@@ -9,7 +9,8 @@ use headjack::{Client, Spec};
 
 /// The busybox fixture image (scratch + static busybox).
 pub fn busybox() -> String {
-    std::env::var("HEADJACK_TEST_BUSYBOX").unwrap_or_else(|_| "localhost/headjack-test/busybox:latest".into())
+    std::env::var("HEADJACK_TEST_BUSYBOX")
+        .unwrap_or_else(|_| "localhost/headjack-test/busybox:latest".into())
 }
 
 /// The engine under test.
@@ -25,7 +26,10 @@ pub fn is_podman() -> bool {
 pub async fn client() -> Client {
     match Client::connect_to(&host()).await {
         Ok(c) => c,
-        Err(e) => panic!("the test engine at {} is not reachable ({e}); run tests/env/up.sh", host()),
+        Err(e) => panic!(
+            "the test engine at {} is not reachable ({e}); run tests/env/up.sh",
+            host()
+        ),
     }
 }
 
