@@ -2,8 +2,10 @@
 # Shared helpers for tests/env/up.sh and tests/env/down.sh. Sourced, not executed.
 
 ENV_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-RUN_DIR="$ENV_DIR/run"      # generated configs, logs, pid files, registry storage (gitignored)
-CACHE_DIR="$ENV_DIR/cache"  # debootstrap tarball (gitignored, survives down.sh)
+# The services are machine-wide (fixed ports and sockets), so their state is too: every checkout
+# of the project (a developer's, CI's clone) shares one set, and tests/env/run links to it.
+RUN_DIR="${HEADJACK_TEST_RUN_DIR:-/var/lib/headjack-test/run}"  # configs, logs, pid files, registry storage
+CACHE_DIR="${HEADJACK_TEST_CACHE_DIR:-/var/cache/headjack-test}" # debootstrap tarball (survives down.sh)
 
 # Fixed endpoints (exported to the test suites through run/env.sh).
 MAIN_SOCK=/var/run/docker.sock

@@ -23,6 +23,9 @@ done
 [[ $EUID -eq 0 ]] || die "must run as root (it installs packages, starts daemons and writes /etc/containers)"
 
 mkdir -p "$RUN_DIR" "$CACHE_DIR"
+# tests/env/run -> the machine-wide run directory (where env.sh is written).
+if [[ -d "$ENV_DIR/run" && ! -L "$ENV_DIR/run" ]]; then rm -rf "$ENV_DIR/run"; fi
+ln -sfn "$RUN_DIR" "$ENV_DIR/run"
 exec 9>"$RUN_DIR/up.lock"
 flock -w 1200 9 || die "another up.sh still holds $RUN_DIR/up.lock after 20 minutes"
 
