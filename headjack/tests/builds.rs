@@ -317,3 +317,52 @@ async fn parent_images_are_part_of_the_key() {
     assert_eq!(again.reference, pulled.reference);
     common::docker(&["rmi", "-f", &pulled.reference]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_processes_build_once() {
+    let ctx = context("&& sleep 2");
+    let df = ctx.path().join("Dockerfile");
+    let exe = std::env::current_exe().unwrap();
+    let child = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/resolve_child");
+    assert!(
+        child.exists(),
+        "{} is missing: run the tests with `cargo test` (it builds examples)",
+        child.display()
+    );
+    let procs: Vec<_> = (0..3)
+        .map(|_| {
+            std::process::Command::new(&child)
+                .arg(&df)
+                .env("HEADJACK_TEST_HOST", common::host())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<String> = procs
+        .into_iter()
+        .map(|p| {
+            let out = p.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        })
+        .collect();
+    let built = outputs.iter().filter(|o| o.starts_with("built ")).count();
+    assert_eq!(built, 1, "{outputs:?}");
+    let refs: Vec<&str> = outputs
+        .iter()
+        .map(|o| o.split(' ').nth(1).unwrap())
+        .collect();
+    assert!(refs.iter().all(|r| *r == refs[0]), "{outputs:?}");
+    common::docker(&["rmi", "-f", refs[0]]);
+}

@@ -112,5 +112,33 @@ async fn pull_policies_credentials_and_progress() {
     let resolved = c.resolve(&Spec::new().base(&auth)).await.unwrap();
     assert_eq!(resolved.reference, auth);
     remove_local(&auth);
+
+    // A credential helper (`credHelpers`), as `docker login` with a helper configures it.
+    let bin = tempfile::tempdir().unwrap();
+    let helper = bin.path().join("docker-credential-headjacktest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread server\n[ \"$1\" = get ] || exit 1\nprintf '{{\"ServerURL\":\"%s\",\"Username\":\"{user}\",\"Secret\":\"{password}\"}}' \"$server\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let registry = auth.split('/').next().unwrap();
+    std::fs::write(
+        config.path().join("config.json"),
+        format!(r#"{{"credHelpers": {{"{registry}": "headjacktest"}}}}"#),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // SAFETY: as above, single test in this binary.
+    unsafe { std::env::set_var("PATH", path) };
+    let resolved = c.resolve(&Spec::new().base(&auth)).await.unwrap();
+    assert_eq!(resolved.reference, auth);
+    remove_local(&auth);
     remove_local(&open);
 }
