@@ -32,8 +32,8 @@ fn nonce() -> String {
     format!("{:x}{:x}{n}", std::process::id(), t)
 }
 
-/// Tests that keep instances past the command (`run --keep`) or sweep must not overlap: a kept
-/// instance's owner (the finished `headjack run`) is gone, so a sweep would remove it.
+/// Tests that keep instances past the command (`run --keep`) or sweep run one at a time, so a
+/// sweep never races an instance another test is still setting up.
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
@@ -508,31 +508,32 @@ fn instance_lifecycle_through_every_command() {
 }
 
 #[test]
-fn sweep_removes_orphaned_instances() {
+fn sweep_keeps_kept_instances_until_they_expire() {
     let _serial = serial();
     let mut cleanup = Cleanup::default();
-    // A kept instance's owner is the `headjack run` process, which has exited: an orphan.
-    let o = run(&[
-        "run",
-        "--keep",
-        "--json",
-        "-l",
-        "io.headjack.test=1",
-        "--base",
-        &busybox(),
-        "--",
-        "true",
-    ]);
-    assert_eq!(code(&o), 0, "{}", show(&o));
-    let v = json(&o);
-    let id = v["id"].as_str().unwrap().to_string();
+    let keep = |extra: &[&str]| {
+        let mut args = vec!["run", "--keep", "--json", "-l", "io.headjack.test=1"];
+        args.extend_from_slice(extra);
+        let b = busybox();
+        args.extend_from_slice(&["--base", &b, "--", "true"]);
+        let o = run(&args);
+        assert_eq!(code(&o), 0, "{}", show(&o));
+        json(&o)
+    };
+    // A kept instance outlives `headjack run`, whose process is gone: not an orphan.
+    let v = keep(&[]);
+    let kept = v["id"].as_str().unwrap().to_string();
     assert!(
         v["container_id"].is_string() && v["name"].is_string(),
         "{v}"
     );
     assert_eq!(v["image"], busybox().as_str());
-    cleanup.instances.push(id.clone());
-    assert!(find(&ps_all(), "id", &id).is_some());
+    cleanup.instances.push(kept.clone());
+    // One that was given a lifetime goes once it has passed.
+    let v = keep(&["--expires", "0"]);
+    let expiring = v["id"].as_str().unwrap().to_string();
+    cleanup.instances.push(expiring.clone());
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let o = run(&["sweep", "--json"]);
     assert_eq!(code(&o), 0, "{}", show(&o));
     let v = json(&o);
@@ -542,8 +543,13 @@ fn sweep_removes_orphaned_instances() {
         .iter()
         .map(|x| x.as_str().unwrap())
         .collect();
-    assert!(removed.contains(&id.as_str()), "{}", show(&o));
-    assert!(find(&ps_all(), "id", &id).is_none());
+    assert!(removed.contains(&expiring.as_str()), "{}", show(&o));
+    assert!(!removed.contains(&kept.as_str()), "{}", show(&o));
+    assert!(find(&ps_all(), "id", &expiring).is_none());
+    assert!(find(&ps_all(), "id", &kept).is_some());
+    // --expires without --keep is a usage error.
+    let o = run(&["run", "--expires", "5", "--base", &busybox(), "--", "true"]);
+    assert_eq!(code(&o), 125, "{}", show(&o));
 }
 
 #[test]

@@ -641,17 +641,21 @@ EOF
 
 verify_gvisor() {
   [[ -e $GVISOR_MARKER ]] && return
-  local t0 out name=headjack-test-verify-gv-$$
+  local t0 out name=headjack-test-verify-gv-$$ g=(timeout 30 docker -H "unix://$GVISOR_SOCK")
   t0=$(now)
   gv rm -f "$name" >/dev/null 2>&1 || true
-  gv run -d --name "$name" --runtime=runsc --memory 64m --pids-limit 64 "$BUSYBOX_IMAGE" sleep 120 >/dev/null \
+  # NB: under runsc (ptrace) --pids-limit counts the sandbox's host tasks: ~40 idle plus ~10 per
+  # guest process, so a limit like 64 kills the sandbox (exit 2, "WaitPID failed: EOF"). See README.
+  "${g[@]}" run -d --name "$name" --runtime=runsc --memory 64m --pids-limit 512 "$BUSYBOX_IMAGE" sleep 120 >/dev/null \
     || die "verify: gvisor run with limits" "$RUN_DIR/gvisor-dockerd.log"
-  out=$(gv exec "$name" sh -c 'ip -o link | grep -vc " lo:"; dmesg | grep -c "Starting gVisor"' 2>&1 | tr '\n' ' ')
-  out+=$(gv exec -u agent "$name" id -u 2>&1)
-  out+=" $(echo stdin-ok | gv exec -i "$name" cat 2>&1)"
+  out=$("${g[@]}" exec "$name" sh -c 'ip -o link | grep -vc " lo:"; dmesg | grep -c "Starting gVisor"' 2>&1 | tr '\n' ' ')
+  out+=$("${g[@]}" exec -u agent "$name" id -u 2>&1)
+  out+=" $(echo stdin-ok | "${g[@]}" exec -i "$name" cat 2>&1)"
+  out+=" $("${g[@]}" inspect -f '{{.State.Status}}' "$name" 2>&1)"
   gv rm -f "$name" >/dev/null 2>&1 || true
-  [[ $out == "0 1 1000 stdin-ok" ]] || die "verify: gvisor exec/network-none/user/stdin gave: $out"
-  say "verify: gvisor exec, --network none (forced by runtimeArgs), user, stdin ok ($(elapsed "$t0"))"
+  [[ $out == "0 1 1000 stdin-ok running" ]] \
+    || die "verify: gvisor exec/network-none/user/stdin gave: $out (want: 0 1 1000 stdin-ok running)" "$RUN_DIR/gvisor-dockerd.log"
+  say "verify: gvisor exec, --network none (forced by runtimeArgs), user, stdin, --memory ok ($(elapsed "$t0"))"
 }
 
 # ---------------------------------------------------------------------------------------------

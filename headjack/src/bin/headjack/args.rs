@@ -114,9 +114,13 @@ pub struct RunArgs {
     /// Hardened preset: no capabilities, read-only root with a tmpfs /tmp, no network.
     #[arg(long)]
     pub hardened: bool,
-    /// Keep the instance afterwards and print its ID.
+    /// Keep the instance afterwards and print its ID. A kept instance has no owner process, so
+    /// `headjack sweep` leaves it alone until --expires passes; remove it with `headjack rm`.
     #[arg(long)]
     pub keep: bool,
+    /// With --keep: let `headjack sweep` remove the instance after this many seconds.
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout, requires = "keep")]
+    pub expires: Option<Duration>,
     /// Container name (default headjack-<id>).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,

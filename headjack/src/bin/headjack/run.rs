@@ -104,6 +104,13 @@ pub async fn run(global: &Global, a: RunArgs) -> Outcome {
     if a.hardened {
         spec = spec.hardened();
     }
+    if a.keep {
+        // The instance outlives this process: it must not count as an orphan of it.
+        spec = spec.detached();
+    }
+    if let Some(e) = a.expires {
+        spec = spec.expires_after(e);
+    }
     if let Some(n) = &a.name {
         spec = spec.name(n);
     }
