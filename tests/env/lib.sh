@@ -74,6 +74,14 @@ pid_running() {
   [[ $cmdline == *"$pattern"* ]]
 }
 
+# pid_gone PID: exited (a zombie not yet reaped by init counts as gone)
+pid_gone() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  stat=${stat##*) }
+  [[ ${stat%% *} == Z ]]
+}
+
 # stop_pid NAME PIDFILE PATTERN [TIMEOUT]: SIGTERM, wait, then SIGKILL; removes PIDFILE.
 stop_pid() {
   local name=$1 pidfile=$2 pattern=$3 timeout=${4:-15} pid t0
@@ -81,10 +89,10 @@ stop_pid() {
   if pid_running "$pidfile" "$pattern"; then
     pid=$(<"$pidfile")
     kill -TERM "$pid" 2>/dev/null || true
-    if ! wait_until "$timeout" bash -c "! kill -0 $pid"; then
+    if ! wait_until "$timeout" pid_gone "$pid"; then
       warn "$name (pid $pid) ignored SIGTERM for ${timeout}s, sending SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
-      wait_until 5 bash -c "! kill -0 $pid" || warn "$name (pid $pid) is still alive"
+      wait_until 5 pid_gone "$pid" || warn "$name (pid $pid) is still alive"
     fi
     rm -f "$pidfile"
     say "$name stopped ($(elapsed "$t0"))"

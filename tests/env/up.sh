@@ -301,16 +301,17 @@ cleanup_path() {
   rm -rf --one-file-system "$p"
 }
 
-verify_debian_apt() {
-  local t0 ctx log=$RUN_DIR/verify-apt.log tag=localhost/headjack-test/verify-apt:tmp
+verify_debian_apt() { # SOCKET LABEL
+  local host=unix://$1 what=$2 t0 ctx log=$RUN_DIR/verify-apt.log tag=localhost/headjack-test/verify-apt:tmp
   t0=$(now)
   ctx=$(mktemp -d /tmp/headjack-apt.XXXXXX); CLEANUP+=("$ctx")
-  printf 'FROM debian:bookworm-slim\nRUN apt-get update && apt-get install -y --no-install-recommends jq\n' >"$ctx/Dockerfile"
-  DOCKER_BUILDKIT=0 timeout 600 docker -H "unix://$MAIN_SOCK" build -t "$tag" "$ctx" >"$log" 2>&1 \
-    || die "verify: apt-get install jq in a build FROM debian:bookworm-slim" "$log"
-  local v; v=$(dk run --rm --network none "$tag" jq --version 2>&1) || die "verify: jq in built image: $v"
-  dk rmi "$tag" >/dev/null
-  say "verify: build FROM debian:bookworm-slim with apt-get install jq works ($v, $(elapsed "$t0"))"
+  printf 'FROM %s\nRUN apt-get update && apt-get install -y --no-install-recommends jq\n' "$DEBIAN_IMAGE" >"$ctx/Dockerfile"
+  DOCKER_BUILDKIT=0 timeout 600 docker -H "$host" build -t "$tag" "$ctx" >"$log" 2>&1 \
+    || die "verify: $what build FROM debian:bookworm-slim with apt-get install jq" "$log"
+  local v; v=$(timeout 60 docker -H "$host" run --rm --network none "$tag" jq --version 2>&1) \
+    || die "verify: jq in the image $what built: $v"
+  docker -H "$host" rmi "$tag" >/dev/null
+  say "verify: $what build FROM debian:bookworm-slim with apt-get install jq works ($v, $(elapsed "$t0"))"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -687,11 +688,11 @@ step_packages
 step_docker
 step_busybox
 step_debian
-(( VERIFY )) && verify_debian_apt
+(( VERIFY )) && verify_debian_apt "$MAIN_SOCK" docker
 step_registries
 (( VERIFY )) && verify_registry_pulls "$MAIN_SOCK" docker
 step_podman
-(( VERIFY )) && { verify_podman; verify_registry_pulls "$PODMAN_SOCK" podman; }
+(( VERIFY )) && { verify_podman; verify_registry_pulls "$PODMAN_SOCK" podman; verify_debian_apt "$PODMAN_SOCK" podman; }
 step_gvisor
 (( VERIFY )) && verify_gvisor
 step_envfile
