@@ -36,7 +36,7 @@ bash headjack-py/run-tests.sh
 
 step "leak check"
 leaks=0
-for host in "$HEADJACK_TEST_DOCKER_HOST" "$HEADJACK_TEST_PODMAN_HOST" "$HEADJACK_TEST_GVISOR_HOST"; do
+for host in "$HEADJACK_TEST_DOCKER_HOST" "$HEADJACK_TEST_PODMAN_HOST" ${HEADJACK_TEST_GVISOR_HOST:-}; do
   n=$(DOCKER_HOST="$host" docker ps -aq --filter label=io.headjack.managed=true | wc -l)
   if [ "$n" -gt 0 ]; then
     echo "tests left $n headjack container(s) on $host:"
