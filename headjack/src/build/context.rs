@@ -1031,49 +1031,4 @@ pub(crate) mod tests {
             assert_eq!(e.size, files[&e.rel_path].len() as u64);
         }
     }
-
-    /// Walk + hash of a generated 10,000-file / 100 MB tree; run with
-    /// `cargo test --release -p headjack --lib build::context::tests::bench_walk -- --ignored --nocapture`.
-    #[test]
-    #[ignore = "benchmark"]
-    fn bench_walk_10k_files_100mb() {
-        let dir = tempfile::tempdir().unwrap();
-        let chunk: Vec<u8> = (0..5_000u32).flat_map(|i| i.to_le_bytes()).collect();
-        for i in 0..10_000 {
-            let sub = dir
-                .path()
-                .join(format!("d{:02}/s{:02}", i % 50, (i / 50) % 20));
-            fs::create_dir_all(&sub).unwrap();
-            fs::write(
-                sub.join(format!("f{i}.bin")),
-                &chunk[..(chunk.len() * (i % 2 + 1) / 3).max(1)],
-            )
-            .unwrap();
-        }
-        fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
-        fs::write(
-            dir.path().join(".dockerignore"),
-            "*.md\n**/*.tmp\n!keep.tmp\nd49/s19\n",
-        )
-        .unwrap();
-        walk(dir.path()); // warm the page cache
-        let mut best = std::time::Duration::MAX;
-        let mut ctx = None;
-        for _ in 0..5 {
-            let t = std::time::Instant::now();
-            ctx = Some(walk(dir.path()));
-            best = best.min(t.elapsed());
-        }
-        let ctx = ctx.unwrap();
-        let t = std::time::Instant::now();
-        let mut sink = io::sink();
-        ctx.write_tar(&mut sink).unwrap();
-        eprintln!(
-            "walk+hash: {} files, {} MB in {:?} (best of 5); write_tar to a sink: {:?}",
-            ctx.file_count(),
-            ctx.total_size() / 1_000_000,
-            best,
-            t.elapsed()
-        );
-    }
 }
