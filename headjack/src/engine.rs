@@ -511,18 +511,14 @@ impl Engine {
         .await
     }
 
-    /// Lists local images carrying `label` (`key` or `key=value`).
-    pub(crate) async fn images_with_label(&self, label: &str) -> Result<Vec<ImageListing>> {
-        let span = tracing::debug_span!("engine.list_images", label);
+    /// Lists every local image (callers filter: label and reference filters differ between
+    /// engines, e.g. Podman matches any tag of an image).
+    pub(crate) async fn all_images(&self) -> Result<Vec<ImageListing>> {
+        let span = tracing::debug_span!("engine.list_images");
         async {
-            let filters = HashMap::from([("label", vec![label])]);
             let list = self
                 .docker
-                .list_images(Some(
-                    ListImagesOptionsBuilder::default()
-                        .filters(&filters)
-                        .build(),
-                ))
+                .list_images(Some(ListImagesOptionsBuilder::default().build()))
                 .await
                 .map_err(|e| map_err("listing images", e))?;
             Ok(list

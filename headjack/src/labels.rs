@@ -19,9 +19,12 @@ pub const DETACHED: &str = "detached";
 pub const EXPIRES: &str = "io.headjack.expires";
 /// Image label: the command that keeps a container alive (default `sleep infinity`).
 pub const INIT: &str = "io.headjack.init";
-/// Image label: the cache key of a headjack build.
+/// Image label: the cache key of a headjack build. Read when present; headjack does not set
+/// it at build time (each build label costs the classic builder a commit step) — the key is in
+/// the tag `localhost/headjack/<slug>:<key16>` and recorded in the cache directory.
 pub const BUILD_KEY: &str = "io.headjack.build.key";
-/// Image label: what a headjack build was built from (the Dockerfile path).
+/// Image label: what a headjack build was built from (the Dockerfile path). Read when present,
+/// like [`BUILD_KEY`].
 pub const BUILD_SOURCE: &str = "io.headjack.build.source";
 /// The container labels headjack sets itself; a spec may not set them.
 pub const RESERVED: [&str; 6] = [MANAGED, INSTANCE, BASE, IMAGE, OWNER, EXPIRES];

@@ -27,7 +27,8 @@
 //!
 //! Modules, one concept each: [`base`] (what to start from), [`reference`] (image names),
 //! [`Spec`] (what to launch), [`Instance`] (a running environment), [`Exec`] (a command),
-//! [`Client`] (an engine connection: list, attach, sweep, images).
+//! [`Client`] (an engine connection: list, attach, sweep, images), [`Pool`] (instances spawned
+//! ahead of time).
 
 pub mod base;
 mod build;
@@ -38,6 +39,7 @@ mod exec;
 mod files;
 mod instance;
 pub mod labels;
+mod pool;
 mod progress;
 mod pull;
 pub mod reference;
@@ -53,6 +55,7 @@ pub use exec::{
     ExitStatus, StreamKind,
 };
 pub use instance::{Instance, InstanceInfo, Status};
+pub use pool::Pool;
 pub use progress::{Progress, ProgressFn};
 pub use reference::ImageRef;
 pub use spec::{

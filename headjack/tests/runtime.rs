@@ -533,3 +533,53 @@ async fn sweep_removes_instances_of_a_killed_process_and_expired_ones() {
     );
     assert!(container_exists(mine.container_id()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pools_hand_out_ready_instances_and_refill() {
+    let c = client().await;
+    let marker = format!("pool-{}", std::process::id());
+    let pool = headjack::Pool::new(&c, spec().label("case", &marker), 2)
+        .await
+        .unwrap();
+    assert_eq!(pool.ready(), 2);
+    let a = pool.take().await.unwrap();
+    let b = pool.take().await.unwrap();
+    let extra = pool.take().await.unwrap(); // pool empty: spawned on demand
+    for env in [&a, &b, &extra] {
+        assert_eq!(env.exec(["echo", "ok"]).await.unwrap().stdout, b"ok\n");
+    }
+    let ids = [
+        a.id().to_string(),
+        b.id().to_string(),
+        extra.id().to_string(),
+    ];
+    assert!(ids[0] != ids[1] && ids[1] != ids[2]);
+    // The background refill brings it back to its size.
+    for _ in 0..100 {
+        if pool.ready() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(pool.ready(), 2);
+    drop(pool); // removes the two waiting instances
+    let mine = |list: Vec<headjack::InstanceInfo>| {
+        list.into_iter()
+            .filter(|i| i.labels.get("case") == Some(&marker))
+            .count()
+    };
+    assert_eq!(
+        mine(c.list().await.unwrap()),
+        3,
+        "only the taken instances remain"
+    );
+    drop((a, b, extra));
+    assert_eq!(mine(c.list().await.unwrap()), 0);
+    assert_eq!(
+        headjack::Pool::new(&c, spec(), 0)
+            .await
+            .err()
+            .map(|e| e.kind()),
+        Some(ErrorKind::InvalidArgument)
+    );
+}

@@ -28,13 +28,13 @@ pub(crate) const DEFAULT_BASE_DOCKERFILE: &str = include_str!("../../../images/b
 /// A headjack-built image, as [`crate::Client::images`] lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuiltImage {
-    /// The tag, `localhost/headjack/<slug>:<key16>` (the image ID once a rebuild took the tag).
+    /// The tag, `localhost/headjack/<slug>:<key16>`.
     pub reference: String,
     /// The engine's image ID.
     pub id: String,
-    /// The full cache key.
+    /// The cache key (in full when this machine built or used it, else the tag's 16 digits).
     pub key: String,
-    /// The Dockerfile it was built from.
+    /// The Dockerfile it was built from (empty when this machine has no record of it).
     pub source: String,
     /// When it was built (unix seconds).
     pub created: i64,
@@ -173,9 +173,10 @@ pub(crate) async fn resolve(
     .await
     .map_err(|e| Error::internal(format!("context packing task failed: {e}")))??;
     let (tar, context) = tar;
-    // Each build label costs the classic builder one more step (a container commit), so only
-    // the key goes on the image; the source is recorded in the cache directory.
-    let build_labels = HashMap::from([(labels::BUILD_KEY.to_string(), key.clone())]);
+    // No build labels: the classic builder turns each into one more step, a container commit
+    // whose cost grows with the image (seconds for a 100 MB context on fuse-overlayfs). The key
+    // is in the tag; key and source are recorded in the cache directory.
+    let build_labels = HashMap::new();
     let build_args: HashMap<String, String> = df
         .build_args()
         .iter()
@@ -295,68 +296,64 @@ async fn lock_file(key: &str, tag: &str, progress: Option<&ProgressFn>) -> Resul
     .map_err(|e| Error::internal(format!("lock task failed: {e}")))?
 }
 
+/// The record of a build, named like the tag's suffix (the key's first 16 hex digits).
 fn use_record(key: &str) -> PathBuf {
-    cache_dir().join("used").join(&key[..key.len().min(32)])
+    cache_dir().join("used").join(&key[..key.len().min(16)])
 }
 
-/// Notes that `key` was used now (the file's mtime) and what it was built from (its content),
-/// for `images()` and `prune_images()`.
+/// Notes that `key` was used now (the file's mtime), its full key and what it was built from
+/// (the file's content), for `images()` and `prune_images()`.
 fn record_use(key: &str, source: &Path) {
     let path = use_record(key);
     let write = || -> std::io::Result<()> {
         std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
-        std::fs::write(&path, source.display().to_string())
+        std::fs::write(&path, format!("{key}\n{}", source.display()))
     };
     if let Err(e) = write() {
         tracing::debug!(error = %e, "could not record image use");
     }
 }
 
-fn recorded_source(key: &str) -> Option<String> {
-    std::fs::read_to_string(use_record(key))
-        .ok()
-        .filter(|s| !s.is_empty())
+/// (full key, source) recorded for a tag's key suffix.
+fn recorded(key16: &str) -> Option<(String, String)> {
+    let text = std::fs::read_to_string(use_record(key16)).ok()?;
+    let (key, source) = text.split_once('\n')?;
+    Some((key.to_string(), source.to_string()))
 }
 
-fn last_use(key: &str) -> Option<i64> {
-    let m = std::fs::metadata(use_record(key)).ok()?.modified().ok()?;
+fn last_use(key16: &str) -> Option<i64> {
+    let m = std::fs::metadata(use_record(key16)).ok()?.modified().ok()?;
     Some(m.duration_since(UNIX_EPOCH).ok()?.as_secs() as i64)
 }
 
-/// Every image headjack built on this engine, most recently used first.
+/// The namespace of headjack's build tags.
+const TAG_PREFIX: &str = "localhost/headjack/";
+
+/// Every image headjack built on this engine (tagged `localhost/headjack/…`), most recently
+/// used first.
 pub(crate) async fn images(engine: &Engine) -> Result<Vec<BuiltImage>> {
     let mut out: Vec<BuiltImage> = engine
-        .images_with_label(labels::BUILD_KEY)
+        .all_images()
         .await?
         .into_iter()
-        .map(|i| {
-            let key = i.labels.get(labels::BUILD_KEY).cloned().unwrap_or_default();
-            // An image whose tag moved to a rebuild is listed by its ID.
-            let tags: Vec<&String> = i
-                .tags
-                .iter()
-                .filter(|t| t.as_str() != "<none>:<none>")
-                .collect();
-            let reference = tags
-                .iter()
-                .find(|t| t.contains("headjack/"))
-                .or(tags.first())
-                .map(|t| t.to_string())
-                .unwrap_or_else(|| i.id.clone());
-            BuiltImage {
-                last_used: last_use(&key),
+        .filter_map(|i| {
+            let reference = i.tags.iter().find(|t| t.starts_with(TAG_PREFIX))?.clone();
+            let key16 = reference.rsplit(':').next().unwrap_or_default().to_string();
+            let (key, source) = recorded(&key16).unwrap_or_else(|| (key16.clone(), String::new()));
+            let key = i.labels.get(labels::BUILD_KEY).cloned().unwrap_or(key);
+            Some(BuiltImage {
+                last_used: last_use(&key16),
                 source: i
                     .labels
                     .get(labels::BUILD_SOURCE)
                     .cloned()
-                    .or_else(|| recorded_source(&key))
-                    .unwrap_or_default(),
+                    .unwrap_or(source),
                 reference,
                 id: i.id,
                 key,
                 created: i.created,
                 size: i.size,
-            }
+            })
         })
         .collect();
     out.sort_by_key(|i| std::cmp::Reverse(i.last_used.unwrap_or(i.created).max(i.created)));
