@@ -2,7 +2,8 @@
 //!
 //! `cargo run --release -p headjack --example bench` (after `bash tests/env/up.sh`).
 //! Prints medians and ratios (headjack / CLI; below 1.0 means headjack is faster):
-//! - spawn (image local) to first exec completing, vs `docker run -d` + `docker exec`;
+//! - spawn (image local) to first exec completing, vs `docker run -d` + `docker exec`, cold and
+//!   from a warm [`headjack::Pool`];
 //! - exec round trip of `true`, vs `docker exec`;
 //! - 32 concurrent spawns (wall time), vs 32 parallel `docker run -d`;
 //! - resolve of an unchanged Dockerfile with a 10,000-file / 100 MB context, vs a fully cached
@@ -146,10 +147,32 @@ async fn main() -> headjack::Result<()> {
         docker(&host, &["rm", "-f", &id]);
     }
     let spawn_ours = median(ours);
+    let spawn_cli = median(theirs);
     report(
         "spawn (image local) -> first exec done",
         spawn_ours,
-        median(theirs),
+        spawn_cli,
+        0.8,
+    );
+
+    // 1b. The same from a warm pool (instances spawned ahead of time, refilled in the background).
+    let pool = headjack::Pool::new(&client, spec(), 2).await?;
+    let mut ours = Vec::new();
+    for _ in 0..rounds {
+        while pool.ready() == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let t = Instant::now();
+        let env = pool.take().await?;
+        env.exec(["true"]).await?;
+        ours.push(t.elapsed());
+        env.remove().await?;
+    }
+    drop(pool);
+    report(
+        "spawn from a warm Pool -> first exec done",
+        median(ours),
+        spawn_cli,
         0.8,
     );
 
