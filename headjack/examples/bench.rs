@@ -286,13 +286,20 @@ async fn main() -> headjack::Result<()> {
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     let mut built = vec![first.reference.clone()];
+    // Content no earlier run has built: leftover layers of the CLI's builds would otherwise
+    // serve it from the layer cache.
+    let nonce = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    );
     for i in 0..rounds.min(5) {
-        std::fs::write(ctx.join("last.txt"), format!("v{}", i + 2)).unwrap();
+        std::fs::write(ctx.join("last.txt"), format!("v{}-{nonce}", i + 2)).unwrap();
         let t = Instant::now();
         let r = client.resolve(&Spec::new().base(df.as_str())).await?;
         ours.push(t.elapsed());
         built.push(r.reference);
-        std::fs::write(ctx.join("last.txt"), format!("w{}", i + 2)).unwrap();
+        std::fs::write(ctx.join("last.txt"), format!("w{}-{nonce}", i + 2)).unwrap();
         let t = Instant::now();
         docker(
             &host,
