@@ -291,7 +291,10 @@ async fn main() -> headjack::Result<()> {
     let nonce = format!(
         "{}-{}",
         std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
     );
     for i in 0..rounds.min(5) {
         std::fs::write(ctx.join("last.txt"), format!("v{}-{nonce}", i + 2)).unwrap();

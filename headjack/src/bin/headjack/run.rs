@@ -272,8 +272,8 @@ enum End {
     Interrupted(i32),
 }
 
-/// With `linger`, an interrupted command is given a moment to be killed inside the container
-/// (the library kills it in the background once the stream is dropped) before we return.
+/// With `linger`, an interrupted command is killed inside the container before we return
+/// (`ExecStream::cancel`); without, the stream is dropped and the instance removal ends it.
 async fn pump(
     instance: &Instance,
     exec: Exec,
@@ -331,11 +331,11 @@ async fn pump(
             sig = signals.next() => match sig {
                 Signal::Resize => if mode == Mode::Tty { resize(&stream).await },
                 Signal::Stop(n) => {
-                    drop(stream);
                     if linger {
-                        // Not a deadline on the command: only the best-effort window for the
-                        // in-container kill (the library has no awaitable cancel yet).
-                        tokio::time::sleep(Duration::from_secs(2)).await;
+                        // Return once the command is really gone from the container.
+                        let _ = stream.cancel().await;
+                    } else {
+                        drop(stream);
                     }
                     return Ok(End::Interrupted(n));
                 }
