@@ -25,10 +25,12 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Modules, one concept each: [`base`] (what to start from), [`reference`] (image names),
+//! Modules, one concept each: [`base`] (what to start from), [`mod@reference`] (image names),
 //! [`Spec`] (what to launch), [`Instance`] (a running environment), [`Exec`] (a command),
 //! [`Client`] (an engine connection: list, attach, sweep, images), [`Pool`] (instances spawned
 //! ahead of time).
+
+#![warn(missing_docs)]
 
 pub mod base;
 mod build;
