@@ -171,6 +171,21 @@ pub struct Chunk {
     pub data: Bytes,
 }
 
+impl From<ExecOutputChunk> for Chunk {
+    fn from(c: ExecOutputChunk) -> Chunk {
+        match c {
+            ExecOutputChunk::Stdout(data) => Chunk {
+                stream: StreamKind::Stdout,
+                data,
+            },
+            ExecOutputChunk::Stderr(data) => Chunk {
+                stream: StreamKind::Stderr,
+                data,
+            },
+        }
+    }
+}
+
 /// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExitStatus {
@@ -263,20 +278,19 @@ impl ExecStream {
     }
 
     /// Waits for the command to end (discarding output not yet read) and returns its status.
-    pub async fn wait(mut self) -> Result<ExitStatus> {
-        while self.chunks.recv().await.is_some() {}
-        let rx = self
-            .status
-            .take()
-            .ok_or_else(|| Error::internal("exec status already taken"))?;
-        rx.await
-            .map_err(|_| Error::internal("the exec driver stopped without a status"))?
+    pub async fn wait(self) -> Result<ExitStatus> {
+        self.finish().await
     }
 
     /// Stops the command now — it and everything it started are killed inside the container —
     /// and returns its status once the kill went through.
     pub async fn cancel(mut self) -> Result<ExitStatus> {
+        // A closed channel is what the driver takes as cancellation.
         self.chunks.close();
+        self.finish().await
+    }
+
+    async fn finish(mut self) -> Result<ExitStatus> {
         while self.chunks.recv().await.is_some() {}
         let rx = self
             .status
@@ -486,16 +500,7 @@ impl Driver {
                     break End::Finished;
                 }
                 Some(Ok(c)) => {
-                    let chunk = match c {
-                        ExecOutputChunk::Stdout(data) => Chunk {
-                            stream: StreamKind::Stdout,
-                            data,
-                        },
-                        ExecOutputChunk::Stderr(data) => Chunk {
-                            stream: StreamKind::Stderr,
-                            data,
-                        },
-                    };
+                    let chunk = Chunk::from(c);
                     if sniff.len() < SNIFF_BYTES {
                         sniff.extend_from_slice(
                             &chunk.data[..chunk.data.len().min(SNIFF_BYTES - sniff.len())],

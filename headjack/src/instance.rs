@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use futures_util::{Stream, StreamExt, TryStreamExt};
 
-use crate::engine::{ContainerDetails, Engine, ExecOutputChunk};
+use crate::engine::{ContainerDetails, Engine};
 use crate::error::{Error, ErrorKind, Result};
-use crate::exec::{self, Chunk, Exec, ExecOutput, ExecStream, StreamKind};
+use crate::exec::{self, Chunk, Exec, ExecOutput, ExecStream};
 use crate::files::{self, Ownership};
 use crate::labels;
 use crate::reference::ImageRef;
@@ -355,16 +355,7 @@ impl Instance {
     pub fn logs_stream(&self, follow: bool) -> impl Stream<Item = Result<Chunk>> + Send + 'static {
         self.engine
             .logs(&self.container_id, follow)
-            .map_ok(|c| match c {
-                ExecOutputChunk::Stdout(data) => Chunk {
-                    stream: StreamKind::Stdout,
-                    data,
-                },
-                ExecOutputChunk::Stderr(data) => Chunk {
-                    stream: StreamKind::Stderr,
-                    data,
-                },
-            })
+            .map_ok(Chunk::from)
     }
 
     /// Stops the container (SIGTERM, then SIGKILL after `grace`). Files are kept; `restart`
