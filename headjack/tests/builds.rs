@@ -142,7 +142,7 @@ async fn a_dockerfile_is_built_once_then_served_from_its_key() {
     assert_eq!(mine.source, df.display().to_string());
     assert!(third.reference.ends_with(&mine.key[..16]));
     for r in [&first.reference, &third.reference] {
-        common::docker(&["rmi", "-f", r]);
+        common::docker(&["rmi", r]);
     }
 }
 
@@ -177,7 +177,7 @@ async fn build_args_and_target_are_honoured() {
         .target("first");
     let other = c.resolve(&Spec::new().base(df2)).await.unwrap();
     assert_ne!(other.reference, image);
-    common::docker(&["rmi", "-f", &image, &other.reference]);
+    common::docker(&["rmi", &image, &other.reference]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,7 +253,7 @@ async fn concurrent_spawns_of_one_dockerfile_build_once() {
         assert_eq!(env.as_ref().unwrap().image(), results[0].reference);
     }
     drop(envs);
-    common::docker(&["rmi", "-f", &results[0].reference]);
+    common::docker(&["rmi", &results[0].reference]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,7 +294,7 @@ async fn parent_images_are_part_of_the_key() {
     let second = c.resolve(&Spec::new().base(base.as_str())).await.unwrap();
     assert!(second.built);
     assert_ne!(second.reference, first.reference);
-    common::docker(&["rmi", "-f", &first.reference, &second.reference, &parent]);
+    common::docker(&["rmi", &first.reference, &second.reference, &parent]);
 
     // A parent that has to be pulled first: the pull does not change the key, so the next
     // resolve is a hit.
@@ -302,7 +302,7 @@ async fn parent_images_are_part_of_the_key() {
         "{}/headjack-test/busybox:latest",
         std::env::var("HEADJACK_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
     );
-    common::docker(&["rmi", "-f", &remote]);
+    common::docker(&["rmi", &remote]);
     let dir = tempfile::tempdir().unwrap();
     write(
         dir.path(),
@@ -315,7 +315,7 @@ async fn parent_images_are_part_of_the_key() {
     let again = c.resolve(&Spec::new().base(base.as_str())).await.unwrap();
     assert!(!again.built, "the first build after a pull changed the key");
     assert_eq!(again.reference, pulled.reference);
-    common::docker(&["rmi", "-f", &pulled.reference]);
+    common::docker(&["rmi", &pulled.reference]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,5 +364,5 @@ async fn concurrent_processes_build_once() {
         .map(|o| o.split(' ').nth(1).unwrap())
         .collect();
     assert!(refs.iter().all(|r| *r == refs[0]), "{outputs:?}");
-    common::docker(&["rmi", "-f", refs[0]]);
+    common::docker(&["rmi", refs[0]]);
 }

@@ -122,7 +122,7 @@ impl Drop for Cleanup {
         }
         for image in &self.images {
             let _ = Command::new("docker")
-                .args(["rmi", "-f", image])
+                .args(["rmi", image])
                 .env("DOCKER_HOST", host())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())

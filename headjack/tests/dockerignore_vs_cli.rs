@@ -105,7 +105,7 @@ async fn context_file_set_matches_the_docker_cli() {
         let mut run = vec!["run", "--rm", "--label", "io.headjack.test=1", tag.as_str()];
         run.extend(listing_cmd());
         let cli_list = common::docker(&run);
-        common::docker(&["rmi", "-f", &tag, &our_image]);
+        common::docker(&["rmi", &tag, &our_image]);
         if our_list != cli_list {
             failures.push(format!(
                 "case {i} {ignore:?}:\n--- headjack\n{our_list}--- docker CLI\n{cli_list}"

@@ -15,7 +15,7 @@ fn env_or(key: &str, default: &str) -> String {
 }
 
 fn remove_local(image: &str) {
-    common::docker(&["rmi", "-f", image]);
+    common::docker(&["rmi", image]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -370,7 +370,7 @@ async fn commit_then_spawn_from_the_snapshot() {
     assert_eq!(again.status().await.unwrap(), Status::Running);
     drop(again);
     drop(env);
-    common::docker(&["rmi", "-f", &tag]);
+    common::docker(&["rmi", &tag]);
 
     let env = c.spawn(spec()).await.unwrap();
     assert_eq!(
