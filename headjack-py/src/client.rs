@@ -9,6 +9,7 @@ use pyo3::types::{PyDict, PyTuple};
 use crate::args;
 use crate::errors::Outcome;
 use crate::instance::{AsyncInstance, Instance, Slot};
+use crate::pool::{AsyncPool, Pool};
 use crate::runtime::{awaitable, block, is_forked_child};
 use crate::types::{BuiltImage, EngineInfo, InstanceInfo, ResolvedImage};
 
@@ -85,6 +86,25 @@ impl Client {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Instance> {
         self.do_spawn(py, base, kwargs)
+    }
+
+    /// Spawns `size` instances of the spec ahead of time; `Pool.take()` hands them out at once
+    /// and a replacement is spawned in the background. Keyword arguments as for spawn().
+    #[pyo3(signature = (base=None, *, size=2, **kwargs))]
+    fn pool(
+        &self,
+        py: Python<'_>,
+        base: Option<&Bound<'_, PyAny>>,
+        size: usize,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Pool> {
+        let spec = args::spec("pool", base, kwargs)?;
+        let c = self.core();
+        let pool = block(
+            py,
+            async move { Ok(headjack::Pool::new(&c, spec, size).await?) },
+        )?;
+        Ok(Pool::new(pool))
     }
 
     /// Resolves a base to a local image without starting anything (pulls or builds as needed).
@@ -231,6 +251,23 @@ impl AsyncClient {
         awaitable(py, async move {
             let inst = client.await?.spawn(spec).await?;
             Ok(AsyncInstance::new(Slot::new(inst)))
+        })
+    }
+
+    /// Resolves to an AsyncPool of `size` instances spawned ahead of time; see Client.pool.
+    #[pyo3(signature = (base=None, *, size=2, **kwargs))]
+    fn pool<'py>(
+        &self,
+        py: Python<'py>,
+        base: Option<&Bound<'py, PyAny>>,
+        size: usize,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let spec = args::spec("pool", base, kwargs)?;
+        let client = self.client();
+        awaitable(py, async move {
+            let pool = headjack::Pool::new(&client.await?, spec, size).await?;
+            Ok(AsyncPool::new(pool))
         })
     }
 

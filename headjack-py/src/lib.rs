@@ -12,6 +12,7 @@ mod args;
 mod client;
 mod errors;
 mod instance;
+mod pool;
 mod runtime;
 mod stream;
 mod types;
@@ -39,6 +40,8 @@ fn _headjack(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<client::AsyncClient>()?;
     m.add_class::<instance::Instance>()?;
     m.add_class::<instance::AsyncInstance>()?;
+    m.add_class::<pool::Pool>()?;
+    m.add_class::<pool::AsyncPool>()?;
     m.add_class::<stream::ExecStream>()?;
     m.add_class::<stream::AsyncExecStream>()?;
     m.add_class::<stream::LogStream>()?;
