@@ -53,6 +53,23 @@ fn docker(host: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// `docker run -d` of the keep-alive the library uses; returns the container ID.
+fn cli_run(host: &str, image: &str) -> String {
+    docker(
+        host,
+        &[
+            "run",
+            "-d",
+            "--init",
+            "--label",
+            "io.headjack.test=bench",
+            image,
+            "sleep",
+            "infinity",
+        ],
+    )
+}
+
 fn write_context(dir: &Path, files: usize, total_bytes: usize, base: &str) {
     let per = total_bytes / files;
     let chunk: Vec<u8> = (0..per).map(|i| (i * 7 % 251) as u8).collect();
@@ -103,19 +120,7 @@ async fn main() -> headjack::Result<()> {
     let env = client.spawn(spec()).await?;
     env.exec(["true"]).await?;
     drop(env);
-    let id = docker(
-        &host,
-        &[
-            "run",
-            "-d",
-            "--init",
-            "--label",
-            "io.headjack.test=bench",
-            &image,
-            "sleep",
-            "infinity",
-        ],
-    );
+    let id = cli_run(&host, &image);
     docker(&host, &["rm", "-f", &id]);
 
     // 1. spawn to first exec.
@@ -129,19 +134,7 @@ async fn main() -> headjack::Result<()> {
         env.remove().await?;
 
         let t = Instant::now();
-        let id = docker(
-            &host,
-            &[
-                "run",
-                "-d",
-                "--init",
-                "--label",
-                "io.headjack.test=bench",
-                &image,
-                "sleep",
-                "infinity",
-            ],
-        );
+        let id = cli_run(&host, &image);
         docker(&host, &["exec", &id, "true"]);
         theirs.push(t.elapsed());
         docker(&host, &["rm", "-f", &id]);
@@ -178,19 +171,7 @@ async fn main() -> headjack::Result<()> {
 
     // 2. exec round trip.
     let env = client.spawn(spec()).await?;
-    let id = docker(
-        &host,
-        &[
-            "run",
-            "-d",
-            "--init",
-            "--label",
-            "io.headjack.test=bench",
-            &image,
-            "sleep",
-            "infinity",
-        ],
-    );
+    let id = cli_run(&host, &image);
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     for _ in 0..rounds * 2 {
@@ -221,21 +202,7 @@ async fn main() -> headjack::Result<()> {
     let handles: Vec<_> = (0..n)
         .map(|_| {
             let (host, image) = (host.clone(), image.clone());
-            std::thread::spawn(move || {
-                docker(
-                    &host,
-                    &[
-                        "run",
-                        "-d",
-                        "--init",
-                        "--label",
-                        "io.headjack.test=bench",
-                        &image,
-                        "sleep",
-                        "infinity",
-                    ],
-                )
-            })
+            std::thread::spawn(move || cli_run(&host, &image))
         })
         .collect();
     let ids: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
