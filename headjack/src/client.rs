@@ -316,7 +316,18 @@ impl Client {
 
     /// Waits until the container runs and the readiness command (if any) succeeds.
     async fn wait_ready(&self, instance: &Instance, spec: &Spec) -> Result<()> {
-        let status = instance.status().await?;
+        // Nothing removes the container between start and here, yet an engine tidying up a
+        // keep-alive that has just exited can briefly answer "no such container": ask again.
+        let mut attempt = 0;
+        let status = loop {
+            match instance.status().await {
+                Err(e) if e.kind() == ErrorKind::NotFound && attempt < 20 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => break other?,
+            }
+        };
         if status != Status::Running {
             let logs = instance.logs().await.unwrap_or_default();
             let text: String = logs

@@ -537,13 +537,45 @@ impl Driver {
     async fn exit_code(&self) -> Result<i64> {
         // The output ends when the process does; the engine usually agrees at once.
         for attempt in 0..200u64 {
-            let state = self.engine.exec_state(&self.exec_id).await?;
+            let state = match self.engine.exec_state(&self.exec_id).await {
+                Ok(state) => state,
+                // Docker forgets an exec when its container stops: the command died with it.
+                Err(e) if e.kind() == ErrorKind::NotFound => return Err(self.vanished(e).await),
+                Err(e) => return Err(e),
+            };
             if !state.running {
                 return Ok(state.exit_code.unwrap_or(-1));
             }
             tokio::time::sleep(Duration::from_millis(2 + attempt.min(20))).await;
         }
         Ok(-1)
+    }
+
+    /// The error for an exec the engine no longer knows: says why when the container stopped.
+    async fn vanished(&self, e: Error) -> Error {
+        match self.engine.inspect(&self.container).await {
+            Ok(c) if c.status != "running" => Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "running {} in container {}: the container is not running any more \
+                     (state {}, exit code {}) — it stopped while the command ran; \
+                     check its init/keep-alive and logs, then start it again",
+                    self.program,
+                    self.container,
+                    c.status,
+                    c.exit_code.unwrap_or(-1)
+                ),
+            ),
+            Err(inspect) if inspect.kind() == ErrorKind::NotFound => Error::new(
+                ErrorKind::NotFound,
+                format!(
+                    "running {} in container {}: the container was removed while the command \
+                     ran (the container is not running any more)",
+                    self.program, self.container
+                ),
+            ),
+            _ => e,
+        }
     }
 
     /// Kills every process carrying this exec's marker, as the exec's own user (reading another
