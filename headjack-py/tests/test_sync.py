@@ -105,7 +105,8 @@ def test_exec_options(env: headjack.Instance) -> None:
     r = env.exec(["sh", "-c", "head -c 5000 /dev/zero"], max_output=100)
     assert len(r.stdout) == 100 and r.stdout_truncated and not r.stderr_truncated
     r = env.exec(["no-such-command"])
-    assert r.exit_code == 127
+    assert r.exit_code == 127 and r.stdout == b""
+    assert "no-such-command: command not found" in r.stderr_text
     r = env.exec(["sh", "-c", "tty >/dev/null && echo tty"], tty=True)
     assert b"tty" in r.stdout
 

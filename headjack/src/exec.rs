@@ -6,7 +6,7 @@
 //! user, kills every process whose environment holds the marker — the command and everything
 //! it started.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -28,6 +28,9 @@ pub const DEFAULT_MAX_OUTPUT: usize = 16 << 20;
 
 /// Exit code reported when the command does not exist in the container (as shells do).
 pub const EXIT_COMMAND_NOT_FOUND: i64 = 127;
+
+/// Exit code reported when the command exists but cannot be run (not executable, a directory).
+pub const EXIT_CANNOT_EXECUTE: i64 = 126;
 
 /// One command to run in an instance.
 #[derive(Debug, Clone)]
@@ -453,9 +456,6 @@ struct Driver {
     deadline: Option<Instant>,
 }
 
-/// How much early output is kept to recognise the runtime's "executable not found" message.
-const SNIFF_BYTES: usize = 4096;
-
 enum End {
     Finished,
     TimedOut,
@@ -476,12 +476,21 @@ impl Driver {
                 let _ = sink.shutdown().await;
             });
         }
-        let mut sniff = Vec::new();
+        // The runtime reports a command it cannot start as ordinary output (Docker: on stdout).
+        // Output that opens like such a report is held back until the exit code says what it
+        // was, so callers see headjack's one clear line instead of the runtime's text.
+        let mut held: Vec<Chunk> = Vec::new();
+        let mut holding = true;
+        let mut queued: VecDeque<Chunk> = VecDeque::new();
         let end = loop {
             let permit = tokio::select! {
                 p = tx.reserve() => match p { Ok(p) => p, Err(_) => break End::Cancelled },
                 _ = sleep_until(self.deadline) => break End::TimedOut,
             };
+            if let Some(chunk) = queued.pop_front() {
+                permit.send(Ok(chunk));
+                continue;
+            }
             let item = tokio::select! {
                 item = output.next() => item,
                 _ = sleep_until(self.deadline) => break End::TimedOut,
@@ -495,18 +504,26 @@ impl Driver {
                     let ended = e.kind() == ErrorKind::EngineUnavailable
                         && matches!(self.engine.exec_state(&self.exec_id).await, Ok(st) if !st.running);
                     if !ended {
+                        queued.extend(held.drain(..));
                         permit.send(Err(e));
                     }
                     break End::Finished;
                 }
                 Some(Ok(c)) => {
                     let chunk = Chunk::from(c);
-                    if sniff.len() < SNIFF_BYTES {
-                        sniff.extend_from_slice(
-                            &chunk.data[..chunk.data.len().min(SNIFF_BYTES - sniff.len())],
-                        );
+                    holding = holding
+                        && held.iter().map(|c| c.data.len()).sum::<usize>() + chunk.data.len()
+                            <= MAX_START_REPORT
+                        && (!held.is_empty() || looks_like_start_failure(&chunk.data));
+                    if holding {
+                        held.push(chunk);
+                    } else {
+                        queued.extend(held.drain(..));
+                        queued.push_back(chunk);
+                        if let Some(next) = queued.pop_front() {
+                            permit.send(Ok(next));
+                        }
                     }
-                    permit.send(Ok(chunk));
                 }
             }
         };
@@ -517,18 +534,31 @@ impl Driver {
             drop(output);
         }
         let mut code = self.exit_code().await?;
-        if matches!(end, End::Finished) && is_command_not_found(code, &sniff) {
-            code = EXIT_COMMAND_NOT_FOUND;
-            let msg = format!(
-                "headjack: {}: command not found in the container (not on $PATH, or not executable)\n",
-                self.program
-            );
-            let _ = tx
-                .send(Ok(Chunk {
+        let report: Vec<u8> = held.iter().flat_map(|c| c.data.iter().copied()).collect();
+        let failure = Some(&report)
+            .filter(|r| matches!(end, End::Finished) && !r.is_empty())
+            .and_then(|r| start_failure(code, r));
+        let mut tail = queued;
+        match failure {
+            Some(failure) => {
+                tracing::debug!(
+                    exec = %self.exec_id,
+                    runtime = %String::from_utf8_lossy(&report).trim(),
+                    "the runtime could not start the command"
+                );
+                code = failure.exit_code();
+                tail.push_back(Chunk {
                     stream: StreamKind::Stderr,
-                    data: Bytes::from(msg),
-                }))
-                .await;
+                    data: Bytes::from(failure.message(&self.program)),
+                });
+            }
+            None => tail.extend(held),
+        }
+        for chunk in tail {
+            // Best effort: after a timeout or cancellation the reader may be gone.
+            if tx.send(Ok(chunk)).await.is_err() {
+                break;
+            }
         }
         Ok(ExitStatus { code, timed_out })
     }
@@ -620,16 +650,59 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 /// Docker and Podman report a missing executable as exit 126/127 plus a runtime message
 /// instead of a shell's "command not found".
-fn is_command_not_found(code: i64, early_output: &[u8]) -> bool {
-    if code != 126 && code != 127 {
-        return false;
+/// Why the runtime could not start a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StartFailure {
+    NotFound,
+    NotExecutable,
+}
+
+impl StartFailure {
+    fn exit_code(self) -> i64 {
+        match self {
+            StartFailure::NotFound => EXIT_COMMAND_NOT_FOUND,
+            StartFailure::NotExecutable => EXIT_CANNOT_EXECUTE,
+        }
     }
-    let text = String::from_utf8_lossy(early_output).to_ascii_lowercase();
-    (text.contains("executable file not found") || text.contains("no such file or directory"))
-        && (text.contains("oci runtime")
-            || text.contains("exec failed")
-            || text.contains("exec:")
-            || text.contains("executable file not found"))
+
+    fn message(self, program: &str) -> String {
+        match self {
+            StartFailure::NotFound => format!(
+                "headjack: {program}: command not found in the container (not on $PATH, or no such file)\n"
+            ),
+            StartFailure::NotExecutable => format!(
+                "headjack: {program}: cannot be run in the container (permission denied: not executable, or a directory)\n"
+            ),
+        }
+    }
+}
+
+/// The most output held back as a possible start-failure report (the runtime's is a few lines).
+const MAX_START_REPORT: usize = 4096;
+
+/// Whether the first output of an exec opens like the runtime's report of a failed start.
+fn looks_like_start_failure(data: &[u8]) -> bool {
+    let head = &data[..data.len().min(512)];
+    let text = String::from_utf8_lossy(head).to_ascii_lowercase();
+    text.contains("exec failed") || text.contains("oci runtime")
+}
+
+/// Reads the runtime's report (and the exit code it gave) as a start failure, if it is one.
+fn start_failure(code: i64, report: &[u8]) -> Option<StartFailure> {
+    if code != 126 && code != 127 {
+        return None;
+    }
+    let text = String::from_utf8_lossy(report).to_ascii_lowercase();
+    if !(text.contains("oci runtime") || text.contains("exec failed")) {
+        return None;
+    }
+    if text.contains("not found") || text.contains("no such file or directory") {
+        Some(StartFailure::NotFound)
+    } else if text.contains("permission denied") || text.contains("is a directory") {
+        Some(StartFailure::NotExecutable)
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -652,12 +725,33 @@ mod tests {
     }
 
     #[test]
-    fn recognises_runtime_not_found_messages() {
+    fn recognises_runtime_start_failures() {
+        use StartFailure::*;
         let docker = b"OCI runtime exec failed: exec failed: container_linux.go:380: starting container process caused: exec: \"nope\": executable file not found in $PATH: unknown\r\n";
-        assert!(is_command_not_found(126, docker));
-        assert!(is_command_not_found(127, b"crun: executable file `nope` not found in $PATH: No such file or directory: OCI runtime attempted to invoke a command that was not found"));
-        assert!(!is_command_not_found(1, docker));
-        assert!(!is_command_not_found(127, b"sh: something else"));
+        let docker_perm = b"OCI runtime exec failed: exec failed: unable to start container process: exec: \"/etc/passwd\": permission denied: unknown\r\n";
+        let crun = b"crun: executable file `nope` not found in $PATH: No such file or directory: OCI runtime attempted to invoke a command that was not found";
+        let runc = b"runc: exec failed: unable to start container process: exec: \"/etc\": is a directory: OCI permission denied";
+        let cases: &[(i64, &[u8], Option<StartFailure>)] = &[
+            (126, docker, Some(NotFound)),
+            (127, crun, Some(NotFound)),
+            (126, docker_perm, Some(NotExecutable)),
+            (126, runc, Some(NotExecutable)),
+            (1, docker, None),
+            (0, docker, None),
+            (127, b"sh: something else", None),
+            (126, b"my-tool: permission denied", None),
+        ];
+        for (code, text, want) in cases {
+            assert_eq!(
+                start_failure(*code, text),
+                *want,
+                "{code} {}",
+                String::from_utf8_lossy(text)
+            );
+        }
+        assert!(looks_like_start_failure(docker));
+        assert!(looks_like_start_failure(crun));
+        assert!(!looks_like_start_failure(b"hello\n"));
     }
 
     #[test]

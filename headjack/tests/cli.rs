@@ -266,9 +266,12 @@ fn exit_code_contract() {
         "{}",
         show(&o)
     );
+    assert_eq!(text(&o.stdout), "", "{}", show(&o));
     // Cannot be invoked (a directory): 126.
     let o = run(&["run", "--base", &bb, "--", "/etc"]);
     assert_eq!(code(&o), 126, "{}", show(&o));
+    assert!(text(&o.stderr).contains("cannot be run"), "{}", show(&o));
+    assert_eq!(text(&o.stdout), "", "{}", show(&o));
     // Timeout: 124, and the message says so.
     let o = run(&["run", "--base", &bb, "--timeout", "1", "--", "sleep", "300"]);
     assert_eq!(code(&o), 124, "{}", show(&o));

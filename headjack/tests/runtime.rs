@@ -46,11 +46,37 @@ async fn missing_command_is_127_with_a_clear_message() {
     let env = c.spawn(spec()).await.unwrap();
     let out = env.exec(["no-such-command-xyz", "arg"]).await.unwrap();
     assert_eq!(out.exit_code, 127, "stderr: {}", out.stderr_text());
-    let all = format!("{}{}", out.stdout_text(), out.stderr_text());
+    // One clear line on stderr; the runtime's own report does not leak into stdout.
+    assert_eq!(out.stdout_text(), "", "stderr: {}", out.stderr_text());
     assert!(
-        all.contains("no-such-command-xyz: command not found"),
-        "{all}"
+        out.stderr_text()
+            .contains("no-such-command-xyz: command not found"),
+        "{}",
+        out.stderr_text()
     );
+    for path in ["/etc/passwd", "/etc", "/no/such/dir/tool"] {
+        let out = env.exec([path]).await.unwrap();
+        let want = if path.starts_with("/no/") { 127 } else { 126 };
+        assert_eq!(out.exit_code, want, "{path}: {}", out.stderr_text());
+        assert_eq!(out.stdout_text(), "", "{path}: {}", out.stderr_text());
+        assert!(
+            out.stderr_text()
+                .starts_with(&format!("headjack: {path}: ")),
+            "{path}: {}",
+            out.stderr_text()
+        );
+    }
+    // A command that fails on its own keeps its output and exit code untouched.
+    let out = env
+        .exec([
+            "sh",
+            "-c",
+            "echo 'OCI runtime exec failed: not really'; exit 126",
+        ])
+        .await
+        .unwrap();
+    assert_eq!(out.exit_code, 126);
+    assert_eq!(out.stdout_text(), "OCI runtime exec failed: not really\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
