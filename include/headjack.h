@@ -310,6 +310,21 @@ typedef struct headjack_exec headjack_exec;
 typedef struct headjack_instance headjack_instance;
 
 /**
+ * A pool of ready instances of one spec. Created by `headjack_pool_new`; hand instances out
+ * with `headjack_pool_take`; freed by `headjack_pool_free`, which removes the instances still in
+ * it (instances already taken belong to the caller).
+ *
+ * After each take a replacement is spawned in the background, on headjack's own threads:
+ * those refills never call the spec's progress callback (callbacks run only on the thread that
+ * called headjack), and a failed refill is logged through `tracing` (the next take then
+ * spawns on the caller's thread and reports its error).
+ *
+ * Thread-safe: any number of threads may take at once. Not to be freed while another thread
+ * uses it.
+ */
+typedef struct headjack_pool headjack_pool;
+
+/**
  * A description of an instance to launch: its base and options. Create it with
  * `headjack_spec_new`, configure it with the `headjack_spec_set_*` / `headjack_spec_add_*`
  * setters, pass it to `headjack_client_spawn` (as often as you like), free it with
@@ -1506,6 +1521,56 @@ headjack_status headjack_exec_wait(struct headjack_exec *exec,
  * Not to be called twice, nor while another thread uses the object.
  */
 void headjack_exec_free(struct headjack_exec *exec);
+
+/**
+ * Resolves the spec's base (pulling or building it when needed, with progress to the spec's
+ * progress callback on this thread) and spawns `size` instances of it, concurrently; returns
+ * once all are ready.
+ *
+ * On success `*out` is a new pool the caller frees with `headjack_pool_free`. On failure `*out`
+ * is untouched and nothing is left behind. `size` must be at least 1. The spec is copied: later
+ * changes to it do not affect the pool.
+ *
+ * Thread-safe. Blocks until the pool is full.
+ */
+headjack_status headjack_pool_new(const struct headjack_client *client,
+                                  const struct headjack_spec *spec,
+                                  size_t size,
+                                  struct headjack_pool **out,
+                                  struct headjack_error **err);
+
+/**
+ * A ready instance: from the pool when one is there (no engine round trip), else spawned now on
+ * this thread. Either way a replacement is spawned in the background.
+ *
+ * On success `*out` is a new instance the caller frees with `headjack_instance_free`, which
+ * removes its container, as for `headjack_client_spawn`.
+ *
+ * Thread-safe. Blocks only when the pool is empty.
+ */
+headjack_status headjack_pool_take(const struct headjack_pool *pool,
+                                   struct headjack_instance **out,
+                                   struct headjack_error **err);
+
+/**
+ * How many instances are ready right now. 0 when `pool` is NULL.
+ *
+ * Thread-safe.
+ */
+size_t headjack_pool_ready(const struct headjack_pool *pool);
+
+/**
+ * Frees a pool and removes the instances still in it (blocking until removed); instances spawned
+ * by refills still in flight are removed when they come up. Instances already taken are not
+ * touched. NULL is ignored.
+ *
+ * In a `fork()`ed child of the process that created the pool, the containers are left alone
+ * (they belong to the parent) and only the pool's memory is abandoned.
+ *
+ * May be called from a callback. Not to be called twice, nor while another thread uses the
+ * object.
+ */
+void headjack_pool_free(struct headjack_pool *pool);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -39,11 +39,14 @@ mod command;
 
 mod exec;
 
+mod pool;
+
 pub use client::*;
 pub use command::*;
 pub use error::*;
 pub use exec::*;
 pub use instance::*;
 pub use memory::*;
+pub use pool::*;
 pub use spec::*;
 pub use version::*;

@@ -56,6 +56,7 @@ static void frees_accept_null(void) {
     headjack_output_free(NULL);
     headjack_exec_free(NULL);
     headjack_chunk_free(NULL);
+    headjack_pool_free(NULL);
 }
 
 static void null_err_is_allowed(void) {
@@ -257,6 +258,13 @@ static void handles_null(void) {
     FAILS(NUL_ARG, "client is NULL", headjack_client_list(NULL, &list, &err));
     FAILS(NUL_ARG, "client is NULL", headjack_client_sweep(NULL, &strings, &err));
     FAILS(NUL_ARG, "client is NULL", headjack_client_prune_images(NULL, 1, &strings, &err));
+
+    /* Pool. */
+    headjack_pool *pool = NULL;
+    FAILS(NUL_ARG, "client is NULL", headjack_pool_new(NULL, spec, 1, &pool, &err));
+    FAILS(NUL_ARG, "pool is NULL", headjack_pool_take(NULL, &inst, &err));
+    CHECK(headjack_pool_ready(NULL) == 0);
+    CHECK(pool == NULL);
 
     /* Instance. */
     const uint8_t data[] = {1, 2, 3};

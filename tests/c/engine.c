@@ -4,7 +4,8 @@
  * stdin, timeout, streamed exec both ways (pull iterator and callback), interactive stdin,
  * files (write/read from memory, copy in/out by path), lifecycle, inspect, commit (and a spawn
  * from the snapshot), attach + keep, remove (then use after remove), sweep, and that freeing an
- * instance removes its container (checked through a second client's list).
+ * instance removes its container (checked through a second client's list), and a warm pool
+ * (take, background refill, free removes what it holds).
  *
  * Environment (the first three as tests/env/run/env.sh exports them):
  *   HEADJACK_TEST_BUSYBOX      the base image (default localhost/headjack-test/busybox:latest)
@@ -16,6 +17,7 @@
  * headjack-ffi/tests/c_programs.rs sets them, runs this program and cleans up after it.
  */
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -562,6 +564,62 @@ static void snapshot(const headjack_client *client, const headjack_instance *ins
     CHECK(listed(client, id) == 0);
 }
 
+/* How many instances the engine lists with the pool test's label. -1 on error. */
+static int pooled(const headjack_client *client) {
+    headjack_instance_list *list = NULL;
+    headjack_error *err = NULL;
+    headjack_status s = headjack_client_list(client, &list, &err);
+    if (!ok_or_report(__LINE__, "headjack_client_list", s, err)) return -1;
+    int n = 0;
+    for (size_t i = 0; i < list->len; i++) {
+        const headjack_instance_info *info = &list->items[i];
+        for (size_t j = 0; j < info->labels_len; j++) {
+            if (strcmp(info->label_keys[j], "io.headjack.test.pool") == 0) n++;
+        }
+    }
+    headjack_instance_list_free(list);
+    return n;
+}
+
+/* A pool hands out ready instances, refills in the background, and removes what it holds when
+ * freed; taken instances belong to the caller. */
+static void pool_checks(const headjack_client *client, const headjack_client *second) {
+    headjack_spec *spec = fixture_spec();
+    MUST(headjack_spec_set_label(spec, "io.headjack.test.pool", "c", &err));
+    headjack_pool *pool = NULL;
+    {
+        headjack_error *err = NULL;
+        CHECK(headjack_pool_new(client, spec, 0, &pool, &err) == HEADJACK_INVALID_ARGUMENT);
+        CHECK(pool == NULL && err != NULL);
+        CHECK(strstr(headjack_error_message(err), "size") != NULL);
+        headjack_error_free(err);
+    }
+    MUST(headjack_pool_new(client, spec, 2, &pool, &err));
+    headjack_spec_free(spec); /* the pool keeps its own copy */
+    CHECK(headjack_pool_ready(pool) == 2);
+
+    headjack_instance *taken = NULL;
+    MUST(headjack_pool_take(pool, &taken, &err));
+    char id[64];
+    snprintf(id, sizeof id, "%s", headjack_instance_id(taken));
+    headjack_output *out = RUN(taken, "echo", "pooled");
+    CHECK(out && buf_is(&out->stdout_data, "pooled\n"));
+    headjack_output_free(out);
+
+    /* The refill comes up in the background. */
+    const struct timespec tick = {0, 50 * 1000 * 1000};
+    for (int i = 0; i < 200 && headjack_pool_ready(pool) < 2; i++) nanosleep(&tick, NULL);
+    CHECK(headjack_pool_ready(pool) == 2);
+
+    /* The pool's instances are listed; freeing the pool removes them, not the taken one. */
+    CHECK(pooled(second) == 3);
+    headjack_pool_free(pool);
+    CHECK(pooled(second) == 1);
+    CHECK(listed(second, id) == 1);
+    headjack_instance_free(taken);
+    CHECK(listed(second, id) == 0);
+}
+
 static void body(void) {
     headjack_client *client = NULL, *second = NULL;
     const char *host = getenv("HEADJACK_TEST_DOCKER_HOST");
@@ -636,6 +694,8 @@ static void body(void) {
     MUST(headjack_instance_remove(attached, &err));
     headjack_instance_free(attached);
     CHECK(listed(second, id) == 0);
+
+    pool_checks(client, second);
 
     headjack_client_free(second);
     headjack_client_free(client);

@@ -1,0 +1,125 @@
+//! `headjack_pool`: instances spawned ahead of time from one spec, handed out at once.
+
+use headjack_core::Pool;
+
+use crate::boundary::{arg_mut, arg_ref, block_on, guard, guard_or};
+use crate::client::headjack_client;
+use crate::error::{headjack_error, headjack_status};
+use crate::instance::{headjack_instance, instance_out};
+use crate::spec::headjack_spec;
+
+/// A pool of ready instances of one spec. Created by `headjack_pool_new`; hand instances out
+/// with `headjack_pool_take`; freed by `headjack_pool_free`, which removes the instances still in
+/// it (instances already taken belong to the caller).
+///
+/// After each take a replacement is spawned in the background, on headjack's own threads:
+/// those refills never call the spec's progress callback (callbacks run only on the thread that
+/// called headjack), and a failed refill is logged through `tracing` (the next take then
+/// spawns on the caller's thread and reports its error).
+///
+/// Thread-safe: any number of threads may take at once. Not to be freed while another thread
+/// uses it.
+pub struct headjack_pool {
+    inner: Pool,
+}
+
+/// Resolves the spec's base (pulling or building it when needed, with progress to the spec's
+/// progress callback on this thread) and spawns `size` instances of it, concurrently; returns
+/// once all are ready.
+///
+/// On success `*out` is a new pool the caller frees with `headjack_pool_free`. On failure `*out`
+/// is untouched and nothing is left behind. `size` must be at least 1. The spec is copied: later
+/// changes to it do not affect the pool.
+///
+/// Thread-safe. Blocks until the pool is full.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_pool_new(
+    client: *const headjack_client,
+    spec: *const headjack_spec,
+    size: usize,
+    out: *mut *mut headjack_pool,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let client = arg_ref(client, "client")?;
+        let spec = arg_ref(spec, "spec")?;
+        let out = arg_mut(out, "out")?;
+        let inner = spec
+            .snapshot()
+            .run(|s| async move { Pool::new(&client.client, s, size).await })?;
+        *out = Box::into_raw(Box::new(headjack_pool { inner }));
+        Ok(())
+    })
+}
+
+/// A ready instance: from the pool when one is there (no engine round trip), else spawned now on
+/// this thread. Either way a replacement is spawned in the background.
+///
+/// On success `*out` is a new instance the caller frees with `headjack_instance_free`, which
+/// removes its container, as for `headjack_client_spawn`.
+///
+/// Thread-safe. Blocks only when the pool is empty.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_pool_take(
+    pool: *const headjack_pool,
+    out: *mut *mut headjack_instance,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let pool = arg_ref(pool, "pool")?;
+        let out = arg_mut(out, "out")?;
+        let instance = block_on(pool.inner.take())??;
+        *out = instance_out(instance);
+        Ok(())
+    })
+}
+
+/// How many instances are ready right now. 0 when `pool` is NULL.
+///
+/// Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_pool_ready(pool: *const headjack_pool) -> usize {
+    guard_or(0, || {
+        // SAFETY: NULL or a live pool.
+        unsafe { pool.as_ref() }.map_or(0, |p| p.inner.ready())
+    })
+}
+
+/// Frees a pool and removes the instances still in it (blocking until removed); instances spawned
+/// by refills still in flight are removed when they come up. Instances already taken are not
+/// touched. NULL is ignored.
+///
+/// In a `fork()`ed child of the process that created the pool, the containers are left alone
+/// (they belong to the parent) and only the pool's memory is abandoned.
+///
+/// May be called from a callback. Not to be called twice, nor while another thread uses the
+/// object.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_pool_free(pool: *mut headjack_pool) {
+    guard_or((), || {
+        if pool.is_null() {
+            return;
+        }
+        // SAFETY: created by headjack_pool_new, freed once.
+        let pool = unsafe { Box::from_raw(pool) };
+        if crate::boundary::forked() {
+            std::mem::forget(pool);
+            return;
+        }
+        // The instances' removal blocks; from inside a callback (a thread in the shared runtime)
+        // do it from a plain thread, as headjack_instance_free does.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            std::thread::scope(|s| {
+                s.spawn(move || drop(pool));
+            });
+        } else {
+            drop(pool);
+        }
+    })
+}
+
+// The handle is shared across threads (see its doc).
+const _: fn() = || {
+    fn thread_safe<T: Send + Sync>() {}
+    thread_safe::<headjack_pool>();
+};
