@@ -606,9 +606,9 @@ static void pool_checks(const headjack_client *client, const headjack_client *se
     CHECK(out && buf_is(&out->stdout_data, "pooled\n"));
     headjack_output_free(out);
 
-    /* The refill comes up in the background. */
+    /* The refill comes up in the background (allow 30 s on a loaded machine). */
     const struct timespec tick = {0, 50 * 1000 * 1000};
-    for (int i = 0; i < 200 && headjack_pool_ready(pool) < 2; i++) nanosleep(&tick, NULL);
+    for (int i = 0; i < 600 && headjack_pool_ready(pool) < 2; i++) nanosleep(&tick, NULL);
     CHECK(headjack_pool_ready(pool) == 2);
 
     /* The pool's instances are listed; freeing the pool removes them, not the taken one. */
