@@ -14,7 +14,7 @@ LABELS = {"io.headjack.test": "1"}
 
 
 def _wait_ready(pool: headjack.Pool | headjack.AsyncPool, n: int) -> None:
-    for _ in range(100):
+    for _ in range(300):  # up to 30 s on a loaded machine
         if pool.ready == n:
             return
         time.sleep(0.1)
