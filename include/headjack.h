@@ -1104,6 +1104,18 @@ headjack_status headjack_spec_set_hardened(struct headjack_spec *spec,
                                            struct headjack_error **err);
 
 /**
+ * Makes the instance outlive this process: it gets no owner, so `headjack_client_sweep` removes
+ * it only once its lifetime (`headjack_spec_set_expires_after_ms`) has passed. Combine with
+ * `headjack_instance_keep` (freeing the handle still removes it otherwise). `false` is accepted
+ * only while it is off (it cannot be turned off once on).
+ *
+ * Thread-safe: calls on one spec are serialised.
+ */
+headjack_status headjack_spec_set_detached(struct headjack_spec *spec,
+                                           bool detached,
+                                           struct headjack_error **err);
+
+/**
  * Overrides the keep-alive command (default: the image's `io.headjack.init` label, else
  * `sleep infinity`).
  *

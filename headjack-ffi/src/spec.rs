@@ -112,6 +112,7 @@ pub(crate) struct SpecState {
     base_dir: Option<PathBuf>,
     has_workspace: bool,
     hardened: bool,
+    detached: bool,
     /// The Dockerfile base, when the base is one (its build options are set on it).
     dockerfile: Option<Dockerfile>,
     progress: Option<ProgressTarget>,
@@ -782,6 +783,34 @@ pub extern "C" fn headjack_spec_set_hardened(
                 return Err(Failure::new(
                     headjack_status::HEADJACK_INVALID_ARGUMENT,
                     "the hardened preset cannot be turned off once on; start from a new spec",
+                ));
+            }
+            Ok(())
+        })
+    })
+}
+
+/// Makes the instance outlive this process: it gets no owner, so `headjack_client_sweep` removes
+/// it only once its lifetime (`headjack_spec_set_expires_after_ms`) has passed. Combine with
+/// `headjack_instance_keep` (freeing the handle still removes it otherwise). `false` is accepted
+/// only while it is off (it cannot be turned off once on).
+///
+/// Thread-safe: calls on one spec are serialised.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_detached(
+    spec: *mut headjack_spec,
+    detached: bool,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        spec_ref(spec)?.with(|st| {
+            if detached {
+                st.spec = std::mem::take(&mut st.spec).detached();
+                st.detached = true;
+            } else if st.detached {
+                return Err(Failure::new(
+                    headjack_status::HEADJACK_INVALID_ARGUMENT,
+                    "detached cannot be turned off once on; start from a new spec",
                 ));
             }
             Ok(())

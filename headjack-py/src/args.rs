@@ -175,6 +175,7 @@ pub(crate) const SPEC_KEYS: &[&str] = &[
     "readiness_interval",
     "progress",
     "hardened",
+    "detached",
     "init",
 ];
 
@@ -301,6 +302,13 @@ pub(crate) fn spec(
             "hardened" => {
                 if boolean(&v, what)? {
                     spec.hardened()
+                } else {
+                    spec
+                }
+            }
+            "detached" => {
+                if boolean(&v, what)? {
+                    spec.detached()
                 } else {
                     spec
                 }

@@ -92,6 +92,22 @@ def test_keep_attach_remove(client: headjack.Client) -> None:
         docker("rm", "-f", name)
 
 
+def test_detached_outlives_its_owner_until_it_expires(client: headjack.Client) -> None:
+    env = client.spawn(BASE, detached=True, expires_after=3600, labels={"io.headjack.test": "1"})
+    try:
+        info = env.inspect()
+        assert info.owner == "detached" and info.expires is not None
+        env.keep()
+        env.close()
+        assert env.id not in client.sweep(), "sweep removed a detached instance before its expiry"
+        assert containers_of(env.id)
+    finally:
+        client.attach(env.id).remove()
+    assert containers_of(env.id) == []
+    with pytest.raises(TypeError, match="detached must be a bool"):
+        client.spawn(BASE, detached="yes")  # type: ignore[arg-type]
+
+
 def test_exec_options(env: headjack.Instance) -> None:
     r = env.exec(["sh", "-c", 'echo "$X"; pwd; id -u'], env={"X": "y"}, workdir="/tmp", user="1000")
     assert r.stdout == b"y\n/tmp\n1000\n"

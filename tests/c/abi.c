@@ -95,6 +95,7 @@ static void spec_arguments(void) {
     FAILS(NUL_ARG, "spec is NULL", headjack_spec_set_readiness(NULL, argv, 1, 1000, 0, &err));
     FAILS(NUL_ARG, "spec is NULL", headjack_spec_set_progress(NULL, NULL, NULL, &err));
     FAILS(NUL_ARG, "spec is NULL", headjack_spec_set_hardened(NULL, true, &err));
+    FAILS(NUL_ARG, "spec is NULL", headjack_spec_set_detached(NULL, true, &err));
     FAILS(NUL_ARG, "spec is NULL", headjack_spec_set_init(NULL, argv, 1, &err));
     FAILS(NUL_ARG, "spec is NULL", headjack_spec_set_dockerfile(NULL, "Dockerfile", NULL, &err));
     FAILS(NUL_ARG, "spec is NULL", headjack_spec_set_build_arg(NULL, "K", "V", &err));
@@ -181,6 +182,9 @@ static void spec_arguments(void) {
     OK(headjack_spec_set_hardened(spec, false, &err));
     OK(headjack_spec_set_hardened(spec, true, &err));
     FAILS(NUL_ARG, "cannot be turned off", headjack_spec_set_hardened(spec, false, &err));
+    OK(headjack_spec_set_detached(spec, false, &err));
+    OK(headjack_spec_set_detached(spec, true, &err));
+    FAILS(NUL_ARG, "cannot be turned off", headjack_spec_set_detached(spec, false, &err));
     OK(headjack_spec_set_init(spec, argv, 1, &err));
     headjack_spec_free(spec);
 }

@@ -695,6 +695,28 @@ static void body(void) {
     headjack_instance_free(attached);
     CHECK(listed(second, id) == 0);
 
+    /* A detached, kept instance outlives its handle and is not swept before it expires. */
+    spec = fixture_spec();
+    MUST(headjack_spec_set_detached(spec, true, &err));
+    MUST(headjack_spec_set_expires_after_ms(spec, 3600 * 1000, &err));
+    MUST(headjack_client_spawn(client, spec, &inst, &err));
+    headjack_spec_free(spec);
+    snprintf(id, sizeof id, "%s", headjack_instance_id(inst));
+    headjack_instance_info *detached = NULL;
+    MUST(headjack_instance_inspect(inst, &detached, &err));
+    CHECK(strcmp(detached->owner, "detached") == 0 && detached->expires > 0);
+    headjack_instance_info_free(detached);
+    MUST(headjack_instance_keep(inst, &err));
+    headjack_instance_free(inst);
+    MUST(headjack_client_sweep(client, &swept, &err));
+    for (size_t i = 0; i < swept->len; i++) CHECK(strcmp(swept->items[i], id) != 0);
+    headjack_string_list_free(swept);
+    CHECK(listed(second, id) == 1);
+    MUST(headjack_client_attach(client, id, &attached, &err));
+    MUST(headjack_instance_remove(attached, &err));
+    headjack_instance_free(attached);
+    CHECK(listed(second, id) == 0);
+
     pool_checks(client, second);
 
     headjack_client_free(second);

@@ -80,6 +80,7 @@ class _SpawnOptions(TypedDict, total=False):
     readiness_interval: float | None
     progress: Callable[[_ProgressEvent], object] | None
     hardened: bool | None
+    detached: bool | None
     init: Sequence[str] | None
 
 _Base: TypeAlias = Union[str, os.PathLike[str], Dockerfile, None]
