@@ -1517,6 +1517,18 @@ headjack_status headjack_exec_write_stdin(struct headjack_exec *exec,
 headjack_status headjack_exec_close_stdin(struct headjack_exec *exec, struct headjack_error **err);
 
 /**
+ * Resizes the terminal of a command started with `headjack_command_set_tty(cmd, true)` to
+ * `rows` × `cols` (both at least 1), e.g. on SIGWINCH. After the command ended the engine may
+ * answer `HEADJACK_NOT_FOUND` or `HEADJACK_CONFLICT`.
+ *
+ * Thread-safe: may run while another thread blocks in `headjack_exec_next`.
+ */
+headjack_status headjack_exec_resize(const struct headjack_exec *exec,
+                                     uint16_t rows,
+                                     uint16_t cols,
+                                     struct headjack_error **err);
+
+/**
  * Closes standard input (if open), discards output not yet pulled, waits for the command to
  * end and returns how it ended in `*out_status`. Calling it again returns the same status.
  *

@@ -5,7 +5,7 @@
 use std::ffi::c_void;
 use std::sync::Mutex;
 
-use headjack_core::{Chunk, ExecStdin, ExecStream, ExitStatus, StreamKind};
+use headjack_core::{Chunk, ExecResizer, ExecStdin, ExecStream, ExitStatus, StreamKind};
 
 use crate::boundary::{arg_bytes, arg_mut, arg_ref, block_on, guard, guard_or, runtime};
 use crate::command::headjack_command;
@@ -189,6 +189,7 @@ pub extern "C" fn headjack_instance_exec_stream(
 pub struct headjack_exec {
     stream: Mutex<Option<ExecStream>>,
     stdin: tokio::sync::Mutex<Stdin>,
+    resizer: ExecResizer,
     status: Mutex<Option<ExitStatus>>,
 }
 
@@ -241,6 +242,7 @@ pub extern "C" fn headjack_instance_exec_start(
         let mut stream = block_on(instance.inner.exec_stream(cmd.exec()))??;
         let stdin = stream.take_stdin().map_or(Stdin::Never, Stdin::Open);
         *out = Box::into_raw(Box::new(headjack_exec {
+            resizer: stream.resizer(),
             stream: Mutex::new(Some(stream)),
             stdin: tokio::sync::Mutex::new(stdin),
             status: Mutex::new(None),
@@ -343,6 +345,25 @@ pub extern "C" fn headjack_exec_close_stdin(
     guard(err, || {
         let exec = arg_ref(exec, "exec")?;
         block_on(close_stdin(exec, true))?
+    })
+}
+
+/// Resizes the terminal of a command started with `headjack_command_set_tty(cmd, true)` to
+/// `rows` × `cols` (both at least 1), e.g. on SIGWINCH. After the command ended the engine may
+/// answer `HEADJACK_NOT_FOUND` or `HEADJACK_CONFLICT`.
+///
+/// Thread-safe: may run while another thread blocks in `headjack_exec_next`.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_exec_resize(
+    exec: *const headjack_exec,
+    rows: u16,
+    cols: u16,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    guard(err, || {
+        let exec = arg_ref(exec, "exec")?;
+        block_on(exec.resizer.resize(rows, cols))??;
+        Ok(())
     })
 }
 

@@ -170,6 +170,25 @@ impl Client {
         block(py, async move { Ok(c.prune_images(n).await?) })
     }
 
+    /// Removes a local image (a snapshot from commit(), a built base, ...) by reference or ID. An
+    /// image that does not exist counts as removed; one in use by a container raises
+    /// ConflictError unless `force`.
+    #[pyo3(signature = (reference, *, force=None))]
+    fn remove_image(
+        &self,
+        py: Python<'_>,
+        reference: &Bound<'_, PyAny>,
+        force: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let reference = args::string(reference, "reference")?;
+        let force = args::opt_bool(force, "force")?;
+        let c = self.core();
+        block(
+            py,
+            async move { Ok(c.remove_image(&reference, force).await?) },
+        )
+    }
+
     /// Which engine this is, its version and the negotiated API version.
     fn info(&self) -> EngineInfo {
         EngineInfo::from(self.core().info())
@@ -344,6 +363,22 @@ impl AsyncClient {
         let n = usize::try_from(args::count(keep_last, "keep_last")?).unwrap_or(usize::MAX);
         let client = self.client();
         awaitable(py, async move { Ok(client.await?.prune_images(n).await?) })
+    }
+
+    /// Removes a local image by reference or ID (see Client.remove_image).
+    #[pyo3(signature = (reference, *, force=None))]
+    fn remove_image<'py>(
+        &self,
+        py: Python<'py>,
+        reference: &Bound<'py, PyAny>,
+        force: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let reference = args::string(reference, "reference")?;
+        let force = args::opt_bool(force, "force")?;
+        let client = self.client();
+        awaitable(py, async move {
+            Ok(client.await?.remove_image(&reference, force).await?)
+        })
     }
 
     /// Which engine this is (connects first if needed).

@@ -14,15 +14,17 @@ use crate::errors::{Failure, Outcome};
 use crate::runtime::{awaitable, block};
 use crate::types::{Chunk, ExitStatus};
 
-#[derive(Default)]
-struct ExecState {
-    stream: Option<headjack::ExecStream>,
-    stdin: Option<headjack::ExecStdin>,
-}
-
 /// State shared by the sync and async exec stream classes.
+///
+/// Output, standard input and the terminal size are driven independently: a thread blocked
+/// reading output must not keep another from writing the input the command waits for, from
+/// resizing, or from closing the stream.
 pub(crate) struct ExecCore {
-    state: tokio::sync::Mutex<ExecState>,
+    stream: tokio::sync::Mutex<Option<headjack::ExecStream>>,
+    stdin: tokio::sync::Mutex<Option<headjack::ExecStdin>>,
+    resizer: headjack::ExecResizer,
+    /// Set by `close`; wakes a reader blocked on the next chunk.
+    closed: tokio::sync::watch::Sender<bool>,
     status: Mutex<Option<headjack::ExitStatus>>,
 }
 
@@ -30,10 +32,10 @@ impl ExecCore {
     pub(crate) fn new(mut stream: headjack::ExecStream) -> Arc<ExecCore> {
         let stdin = stream.take_stdin();
         Arc::new(ExecCore {
-            state: tokio::sync::Mutex::new(ExecState {
-                stream: Some(stream),
-                stdin,
-            }),
+            resizer: stream.resizer(),
+            stream: tokio::sync::Mutex::new(Some(stream)),
+            stdin: tokio::sync::Mutex::new(stdin),
+            closed: tokio::sync::watch::Sender::new(false),
             status: Mutex::new(None),
         })
     }
@@ -45,19 +47,34 @@ impl ExecCore {
     fn set_status(&self, s: headjack::ExitStatus) {
         *self.status.lock().unwrap_or_else(|e| e.into_inner()) = Some(s);
     }
+
+    /// Resolves once `close` was called.
+    async fn close_requested(&self) {
+        let mut rx = self.closed.subscribe();
+        let _ = rx.wait_for(|closed| *closed).await;
+    }
 }
 
 async fn next_chunk(core: Arc<ExecCore>) -> Outcome<Option<Chunk>> {
-    let mut st = core.state.lock().await;
-    let Some(stream) = st.stream.as_mut() else {
+    let mut slot = core.stream.lock().await;
+    let Some(stream) = slot.as_mut() else {
         return Ok(None);
     };
-    match stream.next().await {
+    let next = tokio::select! {
+        next = stream.next() => next,
+        // Dropping the stream (below) kills the command.
+        _ = core.close_requested() => {
+            *slot = None;
+            return Ok(None);
+        }
+    };
+    match next {
         Some(Ok(c)) => Ok(Some(c.into())),
         Some(Err(e)) => Err(e.into()),
         None => {
-            let stream = st.stream.take();
-            st.stdin = None;
+            let stream = slot.take();
+            drop(slot);
+            *core.stdin.lock().await = None;
             if let Some(s) = stream {
                 core.set_status(s.wait().await?);
             }
@@ -67,10 +84,14 @@ async fn next_chunk(core: Arc<ExecCore>) -> Outcome<Option<Chunk>> {
 }
 
 async fn wait(core: Arc<ExecCore>) -> Outcome<ExitStatus> {
-    let mut st = core.state.lock().await;
-    st.stdin = None;
-    if let Some(s) = st.stream.take() {
-        core.set_status(s.wait().await?);
+    *core.stdin.lock().await = None;
+    let stream = core.stream.lock().await.take();
+    if let Some(s) = stream {
+        tokio::select! {
+            status = s.wait() => core.set_status(status?),
+            // Dropping the wait (and the stream in it) kills the command.
+            _ = core.close_requested() => {}
+        }
     }
     match core.status() {
         Some(inner) => Ok(ExitStatus { inner }),
@@ -89,44 +110,30 @@ fn no_stdin() -> Failure {
 }
 
 async fn write(core: Arc<ExecCore>, data: Vec<u8>) -> Outcome<()> {
-    let mut st = core.state.lock().await;
-    match st.stdin.as_mut() {
+    let mut stdin = core.stdin.lock().await;
+    match stdin.as_mut() {
         Some(sink) => Ok(sink.write(&data).await?),
         None => Err(no_stdin()),
     }
 }
 
 async fn close_stdin(core: Arc<ExecCore>) -> Outcome<()> {
-    let mut st = core.state.lock().await;
-    match st.stdin.take() {
+    let sink = core.stdin.lock().await.take();
+    match sink {
         Some(sink) => Ok(sink.close().await?),
         None => Ok(()),
     }
 }
 
 async fn resize(core: Arc<ExecCore>, rows: u16, cols: u16) -> Outcome<()> {
-    // `headjack::ExecStream` is not `Sync`, so a future borrowing it across an await is not
-    // `Send`; drive that borrow on a blocking thread instead.
-    let handle = tokio::runtime::Handle::current();
-    let work = move || {
-        handle.block_on(async move {
-            let st = core.state.lock().await;
-            match st.stream.as_ref() {
-                Some(s) => s.resize(rows, cols).await,
-                None => Ok(()),
-            }
-        })
-    };
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Failure::Runtime(format!("resizing failed: {e}")))?
-        .map_err(Failure::from)
+    Ok(core.resizer.resize(rows, cols).await?)
 }
 
 async fn cancel(core: Arc<ExecCore>) -> Outcome<()> {
-    let mut st = core.state.lock().await;
-    st.stdin = None;
-    st.stream = None;
+    core.closed.send_replace(true);
+    // The stream first: killing the command also frees a writer blocked on a full pipe.
+    *core.stream.lock().await = None;
+    *core.stdin.lock().await = None;
     Ok(())
 }
 

@@ -144,3 +144,21 @@ async def test_event_loop_not_blocked() -> None:
         assert (await exec_task).exit_code == 0
         # Other coroutines ran while the exec was pending: the loop was never blocked on it.
         assert ticks_while_running >= 2
+
+
+async def test_reading_task_does_not_block_writing_task() -> None:
+    hj = headjack.AsyncClient()
+    async with await hj.spawn(BASE, labels=LABELS) as env:
+        s = await env.exec_stream(["sh", "-c", "read l; echo got-$l; read m; echo got-$m"],
+                                  interactive=True)
+
+        async def read() -> bytes:
+            return b"".join([c.data async for c in s])
+
+        reader = asyncio.ensure_future(read())
+        await asyncio.sleep(0.3)  # the reader now waits on output only our input produces
+        await asyncio.wait_for(s.write(b"one\n"), 30)
+        await asyncio.wait_for(s.write(b"two\n"), 30)
+        await asyncio.wait_for(s.close_stdin(), 30)
+        assert await asyncio.wait_for(reader, 30) == b"got-one\ngot-two\n"
+        assert s.status is not None and s.status.success

@@ -191,6 +191,11 @@ def test_other_bad_arguments(env: headjack.Instance, client: headjack.Client) ->
         env.stop(grace=-3)
     with pytest.raises(TypeError, match="keep_last must be an int"):
         client.prune_images("all")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="reference must be a str"):
+        client.remove_image(3)  # type: ignore[arg-type]
+    with pytest.raises(headjack.InvalidArgumentError, match="remove_image"):
+        client.remove_image("  ")
+    client.remove_image("localhost/headjack-test/never-existed:1")  # absent: counts as removed
     with pytest.raises(TypeError, match="host must be a str"):
         headjack.Client(5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="path must be a str or os.PathLike"):

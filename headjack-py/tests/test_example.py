@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pathlib
+import re
 import subprocess
 import sys
+
+from conftest import docker
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "examples" / "python" / "agent.py"
 
@@ -14,3 +17,7 @@ def test_agent_example_runs() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "report: test_add: PASS" in done.stdout
     assert "first run: exit 1" in done.stdout
+    # The example builds its Dockerfile in a fresh temporary directory: remove that image.
+    built = re.search(r"instance \S+ runs (\S+)", done.stdout)
+    assert built, done.stdout
+    docker("rmi", built.group(1))

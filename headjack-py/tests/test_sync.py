@@ -293,3 +293,5 @@ def test_dockerfile_base_and_progress(tmp_path: pathlib.Path, client: headjack.C
     assert again.reference == env.image and not again.built
     assert all(e["kind"] in ("build", "pull") for e in events)
     assert any(i.reference == env.image for i in client.images())
+    client.remove_image(env.image)
+    assert not any(i.reference == env.image for i in client.images())

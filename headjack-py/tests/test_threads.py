@@ -137,3 +137,39 @@ def test_threads_spawn_concurrently(client: headjack.Client) -> None:
     finally:
         for i in out:
             i.close()
+
+
+def test_reader_blocked_on_output_does_not_block_writer_resize_or_close(
+    env: headjack.Instance,
+) -> None:
+    # A conversation: the command answers each line. The reader thread waits on output while
+    # this thread writes the input the command waits for, resizes, and finally closes.
+    s = env.exec_stream(["sh", "-c", "while read l; do echo got-$l; stty size; done"],
+                        tty=True, interactive=True)
+    seen = bytearray()
+    lines = threading.Event()
+
+    def read() -> None:
+        for chunk in s:
+            seen.extend(chunk.data)
+            if b"got-two" in seen and b"40 120" in seen:
+                lines.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(0.3)  # let the reader block on output that only our input produces
+    done = threading.Event()
+
+    def converse() -> None:
+        s.write(b"one\n")
+        s.resize(40, 120)
+        s.write(b"two\n")
+        done.set()
+
+    writer = threading.Thread(target=converse, daemon=True)
+    writer.start()
+    assert done.wait(30), "writing/resizing blocked while another thread read the output"
+    assert lines.wait(30), bytes(seen)
+    s.close()  # while the reader blocks again: it ends, and the command is killed
+    reader.join(30)
+    assert not reader.is_alive(), "close() did not end a reader blocked on output"

@@ -310,7 +310,45 @@ impl ExecStream {
 
     /// Resizes the terminal of a [`Exec::tty`] exec.
     pub async fn resize(&self, rows: u16, cols: u16) -> Result<()> {
+        self.resizer().resize(rows, cols).await
+    }
+
+    /// A handle that resizes this exec's terminal from elsewhere, e.g. a task forwarding
+    /// SIGWINCH while another reads the output.
+    pub fn resizer(&self) -> ExecResizer {
+        ExecResizer {
+            engine: self.engine.clone(),
+            exec_id: self.exec_id.clone(),
+        }
+    }
+}
+
+/// Resizes the terminal of a [`Exec::tty`] exec; independent of the [`ExecStream`] it came from
+/// (cheap to clone, usable from any task while the stream is read).
+#[derive(Clone)]
+pub struct ExecResizer {
+    engine: Engine,
+    exec_id: String,
+}
+
+impl ExecResizer {
+    /// Sets the terminal to `rows` × `cols`. A resize after the command ended may fail with
+    /// [`ErrorKind::NotFound`] or [`ErrorKind::Conflict`] (the engine forgets ended execs).
+    pub async fn resize(&self, rows: u16, cols: u16) -> Result<()> {
+        if rows == 0 || cols == 0 {
+            return Err(Error::invalid_argument(format!(
+                "a terminal of {rows} rows × {cols} columns: both must be at least 1"
+            )));
+        }
         self.engine.resize_exec(&self.exec_id, rows, cols).await
+    }
+}
+
+impl std::fmt::Debug for ExecResizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecResizer")
+            .field("exec_id", &self.exec_id)
+            .finish()
     }
 }
 

@@ -54,7 +54,7 @@ pub use engine::{EngineInfo, EngineKind};
 pub use error::{BuildFailure, Error, ErrorKind, Result};
 pub use exec::{
     Chunk, DEFAULT_MAX_OUTPUT, EXIT_CANNOT_EXECUTE, EXIT_COMMAND_NOT_FOUND, Exec, ExecOutput,
-    ExecStdin, ExecStream, ExitStatus, StreamKind,
+    ExecResizer, ExecStdin, ExecStream, ExitStatus, StreamKind,
 };
 pub use instance::{Instance, InstanceInfo, Status};
 pub use pool::Pool;

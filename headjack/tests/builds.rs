@@ -366,3 +366,53 @@ async fn concurrent_processes_build_once() {
     assert!(refs.iter().all(|r| *r == refs[0]), "{outputs:?}");
     common::docker(&["rmi", refs[0]]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dockerfiles_building_identical_layers_are_listed_and_pruned_apart() {
+    let c = client().await;
+    // Same instructions, different contexts (an unused file differs): two keys, two tags, and
+    // the engine's layer cache makes them one image ID.
+    let nonce = format!("{}-{}", std::process::id(), rand_suffix());
+    let dirs: Vec<tempfile::TempDir> = (0..2)
+        .map(|n| {
+            let dir = tempfile::tempdir().unwrap();
+            write(
+                dir.path(),
+                "Dockerfile",
+                &format!("FROM {}\nRUN echo {nonce} > /same\n", busybox()),
+            );
+            write(dir.path(), "unused.txt", &n.to_string());
+            dir
+        })
+        .collect();
+    let mut built = Vec::new();
+    for d in &dirs {
+        let spec = Spec::new().base(d.path().join("Dockerfile").display().to_string());
+        built.push(c.resolve(&spec).await.unwrap());
+    }
+    assert_ne!(built[0].reference, built[1].reference);
+    assert_eq!(
+        built[0].id, built[1].id,
+        "the layer cache should share the image"
+    );
+
+    let images = c.images().await.unwrap();
+    for b in &built {
+        let listed = images
+            .iter()
+            .find(|i| i.reference == b.reference)
+            .unwrap_or_else(|| panic!("{} not listed by images()", b.reference));
+        assert_eq!(listed.id, b.id);
+        assert!(b.reference.ends_with(&listed.key[..16]), "{listed:?}");
+    }
+
+    // Removing one entry keeps the other (and the image it shares).
+    c.remove_image(&built[0].reference, false).await.unwrap();
+    let again = c
+        .resolve(&Spec::new().base(dirs[1].path().join("Dockerfile").display().to_string()))
+        .await
+        .unwrap();
+    assert!(!again.built, "the other entry survived");
+    assert_eq!(again.reference, built[1].reference);
+    common::docker(&["rmi", &built[1].reference]);
+}

@@ -609,3 +609,56 @@ async fn pools_hand_out_ready_instances_and_refill() {
         Some(ErrorKind::InvalidArgument)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdin_and_terminal_resize_work_while_another_task_reads() {
+    let c = client().await;
+    let env = c.spawn(spec()).await.unwrap();
+    let mut s = env
+        .exec_stream(
+            Exec::new([
+                "sh",
+                "-c",
+                "read l; echo got-$l; read m; stty size; echo got-$m",
+            ])
+            .tty(true)
+            .interactive(),
+        )
+        .await
+        .unwrap();
+    let mut stdin = s.take_stdin().expect("an interactive exec has stdin");
+    assert!(s.take_stdin().is_none(), "stdin is handed out once");
+    let resizer = s.resizer();
+    assert_eq!(
+        resizer.resize(0, 80).await.unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    // The reader waits on output that only the other task's input and resize produce.
+    let reader = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(chunk) = s.next().await {
+            seen.extend_from_slice(&chunk.unwrap().data);
+            let text = String::from_utf8_lossy(&seen);
+            if text.contains("got-two") && text.contains("30 100") {
+                break;
+            }
+        }
+        (s, String::from_utf8_lossy(&seen).into_owned())
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stdin.write(b"one\n").await.unwrap();
+    resizer.resize(30, 100).await.unwrap();
+    stdin.write(b"two\n").await.unwrap();
+    let (s, seen) = tokio::time::timeout(Duration::from_secs(60), reader)
+        .await
+        .expect("the reader never saw the answers")
+        .unwrap();
+    assert!(seen.contains("got-one"), "{seen}");
+    // (A terminal's input has no end-of-file to close: the script ends after two lines.)
+    drop(stdin);
+    let status = tokio::time::timeout(Duration::from_secs(60), s.wait())
+        .await
+        .expect("the command did not end")
+        .unwrap();
+    assert_eq!(status.code, 0, "{seen}");
+}

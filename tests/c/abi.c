@@ -304,6 +304,7 @@ static void handles_null(void) {
     FAILS(NUL_ARG, "exec is NULL",
           headjack_exec_write_stdin(NULL, (const uint8_t *)"x", 1, &err));
     FAILS(NUL_ARG, "exec is NULL", headjack_exec_close_stdin(NULL, &err));
+    FAILS(NUL_ARG, "exec is NULL", headjack_exec_resize(NULL, 24, 80, &err));
     FAILS(NUL_ARG, "exec is NULL", headjack_exec_wait(NULL, &st, &err));
 
     CHECK(client == NULL && inst == NULL && list == NULL && strings == NULL && info == NULL &&

@@ -324,6 +324,37 @@ static void interactive(const headjack_instance *inst) {
     CHECK(st.code == 0);
     headjack_exec_free(exec);
 
+    /* A terminal, resized before the command looks at it. */
+    MUST(headjack_command_new(ARGV("sh", "-c", "read line; stty size"), 3, &cmd, &err));
+    MUST(headjack_command_set_tty(cmd, true, &err));
+    MUST(headjack_command_set_interactive(cmd, true, &err));
+    MUST(headjack_instance_exec_start(inst, cmd, &exec, &err));
+    headjack_command_free(cmd);
+    {
+        headjack_error *err = NULL;
+        CHECK(headjack_exec_resize(exec, 0, 80, &err) == HEADJACK_INVALID_ARGUMENT);
+        CHECK(err != NULL && strstr(headjack_error_message(err), "at least 1") != NULL);
+        headjack_error_free(err);
+    }
+    MUST(headjack_exec_resize(exec, 30, 100, &err));
+    MUST(headjack_exec_write_stdin(exec, (const uint8_t *)"go\n", 3, &err));
+    char term[256] = {0};
+    n = 0;
+    for (;;) {
+        chunk = NULL;
+        MUST(headjack_exec_next(exec, &chunk, &err));
+        if (!chunk) break;
+        if (n + chunk->len < sizeof term) {
+            memcpy(term + n, chunk->data, chunk->len);
+            n += chunk->len;
+        }
+        headjack_chunk_free(chunk);
+    }
+    CHECK(strstr(term, "30 100") != NULL);
+    MUST(headjack_exec_wait(exec, &st, &err));
+    CHECK(st.code == 0);
+    headjack_exec_free(exec);
+
     /* Freeing a running exec kills its command. */
     MUST(headjack_command_new(ARGV("sleep", "600"), 2, &cmd, &err));
     MUST(headjack_instance_exec_start(inst, cmd, &exec, &err));

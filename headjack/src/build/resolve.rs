@@ -332,27 +332,36 @@ const TAG_PREFIX: &str = "localhost/headjack/";
 /// Every image headjack built on this engine (tagged `localhost/headjack/…`), most recently
 /// used first.
 pub(crate) async fn images(engine: &Engine) -> Result<Vec<BuiltImage>> {
+    // One entry per headjack tag: two Dockerfiles that build to identical layers share one
+    // image ID (the engine's layer cache) but are two cache entries with their own keys.
     let mut out: Vec<BuiltImage> = engine
         .all_images()
         .await?
         .into_iter()
-        .filter_map(|i| {
-            let reference = i.tags.iter().find(|t| t.starts_with(TAG_PREFIX))?.clone();
-            let key16 = reference.rsplit(':').next().unwrap_or_default().to_string();
-            let (key, source) = recorded(&key16).unwrap_or_else(|| (key16.clone(), String::new()));
-            let key = i.labels.get(labels::BUILD_KEY).cloned().unwrap_or(key);
-            Some(BuiltImage {
-                last_used: last_use(&key16),
-                source: i
-                    .labels
-                    .get(labels::BUILD_SOURCE)
-                    .cloned()
-                    .unwrap_or(source),
-                reference,
-                id: i.id,
-                key,
-                created: i.created,
-                size: i.size,
+        .flat_map(|i| {
+            let tags: Vec<String> = i
+                .tags
+                .iter()
+                .filter(|t| t.starts_with(TAG_PREFIX))
+                .cloned()
+                .collect();
+            tags.into_iter().map(move |reference| {
+                let key16 = reference.rsplit(':').next().unwrap_or_default().to_string();
+                let (key, source) =
+                    recorded(&key16).unwrap_or_else(|| (key16.clone(), String::new()));
+                // Build labels (set by earlier versions) speak for the image, so only when it
+                // carries this one tag.
+                let own_labels = i.tags.iter().filter(|t| t.starts_with(TAG_PREFIX)).count() == 1;
+                let label = |name: &str| own_labels.then(|| i.labels.get(name).cloned()).flatten();
+                BuiltImage {
+                    last_used: last_use(&key16),
+                    source: label(labels::BUILD_SOURCE).unwrap_or(source),
+                    key: label(labels::BUILD_KEY).unwrap_or(key),
+                    reference,
+                    id: i.id.clone(),
+                    created: i.created,
+                    size: i.size,
+                }
             })
         })
         .collect();
@@ -372,7 +381,8 @@ pub(crate) async fn prune(engine: &Engine, keep_last: usize) -> Result<Vec<Strin
         if count < keep_last {
             continue;
         }
-        match engine.remove_image(&img.id, false).await {
+        // By tag: an image built from several Dockerfiles keeps its other tags (entries).
+        match engine.remove_image(&img.reference, false).await {
             Ok(()) => {
                 let _ = std::fs::remove_file(use_record(&img.key));
                 removed.push(img.reference);
