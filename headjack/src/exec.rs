@@ -270,6 +270,7 @@ pub struct ExecStream {
     chunks: mpsc::Receiver<Result<Chunk>>,
     status: Option<oneshot::Receiver<Result<ExitStatus>>>,
     stdin: Option<InputSink>,
+    tty: bool,
     engine: Engine,
     exec_id: String,
 }
@@ -305,7 +306,12 @@ impl ExecStream {
 
     /// The command's standard input, for an [`Exec::interactive`] exec (once).
     pub fn take_stdin(&mut self) -> Option<ExecStdin> {
-        self.stdin.take().map(|inner| ExecStdin { inner })
+        let tty = self.tty;
+        self.stdin.take().map(|inner| ExecStdin {
+            inner,
+            tty,
+            line_pending: false,
+        })
     }
 
     /// Resizes the terminal of a [`Exec::tty`] exec.
@@ -359,9 +365,22 @@ impl Stream for ExecStream {
     }
 }
 
-/// Writable standard input of an interactive exec. Shut it down (or drop it) to send EOF.
+/// Writable standard input of an interactive exec. [`ExecStdin::close`] it to send EOF.
 pub struct ExecStdin {
     inner: InputSink,
+    /// A terminal's input has no end of stream: EOF is the ^D its line discipline reads.
+    tty: bool,
+    /// Whether the last byte written ends a line (a ^D mid-line only flushes the line).
+    line_pending: bool,
+}
+
+/// What a terminal reads as end-of-file after input whose last line is or is not complete.
+fn end_of_transmission(line_pending: bool) -> &'static [u8] {
+    if line_pending { b"\x04\x04" } else { b"\x04" }
+}
+
+fn ends_line(data: &[u8], before: bool) -> bool {
+    data.last().map_or(before, |b| *b != b'\n' && *b != b'\r')
 }
 
 impl ExecStdin {
@@ -371,14 +390,30 @@ impl ExecStdin {
             .write_all(data)
             .await
             .map_err(|e| Error::io("writing to the command's stdin", e))?;
+        self.line_pending = ends_line(data, self.line_pending);
         self.inner
             .flush()
             .await
             .map_err(|e| Error::io("writing to the command's stdin", e))
     }
 
-    /// Closes standard input (the command sees EOF).
+    /// Closes standard input: the command sees EOF. On a terminal ([`Exec::tty`]) that is the
+    /// end-of-transmission character (^D) its line discipline turns into end-of-file, as when a
+    /// user types it (a program that put the terminal in raw mode reads a plain 0x04).
     pub async fn close(mut self) -> Result<()> {
+        if self.tty {
+            // Only the ^D: shutting the connection down makes Docker hang the terminal up,
+            // killing the command before it reads the end of its input.
+            self.inner
+                .write_all(end_of_transmission(self.line_pending))
+                .await
+                .map_err(|e| Error::io("closing the command's stdin", e))?;
+            return self
+                .inner
+                .flush()
+                .await
+                .map_err(|e| Error::io("closing the command's stdin", e));
+        }
         self.inner
             .shutdown()
             .await
@@ -392,7 +427,11 @@ impl tokio::io::AsyncWrite for ExecStdin {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        self.inner.as_mut().poll_write(cx, buf)
+        let written = self.inner.as_mut().poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = written {
+            self.line_pending = ends_line(&buf[..n], self.line_pending);
+        }
+        written
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         self.inner.as_mut().poll_flush(cx)
@@ -429,7 +468,14 @@ pub(crate) async fn start(
     let (tx, rx) = mpsc::channel(64);
     let (status_tx, status_rx) = oneshot::channel();
     let (feed, keep_stdin) = match (exec.stdin, input) {
-        (Some(data), Some(sink)) => (Some((data, sink)), None),
+        (Some(data), Some(sink)) => {
+            let stdin = ExecStdin {
+                inner: sink,
+                tty: exec.tty,
+                line_pending: false,
+            };
+            (Some((data, stdin)), None)
+        }
         (None, sink) => (None, sink),
         (Some(_), None) => (None, None),
     };
@@ -450,6 +496,7 @@ pub(crate) async fn start(
         chunks: rx,
         status: Some(status_rx),
         stdin: keep_stdin,
+        tty: exec.tty,
         engine: engine.clone(),
         exec_id,
     })
@@ -504,14 +551,15 @@ impl Driver {
     async fn run(
         self,
         mut output: OutputStream,
-        feed: Option<(Bytes, InputSink)>,
+        feed: Option<(Bytes, ExecStdin)>,
         tx: mpsc::Sender<Result<Chunk>>,
     ) -> Result<ExitStatus> {
-        if let Some((data, mut sink)) = feed {
+        if let Some((data, mut stdin)) = feed {
             tokio::spawn(async move {
                 // A command that exits without reading its input makes this fail: that is fine.
-                let _ = sink.write_all(&data).await;
-                let _ = sink.shutdown().await;
+                if stdin.write(&data).await.is_ok() {
+                    let _ = stdin.close().await;
+                }
             });
         }
         // The runtime reports a command it cannot start as ordinary output (Docker: on stdout).

@@ -619,7 +619,7 @@ async fn stdin_and_terminal_resize_work_while_another_task_reads() {
             Exec::new([
                 "sh",
                 "-c",
-                "read l; echo got-$l; read m; stty size; echo got-$m",
+                "read l; echo got-$l; read m; stty size; echo got-$m; cat; echo eof-$?",
             ])
             .tty(true)
             .interactive(),
@@ -654,11 +654,35 @@ async fn stdin_and_terminal_resize_work_while_another_task_reads() {
         .expect("the reader never saw the answers")
         .unwrap();
     assert!(seen.contains("got-one"), "{seen}");
-    // (A terminal's input has no end-of-file to close: the script ends after two lines.)
-    drop(stdin);
-    let status = tokio::time::timeout(Duration::from_secs(60), s.wait())
+    // Closing a terminal's input is the ^D that ends `cat` (mid-line: flush, then EOF).
+    let mut s = s;
+    stdin.write(b"partial").await.unwrap();
+    stdin.close().await.unwrap();
+    let mut rest = Vec::new();
+    let drain = async {
+        while let Some(chunk) = s.next().await {
+            rest.extend_from_slice(&chunk.unwrap().data);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), drain)
         .await
-        .expect("the command did not end")
-        .unwrap();
-    assert_eq!(status.code, 0, "{seen}");
+        .expect("closing the terminal's input did not end the command");
+    let rest = String::from_utf8_lossy(&rest).into_owned();
+    assert!(rest.contains("partial") && rest.contains("eof-0"), "{rest}");
+    assert_eq!(s.wait().await.unwrap().code, 0, "{seen}{rest}");
+
+    // Input given up front ends the same way on a terminal.
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        env.exec(
+            Exec::new(["sh", "-c", "cat; echo eof-$?"])
+                .tty(true)
+                .stdin("x\n"),
+        ),
+    )
+    .await
+    .expect("a terminal command fed stdin up front never saw its end")
+    .unwrap();
+    assert_eq!(out.exit_code, 0, "{}", out.stdout_text());
+    assert!(out.stdout_text().contains("eof-0"), "{}", out.stdout_text());
 }
