@@ -536,6 +536,21 @@ impl Engine {
         .await
     }
 
+    /// Tags image `source` (ID or reference) as `target` (`repo:tag`).
+    pub(crate) async fn tag_image(&self, source: &str, target: &str) -> Result<()> {
+        let span = tracing::debug_span!("engine.tag_image", source, target);
+        let (repo, tag) = target.rsplit_once(':').unwrap_or((target, "latest"));
+        let opts = bollard::query_parameters::TagImageOptionsBuilder::default()
+            .repo(repo)
+            .tag(tag)
+            .build();
+        self.docker
+            .tag_image(source, Some(opts))
+            .instrument(span)
+            .await
+            .map_err(|e| map_err(&format!("tagging {source} as {target}"), e))
+    }
+
     /// Removes an image by ID or tag.
     pub(crate) async fn remove_image(&self, reference: &str, force: bool) -> Result<()> {
         let span = tracing::debug_span!("engine.remove_image", reference);

@@ -416,3 +416,45 @@ async fn dockerfiles_building_identical_layers_are_listed_and_pruned_apart() {
     assert_eq!(again.reference, built[1].reference);
     common::docker(&["rmi", &built[1].reference]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_content_in_another_directory_is_a_hit() {
+    let c = client().await;
+    // An agent framework checks each task out into a fresh directory: same content, new path.
+    let first_dir = context("");
+    let second_dir = tempfile::tempdir().unwrap();
+    for name in [
+        "Dockerfile",
+        "app/main.txt",
+        "app/ignored.log",
+        ".dockerignore",
+    ] {
+        let text = std::fs::read_to_string(first_dir.path().join(name)).unwrap();
+        write(second_dir.path(), name, &text);
+    }
+    let spec =
+        |d: &tempfile::TempDir| Spec::new().base(d.path().join("Dockerfile").display().to_string());
+    let first = c.resolve(&spec(&first_dir)).await.unwrap();
+    assert!(first.built);
+    let second = c.resolve(&spec(&second_dir)).await.unwrap();
+    assert!(!second.built, "same content elsewhere was built again");
+    assert_eq!(second.id, first.id);
+    assert_ne!(
+        second.reference, first.reference,
+        "each directory keeps its own tag"
+    );
+    assert_eq!(
+        second.reference.rsplit(':').next(),
+        first.reference.rsplit(':').next(),
+        "same key"
+    );
+    let env = c.spawn(spec(&second_dir)).await.unwrap();
+    assert_eq!(
+        env.exec(["cat", "/app/main.txt"]).await.unwrap().stdout,
+        b"main"
+    );
+    drop(env);
+    for r in [&first.reference, &second.reference] {
+        common::docker(&["rmi", r]);
+    }
+}

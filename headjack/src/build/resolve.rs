@@ -155,6 +155,12 @@ pub(crate) async fn resolve(
     {
         return Ok(cache_hit(&key, &path, tag, img));
     }
+    // The same content built from another directory (another slug) is the same image: tag it.
+    if !df.is_no_cache()
+        && let Some(img) = adopt_sibling(engine, &key, &tag).await?
+    {
+        return Ok(cache_hit(&key, &path, tag, img));
+    }
 
     // Single flight: one build per key in this process (tasks) and across processes (a lock
     // file); whoever waited re-checks and finds the image.
@@ -223,6 +229,29 @@ pub(crate) async fn resolve(
         },
         img,
     ))
+}
+
+/// Finds an image built for `key` under another tag (its Dockerfile in another directory) and
+/// tags it `tag` too; the key covers everything the build reads, not where it lives.
+async fn adopt_sibling(engine: &Engine, key: &str, tag: &str) -> Result<Option<ImageDetails>> {
+    let suffix = format!(":{}", &key[..key.len().min(16)]);
+    let sibling = engine.all_images().await?.into_iter().find_map(|i| {
+        i.tags
+            .into_iter()
+            .find(|t| t.starts_with(TAG_PREFIX) && t.ends_with(&suffix))
+    });
+    let Some(sibling) = sibling else {
+        return Ok(None);
+    };
+    // A full key recorded for the suffix must agree (the suffix is 64 bits of it).
+    if let Some((recorded_key, _)) = recorded(&key[..key.len().min(16)])
+        && recorded_key != key
+    {
+        return Ok(None);
+    }
+    tracing::debug!(%sibling, %tag, "same content built elsewhere: tagging it");
+    engine.tag_image(&sibling, tag).await?;
+    engine.image(tag).await
 }
 
 /// A resolve served from the cache: no build, no upload.
