@@ -8,6 +8,8 @@
 //! - 32 concurrent spawns (wall time), vs 32 parallel `docker run -d`;
 //! - resolve of an unchanged Dockerfile with a 10,000-file / 100 MB context, vs a fully cached
 //!   `docker build` of the same;
+//! - the same content copied to a fresh directory (a hit: same key, new tag), vs `docker build`
+//!   of the copy;
 //! - the same after changing one file that the Dockerfile copies last, vs `docker build`;
 //! - with `--python`, exec round trip and spawn latency through the Python API (needs the venv
 //!   that `headjack-py/run-tests.sh` makes).
@@ -250,6 +252,50 @@ async fn main() -> headjack::Result<()> {
         median(theirs),
         0.25,
     );
+    // The same content checked out into a fresh directory (as agent frameworks do per task).
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    let mut copies = Vec::new();
+    for i in 0..rounds.min(3) {
+        let copy = ctx.with_file_name(format!(
+            "{}-copy{i}",
+            ctx.file_name().unwrap().to_string_lossy()
+        ));
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(&ctx)
+            .arg(&copy)
+            .status()
+            .expect("cp runs");
+        assert!(status.success(), "copying the context failed");
+        let copy_df = copy.join("Dockerfile").display().to_string();
+        let t = Instant::now();
+        let r = client.resolve(&Spec::new().base(copy_df.as_str())).await?;
+        ours.push(t.elapsed());
+        assert!(
+            !r.built,
+            "the same content in {} was built again",
+            copy.display()
+        );
+        let t = Instant::now();
+        docker(
+            &host,
+            &["build", "-q", "-t", cli_tag, copy.to_str().unwrap()],
+        );
+        theirs.push(t.elapsed());
+        copies.push((copy, r.reference));
+    }
+    report(
+        "resolve the same content from a fresh directory",
+        median(ours),
+        median(theirs),
+        0.25,
+    );
+    for (copy, reference) in copies {
+        let _ = std::fs::remove_dir_all(copy);
+        docker(&host, &["rmi", &reference]);
+    }
+
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     let mut built = vec![first.reference.clone()];
