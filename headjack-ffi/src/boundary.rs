@@ -211,6 +211,24 @@ pub(crate) fn cstring(s: &str) -> CString {
     CString::new(s.replace('\0', "\u{FFFD}")).unwrap_or_default()
 }
 
+/// Drops a handle whose `Drop` removes containers (blocking until they are gone). In a forked
+/// child the containers belong to the parent: only the memory is abandoned. Inside a callback (a
+/// thread blocked in the shared runtime) the drop runs on a plain thread, where the core's
+/// blocking removal is allowed.
+pub(crate) fn release<T: Send>(handle: Box<T>) {
+    if forked() {
+        std::mem::forget(handle);
+        return;
+    }
+    if tokio::runtime::Handle::try_current().is_ok() {
+        std::thread::scope(|s| {
+            s.spawn(move || drop(handle));
+        });
+    } else {
+        drop(handle);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,21 +59,7 @@ pub extern "C" fn headjack_instance_free(instance: *mut headjack_instance) {
             return;
         }
         // SAFETY: created by instance_out, freed once.
-        let instance = unsafe { Box::from_raw(instance) };
-        if crate::boundary::forked() {
-            std::mem::forget(instance);
-            return;
-        }
-        // The core removes the container on its own thread and runtime when dropped. Inside a
-        // callback (a thread blocked in the shared runtime) drop it from a plain thread, where
-        // the core's blocking removal is allowed.
-        if tokio::runtime::Handle::try_current().is_ok() {
-            std::thread::scope(|s| {
-                s.spawn(move || drop(instance));
-            });
-        } else {
-            drop(instance);
-        }
+        crate::boundary::release(unsafe { Box::from_raw(instance) });
     })
 }
 

@@ -101,20 +101,7 @@ pub extern "C" fn headjack_pool_free(pool: *mut headjack_pool) {
             return;
         }
         // SAFETY: created by headjack_pool_new, freed once.
-        let pool = unsafe { Box::from_raw(pool) };
-        if crate::boundary::forked() {
-            std::mem::forget(pool);
-            return;
-        }
-        // The instances' removal blocks; from inside a callback (a thread in the shared runtime)
-        // do it from a plain thread, as headjack_instance_free does.
-        if tokio::runtime::Handle::try_current().is_ok() {
-            std::thread::scope(|s| {
-                s.spawn(move || drop(pool));
-            });
-        } else {
-            drop(pool);
-        }
+        crate::boundary::release(unsafe { Box::from_raw(pool) });
     })
 }
 

@@ -284,6 +284,26 @@ static void pull_iterator(const headjack_instance *inst) {
     headjack_exec_free(exec);
 }
 
+/* Pulls the rest of an exec's output into `buf` (NUL-terminated, truncated to fit). 0 on error
+ * (reported). */
+static int drain(headjack_exec *exec, char *buf, size_t size) {
+    size_t n = 0;
+    for (;;) {
+        headjack_chunk *chunk = NULL;
+        headjack_error *err = NULL;
+        headjack_status s = headjack_exec_next(exec, &chunk, &err);
+        if (!ok_or_report(__LINE__, "headjack_exec_next", s, err)) return 0;
+        if (!chunk) break;
+        if (n + chunk->len < size) {
+            memcpy(buf + n, chunk->data, chunk->len);
+            n += chunk->len;
+        }
+        headjack_chunk_free(chunk);
+    }
+    buf[n] = '\0';
+    return 1;
+}
+
 static void interactive(const headjack_instance *inst) {
     headjack_command *cmd = NULL;
     headjack_exec *exec = NULL;
@@ -307,17 +327,7 @@ static void interactive(const headjack_instance *inst) {
         headjack_error_free(err);
     }
     char rest[16] = {0};
-    size_t n = 0;
-    for (;;) {
-        chunk = NULL;
-        MUST(headjack_exec_next(exec, &chunk, &err));
-        if (!chunk) break;
-        if (n + chunk->len < sizeof rest) {
-            memcpy(rest + n, chunk->data, chunk->len);
-            n += chunk->len;
-        }
-        headjack_chunk_free(chunk);
-    }
+    if (!drain(exec, rest, sizeof rest)) return;
     CHECK(strcmp(rest, "tail") == 0);
     headjack_exit_status st;
     MUST(headjack_exec_wait(exec, &st, &err));
@@ -339,17 +349,7 @@ static void interactive(const headjack_instance *inst) {
     MUST(headjack_exec_resize(exec, 30, 100, &err));
     MUST(headjack_exec_write_stdin(exec, (const uint8_t *)"go\n", 3, &err));
     char term[256] = {0};
-    n = 0;
-    for (;;) {
-        chunk = NULL;
-        MUST(headjack_exec_next(exec, &chunk, &err));
-        if (!chunk) break;
-        if (n + chunk->len < sizeof term) {
-            memcpy(term + n, chunk->data, chunk->len);
-            n += chunk->len;
-        }
-        headjack_chunk_free(chunk);
-    }
+    if (!drain(exec, term, sizeof term)) return;
     CHECK(strstr(term, "30 100") != NULL);
     MUST(headjack_exec_wait(exec, &st, &err));
     CHECK(st.code == 0);
