@@ -475,6 +475,55 @@ typedef struct headjack_instance_list {
 } headjack_instance_list;
 
 /**
+ * One image headjack built from a Dockerfile. Its strings belong to the list it is in.
+ */
+typedef struct headjack_image {
+  /**
+   * The tag, `localhost/headjack/<slug>:<key16>` (usable as a base).
+   */
+  const char *reference;
+  /**
+   * The engine's image ID (`sha256:…`).
+   */
+  const char *id;
+  /**
+   * The cache key (in full when this machine built or used it, else the tag's 16 digits).
+   */
+  const char *key;
+  /**
+   * The Dockerfile it was built from; empty when this machine has no record of it.
+   */
+  const char *source;
+  /**
+   * When it was built (unix seconds).
+   */
+  int64_t created;
+  /**
+   * When a resolve on this machine last used it (unix seconds); 0 when unknown.
+   */
+  int64_t last_used;
+  /**
+   * Size in bytes, as the engine reports it.
+   */
+  int64_t size;
+} headjack_image;
+
+/**
+ * A list of built images, most recently used first; owned by the caller and freed by
+ * `headjack_image_list_free`.
+ */
+typedef struct headjack_image_list {
+  /**
+   * The images; NULL when `len` is 0.
+   */
+  const struct headjack_image *items;
+  /**
+   * How many images `items` holds.
+   */
+  size_t len;
+} headjack_image_list;
+
+/**
  * One progress event of a pull or a build. It and its strings are valid only during the
  * callback: copy what you keep.
  */
@@ -795,6 +844,24 @@ headjack_status headjack_client_prune_images(const struct headjack_client *clien
                                              size_t keep_last,
                                              struct headjack_string_list **out_removed,
                                              struct headjack_error **err);
+
+/**
+ * The images headjack built on this engine (tagged `localhost/headjack/…`), most recently used
+ * first. Images headjack did not build are not listed. On success `*out` is a new list the
+ * caller frees with `headjack_image_list_free`.
+ *
+ * Thread-safe.
+ */
+headjack_status headjack_client_images(const struct headjack_client *client,
+                                       struct headjack_image_list **out,
+                                       struct headjack_error **err);
+
+/**
+ * Frees a list of images and everything it holds. NULL is ignored.
+ *
+ * Not to be called twice, nor while another thread uses the object.
+ */
+void headjack_image_list_free(struct headjack_image_list *list);
 
 /**
  * A new spec: the default base, bridge network, default limits. Never NULL (aborts only if

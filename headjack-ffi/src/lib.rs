@@ -31,6 +31,8 @@ mod memory;
 
 mod client;
 
+mod images;
+
 mod spec;
 
 mod instance;
@@ -45,6 +47,7 @@ pub use client::*;
 pub use command::*;
 pub use error::*;
 pub use exec::*;
+pub use images::*;
 pub use instance::*;
 pub use memory::*;
 pub use pool::*;

@@ -57,6 +57,7 @@ static void frees_accept_null(void) {
     headjack_exec_free(NULL);
     headjack_chunk_free(NULL);
     headjack_pool_free(NULL);
+    headjack_image_list_free(NULL);
 }
 
 static void null_err_is_allowed(void) {
@@ -262,6 +263,9 @@ static void handles_null(void) {
     FAILS(NUL_ARG, "client is NULL", headjack_client_list(NULL, &list, &err));
     FAILS(NUL_ARG, "client is NULL", headjack_client_sweep(NULL, &strings, &err));
     FAILS(NUL_ARG, "client is NULL", headjack_client_prune_images(NULL, 1, &strings, &err));
+    headjack_image_list *images = NULL;
+    FAILS(NUL_ARG, "client is NULL", headjack_client_images(NULL, &images, &err));
+    CHECK(images == NULL);
 
     /* Pool. */
     headjack_pool *pool = NULL;

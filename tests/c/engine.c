@@ -168,6 +168,22 @@ static void build_progress(const headjack_client *client) {
     snprintf(want, sizeof want, "%s\n", env_or("HEADJACK_TEST_RUN", "c"));
     CHECK(buf_is(&buf, want));
     headjack_buffer_free(&buf);
+
+    /* The built image is listed, with its key, source and size. */
+    headjack_image_list *images = NULL;
+    MUST(headjack_client_images(client, &images, &err));
+    int found = 0;
+    for (size_t k = 0; k < images->len; k++) {
+        const headjack_image *img = &images->items[k];
+        CHECK(strncmp(img->reference, "localhost/headjack/", 19) == 0);
+        if (strcmp(img->reference, headjack_instance_image(inst)) != 0) continue;
+        found = 1;
+        CHECK(strlen(img->key) >= 16 && strncmp(img->id, "sha256:", 7) == 0);
+        CHECK(strstr(img->source, "Dockerfile") != NULL);
+        CHECK(img->size > 0 && img->created > 0 && img->last_used >= img->created - 5);
+    }
+    CHECK(found);
+    headjack_image_list_free(images);
     headjack_instance_free(inst);
 }
 
