@@ -763,6 +763,27 @@ pub extern "C" fn headjack_spec_set_progress(
     })
 }
 
+/// Applies a one-way core switch (`apply`) when `want` is true; `false` is accepted only while
+/// it is off, since the core's builder cannot turn it off again.
+fn switch_on(
+    spec: &mut Spec,
+    on: &mut bool,
+    want: bool,
+    what: &str,
+    apply: fn(Spec) -> Spec,
+) -> Result<(), Failure> {
+    if want {
+        *spec = apply(std::mem::take(spec));
+        *on = true;
+    } else if *on {
+        return Err(Failure::new(
+            headjack_status::HEADJACK_INVALID_ARGUMENT,
+            format!("{what} cannot be turned off once on; start from a new spec"),
+        ));
+    }
+    Ok(())
+}
+
 /// Turns the hardened preset on: all capabilities dropped, read-only root filesystem with a
 /// tmpfs `/tmp`, and no network unless `headjack_spec_set_network` names one. `false` is
 /// accepted only while the preset is off (it cannot be turned off once on).
@@ -776,16 +797,10 @@ pub extern "C" fn headjack_spec_set_hardened(
 ) -> headjack_status {
     guard(err, || {
         spec_ref(spec)?.with(|st| {
-            if hardened {
-                st.spec = std::mem::take(&mut st.spec).hardened();
-                st.hardened = true;
-            } else if st.hardened {
-                return Err(Failure::new(
-                    headjack_status::HEADJACK_INVALID_ARGUMENT,
-                    "the hardened preset cannot be turned off once on; start from a new spec",
-                ));
-            }
-            Ok(())
+            let SpecState {
+                spec, hardened: on, ..
+            } = st;
+            switch_on(spec, on, hardened, "the hardened preset", Spec::hardened)
         })
     })
 }
@@ -804,16 +819,10 @@ pub extern "C" fn headjack_spec_set_detached(
 ) -> headjack_status {
     guard(err, || {
         spec_ref(spec)?.with(|st| {
-            if detached {
-                st.spec = std::mem::take(&mut st.spec).detached();
-                st.detached = true;
-            } else if st.detached {
-                return Err(Failure::new(
-                    headjack_status::HEADJACK_INVALID_ARGUMENT,
-                    "detached cannot be turned off once on; start from a new spec",
-                ));
-            }
-            Ok(())
+            let SpecState {
+                spec, detached: on, ..
+            } = st;
+            switch_on(spec, on, detached, "detached", Spec::detached)
         })
     })
 }

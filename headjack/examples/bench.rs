@@ -55,6 +55,13 @@ fn docker(host: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// `docker build -q -t tag dir`; returns how long it took.
+fn cli_build(host: &str, tag: &str, dir: &Path) -> Duration {
+    let t = Instant::now();
+    docker(host, &["build", "-q", "-t", tag, dir.to_str().unwrap()]);
+    t.elapsed()
+}
+
 /// `docker run -d` of the keep-alive the library uses; returns the container ID.
 fn cli_run(host: &str, image: &str) -> String {
     docker(
@@ -225,10 +232,7 @@ async fn main() -> headjack::Result<()> {
     let df = ctx.join("Dockerfile").display().to_string();
     let cli_tag = "localhost/headjack-bench/cli:latest";
     let first = client.resolve(&Spec::new().base(df.as_str())).await?;
-    docker(
-        &host,
-        &["build", "-q", "-t", cli_tag, ctx.to_str().unwrap()],
-    );
+    cli_build(&host, cli_tag, &ctx);
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     for _ in 0..rounds.min(7) {
@@ -236,12 +240,7 @@ async fn main() -> headjack::Result<()> {
         let r = client.resolve(&Spec::new().base(df.as_str())).await?;
         ours.push(t.elapsed());
         assert!(!r.built);
-        let t = Instant::now();
-        docker(
-            &host,
-            &["build", "-q", "-t", cli_tag, ctx.to_str().unwrap()],
-        );
-        theirs.push(t.elapsed());
+        theirs.push(cli_build(&host, cli_tag, &ctx));
     }
     report(
         &format!(
@@ -277,12 +276,7 @@ async fn main() -> headjack::Result<()> {
             "the same content in {} was built again",
             copy.display()
         );
-        let t = Instant::now();
-        docker(
-            &host,
-            &["build", "-q", "-t", cli_tag, copy.to_str().unwrap()],
-        );
-        theirs.push(t.elapsed());
+        theirs.push(cli_build(&host, cli_tag, &copy));
         copies.push((copy, r.reference));
     }
     report(
@@ -316,12 +310,7 @@ async fn main() -> headjack::Result<()> {
         ours.push(t.elapsed());
         built.push(r.reference);
         std::fs::write(ctx.join("last.txt"), format!("w{}-{nonce}", i + 2)).unwrap();
-        let t = Instant::now();
-        docker(
-            &host,
-            &["build", "-q", "-t", cli_tag, ctx.to_str().unwrap()],
-        );
-        theirs.push(t.elapsed());
+        theirs.push(cli_build(&host, cli_tag, &ctx));
     }
     report(
         "resolve after changing the last-copied file",

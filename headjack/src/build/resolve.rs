@@ -374,13 +374,13 @@ pub(crate) async fn images(engine: &Engine) -> Result<Vec<BuiltImage>> {
                 .filter(|t| t.starts_with(TAG_PREFIX))
                 .cloned()
                 .collect();
+            // Build labels (set by earlier versions) speak for the image, so only when it
+            // carries one headjack tag.
+            let own_labels = tags.len() == 1;
             tags.into_iter().map(move |reference| {
                 let key16 = reference.rsplit(':').next().unwrap_or_default().to_string();
                 let (key, source) =
                     recorded(&key16).unwrap_or_else(|| (key16.clone(), String::new()));
-                // Build labels (set by earlier versions) speak for the image, so only when it
-                // carries this one tag.
-                let own_labels = i.tags.iter().filter(|t| t.starts_with(TAG_PREFIX)).count() == 1;
                 let label = |name: &str| own_labels.then(|| i.labels.get(name).cloned()).flatten();
                 BuiltImage {
                     last_used: last_use(&key16),
