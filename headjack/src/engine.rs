@@ -516,11 +516,23 @@ impl Engine {
     pub(crate) async fn all_images(&self) -> Result<Vec<ImageListing>> {
         let span = tracing::debug_span!("engine.list_images");
         async {
-            let list = self
-                .docker
-                .list_images(Some(ListImagesOptionsBuilder::default().build()))
-                .await
-                .map_err(|e| map_err("listing images", e))?;
+            // Podman fails the whole listing (500 "image not known") when an image is removed
+            // while it lists; that is transient, so ask again.
+            let mut attempt = 0;
+            let list = loop {
+                match self
+                    .docker
+                    .list_images(Some(ListImagesOptionsBuilder::default().build()))
+                    .await
+                    .map_err(|e| map_err("listing images", e))
+                {
+                    Err(e) if attempt < 5 && e.message().contains("image not known") => {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+                    }
+                    other => break other?,
+                }
+            };
             Ok(list
                 .into_iter()
                 .map(|i| ImageListing {

@@ -157,7 +157,11 @@ pub(crate) async fn resolve(
     }
     // The same content built from another directory (another slug) is the same image: tag it.
     if !df.is_no_cache()
-        && let Some(img) = adopt_sibling(engine, &key, &tag).await?
+        && let Some(img) = adopt_sibling(engine, &key, &tag).await.unwrap_or_else(|e| {
+            // Only a shortcut: without it the build below still gives the right image.
+            tracing::debug!(error = %e, "looking for the same content under another tag failed");
+            None
+        })
     {
         return Ok(cache_hit(&key, &path, tag, img));
     }
