@@ -1,0 +1,297 @@
+//! Every classification of engine answers: bollard errors and HTTP statuses to [`ErrorKind`],
+//! and the engine texts headjack has to read (Podman's 500s, pull and build output, the
+//! runtime's report of a command it could not start).
+
+use bollard::errors::Error as BollardError;
+
+use crate::error::{BuildFailure, Error, ErrorKind};
+
+/// Maps a bollard error to headjack's, saying what was being done.
+pub(crate) fn map_err(what: &str, e: BollardError) -> Error {
+    let (kind, detail) = match &e {
+        BollardError::DockerResponseServerError {
+            status_code,
+            message,
+        } => {
+            let kind = kind_of_status(*status_code, message);
+            (
+                kind,
+                format!("engine answered {status_code}: {}", message.trim()),
+            )
+        }
+        BollardError::RequestTimeoutError => (
+            ErrorKind::Timeout,
+            "the engine did not answer in time".to_string(),
+        ),
+        BollardError::SocketNotFoundError(p) => (
+            ErrorKind::EngineUnavailable,
+            format!("engine socket {p} is gone"),
+        ),
+        BollardError::HyperResponseError { .. } | BollardError::IOError { .. } => (
+            ErrorKind::EngineUnavailable,
+            format!("lost the connection to the engine: {e}"),
+        ),
+        BollardError::DockerStreamError { error } => (ErrorKind::Internal, error.clone()),
+        other => (ErrorKind::Internal, other.to_string()),
+    };
+    Error::new(kind, format!("{what}: {detail}")).with_source(e)
+}
+
+/// The kind for an engine answer. Podman often answers 500 where Docker gives 404/409, so
+/// the message is consulted too.
+pub(crate) fn kind_of_status(status: u16, message: &str) -> ErrorKind {
+    let m = message.to_ascii_lowercase();
+    match status {
+        404 => ErrorKind::NotFound,
+        409 => ErrorKind::Conflict,
+        400 => ErrorKind::InvalidArgument,
+        _ if m.contains("already in use") => ErrorKind::Conflict,
+        _ if m.contains("not found") || m.contains("no such") => ErrorKind::NotFound,
+        _ => ErrorKind::Internal,
+    }
+}
+
+pub(crate) fn is_404(e: &BollardError) -> bool {
+    matches!(
+        e,
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+pub(crate) fn pull_error(image: &str, e: BollardError) -> Error {
+    let text = e.to_string();
+    let lower = text.to_ascii_lowercase();
+    let (kind, advice) = if lower.contains("unauthorized")
+        || lower.contains("authentication required")
+        || lower.contains("denied")
+    {
+        (
+            ErrorKind::PullFailed,
+            "check the credentials for this registry in ~/.docker/config.json (docker login)",
+        )
+    } else if lower.contains("not found")
+        || lower.contains("manifest unknown")
+        || lower.contains("does not exist")
+    {
+        (ErrorKind::ImageNotFound, "check the image name and tag")
+    } else {
+        (
+            ErrorKind::PullFailed,
+            "check that the registry is reachable from the engine",
+        )
+    };
+    let detail = match &e {
+        BollardError::DockerStreamError { error } => error.clone(),
+        BollardError::DockerResponseServerError { message, .. } => message.clone(),
+        _ => text,
+    };
+    Error::new(
+        kind,
+        format!("pulling {image} failed: {}; {advice}", detail.trim()),
+    )
+    .with_source(e)
+}
+
+pub(crate) fn exec_error(container: &str, e: BollardError) -> Error {
+    let err = map_err(&format!("running a command in container {container}"), e);
+    // Podman says 500 "container state improper" where Docker says 409 "is not running".
+    let not_running =
+        err.message().contains("state improper") || err.message().contains("is not running");
+    match err.kind() {
+        _ if not_running => Error::new(
+            ErrorKind::Conflict,
+            format!(
+                "{}; the container is not running (start or resume it first)",
+                err.message()
+            ),
+        ),
+        ErrorKind::Conflict => Error::new(
+            ErrorKind::Conflict,
+            format!(
+                "{}; the container is not running (start or resume it first)",
+                err.message()
+            ),
+        ),
+        ErrorKind::Internal | ErrorKind::InvalidArgument => {
+            Error::new(ErrorKind::ExecFailed, err.message().to_string())
+        }
+        _ => err,
+    }
+}
+
+/// The last lines of build output, kept for error reports.
+#[derive(Default)]
+pub(crate) struct LogTail {
+    lines: std::collections::VecDeque<String>,
+    last_step: Option<String>,
+}
+
+const LOG_TAIL_LINES: usize = 30;
+
+impl LogTail {
+    pub(crate) fn push(&mut self, line: &str) {
+        let line = line.trim_end();
+        if line.is_empty() {
+            return;
+        }
+        // Docker: "Step 3/5 : RUN make"; Podman/buildah: "STEP 3/5: RUN make".
+        let upper = line.get(..5).map(|s| s.to_ascii_uppercase());
+        if upper.as_deref() == Some("STEP ")
+            && let Some((_, step)) = line.split_once(':')
+        {
+            self.last_step = Some(step.trim().to_string());
+        }
+        if self.lines.len() == LOG_TAIL_LINES {
+            self.lines.pop_front();
+        }
+        self.lines.push_back(line.to_string());
+    }
+}
+
+pub(crate) fn build_error(tag: &str, why: &str, tail: LogTail) -> Error {
+    let step = tail.last_step.clone();
+    let at = step
+        .as_deref()
+        .map(|s| format!(" at step `{s}`"))
+        .unwrap_or_default();
+    let last: Vec<String> = tail.lines.into_iter().collect();
+    let shown = last
+        .iter()
+        .rev()
+        .take(5)
+        .rev()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n  ");
+    Error::new(
+        ErrorKind::BuildFailed,
+        format!(
+            "building {tag} failed{at}: {}\n  {shown}\nFix the Dockerfile step and spawn again; unchanged steps come from the layer cache",
+            why.trim()
+        ),
+    )
+    .with_build_failure(BuildFailure { step, log_tail: last })
+}
+
+/// Why the runtime could not start a command. Docker and Podman report a missing executable as
+/// exit 126/127 plus a runtime message instead of a shell's "command not found".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StartFailure {
+    /// Not on `$PATH`, or no such file.
+    NotFound,
+    /// Not executable, or a directory.
+    NotExecutable,
+}
+
+/// Whether the first output of an exec opens like the runtime's report of a failed start.
+pub(crate) fn looks_like_start_failure(data: &[u8]) -> bool {
+    let head = &data[..data.len().min(512)];
+    let text = String::from_utf8_lossy(head).to_ascii_lowercase();
+    text.contains("exec failed") || text.contains("oci runtime")
+}
+
+/// Reads the runtime's report (and the exit code it gave) as a start failure, if it is one.
+pub(crate) fn start_failure(code: i64, report: &[u8]) -> Option<StartFailure> {
+    if code != 126 && code != 127 {
+        return None;
+    }
+    let text = String::from_utf8_lossy(report).to_ascii_lowercase();
+    if !(text.contains("oci runtime") || text.contains("exec failed")) {
+        return None;
+    }
+    if text.contains("not found") || text.contains("no such file or directory") {
+        Some(StartFailure::NotFound)
+    } else if text.contains("permission denied") || text.contains("is a directory") {
+        Some(StartFailure::NotExecutable)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_tail_finds_docker_and_podman_steps() {
+        let mut t = LogTail::default();
+        t.push("Step 2/3 : RUN false");
+        assert_eq!(t.last_step.as_deref(), Some("RUN false"));
+        t.push("STEP 3/3: RUN exit 3");
+        assert_eq!(t.last_step.as_deref(), Some("RUN exit 3"));
+        for i in 0..100 {
+            t.push(&format!("line {i}"));
+        }
+        assert_eq!(t.lines.len(), LOG_TAIL_LINES);
+        assert_eq!(t.lines.back().map(String::as_str), Some("line 99"));
+    }
+
+    #[test]
+    fn build_error_names_step_and_tail() {
+        let mut t = LogTail::default();
+        t.push("Step 2/2 : RUN echo boom && false");
+        t.push("boom");
+        let e = build_error(
+            "localhost/headjack/x:1",
+            "The command returned a non-zero code: 1",
+            t,
+        );
+        assert_eq!(e.kind(), ErrorKind::BuildFailed);
+        assert_eq!(e.build_step(), Some("RUN echo boom && false"));
+        assert!(e.message().contains("boom"));
+        assert!(e.build_log().iter().any(|l| l == "boom"));
+    }
+
+    #[test]
+    fn server_errors_map_to_kinds() {
+        let e = map_err(
+            "x",
+            BollardError::DockerResponseServerError {
+                status_code: 404,
+                message: "no such".into(),
+            },
+        );
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        let e = map_err(
+            "x",
+            BollardError::DockerResponseServerError {
+                status_code: 409,
+                message: "in use".into(),
+            },
+        );
+        assert_eq!(e.kind(), ErrorKind::Conflict);
+    }
+
+    #[test]
+    fn recognises_runtime_start_failures() {
+        use StartFailure::*;
+        let docker = b"OCI runtime exec failed: exec failed: container_linux.go:380: starting container process caused: exec: \"nope\": executable file not found in $PATH: unknown\r\n";
+        let docker_perm = b"OCI runtime exec failed: exec failed: unable to start container process: exec: \"/etc/passwd\": permission denied: unknown\r\n";
+        let crun = b"crun: executable file `nope` not found in $PATH: No such file or directory: OCI runtime attempted to invoke a command that was not found";
+        let runc = b"runc: exec failed: unable to start container process: exec: \"/etc\": is a directory: OCI permission denied";
+        let cases: &[(i64, &[u8], Option<StartFailure>)] = &[
+            (126, docker, Some(NotFound)),
+            (127, crun, Some(NotFound)),
+            (126, docker_perm, Some(NotExecutable)),
+            (126, runc, Some(NotExecutable)),
+            (1, docker, None),
+            (0, docker, None),
+            (127, b"sh: something else", None),
+            (126, b"my-tool: permission denied", None),
+        ];
+        for (code, text, want) in cases {
+            assert_eq!(
+                start_failure(*code, text),
+                *want,
+                "{code} {}",
+                String::from_utf8_lossy(text)
+            );
+        }
+        assert!(looks_like_start_failure(docker));
+        assert!(looks_like_start_failure(crun));
+        assert!(!looks_like_start_failure(b"hello\n"));
+    }
+}

@@ -1,0 +1,192 @@
+//! The container engine: the only module that talks bollard, and the one place that knows the
+//! Docker API's semantics (DESIGN §7; docs/ARCHITECTURE.md "engine").
+//!
+//! Everything else in the crate speaks in headjack's own types, so a bollard upgrade (0.22
+//! changes several signatures) touches this folder alone, and a second backend (Kubernetes) can
+//! later implement the same operations. One file per API area, as bollard does it:
+//! [`containers`] (create, lifecycle, inspect, list, logs, archives), [`images`] (inspect, pull,
+//! build, tag, remove, commit), [`exec`], [`raw`] (untyped JSON GETs) and [`errors`] (every
+//! classification of engine answers and texts). Every call runs inside a `tracing` span and maps
+//! engine errors to [`Error`] with a message naming what was asked.
+
+mod containers;
+mod errors;
+mod exec;
+mod images;
+mod raw;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::Docker;
+use tracing::Instrument;
+
+use crate::error::{Error, ErrorKind, Result};
+
+pub(crate) use containers::{ContainerDetails, ContainerPlan, PlanMount};
+pub(crate) use errors::{StartFailure, looks_like_start_failure, start_failure};
+pub(crate) use exec::{ExecOutputChunk, ExecParams, InputSink, OutputStream};
+pub(crate) use images::{BuildParams, Credentials, ImageDetails};
+
+/// Which engine answered.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    /// Docker Engine (moby).
+    Docker,
+    /// Podman's Docker-compatible API.
+    Podman,
+}
+
+/// What [`crate::Client::info`] reports about the connected engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineInfo {
+    /// Docker or Podman.
+    pub kind: EngineKind,
+    /// The engine's own version, e.g. `20.10.24` or `4.3.1`.
+    pub version: String,
+    /// The negotiated API version used for every request, e.g. `1.41`.
+    pub api_version: String,
+    /// Where the engine was reached, e.g. `unix:///var/run/docker.sock`.
+    pub host: String,
+    /// The engine's operating system (`linux`).
+    pub os: String,
+    /// The engine's architecture (`amd64`, `arm64`).
+    pub arch: String,
+}
+
+/// Requests may legitimately take long (uploads of large build contexts, waits); deadlines that
+/// matter to the user are applied by the caller with `tokio::time::timeout`.
+const REQUEST_TIMEOUT_SECS: u64 = 3600;
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connected, version-negotiated engine. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Engine {
+    docker: Docker,
+    info: Arc<EngineInfo>,
+}
+
+/// Where to look for an engine when the caller named none, in order.
+fn default_candidates() -> Vec<String> {
+    // A configured host is the user's choice: falling back to another engine silently would
+    // run their containers somewhere they did not ask for.
+    if let Ok(h) = std::env::var("DOCKER_HOST")
+        && !h.trim().is_empty()
+    {
+        return vec![h];
+    }
+    let mut c = vec!["unix:///var/run/docker.sock".to_string()];
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    if let Some(xdg) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+        c.push(format!(
+            "unix://{}",
+            xdg.join(".docker/run/docker.sock").display()
+        ));
+    }
+    if let Some(home) = &home {
+        c.push(format!(
+            "unix://{}",
+            home.join(".docker/run/docker.sock").display()
+        ));
+        c.push(format!(
+            "unix://{}",
+            home.join(".docker/desktop/docker.sock").display()
+        ));
+    }
+    if let Some(xdg) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+        c.push(format!(
+            "unix://{}",
+            xdg.join("podman/podman.sock").display()
+        ));
+    }
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    c.push(format!("unix:///run/user/{uid}/podman/podman.sock"));
+    c.push("unix:///run/podman/podman.sock".to_string());
+    c.dedup();
+    c
+}
+
+impl Engine {
+    /// Connects to `host` if given, else to the first engine that answers (DESIGN §7).
+    pub(crate) async fn connect(host: Option<&str>) -> Result<Engine> {
+        let candidates = match host {
+            Some(h) => vec![h.to_string()],
+            None => default_candidates(),
+        };
+        let mut tried = Vec::new();
+        for candidate in &candidates {
+            match Self::try_connect(candidate).await {
+                Ok(engine) => return Ok(engine),
+                Err(why) => {
+                    tracing::debug!(host = %candidate, %why, "engine candidate failed");
+                    tried.push(format!("{candidate} ({why})"));
+                }
+            }
+        }
+        Err(Error::new(
+            ErrorKind::EngineUnavailable,
+            format!(
+                "no container engine answered; tried: {}. Start Docker or Podman \
+                 (`podman system service`), or point DOCKER_HOST at a running engine",
+                tried.join("; ")
+            ),
+        ))
+    }
+
+    async fn try_connect(host: &str) -> std::result::Result<Engine, String> {
+        let span = tracing::debug_span!("engine.connect", host);
+        async {
+            let docker = if let Some(path) = host.strip_prefix("unix://") {
+                if !std::path::Path::new(path).exists() {
+                    return Err("no such socket".to_string());
+                }
+                Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+            } else if host.starts_with("tcp://") || host.starts_with("http://") {
+                Docker::connect_with_http(host, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+            } else {
+                return Err("unsupported scheme: use unix://, tcp:// or http://".to_string());
+            }
+            .map_err(|e| e.to_string())?;
+            let negotiated = tokio::time::timeout(PING_TIMEOUT, docker.negotiate_version())
+                .await
+                .map_err(|_| format!("no answer within {}s", PING_TIMEOUT.as_secs()))?
+                .map_err(|e| e.to_string())?;
+            let version = tokio::time::timeout(PING_TIMEOUT, negotiated.version())
+                .await
+                .map_err(|_| format!("no answer within {}s", PING_TIMEOUT.as_secs()))?
+                .map_err(|e| e.to_string())?;
+            let is_podman = version
+                .components
+                .iter()
+                .flatten()
+                .any(|c| c.name.to_ascii_lowercase().contains("podman"));
+            let api = negotiated.client_version();
+            let info = EngineInfo {
+                kind: if is_podman {
+                    EngineKind::Podman
+                } else {
+                    EngineKind::Docker
+                },
+                version: version.version.clone().unwrap_or_default(),
+                api_version: format!("{}.{}", api.major_version, api.minor_version),
+                host: host.to_string(),
+                os: version.os.clone().unwrap_or_default(),
+                arch: version.arch.clone().unwrap_or_default(),
+            };
+            tracing::debug!(?info, "engine connected");
+            Ok(Engine {
+                docker: negotiated,
+                info: Arc::new(info),
+            })
+        }
+        .instrument(span)
+        .await
+    }
+
+    pub(crate) fn info(&self) -> &EngineInfo {
+        &self.info
+    }
+}

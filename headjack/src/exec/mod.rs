@@ -1,0 +1,308 @@
+//! Running commands inside an instance: [`Exec`] describes one, [`ExecStream`] delivers its
+//! output as it comes, [`ExecOutput`] is the collected result.
+//!
+//! [`stream`] holds the handles of a running command (output, stdin, terminal size);
+//! [`driver`] moves output from the engine to them and enforces timeouts.
+
+mod driver;
+mod stream;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::engine::ExecOutputChunk;
+use crate::error::{Error, ErrorKind, Result};
+
+pub(crate) use driver::{collect, start};
+pub use stream::{ExecResizer, ExecStdin, ExecStream};
+
+/// Default bound on collected output, per stream.
+pub const DEFAULT_MAX_OUTPUT: usize = 16 << 20;
+
+/// Exit code reported when the command does not exist in the container (as shells do).
+pub const EXIT_COMMAND_NOT_FOUND: i64 = 127;
+
+/// Exit code reported when the command exists but cannot be run (not executable, a directory).
+pub const EXIT_CANNOT_EXECUTE: i64 = 126;
+
+/// One command to run in an instance.
+#[derive(Debug, Clone)]
+pub struct Exec {
+    pub(crate) argv: Vec<String>,
+    pub(crate) env: BTreeMap<String, String>,
+    pub(crate) workdir: Option<String>,
+    pub(crate) user: Option<String>,
+    pub(crate) stdin: Option<Bytes>,
+    pub(crate) stdin_stream: bool,
+    pub(crate) tty: bool,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) max_output: usize,
+}
+
+impl Exec {
+    /// A command given as its argument vector (no shell involved).
+    pub fn new<I, S>(argv: I) -> Exec
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Exec {
+            argv: argv.into_iter().map(Into::into).collect(),
+            env: BTreeMap::new(),
+            workdir: None,
+            user: None,
+            stdin: None,
+            stdin_stream: false,
+            tty: false,
+            timeout: None,
+            max_output: DEFAULT_MAX_OUTPUT,
+        }
+    }
+
+    /// Adds an environment variable (on top of the instance's).
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Exec {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+
+    /// Runs in this directory instead of the instance's workdir.
+    pub fn workdir(mut self, dir: impl Into<String>) -> Exec {
+        self.workdir = Some(dir.into());
+        self
+    }
+
+    /// Runs as this user (`name`, `uid` or `uid:gid`) instead of the instance's.
+    pub fn user(mut self, user: impl Into<String>) -> Exec {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// Feeds these bytes to the command's standard input, then closes it.
+    pub fn stdin(mut self, data: impl Into<Bytes>) -> Exec {
+        self.stdin = Some(data.into());
+        self
+    }
+
+    /// Keeps standard input open for writing through [`ExecStream::take_stdin`].
+    pub fn interactive(mut self) -> Exec {
+        self.stdin_stream = true;
+        self
+    }
+
+    /// Allocates a terminal (stdout and stderr arrive merged as stdout).
+    pub fn tty(mut self, tty: bool) -> Exec {
+        self.tty = tty;
+        self
+    }
+
+    /// Kills the command (and everything it started) inside the container after `timeout`.
+    pub fn timeout(mut self, timeout: Duration) -> Exec {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Bounds collected output per stream (default [`DEFAULT_MAX_OUTPUT`]); the rest is
+    /// discarded and the `truncated` flag set. Streaming is not bounded.
+    pub fn max_output(mut self, bytes: usize) -> Exec {
+        self.max_output = bytes;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.argv.is_empty() {
+            return Err(Error::invalid_argument(
+                "cannot run an empty command: give at least the program name",
+            ));
+        }
+        if self.argv[0].is_empty() {
+            return Err(Error::invalid_argument("the program name is empty"));
+        }
+        if self.argv.iter().any(|a| a.contains('\0')) {
+            return Err(Error::invalid_argument(
+                "command arguments cannot contain NUL bytes",
+            ));
+        }
+        for k in self.env.keys() {
+            if k.is_empty() || k.contains('=') || k.contains('\0') {
+                return Err(Error::invalid_argument(format!(
+                    "invalid environment variable name {k:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<S: Into<String>, const N: usize> From<[S; N]> for Exec {
+    fn from(argv: [S; N]) -> Exec {
+        Exec::new(argv)
+    }
+}
+impl<S: Into<String>> From<Vec<S>> for Exec {
+    fn from(argv: Vec<S>) -> Exec {
+        Exec::new(argv)
+    }
+}
+impl From<&[&str]> for Exec {
+    fn from(argv: &[&str]) -> Exec {
+        Exec::new(argv.iter().copied())
+    }
+}
+
+/// Which output stream a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamKind {
+    /// Standard output (and all output of a TTY exec).
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// A piece of output, as it arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// Where it came from.
+    pub stream: StreamKind,
+    /// The bytes (arbitrary binary data).
+    pub data: Bytes,
+}
+
+impl From<ExecOutputChunk> for Chunk {
+    fn from(c: ExecOutputChunk) -> Chunk {
+        match c {
+            ExecOutputChunk::Stdout(data) => Chunk {
+                stream: StreamKind::Stdout,
+                data,
+            },
+            ExecOutputChunk::Stderr(data) => Chunk {
+                stream: StreamKind::Stderr,
+                data,
+            },
+        }
+    }
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitStatus {
+    /// The exit code; 127 when the command does not exist; -1 if the engine never said.
+    pub code: i64,
+    /// The command ran past its timeout and was killed.
+    pub timed_out: bool,
+}
+
+impl ExitStatus {
+    /// Exit code 0 and no timeout.
+    pub fn success(&self) -> bool {
+        self.code == 0 && !self.timed_out
+    }
+}
+
+/// The collected result of [`crate::Instance::exec`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// The exit code; 127 when the command does not exist; -1 if the engine never said.
+    pub exit_code: i64,
+    /// Standard output, up to the bound.
+    pub stdout: Vec<u8>,
+    /// Standard error, up to the bound.
+    pub stderr: Vec<u8>,
+    /// Standard output went past the bound; the rest was discarded.
+    pub stdout_truncated: bool,
+    /// Standard error went past the bound; the rest was discarded.
+    pub stderr_truncated: bool,
+    /// The command ran past its timeout and was killed.
+    pub timed_out: bool,
+}
+
+impl ExecOutput {
+    /// Exit code 0 and no timeout.
+    pub fn success(&self) -> bool {
+        self.exit_code == 0 && !self.timed_out
+    }
+
+    /// Standard output as text (invalid UTF-8 replaced).
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Standard error as text (invalid UTF-8 replaced).
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+
+    /// Turns a timeout into a [`ErrorKind::Timeout`] error and a non-zero exit into an
+    /// [`ErrorKind::ExecFailed`] error carrying the end of stderr.
+    pub fn check(self) -> Result<ExecOutput> {
+        if self.timed_out {
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                "the command ran past its timeout and was killed",
+            ));
+        }
+        if self.exit_code != 0 {
+            let tail =
+                String::from_utf8_lossy(&self.stderr[self.stderr.len().saturating_sub(2000)..]);
+            return Err(Error::new(
+                ErrorKind::ExecFailed,
+                format!(
+                    "the command exited with code {}: {}",
+                    self.exit_code,
+                    tail.trim()
+                ),
+            ));
+        }
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_or_bad_commands_are_rejected() {
+        assert_eq!(
+            Exec::new(Vec::<String>::new())
+                .validate()
+                .unwrap_err()
+                .kind(),
+            ErrorKind::InvalidArgument
+        );
+        assert!(Exec::new([""]).validate().is_err());
+        assert!(Exec::new(["a\0b"]).validate().is_err());
+        assert!(Exec::new(["true"]).env("A=B", "c").validate().is_err());
+        Exec::new(["true"]).env("A", "b=c").validate().unwrap();
+    }
+
+    #[test]
+    fn check_maps_timeouts_and_failures() {
+        let base = ExecOutput {
+            exit_code: 0,
+            stdout: vec![],
+            stderr: b"boom".to_vec(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            timed_out: false,
+        };
+        assert!(base.clone().check().is_ok());
+        let e = ExecOutput {
+            exit_code: 2,
+            ..base.clone()
+        }
+        .check()
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ExecFailed);
+        assert!(e.message().contains("boom"));
+        let e = ExecOutput {
+            timed_out: true,
+            exit_code: 137,
+            ..base
+        }
+        .check()
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+    }
+}
