@@ -908,8 +908,9 @@ headjack_status headjack_spec_set_dockerfile(struct headjack_spec *spec,
 
 /**
  * Sets a build argument (`--build-arg key=value`) of the Dockerfile base; a later value for a
- * key replaces an earlier one. Build arguments are part of the build's cache key.
- * `HEADJACK_INVALID_ARGUMENT` when the base is not a Dockerfile.
+ * key replaces an earlier one. Build arguments are part of the build's cache key. Build
+ * options may be set before or after the base; spawning fails with `HEADJACK_INVALID_ARGUMENT`
+ * when the base is not a Dockerfile.
  *
  * Thread-safe: calls on one spec are serialised.
  */
@@ -919,8 +920,8 @@ headjack_status headjack_spec_set_build_arg(struct headjack_spec *spec,
                                             struct headjack_error **err);
 
 /**
- * Builds the Dockerfile base up to stage `stage` (`--target`). `HEADJACK_INVALID_ARGUMENT` when
- * the base is not a Dockerfile.
+ * Builds the Dockerfile base up to stage `stage` (`--target`). Spawning fails with
+ * `HEADJACK_INVALID_ARGUMENT` when the base is not a Dockerfile.
  *
  * Thread-safe: calls on one spec are serialised.
  */
@@ -929,8 +930,8 @@ headjack_status headjack_spec_set_build_target(struct headjack_spec *spec,
                                                struct headjack_error **err);
 
 /**
- * Builds the Dockerfile base for `platform` (`--platform`, e.g. `"linux/amd64"`).
- * `HEADJACK_INVALID_ARGUMENT` when the base is not a Dockerfile.
+ * Builds the Dockerfile base for `platform` (`--platform`, e.g. `"linux/amd64"`); the same as
+ * `headjack_spec_set_platform`, which also applies to the images the build pulls.
  *
  * Thread-safe: calls on one spec are serialised.
  */
@@ -940,7 +941,8 @@ headjack_status headjack_spec_set_build_platform(struct headjack_spec *spec,
 
 /**
  * Ignores the engine's layer cache and headjack's build cache when building the Dockerfile
- * base (`--no-cache`). `HEADJACK_INVALID_ARGUMENT` when the base is not a Dockerfile.
+ * base (`--no-cache`). Spawning fails with `HEADJACK_INVALID_ARGUMENT` when the base is not a
+ * Dockerfile.
  *
  * Thread-safe: calls on one spec are serialised.
  */
@@ -979,8 +981,9 @@ headjack_status headjack_spec_set_workspace(struct headjack_spec *spec,
                                             struct headjack_error **err);
 
 /**
- * Changes where the workspace is mounted (default `/workspace`). Set the workspace first:
- * without one this fails with `HEADJACK_INVALID_ARGUMENT`.
+ * Changes where the workspace is mounted (default `/workspace`). Before or after
+ * `headjack_spec_set_workspace`; spawning without a workspace fails with
+ * `HEADJACK_INVALID_ARGUMENT`.
  *
  * Thread-safe: calls on one spec are serialised.
  */
@@ -1160,9 +1163,8 @@ headjack_status headjack_spec_set_progress(struct headjack_spec *spec,
                                            struct headjack_error **err);
 
 /**
- * Turns the hardened preset on: all capabilities dropped, read-only root filesystem with a
- * tmpfs `/tmp`, and no network unless `headjack_spec_set_network` names one. `false` is
- * accepted only while the preset is off (it cannot be turned off once on).
+ * Turns the hardened preset on or off: all capabilities dropped, read-only root filesystem
+ * with a tmpfs `/tmp`, and no network unless `headjack_spec_set_network` names one.
  *
  * Thread-safe: calls on one spec are serialised.
  */
@@ -1173,8 +1175,8 @@ headjack_status headjack_spec_set_hardened(struct headjack_spec *spec,
 /**
  * Makes the instance outlive this process: it gets no owner, so `headjack_client_sweep` removes
  * it only once its lifetime (`headjack_spec_set_expires_after_ms`) has passed. Combine with
- * `headjack_instance_keep` (freeing the handle still removes it otherwise). `false` is accepted
- * only while it is off (it cannot be turned off once on).
+ * `headjack_instance_keep` (freeing the handle still removes it otherwise). `false` turns it
+ * off again.
  *
  * Thread-safe: calls on one spec are serialised.
  */

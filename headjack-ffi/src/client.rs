@@ -3,7 +3,8 @@
 use std::ffi::{CString, c_char};
 use std::ptr;
 
-use headjack_core::{Client, EngineKind};
+use headjack_core::Client;
+use headjack_core::client::EngineKind;
 
 use crate::boundary::{
     arg_mut, arg_ref, arg_str, block_on, cstring, guard, guard_or, opt_str, runtime,

@@ -37,7 +37,7 @@ impl headjack_command {
             exec = exec.timeout(t);
         }
         if st.interactive {
-            exec = exec.interactive();
+            exec = exec.interactive(true);
         }
         exec
     }

@@ -287,7 +287,7 @@ mod tests {
     #[test]
     fn build_failures_keep_their_details() {
         let core = headjack_core::Error::new(ErrorKind::BuildFailed, "step failed")
-            .with_build_failure(headjack_core::BuildFailure {
+            .with_build_failure(headjack_core::error::BuildFailure {
                 step: Some("RUN false".into()),
                 log_tail: vec!["a".into(), "b".into()],
             });

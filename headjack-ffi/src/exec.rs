@@ -5,7 +5,8 @@
 use std::ffi::c_void;
 use std::sync::Mutex;
 
-use headjack_core::{Chunk, ExecResizer, ExecStdin, ExecStream, ExitStatus, StreamKind};
+use headjack_core::ExecStream;
+use headjack_core::exec::{Chunk, ExecResizer, ExecStdin, ExitStatus, StreamKind};
 
 use crate::boundary::{arg_bytes, arg_mut, arg_ref, block_on, guard, guard_or, runtime};
 use crate::command::headjack_command;

@@ -3,7 +3,7 @@
 use std::ffi::{CString, c_char};
 use std::ptr;
 
-use headjack_core::BuiltImage;
+use headjack_core::client::BuiltImage;
 
 use crate::boundary::{arg_mut, arg_ref, block_on, cstring, guard, guard_or};
 use crate::client::headjack_client;

@@ -4,7 +4,8 @@ use std::ffi::{CString, c_char};
 use std::ptr;
 use std::time::Duration;
 
-use headjack_core::{Instance, InstanceInfo, Status};
+use headjack_core::instance::InstanceInfo;
+use headjack_core::{Instance, Status};
 
 use crate::boundary::{
     arg_bytes, arg_mut, arg_path, arg_ref, arg_str, block_on, cstring, guard, guard_or, opt_str,

@@ -2,12 +2,12 @@
 
 use std::ffi::{c_char, c_void};
 use std::future::Future;
-use std::path::PathBuf;
 use std::ptr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use headjack_core::{Base, Dockerfile, Mount, Network, Progress, PullPolicy, Readiness, Spec};
+use headjack_core::spec::{PullPolicy, Readiness};
+use headjack_core::{Base, Mount, Network, Progress, Spec};
 
 use crate::boundary::{arg_argv, arg_path, arg_ref, arg_str, block_on, cstring, guard, guard_or};
 use crate::error::{Failure, headjack_error, headjack_status};
@@ -105,16 +105,11 @@ impl ProgressTarget {
     }
 }
 
-/// What the spec setters build up.
+/// What the spec setters build up: the core spec (every option lives there, order-free) and the
+/// C progress callback, which the core cannot hold (it must be called on the caller's thread).
 #[derive(Clone, Default)]
 pub(crate) struct SpecState {
     spec: Spec,
-    base_dir: Option<PathBuf>,
-    has_workspace: bool,
-    hardened: bool,
-    detached: bool,
-    /// The Dockerfile base, when the base is one (its build options are set on it).
-    dockerfile: Option<Dockerfile>,
     progress: Option<ProgressTarget>,
 }
 
@@ -242,20 +237,9 @@ pub extern "C" fn headjack_spec_set_base(
         let spec = spec_ref(spec)?;
         let base = arg_str(base, "base")?;
         spec.with(|st| {
-            let dir = match &st.base_dir {
-                Some(d) => d.clone(),
-                None => std::env::current_dir().map_err(|e| {
-                    Failure::new(
-                        headjack_status::HEADJACK_IO,
-                        format!("reading the current directory: {e}"),
-                    )
-                })?,
-            };
-            st.dockerfile = match Base::parse_in(base, &dir)? {
-                Base::Dockerfile(d) => Some(d),
-                _ => None,
-            };
-            st.spec = std::mem::take(&mut st.spec).base(base);
+            let with_base = st.spec.clone().base(base);
+            with_base.check_base()?;
+            st.spec = with_base;
             Ok(())
         })
     })
@@ -282,43 +266,18 @@ pub extern "C" fn headjack_spec_set_dockerfile(
         } else {
             Some(arg_path(context, "context")?)
         };
-        spec.with(|st| {
-            let mut d = Base::dockerfile(path);
-            if let Some(c) = context {
-                d = d.context(c);
-            }
-            st.set_dockerfile(d);
-            Ok(())
-        })
+        let mut d = Base::dockerfile(path);
+        if let Some(c) = context {
+            d = d.context(c);
+        }
+        spec.update(|s| s.base(d))
     })
 }
 
-impl SpecState {
-    fn set_dockerfile(&mut self, d: Dockerfile) {
-        self.spec = std::mem::take(&mut self.spec).base(d.clone());
-        self.dockerfile = Some(d);
-    }
-
-    /// Changes the Dockerfile base; an error when the base is not a Dockerfile.
-    fn update_dockerfile(
-        &mut self,
-        f: impl FnOnce(Dockerfile) -> Dockerfile,
-    ) -> Result<(), Failure> {
-        let Some(d) = self.dockerfile.take() else {
-            return Err(Failure::new(
-                headjack_status::HEADJACK_INVALID_ARGUMENT,
-                "build options need a Dockerfile base: call headjack_spec_set_dockerfile (or \
-                 headjack_spec_set_base with a Dockerfile path) first",
-            ));
-        };
-        self.set_dockerfile(f(d));
-        Ok(())
-    }
-}
-
 /// Sets a build argument (`--build-arg key=value`) of the Dockerfile base; a later value for a
-/// key replaces an earlier one. Build arguments are part of the build's cache key.
-/// `HEADJACK_INVALID_ARGUMENT` when the base is not a Dockerfile.
+/// key replaces an earlier one. Build arguments are part of the build's cache key. Build
+/// options may be set before or after the base; spawning fails with `HEADJACK_INVALID_ARGUMENT`
+/// when the base is not a Dockerfile.
 ///
 /// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
@@ -332,12 +291,12 @@ pub extern "C" fn headjack_spec_set_build_arg(
         let spec = spec_ref(spec)?;
         let key = arg_str(key, "key")?;
         let value = arg_str(value, "value")?;
-        spec.with(|st| st.update_dockerfile(|d| d.build_arg(key, value)))
+        spec.update(|s| s.build_arg(key, value))
     })
 }
 
-/// Builds the Dockerfile base up to stage `stage` (`--target`). `HEADJACK_INVALID_ARGUMENT` when
-/// the base is not a Dockerfile.
+/// Builds the Dockerfile base up to stage `stage` (`--target`). Spawning fails with
+/// `HEADJACK_INVALID_ARGUMENT` when the base is not a Dockerfile.
 ///
 /// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
@@ -349,12 +308,12 @@ pub extern "C" fn headjack_spec_set_build_target(
     guard(err, || {
         let spec = spec_ref(spec)?;
         let stage = arg_str(stage, "stage")?;
-        spec.with(|st| st.update_dockerfile(|d| d.target(stage)))
+        spec.update(|s| s.build_target(stage))
     })
 }
 
-/// Builds the Dockerfile base for `platform` (`--platform`, e.g. `"linux/amd64"`).
-/// `HEADJACK_INVALID_ARGUMENT` when the base is not a Dockerfile.
+/// Builds the Dockerfile base for `platform` (`--platform`, e.g. `"linux/amd64"`); the same as
+/// `headjack_spec_set_platform`, which also applies to the images the build pulls.
 ///
 /// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
@@ -366,12 +325,13 @@ pub extern "C" fn headjack_spec_set_build_platform(
     guard(err, || {
         let spec = spec_ref(spec)?;
         let platform = arg_str(platform, "platform")?;
-        spec.with(|st| st.update_dockerfile(|d| d.platform(platform)))
+        spec.update(|s| s.platform(platform))
     })
 }
 
 /// Ignores the engine's layer cache and headjack's build cache when building the Dockerfile
-/// base (`--no-cache`). `HEADJACK_INVALID_ARGUMENT` when the base is not a Dockerfile.
+/// base (`--no-cache`). Spawning fails with `HEADJACK_INVALID_ARGUMENT` when the base is not a
+/// Dockerfile.
 ///
 /// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
@@ -381,7 +341,7 @@ pub extern "C" fn headjack_spec_set_build_no_cache(
     err: *mut *mut headjack_error,
 ) -> headjack_status {
     guard(err, || {
-        spec_ref(spec)?.with(|st| st.update_dockerfile(|d| d.no_cache(no_cache)))
+        spec_ref(spec)?.update(|s| s.build_no_cache(no_cache))
     })
 }
 
@@ -398,11 +358,7 @@ pub extern "C" fn headjack_spec_set_base_dir(
     guard(err, || {
         let spec = spec_ref(spec)?;
         let dir = arg_path(dir, "dir")?;
-        spec.with(|st| {
-            st.base_dir = Some(dir.clone());
-            st.spec = std::mem::take(&mut st.spec).base_dir(dir);
-            Ok(())
-        })
+        spec.update(|s| s.base_dir(dir))
     })
 }
 
@@ -436,21 +392,13 @@ pub extern "C" fn headjack_spec_set_workspace(
     guard(err, || {
         let spec = spec_ref(spec)?;
         let dir = arg_path(dir, "dir")?;
-        spec.with(|st| {
-            let s = std::mem::take(&mut st.spec);
-            st.spec = if read_only {
-                s.workspace_read_only(dir)
-            } else {
-                s.workspace(dir)
-            };
-            st.has_workspace = true;
-            Ok(())
-        })
+        spec.update(|s| s.workspace(dir).workspace_read_only(read_only))
     })
 }
 
-/// Changes where the workspace is mounted (default `/workspace`). Set the workspace first:
-/// without one this fails with `HEADJACK_INVALID_ARGUMENT`.
+/// Changes where the workspace is mounted (default `/workspace`). Before or after
+/// `headjack_spec_set_workspace`; spawning without a workspace fails with
+/// `HEADJACK_INVALID_ARGUMENT`.
 ///
 /// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
@@ -462,17 +410,7 @@ pub extern "C" fn headjack_spec_set_workspace_target(
     guard(err, || {
         let spec = spec_ref(spec)?;
         let target = arg_str(target, "target")?;
-        spec.with(|st| {
-            if !st.has_workspace {
-                return Err(Failure::new(
-                    headjack_status::HEADJACK_INVALID_ARGUMENT,
-                    "the spec has no workspace: call headjack_spec_set_workspace before \
-                     headjack_spec_set_workspace_target",
-                ));
-            }
-            st.spec = std::mem::take(&mut st.spec).workspace_target(target);
-            Ok(())
-        })
+        spec.update(|s| s.workspace_target(target))
     })
 }
 
@@ -763,30 +701,8 @@ pub extern "C" fn headjack_spec_set_progress(
     })
 }
 
-/// Applies a one-way core switch (`apply`) when `want` is true; `false` is accepted only while
-/// it is off, since the core's builder cannot turn it off again.
-fn switch_on(
-    spec: &mut Spec,
-    on: &mut bool,
-    want: bool,
-    what: &str,
-    apply: fn(Spec) -> Spec,
-) -> Result<(), Failure> {
-    if want {
-        *spec = apply(std::mem::take(spec));
-        *on = true;
-    } else if *on {
-        return Err(Failure::new(
-            headjack_status::HEADJACK_INVALID_ARGUMENT,
-            format!("{what} cannot be turned off once on; start from a new spec"),
-        ));
-    }
-    Ok(())
-}
-
-/// Turns the hardened preset on: all capabilities dropped, read-only root filesystem with a
-/// tmpfs `/tmp`, and no network unless `headjack_spec_set_network` names one. `false` is
-/// accepted only while the preset is off (it cannot be turned off once on).
+/// Turns the hardened preset on or off: all capabilities dropped, read-only root filesystem
+/// with a tmpfs `/tmp`, and no network unless `headjack_spec_set_network` names one.
 ///
 /// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
@@ -795,20 +711,13 @@ pub extern "C" fn headjack_spec_set_hardened(
     hardened: bool,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        spec_ref(spec)?.with(|st| {
-            let SpecState {
-                spec, hardened: on, ..
-            } = st;
-            switch_on(spec, on, hardened, "the hardened preset", Spec::hardened)
-        })
-    })
+    guard(err, || spec_ref(spec)?.update(|s| s.hardened(hardened)))
 }
 
 /// Makes the instance outlive this process: it gets no owner, so `headjack_client_sweep` removes
 /// it only once its lifetime (`headjack_spec_set_expires_after_ms`) has passed. Combine with
-/// `headjack_instance_keep` (freeing the handle still removes it otherwise). `false` is accepted
-/// only while it is off (it cannot be turned off once on).
+/// `headjack_instance_keep` (freeing the handle still removes it otherwise). `false` turns it
+/// off again.
 ///
 /// Thread-safe: calls on one spec are serialised.
 #[unsafe(no_mangle)]
@@ -817,14 +726,7 @@ pub extern "C" fn headjack_spec_set_detached(
     detached: bool,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        spec_ref(spec)?.with(|st| {
-            let SpecState {
-                spec, detached: on, ..
-            } = st;
-            switch_on(spec, on, detached, "detached", Spec::detached)
-        })
-    })
+    guard(err, || spec_ref(spec)?.update(|s| s.detached(detached)))
 }
 
 /// Overrides the keep-alive command (default: the image's `io.headjack.init` label, else

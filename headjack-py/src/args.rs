@@ -8,7 +8,8 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
-use headjack::{Mount, Network, Progress, PullPolicy, Readiness, Spec};
+use headjack::spec::{PullPolicy, Readiness};
+use headjack::{Mount, Network, Progress, Spec};
 
 use crate::types::{PyDockerfile, PyMount};
 
@@ -204,9 +205,6 @@ pub(crate) fn spec(
     let mut readiness: Option<Vec<String>> = None;
     let mut ready_timeout = Duration::from_secs(60);
     let mut ready_interval: Option<Duration> = None;
-    let mut workspace_target: Option<String> = None;
-    let mut workspace: Option<(PathBuf, bool)> = None;
-    let mut read_only = false;
     for (k, v) in kwargs.iter() {
         let key = string(&k, "keyword names")?;
         let what = key.as_str();
@@ -219,18 +217,9 @@ pub(crate) fn spec(
         spec = match what {
             "base_dir" => spec.base_dir(path(&v, what)?),
             "name" => spec.name(string(&v, what)?),
-            "workspace" => {
-                workspace = Some((path(&v, what)?, false));
-                spec
-            }
-            "workspace_read_only" => {
-                read_only = boolean(&v, what)?;
-                spec
-            }
-            "workspace_target" => {
-                workspace_target = Some(string(&v, what)?);
-                spec
-            }
+            "workspace" => spec.workspace(path(&v, what)?),
+            "workspace_read_only" => spec.workspace_read_only(boolean(&v, what)?),
+            "workspace_target" => spec.workspace_target(string(&v, what)?),
             "mounts" => {
                 if !(v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>()) {
                     return Err(wrong(what, "a list of headjack.Mount", &v));
@@ -299,37 +288,11 @@ pub(crate) fn spec(
                 }
                 spec.progress_fn(progress_fn(v.unbind()))
             }
-            "hardened" => {
-                if boolean(&v, what)? {
-                    spec.hardened()
-                } else {
-                    spec
-                }
-            }
-            "detached" => {
-                if boolean(&v, what)? {
-                    spec.detached()
-                } else {
-                    spec
-                }
-            }
+            "hardened" => spec.hardened(boolean(&v, what)?),
+            "detached" => spec.detached(boolean(&v, what)?),
             "init" => spec.init(argv(&v, what)?),
             other => return Err(unexpected(func, other)),
         };
-    }
-    if let Some((dir, _)) = workspace {
-        spec = if read_only {
-            spec.workspace_read_only(dir)
-        } else {
-            spec.workspace(dir)
-        };
-        if let Some(t) = workspace_target {
-            spec = spec.workspace_target(t);
-        }
-    } else if workspace_target.is_some() || read_only {
-        return Err(PyValueError::new_err(
-            "workspace_target and workspace_read_only need a workspace directory (workspace=...)",
-        ));
     }
     if let Some(cmd) = readiness {
         let mut check = Readiness::command(cmd, ready_timeout);
@@ -349,8 +312,8 @@ fn unexpected(func: &str, key: &str) -> PyErr {
 
 /// A progress callback calling a Python callable, with the GIL, on the thread doing the work.
 /// An exception in the callable is reported as unraisable and does not stop the work.
-fn progress_fn(callable: Py<PyAny>) -> headjack::ProgressFn {
-    headjack::ProgressFn::new(move |event: &Progress| {
+fn progress_fn(callable: Py<PyAny>) -> headjack::progress::ProgressFn {
+    headjack::progress::ProgressFn::new(move |event: &Progress| {
         if crate::runtime::is_forked_child() {
             return;
         }

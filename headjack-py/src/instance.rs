@@ -134,7 +134,7 @@ fn exec_args(
                     "give either stdin=... (fed, then closed) or interactive=True (write it yourself), not both",
                 ));
             }
-            exec = exec.interactive();
+            exec = exec.interactive(true);
         }
     }
     Ok(ExecArgs { exec })

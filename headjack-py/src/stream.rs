@@ -21,11 +21,11 @@ use crate::types::{Chunk, ExitStatus};
 /// resizing, or from closing the stream.
 pub(crate) struct ExecCore {
     stream: tokio::sync::Mutex<Option<headjack::ExecStream>>,
-    stdin: tokio::sync::Mutex<Option<headjack::ExecStdin>>,
-    resizer: headjack::ExecResizer,
+    stdin: tokio::sync::Mutex<Option<headjack::exec::ExecStdin>>,
+    resizer: headjack::exec::ExecResizer,
     /// Set by `close`; wakes a reader blocked on the next chunk.
     closed: tokio::sync::watch::Sender<bool>,
-    status: Mutex<Option<headjack::ExitStatus>>,
+    status: Mutex<Option<headjack::exec::ExitStatus>>,
 }
 
 impl ExecCore {
@@ -40,11 +40,11 @@ impl ExecCore {
         })
     }
 
-    fn status(&self) -> Option<headjack::ExitStatus> {
+    fn status(&self) -> Option<headjack::exec::ExitStatus> {
         *self.status.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn set_status(&self, s: headjack::ExitStatus) {
+    fn set_status(&self, s: headjack::exec::ExitStatus) {
         *self.status.lock().unwrap_or_else(|e| e.into_inner()) = Some(s);
     }
 
@@ -308,7 +308,7 @@ impl AsyncExecStream {
     }
 }
 
-type BoxChunks = Pin<Box<dyn Stream<Item = headjack::Result<headjack::Chunk>> + Send>>;
+type BoxChunks = Pin<Box<dyn Stream<Item = headjack::Result<headjack::exec::Chunk>> + Send>>;
 
 /// State shared by the log stream classes.
 pub(crate) struct LogCore {
@@ -317,7 +317,7 @@ pub(crate) struct LogCore {
 
 impl LogCore {
     pub(crate) fn new(
-        stream: impl Stream<Item = headjack::Result<headjack::Chunk>> + Send + 'static,
+        stream: impl Stream<Item = headjack::Result<headjack::exec::Chunk>> + Send + 'static,
     ) -> Arc<LogCore> {
         Arc::new(LogCore {
             stream: tokio::sync::Mutex::new(Some(Box::pin(stream))),

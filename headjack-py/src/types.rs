@@ -264,7 +264,7 @@ impl ExecResult {
 #[pyclass(module = "headjack", frozen)]
 #[derive(Clone, Copy)]
 pub(crate) struct ExitStatus {
-    pub(crate) inner: headjack::ExitStatus,
+    pub(crate) inner: headjack::exec::ExitStatus,
 }
 
 #[pymethods]
@@ -303,11 +303,11 @@ pub(crate) struct Chunk {
     data: Bytes,
 }
 
-impl From<headjack::Chunk> for Chunk {
-    fn from(c: headjack::Chunk) -> Self {
+impl From<headjack::exec::Chunk> for Chunk {
+    fn from(c: headjack::exec::Chunk) -> Self {
         let stream = match c.stream {
-            headjack::StreamKind::Stdout => "stdout",
-            headjack::StreamKind::Stderr => "stderr",
+            headjack::exec::StreamKind::Stdout => "stdout",
+            headjack::exec::StreamKind::Stderr => "stderr",
         };
         Chunk {
             stream,
@@ -364,8 +364,8 @@ pub(crate) struct InstanceInfo {
     labels: HashMap<String, String>,
 }
 
-impl From<headjack::InstanceInfo> for InstanceInfo {
-    fn from(i: headjack::InstanceInfo) -> Self {
+impl From<headjack::instance::InstanceInfo> for InstanceInfo {
+    fn from(i: headjack::instance::InstanceInfo) -> Self {
         let exit_code = match i.status {
             headjack::Status::Exited(c) => Some(c),
             _ => None,
@@ -412,12 +412,12 @@ pub(crate) struct EngineInfo {
     arch: String,
 }
 
-impl From<&headjack::EngineInfo> for EngineInfo {
-    fn from(i: &headjack::EngineInfo) -> Self {
+impl From<&headjack::client::EngineInfo> for EngineInfo {
+    fn from(i: &headjack::client::EngineInfo) -> Self {
         EngineInfo {
             kind: match i.kind {
-                headjack::EngineKind::Docker => "docker".into(),
-                headjack::EngineKind::Podman => "podman".into(),
+                headjack::client::EngineKind::Docker => "docker".into(),
+                headjack::client::EngineKind::Podman => "podman".into(),
                 other => format!("{other:?}").to_lowercase(),
             },
             version: i.version.clone(),
@@ -458,8 +458,8 @@ pub(crate) struct BuiltImage {
     size: i64,
 }
 
-impl From<headjack::BuiltImage> for BuiltImage {
-    fn from(b: headjack::BuiltImage) -> Self {
+impl From<headjack::client::BuiltImage> for BuiltImage {
+    fn from(b: headjack::client::BuiltImage) -> Self {
         BuiltImage {
             reference: b.reference,
             id: b.id,
@@ -493,8 +493,8 @@ pub(crate) struct ResolvedImage {
     built: bool,
 }
 
-impl From<headjack::ResolvedImage> for ResolvedImage {
-    fn from(r: headjack::ResolvedImage) -> Self {
+impl From<headjack::client::ResolvedImage> for ResolvedImage {
+    fn from(r: headjack::client::ResolvedImage) -> Self {
         ResolvedImage {
             reference: r.reference,
             id: r.id,

@@ -14,11 +14,6 @@ use crate::files::{self, Ownership};
 use crate::labels;
 use crate::reference::ImageRef;
 
-/// A random identifier: 12 lowercase hex digits.
-pub(crate) fn random_id() -> String {
-    format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
-}
-
 /// The state of an instance's container.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]

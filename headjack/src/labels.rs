@@ -31,6 +31,11 @@ pub const RESERVED: [&str; 6] = [MANAGED, INSTANCE, BASE, IMAGE, OWNER, EXPIRES]
 /// Label on the containers and images headjack's own test suites create.
 pub const TEST: &str = "io.headjack.test";
 
+/// A random identifier: 12 lowercase hex digits (instance IDs, exec markers).
+pub(crate) fn random_id() -> String {
+    format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
+}
+
 /// Who owns a container: this process, identified so that a recycled PID is not mistaken for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Owner {

@@ -26,40 +26,35 @@
 //! ```
 //!
 //! Modules, one concept each: [`base`] (what to start from), [`mod@reference`] (image names),
-//! [`Spec`] (what to launch), [`Instance`] (a running environment), [`Exec`] (a command),
-//! [`Client`] (an engine connection: list, attach, sweep, images), [`Pool`] (instances spawned
-//! ahead of time).
+//! [`spec`] (what to launch), [`instance`] (a running environment), [`exec`] (a command and its
+//! output), [`client`] (an engine connection: spawn, list, attach, sweep, images), [`Pool`]
+//! (instances spawned ahead of time), [`labels`] (the contract with the engine), [`error`].
+//! How they fit together: `docs/ARCHITECTURE.md`.
 
 #![warn(missing_docs)]
 
 pub mod base;
 mod build;
-mod client;
+pub mod client;
 mod engine;
-mod error;
-mod exec;
+pub mod error;
+pub mod exec;
 mod files;
-mod instance;
+pub mod instance;
 pub mod labels;
 mod pool;
-mod progress;
+pub mod progress;
 mod pull;
 pub mod reference;
-mod spec;
+mod spawn;
+pub mod spec;
 
 pub use base::{Base, Dockerfile};
-pub use build::BuiltImage;
-pub use client::{Client, ResolvedImage, spawn};
-pub use engine::{EngineInfo, EngineKind};
-pub use error::{BuildFailure, Error, ErrorKind, Result};
-pub use exec::{
-    Chunk, DEFAULT_MAX_OUTPUT, EXIT_CANNOT_EXECUTE, EXIT_COMMAND_NOT_FOUND, Exec, ExecOutput,
-    ExecResizer, ExecStdin, ExecStream, ExitStatus, StreamKind,
-};
-pub use instance::{Instance, InstanceInfo, Status};
+pub use client::{Client, spawn};
+pub use error::{Error, ErrorKind, Result};
+pub use exec::{Exec, ExecOutput, ExecStream};
+pub use instance::{Instance, Status};
 pub use pool::Pool;
-pub use progress::{Progress, ProgressFn};
+pub use progress::Progress;
 pub use reference::ImageRef;
-pub use spec::{
-    BaseArg, DEFAULT_PIDS_LIMIT, Mount, Network, PullPolicy, Readiness, Spec, WORKSPACE_TARGET,
-};
+pub use spec::{Mount, Network, Spec, Workspace};

@@ -186,10 +186,51 @@ impl From<ImageRef> for BaseArg {
     }
 }
 
-/// The default pids limit: enough for builds and test runners, low enough to stop a fork bomb.
-pub const DEFAULT_PIDS_LIMIT: i64 = 4096;
-/// Where the workspace is mounted unless told otherwise.
-pub const WORKSPACE_TARGET: &str = "/workspace";
+/// A host directory bind-mounted into the instance, which becomes its working directory
+/// (unless [`Spec::workdir`] says otherwise). [`Spec::workspace`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workspace {
+    /// The host directory (relative paths resolve against the spec's base directory).
+    pub host: PathBuf,
+    /// Where it is mounted in the container (default [`Workspace::DEFAULT_TARGET`]).
+    pub target: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+impl Workspace {
+    /// Where the workspace is mounted unless told otherwise.
+    pub const DEFAULT_TARGET: &str = "/workspace";
+}
+
+/// Build options for a Dockerfile base, set on the spec so they do not depend on the order of
+/// calls (they are merged into the [`Dockerfile`] when the base is resolved).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct BuildOptions {
+    pub args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub no_cache: bool,
+}
+
+impl BuildOptions {
+    fn is_set(&self) -> bool {
+        *self != BuildOptions::default()
+    }
+
+    /// `d` with these options on top of its own (the spec's win).
+    fn apply(&self, mut d: Dockerfile) -> Dockerfile {
+        for (k, v) in &self.args {
+            d = d.build_arg(k, v);
+        }
+        if let Some(t) = &self.target {
+            d = d.target(t);
+        }
+        if self.no_cache {
+            d = d.no_cache(true);
+        }
+        d
+    }
+}
 
 /// Everything needed to launch an instance. Build it with chained calls:
 ///
@@ -211,9 +252,10 @@ pub struct Spec {
     pub(crate) base: Option<BaseArg>,
     pub(crate) base_dir: Option<PathBuf>,
     pub(crate) name: Option<String>,
-    pub(crate) workspace: Option<(PathBuf, String, bool)>,
-    /// A workspace target given without a workspace: an error at spawn.
-    pub(crate) orphan_workspace_target: Option<String>,
+    pub(crate) workspace: Option<PathBuf>,
+    pub(crate) workspace_target: Option<String>,
+    pub(crate) workspace_read_only: bool,
+    pub(crate) build: BuildOptions,
     pub(crate) mounts: Vec<Mount>,
     pub(crate) env: BTreeMap<String, String>,
     pub(crate) user: Option<String>,
@@ -235,6 +277,9 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// The default pids limit: enough for builds and test runners, low enough to stop a fork bomb.
+    pub const DEFAULT_PIDS_LIMIT: i64 = 4096;
+
     /// An empty spec: the default base, bridge network, default limits.
     pub fn new() -> Spec {
         Spec::default()
@@ -260,25 +305,44 @@ impl Spec {
         self
     }
 
-    /// Bind-mounts host directory `dir` read-write at `/workspace`, which becomes the workdir.
+    /// Bind-mounts host directory `dir` at `/workspace` (see [`Spec::workspace_target`],
+    /// [`Spec::workspace_read_only`]); it becomes the working directory.
     pub fn workspace(mut self, dir: impl Into<PathBuf>) -> Spec {
-        self.workspace = Some((dir.into(), WORKSPACE_TARGET.to_string(), false));
+        self.workspace = Some(dir.into());
         self
     }
 
-    /// Like [`Spec::workspace`] but read-only.
-    pub fn workspace_read_only(mut self, dir: impl Into<PathBuf>) -> Spec {
-        self.workspace = Some((dir.into(), WORKSPACE_TARGET.to_string(), true));
+    /// Mounts the workspace read-only (default: read-write).
+    pub fn workspace_read_only(mut self, read_only: bool) -> Spec {
+        self.workspace_read_only = read_only;
         self
     }
 
-    /// Changes where the workspace is mounted (default `/workspace`). Call it after
-    /// [`Spec::workspace`]; without a workspace, `spawn` rejects it.
+    /// Where the workspace is mounted (default [`Workspace::DEFAULT_TARGET`]). Without a
+    /// [`Spec::workspace`], `spawn` rejects it.
     pub fn workspace_target(mut self, target: impl Into<String>) -> Spec {
-        match &mut self.workspace {
-            Some(ws) => ws.1 = target.into(),
-            None => self.orphan_workspace_target = Some(target.into()),
-        }
+        self.workspace_target = Some(target.into());
+        self
+    }
+
+    /// Sets a build argument of a Dockerfile base (`--build-arg key=value`); it takes part in
+    /// the build's cache key. A spec with build options and a base that is not a Dockerfile is
+    /// rejected by `spawn`.
+    pub fn build_arg(mut self, key: impl Into<String>, value: impl Into<String>) -> Spec {
+        self.build.args.insert(key.into(), value.into());
+        self
+    }
+
+    /// Builds this stage of a multi-stage Dockerfile base (`--target`).
+    pub fn build_target(mut self, stage: impl Into<String>) -> Spec {
+        self.build.target = Some(stage.into());
+        self
+    }
+
+    /// Builds a Dockerfile base without the engine's layer cache, even when an image with its
+    /// content key exists.
+    pub fn build_no_cache(mut self, no_cache: bool) -> Spec {
+        self.build.no_cache = no_cache;
         self
     }
 
@@ -324,7 +388,7 @@ impl Spec {
         self
     }
 
-    /// Maximum number of processes (default [`DEFAULT_PIDS_LIMIT`]).
+    /// Maximum number of processes (default [`Spec::DEFAULT_PIDS_LIMIT`]).
     pub fn pids(mut self, limit: i64) -> Spec {
         self.pids = Some(limit);
         self
@@ -380,8 +444,8 @@ impl Spec {
 
     /// The hardened preset: all capabilities dropped, read-only root filesystem with a tmpfs
     /// `/tmp`, and no network unless [`Spec::network`] names one explicitly.
-    pub fn hardened(mut self) -> Spec {
-        self.hardened = true;
+    pub fn hardened(mut self, hardened: bool) -> Spec {
+        self.hardened = hardened;
         self
     }
 
@@ -389,8 +453,8 @@ impl Spec {
     /// [`crate::Client::sweep`] removes it only once its lifetime ([`Spec::expires_after`])
     /// has passed. Combine with [`crate::Instance::keep`] (dropping the handle still removes it
     /// otherwise). Meant for instances handed over to others, e.g. `headjack run --keep`.
-    pub fn detached(mut self) -> Spec {
-        self.detached = true;
+    pub fn detached(mut self, detached: bool) -> Spec {
+        self.detached = detached;
         self
     }
 
@@ -417,17 +481,87 @@ impl Spec {
         }
     }
 
-    /// The base, parsed and with paths made absolute.
+    /// The base, parsed (once per spawn) and with paths made absolute; the spec's build
+    /// options are merged into a Dockerfile base.
     pub(crate) fn resolved_base(&self) -> Result<Base> {
         let dir = self.resolved_base_dir()?;
-        match &self.base {
-            None => Ok(Base::Default),
-            Some(BaseArg::Text(s)) => Base::parse_in(s, &dir),
+        let base = match &self.base {
+            None => Base::Default,
+            Some(BaseArg::Text(s)) => Base::parse_in(s, &dir)?,
             Some(BaseArg::Base(Base::Dockerfile(d))) => {
-                Ok(Base::Dockerfile(d.clone().resolve_paths(&dir)))
+                Base::Dockerfile(d.clone().resolve_paths(&dir))
             }
-            Some(BaseArg::Base(b)) => Ok(b.clone()),
+            Some(BaseArg::Base(b)) => b.clone(),
+        };
+        match base {
+            Base::Dockerfile(d) => Ok(Base::Dockerfile(self.build.apply(d))),
+            other if self.build.is_set() => Err(Error::invalid_argument(format!(
+                "build options (build args, target, no-cache) were given but the base {other} is \
+                 not a Dockerfile"
+            ))),
+            other => Ok(other),
         }
+    }
+
+    /// Checks the base string now, as `spawn` will read it (against the current base
+    /// directory): for bindings and command lines that want to report a bad base at once.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::ErrorKind::InvalidBase`] for an unusable base string (bad reference, missing
+    /// Dockerfile).
+    pub fn check_base(&self) -> Result<()> {
+        match &self.base {
+            Some(BaseArg::Text(s)) => Base::parse_in(s, &self.resolved_base_dir()?).map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The base as given (`None`: the default base).
+    pub fn get_base(&self) -> Option<&BaseArg> {
+        self.base.as_ref()
+    }
+
+    /// The directory relative paths resolve against, if set.
+    pub fn get_base_dir(&self) -> Option<&Path> {
+        self.base_dir.as_deref()
+    }
+
+    /// The environment variables set for the container and every exec.
+    pub fn get_env(&self) -> &BTreeMap<String, String> {
+        &self.env
+    }
+
+    /// The labels added to the container.
+    pub fn get_labels(&self) -> &BTreeMap<String, String> {
+        &self.labels
+    }
+
+    /// The extra mounts.
+    pub fn get_mounts(&self) -> &[Mount] {
+        &self.mounts
+    }
+
+    /// Whether the hardened preset is on.
+    pub fn is_hardened(&self) -> bool {
+        self.hardened
+    }
+
+    /// Whether the instance is detached from this process.
+    pub fn is_detached(&self) -> bool {
+        self.detached
+    }
+
+    /// The workspace, if one is set.
+    pub fn get_workspace(&self) -> Option<Workspace> {
+        self.workspace.as_ref().map(|host| Workspace {
+            host: host.clone(),
+            target: self
+                .workspace_target
+                .clone()
+                .unwrap_or_else(|| Workspace::DEFAULT_TARGET.to_string()),
+            read_only: self.workspace_read_only,
+        })
     }
 
     /// Checks values that the engine would reject with a less helpful message.
@@ -477,12 +611,21 @@ impl Spec {
         {
             return Err(Error::invalid_argument("the init command is empty"));
         }
-        if let Some(t) = &self.orphan_workspace_target {
-            return Err(Error::invalid_argument(format!(
-                "workspace target {t:?} was given without a workspace; set the workspace first"
-            )));
+        if self.workspace.is_none() {
+            if let Some(t) = &self.workspace_target {
+                return Err(Error::invalid_argument(format!(
+                    "the workspace target {t:?} was given without a workspace: set the workspace \
+                     directory too (it needs a workspace to mount)"
+                )));
+            }
+            if self.workspace_read_only {
+                return Err(Error::invalid_argument(
+                    "a read-only workspace was asked for without a workspace: set the workspace \
+                     directory too (it needs a workspace to mount)",
+                ));
+            }
         }
-        if let Some((_, t, _)) = &self.workspace
+        if let Some(t) = &self.workspace_target
             && !t.starts_with('/')
         {
             return Err(Error::invalid_argument(format!(
@@ -542,6 +685,12 @@ mod tests {
         );
         assert!(Spec::new().init(Vec::<String>::new()).validate().is_err());
         assert!(Spec::new().workspace_target("/w").validate().is_err());
+        // Order-free: the target may come before the workspace.
+        Spec::new()
+            .workspace_target("/w")
+            .workspace(".")
+            .validate()
+            .unwrap();
         assert!(
             Spec::new()
                 .workspace(".")

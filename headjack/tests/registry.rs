@@ -8,7 +8,8 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use common::client;
-use headjack::{ErrorKind, Progress, PullPolicy, Spec};
+use headjack::spec::PullPolicy;
+use headjack::{ErrorKind, Progress, Spec};
 
 fn env_or(key: &str, default: &str) -> String {
     std::env::var(key).unwrap_or_else(|_| default.to_string())

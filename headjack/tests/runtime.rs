@@ -5,7 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::{busybox, client, container_exists, spec};
-use headjack::{ErrorKind, Exec, Status, StreamKind};
+use headjack::exec::StreamKind;
+use headjack::{ErrorKind, Exec, Status};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_collects_exit_codes_and_both_streams() {
@@ -102,7 +103,7 @@ async fn large_output_is_bounded_and_flagged() {
         .unwrap();
     assert_eq!(out.exit_code, 0);
     assert!(out.stdout_truncated);
-    assert_eq!(out.stdout.len(), headjack::DEFAULT_MAX_OUTPUT);
+    assert_eq!(out.stdout.len(), headjack::Exec::DEFAULT_MAX_OUTPUT);
     assert!(out.stdout.iter().all(|&b| b == 0));
     assert_eq!(out.stderr, b"done\n");
     assert!(!out.stderr_truncated);
@@ -531,7 +532,7 @@ async fn sweep_removes_instances_of_a_killed_process_and_expired_ones() {
 
     let mine = c.spawn(spec()).await.unwrap();
     // A detached instance has no owner: sweep leaves it alone until it expires.
-    let detached = c.spawn(spec().detached()).await.unwrap();
+    let detached = c.spawn(spec().detached(true)).await.unwrap();
     let expired = c
         .spawn(spec().expires_after(Duration::from_secs(0)))
         .await
@@ -589,7 +590,7 @@ async fn pools_hand_out_ready_instances_and_refill() {
     }
     assert_eq!(pool.ready(), 2);
     drop(pool); // removes the two waiting instances
-    let mine = |list: Vec<headjack::InstanceInfo>| {
+    let mine = |list: Vec<headjack::instance::InstanceInfo>| {
         list.into_iter()
             .filter(|i| i.labels.get("case") == Some(&marker))
             .count()
@@ -622,7 +623,7 @@ async fn stdin_and_terminal_resize_work_while_another_task_reads() {
                 "read l; echo got-$l; read m; stty size; echo got-$m; cat; echo eof-$?",
             ])
             .tty(true)
-            .interactive(),
+            .interactive(true),
         )
         .await
         .unwrap();

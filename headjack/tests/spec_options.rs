@@ -5,7 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::{client, spec};
-use headjack::{ErrorKind, Mount, Network, Readiness};
+use headjack::spec::Readiness;
+use headjack::{ErrorKind, Mount, Network};
 
 /// Reads the first cgroup file that exists (v1 or v2 layout).
 async fn cgroup_value(env: &headjack::Instance, candidates: &[&str]) -> String {
@@ -117,7 +118,8 @@ async fn mounts_read_only_workspace_tmpfs_and_volume() {
     let env = c
         .spawn(
             spec()
-                .workspace_read_only(ws.path())
+                .workspace(ws.path())
+                .workspace_read_only(true)
                 .mount(Mount::bind(extra.path(), "/data").read_only())
                 .mount(Mount::tmpfs("/scratch", Some(8 << 20)))
                 .mount(Mount::volume(&volume, "/vol")),
@@ -180,7 +182,7 @@ async fn network_none_has_only_loopback() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hardened_drops_capabilities_and_makes_root_read_only() {
     let c = client().await;
-    let env = c.spawn(spec().hardened()).await.unwrap();
+    let env = c.spawn(spec().hardened(true)).await.unwrap();
     let status = env
         .exec(["cat", "/proc/self/status"])
         .await
@@ -331,7 +333,7 @@ async fn bad_input_to_spawn_is_a_clear_error() {
         (
             headjack::Spec::new()
                 .base("localhost/headjack-test/never-built:nope")
-                .pull(headjack::PullPolicy::Never),
+                .pull(headjack::spec::PullPolicy::Never),
             ErrorKind::ImageNotFound,
             "never-built",
         ),
@@ -374,7 +376,7 @@ async fn info_reports_engine_and_negotiated_api() {
     assert_eq!(major, "1");
     assert!(minor.parse::<u32>().unwrap() >= 40, "{}", info.api_version);
     assert_eq!(
-        info.kind == headjack::EngineKind::Podman,
+        info.kind == headjack::client::EngineKind::Podman,
         common::is_podman()
     );
 }

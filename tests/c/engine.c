@@ -187,6 +187,39 @@ static void build_progress(const headjack_client *client) {
     headjack_instance_free(inst);
 }
 
+/* Spec setters are order-free; whether the options fit together is checked by spawn, before
+ * anything is created. */
+static void order_free_spec(const headjack_client *client) {
+    headjack_spec *spec = fixture_spec();
+    headjack_instance *inst = NULL;
+    /* A workspace target alone, and build options on an image base, are refused. */
+    MUST(headjack_spec_set_workspace_target(spec, "/w", &err));
+    FAILS(HEADJACK_INVALID_ARGUMENT, "without a workspace",
+          headjack_client_spawn(client, spec, &inst, &err));
+    CHECK(inst == NULL);
+    headjack_spec_free(spec);
+    spec = fixture_spec();
+    MUST(headjack_spec_set_build_arg(spec, "K", "V", &err));
+    FAILS(HEADJACK_INVALID_ARGUMENT, "not a Dockerfile",
+          headjack_client_spawn(client, spec, &inst, &err));
+    CHECK(inst == NULL);
+    headjack_spec_free(spec);
+    /* The target before the workspace is the same as after it; hardened on then off is off. */
+    spec = fixture_spec();
+    MUST(headjack_spec_set_workspace_target(spec, "/w", &err));
+    MUST(headjack_spec_set_workspace(spec, "/tmp", true, &err));
+    MUST(headjack_spec_set_hardened(spec, true, &err));
+    MUST(headjack_spec_set_hardened(spec, false, &err));
+    MUST(headjack_client_spawn(client, spec, &inst, &err));
+    headjack_spec_free(spec);
+    headjack_output *out = run_argv(__LINE__, inst, ARGV("sh", "-c", "pwd; touch /root-is-writable && echo rw"), 3);
+    if (out) {
+        CHECK(buf_is(&out->stdout_data, "/w\nrw\n"));
+        headjack_output_free(out);
+    }
+    headjack_instance_free(inst);
+}
+
 static void collected(const headjack_instance *inst) {
     headjack_output *out = RUN(inst, "sh", "-c", "echo out; echo err >&2; echo \"$FOO\"; exit 3");
     if (!out) return;
@@ -676,6 +709,8 @@ static void body(void) {
     CHECK(info != NULL && info->version[0] && info->api_version[0] && info->host[0]);
     printf("engine: kind %u, version %s, API %s at %s (%s/%s)\n", info->kind, info->version,
            info->api_version, info->host, info->os, info->arch);
+
+    order_free_spec(client);
 
     headjack_spec *spec = fixture_spec();
     headjack_instance *inst = NULL;

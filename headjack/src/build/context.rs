@@ -73,14 +73,13 @@ enum DockerfilePlace {
 /// A walked build context, ready to be hashed into a cache key or packed into a tar.
 #[derive(Debug, Clone)]
 pub(crate) struct Context {
-    /// The canonical context directory.
-    root: PathBuf,
     /// Every entry sent, sorted by `rel_path` (byte order).
     entries: Vec<Entry>,
     dockerfile: DockerfilePlace,
     /// The Dockerfile as read during the walk (what an outside Dockerfile is sent as).
     dockerfile_bytes: Vec<u8>,
     /// The ignore file that was applied, if any.
+    #[cfg(test)]
     ignore_file: Option<PathBuf>,
 }
 
@@ -154,18 +153,15 @@ impl Context {
             Some(rel) => DockerfilePlace::Inside(rel),
             None => DockerfilePlace::Outside(reserved_name(&entries)),
         };
+        #[cfg(not(test))]
+        let _ = ignore_file;
         Ok(Context {
-            root,
             entries,
             dockerfile,
             dockerfile_bytes,
+            #[cfg(test)]
             ignore_file,
         })
-    }
-
-    /// The canonical context directory.
-    pub(crate) fn root(&self) -> &Path {
-        &self.root
     }
 
     /// Every entry that is sent, sorted by relative path (byte order).
@@ -182,6 +178,7 @@ impl Context {
     }
 
     /// The total size in bytes of the regular files sent.
+    #[cfg(test)]
     pub(crate) fn total_size(&self) -> u64 {
         self.entries.iter().map(|e| e.size).sum()
     }
@@ -205,6 +202,7 @@ impl Context {
     }
 
     /// The ignore file that was applied, if any.
+    #[cfg(test)]
     pub(crate) fn ignore_file(&self) -> Option<&Path> {
         self.ignore_file.as_deref()
     }

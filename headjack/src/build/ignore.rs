@@ -118,6 +118,7 @@ impl IgnoreRules {
     }
 
     /// Whether any pattern is a `!` exception.
+    #[cfg(test)]
     pub(crate) fn has_exceptions(&self) -> bool {
         self.exceptions
     }
@@ -125,6 +126,7 @@ impl IgnoreRules {
     /// Whether `rel_path` is excluded (moby `MatchesOrParentMatches`).
     ///
     /// `rel_path` uses `/` separators, is relative to the context root and has no leading `./`.
+    #[cfg(test)]
     pub(crate) fn is_excluded(&self, rel_path: &str) -> bool {
         let parent = go_dir(rel_path);
         let mut matched = false;

@@ -2,91 +2,30 @@
 //! look for the tagged image, and build only when it is missing — once, even when many tasks
 //! or processes ask at the same time.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex as StdMutex, OnceLock};
-use std::time::UNIX_EPOCH;
+use std::collections::HashMap;
+use std::path::Path;
 
-use tokio::sync::Mutex;
-
+use super::cache::{TAG_PREFIX, key_mutex, lock_file, record_use, recorded};
 use super::context::Context;
 use super::dockerfile::external_images;
 use super::key::{KeyInputs, cache_key, image_tag};
 use crate::base::Dockerfile;
-use crate::client::ResolvedImage;
 use crate::engine::{BuildParams, Engine, ImageDetails};
 use crate::error::{Error, ErrorKind, Result};
-use crate::labels;
-use crate::progress::{Progress, ProgressFn};
+use crate::progress::ProgressFn;
 use crate::pull;
 use crate::reference::ImageRef;
 use crate::spec::PullPolicy;
 
-/// The default base image's Dockerfile, embedded at compile time (DESIGN §3.4).
-pub(crate) const DEFAULT_BASE_DOCKERFILE: &str = include_str!("../../../images/base/Dockerfile");
-
-/// A headjack-built image, as [`crate::Client::images`] lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuiltImage {
+/// A Dockerfile resolved to a local image.
+#[derive(Debug, Clone)]
+pub(crate) struct Built {
     /// The tag, `localhost/headjack/<slug>:<key16>`.
-    pub reference: String,
-    /// The engine's image ID.
-    pub id: String,
-    /// The cache key (in full when this machine built or used it, else the tag's 16 digits).
-    pub key: String,
-    /// The Dockerfile it was built from (empty when this machine has no record of it).
-    pub source: String,
-    /// When it was built (unix seconds).
-    pub created: i64,
-    /// When a resolve last used it from this machine (unix seconds), if recorded.
-    pub last_used: Option<i64>,
-    /// Size in bytes, as the engine reports it.
-    pub size: i64,
-}
-
-/// headjack's per-user cache directory (locks, last-use records, the default base's context).
-pub(crate) fn cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("HEADJACK_CACHE_DIR") {
-        return PathBuf::from(d);
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(d).join("headjack");
-    }
-    match std::env::var_os("HOME") {
-        Some(h) => PathBuf::from(h).join(".cache/headjack"),
-        None => std::env::temp_dir().join("headjack-cache"),
-    }
-}
-
-/// Resolves the embedded default base: written once into the cache directory and built like
-/// any other Dockerfile, so later resolves find it by its content key.
-pub(crate) async fn resolve_default(
-    engine: &Engine,
-    pull: PullPolicy,
-    platform: Option<&str>,
-    progress: Option<&ProgressFn>,
-) -> Result<(ResolvedImage, ImageDetails)> {
-    let dir = cache_dir().join("default-base");
-    let path = dir.join("Dockerfile");
-    let current = tokio::fs::read_to_string(&path).await.unwrap_or_default();
-    if current != DEFAULT_BASE_DOCKERFILE {
-        tokio::fs::create_dir_all(&dir)
-            .await
-            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        // Write then rename, so a concurrent resolve never sees half a Dockerfile.
-        let tmp = dir.join(format!(".Dockerfile.{}", std::process::id()));
-        tokio::fs::write(&tmp, DEFAULT_BASE_DOCKERFILE)
-            .await
-            .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
-        tokio::fs::rename(&tmp, &path)
-            .await
-            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-    }
-    let mut df = Dockerfile::new(&path);
-    if let Some(p) = platform {
-        df = df.platform(p);
-    }
-    resolve(engine, &df, pull, progress).await
+    pub tag: String,
+    /// What the engine knows of the image.
+    pub details: ImageDetails,
+    /// Whether a build ran (false on a cache hit).
+    pub built: bool,
 }
 
 /// Builds `df` unless an image with its content key exists; returns the tagged image and what
@@ -96,7 +35,7 @@ pub(crate) async fn resolve(
     df: &Dockerfile,
     pull: PullPolicy,
     progress: Option<&ProgressFn>,
-) -> Result<(ResolvedImage, ImageDetails)> {
+) -> Result<Built> {
     let path = df.path().to_path_buf();
     if let Err(e) = tokio::fs::metadata(&path).await {
         return Err(Error::new(
@@ -225,14 +164,11 @@ pub(crate) async fn resolve(
         )
     })?;
     record_use(&key, &path);
-    Ok((
-        ResolvedImage {
-            reference: tag,
-            id: img.id.clone(),
-            built: true,
-        },
-        img,
-    ))
+    Ok(Built {
+        tag,
+        details: img,
+        built: true,
+    })
 }
 
 /// Finds an image built for `key` under another tag (its Dockerfile in another directory) and
@@ -259,172 +195,11 @@ async fn adopt_sibling(engine: &Engine, key: &str, tag: &str) -> Result<Option<I
 }
 
 /// A resolve served from the cache: no build, no upload.
-fn cache_hit(
-    key: &str,
-    source: &Path,
-    tag: String,
-    img: ImageDetails,
-) -> (ResolvedImage, ImageDetails) {
+fn cache_hit(key: &str, source: &Path, tag: String, details: ImageDetails) -> Built {
     record_use(key, source);
-    (
-        ResolvedImage {
-            reference: tag,
-            id: img.id.clone(),
-            built: false,
-        },
-        img,
-    )
-}
-
-fn key_mutex(key: &str) -> Arc<Mutex<()>> {
-    static LOCKS: OnceLock<StdMutex<HashMap<String, Arc<Mutex<()>>>>> = OnceLock::new();
-    let mut map = LOCKS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    map.entry(key.to_string()).or_default().clone()
-}
-
-/// An exclusive lock on `<cache>/locks/<key>.lock`, released when dropped (or when the
-/// process dies: the kernel drops flock locks with the file descriptor). Waiting for another
-/// process's build is reported as progress, so a long wait is not silent.
-async fn lock_file(key: &str, tag: &str, progress: Option<&ProgressFn>) -> Result<std::fs::File> {
-    let dir = cache_dir().join("locks");
-    let path = dir.join(format!("{}.lock", &key[..key.len().min(32)]));
-    let open = {
-        let (dir, path) = (dir.clone(), path.clone());
-        move || -> Result<std::fs::File> {
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-            std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(|e| Error::io(format!("opening lock {}", path.display()), e))
-        }
-    };
-    let f = tokio::task::spawn_blocking(open)
-        .await
-        .map_err(|e| Error::internal(format!("lock task failed: {e}")))??;
-    match f.try_lock() {
-        Ok(()) => return Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => ProgressFn::emit(
-            progress,
-            Progress::Build {
-                tag: tag.to_string(),
-                line: "waiting for another process building this image".into(),
-            },
-        ),
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Err(Error::io(format!("locking {}", path.display()), e));
-        }
+    Built {
+        tag,
+        details,
+        built: false,
     }
-    tokio::task::spawn_blocking(move || {
-        f.lock()
-            .map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
-        Ok(f)
-    })
-    .await
-    .map_err(|e| Error::internal(format!("lock task failed: {e}")))?
-}
-
-/// The record of a build, named like the tag's suffix (the key's first 16 hex digits).
-fn use_record(key: &str) -> PathBuf {
-    cache_dir().join("used").join(&key[..key.len().min(16)])
-}
-
-/// Notes that `key` was used now (the file's mtime), its full key and what it was built from
-/// (the file's content), for `images()` and `prune_images()`.
-fn record_use(key: &str, source: &Path) {
-    let path = use_record(key);
-    let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
-        std::fs::write(&path, format!("{key}\n{}", source.display()))
-    };
-    if let Err(e) = write() {
-        tracing::debug!(error = %e, "could not record image use");
-    }
-}
-
-/// (full key, source) recorded for a tag's key suffix.
-fn recorded(key16: &str) -> Option<(String, String)> {
-    let text = std::fs::read_to_string(use_record(key16)).ok()?;
-    let (key, source) = text.split_once('\n')?;
-    Some((key.to_string(), source.to_string()))
-}
-
-fn last_use(key16: &str) -> Option<i64> {
-    let m = std::fs::metadata(use_record(key16)).ok()?.modified().ok()?;
-    Some(m.duration_since(UNIX_EPOCH).ok()?.as_secs() as i64)
-}
-
-/// The namespace of headjack's build tags.
-const TAG_PREFIX: &str = "localhost/headjack/";
-
-/// Every image headjack built on this engine (tagged `localhost/headjack/…`), most recently
-/// used first.
-pub(crate) async fn images(engine: &Engine) -> Result<Vec<BuiltImage>> {
-    // One entry per headjack tag: two Dockerfiles that build to identical layers share one
-    // image ID (the engine's layer cache) but are two cache entries with their own keys.
-    let mut out: Vec<BuiltImage> = engine
-        .all_images()
-        .await?
-        .into_iter()
-        .flat_map(|i| {
-            let tags: Vec<String> = i
-                .tags
-                .iter()
-                .filter(|t| t.starts_with(TAG_PREFIX))
-                .cloned()
-                .collect();
-            // Build labels (set by earlier versions) speak for the image, so only when it
-            // carries one headjack tag.
-            let own_labels = tags.len() == 1;
-            tags.into_iter().map(move |reference| {
-                let key16 = reference.rsplit(':').next().unwrap_or_default().to_string();
-                let (key, source) =
-                    recorded(&key16).unwrap_or_else(|| (key16.clone(), String::new()));
-                let label = |name: &str| own_labels.then(|| i.labels.get(name).cloned()).flatten();
-                BuiltImage {
-                    last_used: last_use(&key16),
-                    source: label(labels::BUILD_SOURCE).unwrap_or(source),
-                    key: label(labels::BUILD_KEY).unwrap_or(key),
-                    reference,
-                    id: i.id.clone(),
-                    created: i.created,
-                    size: i.size,
-                }
-            })
-        })
-        .collect();
-    out.sort_by_key(|i| std::cmp::Reverse(i.last_used.unwrap_or(i.created).max(i.created)));
-    Ok(out)
-}
-
-/// Removes all but the `keep_last` most recently used headjack-built images. Images in use by
-/// a container are skipped. Returns the references removed.
-pub(crate) async fn prune(engine: &Engine, keep_last: usize) -> Result<Vec<String>> {
-    let mut removed = Vec::new();
-    let mut seen_keys = BTreeMap::new();
-    for img in images(engine).await? {
-        // Several tags can share one key (rebuilt with no_cache): count keys, not tags.
-        let n = seen_keys.len();
-        let count = *seen_keys.entry(img.key.clone()).or_insert(n);
-        if count < keep_last {
-            continue;
-        }
-        // By tag: an image built from several Dockerfiles keeps its other tags (entries).
-        match engine.remove_image(&img.reference, false).await {
-            Ok(()) => {
-                let _ = std::fs::remove_file(use_record(&img.key));
-                removed.push(img.reference);
-            }
-            Err(e) if e.kind() == ErrorKind::Conflict => {
-                tracing::info!(image = %img.reference, "kept: in use by a container");
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(removed)
 }

@@ -20,7 +20,7 @@ use crate::error::Result;
 use crate::progress::{Progress, ProgressFn};
 
 /// What headjack needs to know about a local image.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct ImageDetails {
     pub id: String,
     pub labels: HashMap<String, String>,

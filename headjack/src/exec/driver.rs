@@ -16,9 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::stream::{ExecResizer, ExecStdin, ExecStream};
-use super::{
-    Chunk, EXIT_CANNOT_EXECUTE, EXIT_COMMAND_NOT_FOUND, Exec, ExecOutput, ExitStatus, StreamKind,
-};
+use super::{Chunk, Exec, ExecOutput, ExitStatus, StreamKind};
 use crate::engine::{
     Engine, ExecParams, OutputStream, StartFailure, looks_like_start_failure, start_failure,
 };
@@ -35,7 +33,7 @@ pub(crate) async fn start(
     exec: Exec,
 ) -> Result<ExecStream> {
     exec.validate()?;
-    let marker = crate::instance::random_id();
+    let marker = crate::labels::random_id();
     let mut env: Vec<String> = exec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     env.push(format!("{EXEC_MARKER_VAR}={marker}"));
     let user = exec
@@ -315,8 +313,8 @@ async fn sleep_until(deadline: Option<Instant>) {
 impl StartFailure {
     fn exit_code(self) -> i64 {
         match self {
-            StartFailure::NotFound => EXIT_COMMAND_NOT_FOUND,
-            StartFailure::NotExecutable => EXIT_CANNOT_EXECUTE,
+            StartFailure::NotFound => ExitStatus::COMMAND_NOT_FOUND,
+            StartFailure::NotExecutable => ExitStatus::CANNOT_EXECUTE,
         }
     }
 

@@ -18,15 +18,6 @@ use crate::error::{Error, ErrorKind, Result};
 pub(crate) use driver::{collect, start};
 pub use stream::{ExecResizer, ExecStdin, ExecStream};
 
-/// Default bound on collected output, per stream.
-pub const DEFAULT_MAX_OUTPUT: usize = 16 << 20;
-
-/// Exit code reported when the command does not exist in the container (as shells do).
-pub const EXIT_COMMAND_NOT_FOUND: i64 = 127;
-
-/// Exit code reported when the command exists but cannot be run (not executable, a directory).
-pub const EXIT_CANNOT_EXECUTE: i64 = 126;
-
 /// One command to run in an instance.
 #[derive(Debug, Clone)]
 pub struct Exec {
@@ -42,6 +33,9 @@ pub struct Exec {
 }
 
 impl Exec {
+    /// Default bound on collected output, per stream.
+    pub const DEFAULT_MAX_OUTPUT: usize = 16 << 20;
+
     /// A command given as its argument vector (no shell involved).
     pub fn new<I, S>(argv: I) -> Exec
     where
@@ -57,7 +51,7 @@ impl Exec {
             stdin_stream: false,
             tty: false,
             timeout: None,
-            max_output: DEFAULT_MAX_OUTPUT,
+            max_output: Exec::DEFAULT_MAX_OUTPUT,
         }
     }
 
@@ -86,8 +80,8 @@ impl Exec {
     }
 
     /// Keeps standard input open for writing through [`ExecStream::take_stdin`].
-    pub fn interactive(mut self) -> Exec {
-        self.stdin_stream = true;
+    pub fn interactive(mut self, interactive: bool) -> Exec {
+        self.stdin_stream = interactive;
         self
     }
 
@@ -97,17 +91,53 @@ impl Exec {
         self
     }
 
-    /// Kills the command (and everything it started) inside the container after `timeout`.
-    pub fn timeout(mut self, timeout: Duration) -> Exec {
-        self.timeout = Some(timeout);
+    /// Kills the command (and everything it started) inside the container after `timeout`
+    /// (`None`: no timeout, the default).
+    pub fn timeout(mut self, timeout: impl Into<Option<Duration>>) -> Exec {
+        self.timeout = timeout.into();
         self
     }
 
-    /// Bounds collected output per stream (default [`DEFAULT_MAX_OUTPUT`]); the rest is
+    /// Bounds collected output per stream (default [`Exec::DEFAULT_MAX_OUTPUT`]); the rest is
     /// discarded and the `truncated` flag set. Streaming is not bounded.
     pub fn max_output(mut self, bytes: usize) -> Exec {
         self.max_output = bytes;
         self
+    }
+
+    /// The program (`argv[0]`).
+    pub fn get_program(&self) -> &str {
+        self.argv.first().map(String::as_str).unwrap_or_default()
+    }
+
+    /// The whole argument vector, program included.
+    pub fn get_argv(&self) -> &[String] {
+        &self.argv
+    }
+
+    /// The environment variables added for this command.
+    pub fn get_env(&self) -> &BTreeMap<String, String> {
+        &self.env
+    }
+
+    /// The timeout, if any.
+    pub fn get_timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// Whether standard input stays open for writing.
+    pub fn is_interactive(&self) -> bool {
+        self.stdin_stream
+    }
+
+    /// Whether a terminal is allocated.
+    pub fn is_tty(&self) -> bool {
+        self.tty
+    }
+
+    /// The bound on collected output, per stream.
+    pub fn get_max_output(&self) -> usize {
+        self.max_output
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
@@ -194,6 +224,13 @@ pub struct ExitStatus {
 }
 
 impl ExitStatus {
+    /// Exit code reported when the command does not exist in the container (as shells do).
+    pub const COMMAND_NOT_FOUND: i64 = 127;
+
+    /// Exit code reported when the command exists but cannot be run (not executable, a
+    /// directory).
+    pub const CANNOT_EXECUTE: i64 = 126;
+
     /// Exit code 0 and no timeout.
     pub fn success(&self) -> bool {
         self.code == 0 && !self.timed_out

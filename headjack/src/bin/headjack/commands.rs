@@ -3,7 +3,10 @@
 use std::io::Write;
 use std::path::Path;
 
-use headjack::{Base, InstanceInfo, PullPolicy, Spec, Status, StreamKind};
+use headjack::exec::StreamKind;
+use headjack::instance::InstanceInfo;
+use headjack::spec::PullPolicy;
+use headjack::{Base, Spec, Status};
 use serde_json::{Value, json};
 
 use crate::args::{

@@ -6,7 +6,8 @@ use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use headjack::{Progress, ProgressFn};
+use headjack::Progress;
+use headjack::progress::ProgressFn;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::args::Global;

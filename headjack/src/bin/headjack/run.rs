@@ -5,7 +5,9 @@ use std::io::{IsTerminal, Write};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use headjack::{Exec, ExecStream, Instance, Network, PullPolicy, Spec, StreamKind};
+use headjack::exec::StreamKind;
+use headjack::spec::PullPolicy;
+use headjack::{Exec, ExecStream, Instance, Network, Spec};
 use tokio::sync::mpsc;
 
 use crate::args::{ExecArgs, ExecOptions, Global, RunArgs, parse_env};
@@ -64,10 +66,10 @@ fn exec_for(argv: Vec<String>, opts: &ExecOptions, env: &[(String, String)], mod
         exec = exec.timeout(t);
     }
     match mode {
-        Mode::Plain { stdin: true } => exec.interactive(),
+        Mode::Plain { stdin: true } => exec.interactive(true),
         Mode::Plain { stdin: false } => exec,
         Mode::Tty => {
-            let exec = exec.tty(true).interactive();
+            let exec = exec.tty(true).interactive(true);
             match std::env::var("TERM") {
                 Ok(t) if !t.is_empty() && !env.iter().any(|(k, _)| k == "TERM") => {
                     exec.env("TERM", t)
@@ -102,11 +104,11 @@ pub async fn run(global: &Global, a: RunArgs) -> Outcome {
         spec = spec.network(Network::parse(n));
     }
     if a.hardened {
-        spec = spec.hardened();
+        spec = spec.hardened(true);
     }
     if a.keep {
         // The instance outlives this process: it must not count as an orphan of it.
-        spec = spec.detached();
+        spec = spec.detached(true);
     }
     if let Some(e) = a.expires {
         spec = spec.expires_after(e);
@@ -268,7 +270,7 @@ async fn drive(
 }
 
 enum End {
-    Exited(headjack::ExitStatus),
+    Exited(headjack::exec::ExitStatus),
     Interrupted(i32),
 }
 

@@ -1,0 +1,99 @@
+//! Step 3 of spawning: create and start the planned container, and wait until it is ready. From
+//! the moment the container exists, an error drops the [`Instance`], which removes it.
+
+use std::time::Duration;
+
+use super::resolve::ResolvedImage;
+use crate::engine::{ContainerPlan, Engine};
+use crate::error::{Error, ErrorKind, Result};
+use crate::exec::Exec;
+use crate::instance::{Instance, Origin, Status};
+use crate::spec::Spec;
+
+/// Creates and starts the container of `plan` (instance `id`) and waits until it is ready.
+pub(crate) async fn launch(
+    engine: &Engine,
+    plan: ContainerPlan,
+    image: ResolvedImage,
+    id: String,
+    spec: &Spec,
+) -> Result<Instance> {
+    let container_id = engine.create_container(&plan).await?;
+    let details = image.details;
+    let instance = Instance::new(
+        engine.clone(),
+        container_id.clone(),
+        id,
+        plan.name.unwrap_or_default(),
+        image.reference,
+        plan.user.or(details.user),
+        Origin {
+            entrypoint: details.entrypoint,
+            cmd: details.cmd,
+            labels: details.labels,
+        },
+        false,
+    );
+    engine.start(&container_id).await?;
+    wait_ready(&instance, spec).await?;
+    Ok(instance)
+}
+
+/// Waits until the container runs and the readiness command (if any) succeeds.
+async fn wait_ready(instance: &Instance, spec: &Spec) -> Result<()> {
+    // Nothing removes the container between start and here, yet an engine tidying up a
+    // keep-alive that has just exited can briefly answer "no such container": ask again.
+    let mut attempt = 0;
+    let status = loop {
+        match instance.status().await {
+            Err(e) if e.kind() == ErrorKind::NotFound && attempt < 20 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => break other?,
+        }
+    };
+    if status != Status::Running {
+        let logs = instance.logs().await.unwrap_or_default();
+        let text: String = logs
+            .iter()
+            .map(|c| String::from_utf8_lossy(&c.data).into_owned())
+            .collect();
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            format!(
+                "the container of instance {} is {} right after start (its keep-alive command ended): {}",
+                instance.id(),
+                status.as_str(),
+                text.trim()
+            ),
+        ));
+    }
+    let Some(check) = &spec.readiness else {
+        return Ok(());
+    };
+    let deadline = tokio::time::Instant::now() + check.timeout;
+    let mut last;
+    loop {
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let attempt =
+            Exec::new(check.command.clone()).timeout(remaining.max(Duration::from_millis(100)));
+        match instance.exec(attempt).await {
+            Ok(out) if out.success() => return Ok(()),
+            Ok(out) => last = format!("exit code {}: {}", out.exit_code, out.stderr_text().trim()),
+            Err(e) => last = e.to_string(),
+        }
+        if tokio::time::Instant::now() + check.interval >= deadline {
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "instance {} did not become ready within {:?}: readiness check {:?} last failed with {last}",
+                    instance.id(),
+                    check.timeout,
+                    check.command
+                ),
+            ));
+        }
+        tokio::time::sleep(check.interval).await;
+    }
+}

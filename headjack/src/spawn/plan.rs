@@ -1,0 +1,334 @@
+//! Step 2 of spawning: a spec → the container to create. Pure (it only reads the host paths it
+//! mounts), so every rule is table-tested without an engine.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::resolve::ResolvedImage;
+use crate::base::Base;
+use crate::engine::{ContainerPlan, PlanMount};
+use crate::error::{Error, ErrorKind, Result};
+use crate::labels::{self, Owner};
+use crate::spec::{MountKind, Network, Spec, absolute};
+
+/// The keep-alive command when the image does not name one (`io.headjack.init`).
+const DEFAULT_INIT: [&str; 2] = ["sleep", "infinity"];
+
+/// The owner label of an instance spawned now by this process (none when detached).
+pub(crate) fn owner_label(spec: &Spec) -> String {
+    if spec.detached {
+        labels::DETACHED.to_string()
+    } else {
+        Owner::current().to_label()
+    }
+}
+
+/// The container for instance `id` of `spec`, running `image`.
+pub(crate) fn plan(
+    spec: &Spec,
+    base: &Base,
+    image: &ResolvedImage,
+    id: &str,
+    owner: &str,
+    now: SystemTime,
+) -> Result<ContainerPlan> {
+    let dir = spec.resolved_base_dir()?;
+    let mut mounts = Vec::new();
+    let mut workdir = spec.workdir.clone();
+    if let Some(ws) = spec.get_workspace() {
+        let host = absolute(&dir, &ws.host);
+        let host = host.canonicalize().map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "workspace {} cannot be used: {e}; create it or fix the path",
+                    host.display()
+                ),
+            )
+        })?;
+        if !host.is_dir() {
+            return Err(Error::invalid_argument(format!(
+                "workspace {} is not a directory",
+                host.display()
+            )));
+        }
+        mounts.push(PlanMount::Bind {
+            source: host.display().to_string(),
+            target: ws.target.clone(),
+            read_only: ws.read_only,
+        });
+        workdir.get_or_insert(ws.target);
+    }
+    for m in &spec.mounts {
+        mounts.push(match &m.kind {
+            MountKind::Bind(p) => {
+                let host = absolute(&dir, p);
+                if !host.exists() {
+                    return Err(Error::invalid_argument(format!(
+                        "bind mount source {} does not exist",
+                        host.display()
+                    )));
+                }
+                PlanMount::Bind {
+                    source: host.display().to_string(),
+                    target: m.target.clone(),
+                    read_only: m.read_only,
+                }
+            }
+            MountKind::Volume(name) => PlanMount::Volume {
+                name: name.clone(),
+                target: m.target.clone(),
+                read_only: m.read_only,
+            },
+            MountKind::Tmpfs(size) => PlanMount::Tmpfs {
+                target: m.target.clone(),
+                size: *size,
+            },
+        });
+    }
+    if spec.hardened && !spec.mounts.iter().any(|m| m.target == "/tmp") {
+        mounts.push(PlanMount::Tmpfs {
+            target: "/tmp".into(),
+            size: None,
+        });
+    }
+    let entrypoint = match &spec.init {
+        Some(cmd) => cmd.clone(),
+        None => match image.details.labels.get(labels::INIT) {
+            Some(cmd) => shell_words::split(cmd).map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidBase,
+                    format!(
+                        "image {} has an unparseable {} label {cmd:?}: {e}",
+                        image.reference,
+                        labels::INIT
+                    ),
+                )
+            })?,
+            None => DEFAULT_INIT.iter().map(|s| s.to_string()).collect(),
+        },
+    };
+    let mut all_labels: HashMap<String, String> = spec
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    all_labels.insert(labels::MANAGED.into(), "true".into());
+    all_labels.insert(labels::INSTANCE.into(), id.to_string());
+    all_labels.insert(labels::BASE.into(), base.to_string());
+    all_labels.insert(labels::IMAGE.into(), image.reference.clone());
+    all_labels.insert(labels::OWNER.into(), owner.to_string());
+    if let Some(life) = spec.expires_after {
+        let at = now.duration_since(UNIX_EPOCH).unwrap_or_default() + life;
+        all_labels.insert(labels::EXPIRES.into(), at.as_secs().to_string());
+    }
+    let network = match (&spec.network, spec.hardened) {
+        (Some(n), _) => n.clone(),
+        (None, true) => Network::None,
+        (None, false) => Network::Bridge,
+    };
+    Ok(ContainerPlan {
+        name: Some(
+            spec.name
+                .clone()
+                .unwrap_or_else(|| format!("headjack-{id}")),
+        ),
+        image: image.reference.clone(),
+        entrypoint,
+        env: spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        user: spec.user.clone(),
+        workdir,
+        labels: all_labels,
+        mounts,
+        nano_cpus: spec.cpus.map(|c| (c * 1e9) as i64),
+        memory: spec.memory.map(|m| m as i64),
+        pids: Some(spec.pids.unwrap_or(Spec::DEFAULT_PIDS_LIMIT)),
+        network: Some(network.mode()),
+        runtime: spec.runtime.clone(),
+        cap_drop_all: spec.hardened,
+        read_only_root: spec.hardened,
+        hostname: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::ImageDetails;
+    use crate::spec::Mount;
+    use std::time::Duration;
+
+    fn image(labels: &[(&str, &str)]) -> ResolvedImage {
+        ResolvedImage {
+            reference: "localhost/x:1".into(),
+            id: "sha256:1".into(),
+            built: false,
+            details: ImageDetails {
+                labels: labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn plan_of(spec: &Spec) -> Result<ContainerPlan> {
+        let at = UNIX_EPOCH + Duration::from_secs(1000);
+        plan(spec, &Base::Default, &image(&[]), "abc", "h/1/2", at)
+    }
+
+    #[test]
+    fn defaults() {
+        let p = plan_of(&Spec::new()).unwrap();
+        assert_eq!(p.name.as_deref(), Some("headjack-abc"));
+        assert_eq!(p.entrypoint, ["sleep", "infinity"]);
+        assert_eq!(p.pids, Some(Spec::DEFAULT_PIDS_LIMIT));
+        assert_eq!(p.network.as_deref(), Some("bridge"));
+        assert!(!p.cap_drop_all && !p.read_only_root);
+        assert!(p.mounts.is_empty() && p.workdir.is_none());
+        assert_eq!(p.labels[labels::MANAGED], "true");
+        assert_eq!(p.labels[labels::INSTANCE], "abc");
+        assert_eq!(p.labels[labels::OWNER], "h/1/2");
+        assert_eq!(p.labels[labels::IMAGE], "localhost/x:1");
+        assert!(!p.labels.contains_key(labels::EXPIRES));
+    }
+
+    #[test]
+    fn table_of_spec_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().to_path_buf();
+        type Check = fn(&ContainerPlan);
+        let cases: Vec<(&str, Spec, Check)> =
+            vec![
+                (
+                    "hardened drops caps, root read-only, /tmp tmpfs, no network",
+                    Spec::new().hardened(true),
+                    |p| {
+                        assert!(p.cap_drop_all && p.read_only_root);
+                        assert_eq!(p.network.as_deref(), Some("none"));
+                        assert!(p.mounts.iter().any(
+                            |m| matches!(m, PlanMount::Tmpfs { target, .. } if target == "/tmp")
+                        ));
+                    },
+                ),
+                (
+                    "hardened with an explicit network keeps it",
+                    Spec::new()
+                        .hardened(true)
+                        .network(Network::Named("n".into())),
+                    |p| {
+                        assert_eq!(p.network.as_deref(), Some("n"));
+                    },
+                ),
+                (
+                    "hardened(false) is off again",
+                    Spec::new().hardened(true).hardened(false),
+                    |p| {
+                        assert!(!p.cap_drop_all);
+                    },
+                ),
+                (
+                    "a user /tmp mount replaces the hardened one",
+                    Spec::new()
+                        .hardened(true)
+                        .mount(Mount::tmpfs("/tmp", Some(1 << 20))),
+                    |p| {
+                        assert_eq!(p.mounts.len(), 1);
+                    },
+                ),
+                (
+                    "limits",
+                    Spec::new().cpus(1.5).memory(64 << 20).pids(10),
+                    |p| {
+                        assert_eq!(p.nano_cpus, Some(1_500_000_000));
+                        assert_eq!(p.memory, Some(64 << 20));
+                        assert_eq!(p.pids, Some(10));
+                    },
+                ),
+                (
+                    "expiry is now + lifetime",
+                    Spec::new().expires_after(Duration::from_secs(60)),
+                    |p| {
+                        assert_eq!(p.labels[labels::EXPIRES], "1060");
+                    },
+                ),
+                (
+                    "init overrides the keep-alive",
+                    Spec::new().init(["/bin/init", "-x"]),
+                    |p| {
+                        assert_eq!(p.entrypoint, ["/bin/init", "-x"]);
+                    },
+                ),
+                (
+                    "env and user label",
+                    Spec::new().env("A", "1").user("1000").label("k", "v"),
+                    |p| {
+                        assert_eq!(p.env, ["A=1"]);
+                        assert_eq!(p.user.as_deref(), Some("1000"));
+                        assert_eq!(p.labels["k"], "v");
+                    },
+                ),
+                ("name", Spec::new().name("mine"), |p| {
+                    assert_eq!(p.name.as_deref(), Some("mine"));
+                }),
+            ];
+        for (what, spec, check) in cases {
+            let p = plan_of(&spec).unwrap_or_else(|e| panic!("{what}: {e}"));
+            check(&p);
+        }
+        // The workspace, in any call order, becomes the workdir at its target.
+        for spec in [
+            Spec::new()
+                .workspace(&ws)
+                .workspace_target("/w")
+                .workspace_read_only(true),
+            Spec::new()
+                .workspace_read_only(true)
+                .workspace_target("/w")
+                .workspace(&ws),
+        ] {
+            let p = plan_of(&spec).unwrap();
+            assert_eq!(p.workdir.as_deref(), Some("/w"));
+            assert!(
+                matches!(&p.mounts[0], PlanMount::Bind { target, read_only: true, .. } if target == "/w")
+            );
+        }
+        let p = plan_of(&Spec::new().workspace(&ws).workdir("/elsewhere")).unwrap();
+        assert_eq!(p.workdir.as_deref(), Some("/elsewhere"));
+    }
+
+    #[test]
+    fn bad_inputs_are_clear_errors() {
+        let e = plan_of(&Spec::new().workspace("/no/such/dir/here")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert!(e.message().contains("/no/such/dir/here"), "{e}");
+        let e = plan_of(&Spec::new().mount(Mount::bind("/no/such/src", "/x"))).unwrap_err();
+        assert!(e.message().contains("does not exist"), "{e}");
+        let at = UNIX_EPOCH;
+        let e = plan(
+            &Spec::new(),
+            &Base::Default,
+            &image(&[(labels::INIT, "\"unclosed")]),
+            "a",
+            "o",
+            at,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidBase);
+    }
+
+    #[test]
+    fn image_init_label_is_honoured() {
+        let p = plan(
+            &Spec::new(),
+            &Base::Default,
+            &image(&[(labels::INIT, "my-init --serve")]),
+            "a",
+            "o",
+            UNIX_EPOCH,
+        )
+        .unwrap();
+        assert_eq!(p.entrypoint, ["my-init", "--serve"]);
+    }
+}
