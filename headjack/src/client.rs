@@ -53,6 +53,16 @@ impl Client {
         })
     }
 
+    /// The same client with another bound on each engine call (default 60 s): a call the
+    /// engine does not answer within it fails with [`ErrorKind::Timeout`] instead of hanging.
+    /// Transfers (build contexts, file copies, pulls, commits) have a bound of their own (1 h);
+    /// a command's output is not bounded (give the command a timeout).
+    pub fn with_timeout(&self, timeout: std::time::Duration) -> Client {
+        Client {
+            engine: self.engine.with_timeout(timeout),
+        }
+    }
+
     /// The process-wide client used by [`crate::spawn`], connected on first use.
     pub async fn shared() -> Result<&'static Client> {
         DEFAULT_CLIENT.get_or_try_init(Client::connect).await

@@ -35,6 +35,11 @@ pub enum ErrorKind {
     InvalidArgument,
     /// A bug or an engine answer headjack does not understand.
     Internal,
+    /// This process is a `fork()` of one that already used headjack: use headjack in the parent,
+    /// or in the child only after `exec()` (see [`crate::blocking`]).
+    Forked,
+    /// The engine (or this platform) cannot do what was asked; the message says why.
+    Unsupported,
 }
 
 impl ErrorKind {
@@ -53,6 +58,8 @@ impl ErrorKind {
             ErrorKind::Io => "io",
             ErrorKind::InvalidArgument => "invalid_argument",
             ErrorKind::Internal => "internal",
+            ErrorKind::Forked => "forked",
+            ErrorKind::Unsupported => "unsupported",
         }
     }
 }
@@ -198,6 +205,8 @@ mod tests {
             ErrorKind::Io,
             ErrorKind::InvalidArgument,
             ErrorKind::Internal,
+            ErrorKind::Forked,
+            ErrorKind::Unsupported,
         ];
         let names: HashSet<_> = all.iter().map(|k| k.as_str()).collect();
         assert_eq!(names.len(), all.len());

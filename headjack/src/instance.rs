@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt, TryStreamExt};
@@ -86,6 +87,9 @@ pub struct InstanceInfo {
     pub expires: Option<u64>,
     /// All labels of the container.
     pub labels: HashMap<String, String>,
+    /// The engine saw the memory limit kill the container's main process (only `inspect`
+    /// reads it; `list` leaves it false).
+    pub oom_killed: bool,
 }
 
 impl InstanceInfo {
@@ -107,12 +111,16 @@ impl InstanceInfo {
             owner: get(labels::OWNER),
             expires: labels.get(labels::EXPIRES).and_then(|e| e.parse().ok()),
             labels,
+            oom_killed: false,
         }
     }
 
     fn from_details(d: ContainerDetails) -> InstanceInfo {
         let status = Status::from_engine(&d.status, d.exit_code);
-        InstanceInfo::from_parts(d.id, d.name, d.image, status, d.labels)
+        InstanceInfo {
+            oom_killed: d.oom_killed,
+            ..InstanceInfo::from_parts(d.id, d.name, d.image, status, d.labels)
+        }
     }
 }
 
@@ -137,6 +145,11 @@ pub struct Instance {
     origin: Origin,
     keep: AtomicBool,
     removed: AtomicBool,
+    /// The container's OOM-kill count when an exec last looked (see `exec::driver`).
+    oom_seen: Arc<AtomicU64>,
+    /// The process this handle was made in: a `fork()` child inherits the handle but not the
+    /// instance, and must never remove it.
+    pid: u32,
 }
 
 impl std::fmt::Debug for Instance {
@@ -172,6 +185,8 @@ impl Instance {
             origin,
             keep: AtomicBool::new(keep),
             removed: AtomicBool::new(false),
+            pid: std::process::id(),
+            oom_seen: Arc::default(),
         }
     }
 
@@ -207,7 +222,15 @@ impl Instance {
         self.keep.load(Ordering::SeqCst)
     }
 
+    /// Whether this handle was inherited through `fork()` (it belongs to the parent process).
+    fn inherited(&self) -> bool {
+        self.pid != std::process::id()
+    }
+
     fn check_live(&self) -> Result<()> {
+        if self.inherited() {
+            return Err(crate::blocking::forked_error(self.pid));
+        }
         if self.removed.load(Ordering::SeqCst) {
             return Err(Error::new(
                 ErrorKind::NotFound,
@@ -231,7 +254,13 @@ impl Instance {
     /// Runs a command and streams its output as it comes.
     pub async fn exec_stream(&self, exec: impl Into<Exec>) -> Result<ExecStream> {
         self.check_live()?;
-        exec::start(&self.engine, &self.container_id, None, exec.into()).await
+        exec::start(
+            &self.engine,
+            &self.container_id,
+            self.oom_seen.clone(),
+            exec.into(),
+        )
+        .await
     }
 
     /// Writes `data` to `path` (absolute) with mode 0644, creating missing parent directories.
@@ -439,7 +468,15 @@ impl Instance {
     }
 
     /// Removes the container now (force). Idempotent; the handle is unusable afterwards.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Forked`] when called in a `fork()` child on a handle inherited from the
+    /// parent (the instance is the parent's); engine errors as they come.
     pub async fn remove(&self) -> Result<()> {
+        if self.inherited() {
+            return Err(crate::blocking::forked_error(self.pid));
+        }
         if self.removed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
@@ -453,51 +490,19 @@ impl Instance {
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        if self.keep.load(Ordering::SeqCst) || self.removed.load(Ordering::SeqCst) {
+        // A fork() child drops the handles it inherited: the instances are the parent's.
+        if self.keep.load(Ordering::SeqCst)
+            || self.removed.load(Ordering::SeqCst)
+            || self.inherited()
+        {
             return;
         }
         let engine = self.engine.clone();
         let id = self.container_id.clone();
-        remove_blocking(engine, id);
-    }
-}
-
-/// Removes a container synchronously, from any context: inside a multi-thread runtime, on a
-/// current-thread runtime, or with no runtime at all (e.g. at process exit). The removal runs
-/// on its own thread with its own small runtime, so it never waits on the caller's executor.
-pub(crate) fn remove_blocking(engine: Engine, container_id: String) {
-    let work = move || {
-        let rt = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                tracing::error!(error = %e, container = %container_id, "cannot remove container: no runtime");
-                return;
+        crate::blocking::finish_in_drop("remove a container on drop", async move {
+            if let Err(e) = engine.remove(&id).await {
+                tracing::warn!(error = %e, container = %id, "removing container on drop failed");
             }
-        };
-        if let Err(e) = rt.block_on(engine.remove(&container_id)) {
-            tracing::warn!(error = %e, container = %container_id, "removing container on drop failed");
-        }
-    };
-    let handle = match std::thread::Builder::new()
-        .name("headjack-drop".into())
-        .spawn(work)
-    {
-        Ok(h) => h,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the removal thread");
-            return;
-        }
-    };
-    let join = move || {
-        let _ = handle.join();
-    };
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(join)
-        }
-        _ => join(),
+        });
     }
 }

@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod base;
+pub mod blocking;
 mod build;
 pub mod client;
 mod engine;

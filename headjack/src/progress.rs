@@ -29,6 +29,64 @@ pub enum Progress {
     },
 }
 
+impl Progress {
+    /// A short stable name of the event's kind: `"pull"` or `"build"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Progress::Pull { .. } => "pull",
+            Progress::Build { .. } => "build",
+        }
+    }
+
+    /// The image being pulled, or the tag being built (fully qualified).
+    pub fn image(&self) -> &str {
+        match self {
+            Progress::Pull { image, .. } => image,
+            Progress::Build { tag, .. } => tag,
+        }
+    }
+
+    /// Pull: the layer this event is about, if any.
+    pub fn layer(&self) -> Option<&str> {
+        match self {
+            Progress::Pull { layer, .. } => layer.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Pull: the engine's status text (`Downloading`, `Pull complete`, …).
+    pub fn status(&self) -> Option<&str> {
+        match self {
+            Progress::Pull { status, .. } => Some(status),
+            _ => None,
+        }
+    }
+
+    /// Build: one line of output, without its newline.
+    pub fn line(&self) -> Option<&str> {
+        match self {
+            Progress::Build { line, .. } => Some(line),
+            _ => None,
+        }
+    }
+
+    /// Pull: bytes done so far for this layer, if known.
+    pub fn current(&self) -> Option<u64> {
+        match self {
+            Progress::Pull { current, .. } => *current,
+            _ => None,
+        }
+    }
+
+    /// Pull: total bytes of this layer, if known.
+    pub fn total(&self) -> Option<u64> {
+        match self {
+            Progress::Pull { total, .. } => *total,
+            _ => None,
+        }
+    }
+}
+
 /// A shareable progress callback.
 #[derive(Clone)]
 pub struct ProgressFn(Arc<dyn Fn(&Progress) + Send + Sync>);

@@ -644,6 +644,22 @@ impl Spec {
     }
 }
 
+/// `bytes` for people: `64 MiB`, `1.5 GiB`, `512 B`.
+pub(crate) fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 || v.fract() == 0.0 {
+        format!("{v:.0} {}", UNITS[unit])
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
 /// Resolves `p` against `dir`, expanding a leading `~/`.
 pub(crate) fn absolute(dir: &Path, p: &Path) -> PathBuf {
     if let Ok(rest) = p.strip_prefix("~")
@@ -724,6 +740,13 @@ mod tests {
                 .message()
                 .contains("sometimes")
         );
+    }
+
+    #[test]
+    fn human_bytes_reads_well() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(64 << 20), "64 MiB");
+        assert_eq!(human_bytes(3 << 29), "1.5 GiB");
     }
 
     #[test]

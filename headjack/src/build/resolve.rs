@@ -132,28 +132,33 @@ pub(crate) async fn resolve(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let dockerfile_in_tar = context.dockerfile_name_in_tar().to_string();
-    engine
-        .build(
-            BuildParams {
-                tag: &tag,
-                dockerfile: &dockerfile_in_tar,
-                labels: build_labels,
-                build_args,
-                target: df.target_stage(),
-                platform: df.platform_name(),
-                no_cache: df.is_no_cache(),
-                progress,
-            },
-            tar,
-        )
-        .await
-        .map_err(|e| {
-            if e.kind() == ErrorKind::BuildFailed {
-                e
-            } else {
-                e.context(format!("building {}", path.display()))
-            }
-        })?;
+    let params = BuildParams {
+        tag: &tag,
+        dockerfile: &dockerfile_in_tar,
+        labels: build_labels,
+        build_args,
+        target: df.target_stage(),
+        platform: df.platform_name(),
+        no_cache: df.is_no_cache(),
+        progress,
+    };
+    let tar = bytes::Bytes::from(tar);
+    let mut built = engine.build(&params, tar.clone()).await;
+    if let Err(e) = &built
+        && is_lost_cache_parent(e)
+    {
+        // Another client removed an image whose layers this build was reusing from the cache,
+        // between the cache lookup and the commit: the build itself is fine, run it again.
+        tracing::info!(%tag, error = %e, "a cached parent image vanished mid-build; building again");
+        built = engine.build(&params, tar).await;
+    }
+    built.map_err(|e| {
+        if e.kind() == ErrorKind::BuildFailed {
+            e
+        } else {
+            e.context(format!("building {}", path.display()))
+        }
+    })?;
     let img = engine.image(&tag).await?.ok_or_else(|| {
         Error::new(
             ErrorKind::BuildFailed,
@@ -169,6 +174,12 @@ pub(crate) async fn resolve(
         details: img,
         built: true,
     })
+}
+
+/// Whether a build failed because an image it reused from the layer cache was removed under it
+/// (the classic builder then reports an unknown parent).
+fn is_lost_cache_parent(e: &Error) -> bool {
+    e.kind() == ErrorKind::BuildFailed && e.message().contains("unknown parent image ID")
 }
 
 /// Finds an image built for `key` under another tag (its Dockerfile in another directory) and

@@ -72,6 +72,10 @@ pub(crate) struct ContainerDetails {
     pub exit_code: Option<i64>,
     pub labels: HashMap<String, String>,
     pub user: Option<String>,
+    /// The engine saw the container's memory limit kill a process.
+    pub oom_killed: bool,
+    /// The memory limit in bytes (0 or absent: none).
+    pub memory_limit: Option<i64>,
 }
 
 /// One container found by a label query.
@@ -302,6 +306,14 @@ impl Engine {
                     .and_then(|v| v.as_i64()),
                 labels: string_map(config.and_then(|c| c.get("Labels"))),
                 user: Some(text(config.and_then(|c| c.get("User")))).filter(|u| !u.is_empty()),
+                oom_killed: state
+                    .and_then(|s| s.get("OOMKilled"))
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(false),
+                memory_limit: c
+                    .get("HostConfig")
+                    .and_then(|h| h.get("Memory"))
+                    .and_then(|v| v.as_i64()),
             })
         }
         .instrument(span)
@@ -393,7 +405,7 @@ impl Engine {
             opts = opts.copy_uidgid("1");
         }
         let opts = opts.build();
-        self.docker
+        self.transfer
             .upload_to_container(id, Some(opts), bollard::body_full(Bytes::from(tar)))
             .instrument(span)
             .await
@@ -411,7 +423,7 @@ impl Engine {
             .build();
         let what = format!("copying {path} out of container {id}");
         Box::pin(
-            self.docker
+            self.transfer
                 .download_from_container(id, Some(opts))
                 .map_err(move |e| map_err(&what, e)),
         )

@@ -21,20 +21,46 @@ pub(crate) fn map_err(what: &str, e: BollardError) -> Error {
         }
         BollardError::RequestTimeoutError => (
             ErrorKind::Timeout,
-            "the engine did not answer in time".to_string(),
+            "the engine did not answer in time; it may be overloaded or frozen (raise the bound \
+             with Client::with_timeout)"
+                .to_string(),
         ),
         BollardError::SocketNotFoundError(p) => (
             ErrorKind::EngineUnavailable,
             format!("engine socket {p} is gone"),
         ),
-        BollardError::HyperResponseError { .. } | BollardError::IOError { .. } => (
+        // Every way of losing the engine (refused, reset, closed mid-stream) is one kind, whatever
+        // layer of the HTTP stack noticed it.
+        BollardError::HyperResponseError { .. }
+        | BollardError::HyperLegacyError { .. }
+        | BollardError::HttpClientError { .. }
+        | BollardError::IOError { .. } => (
             ErrorKind::EngineUnavailable,
-            format!("lost the connection to the engine: {e}"),
+            format!(
+                "lost the connection to the engine: {}; check that it is running (a restarted \
+                 engine stops what was running through it)",
+                error_chain(&e)
+            ),
         ),
         BollardError::DockerStreamError { error } => (ErrorKind::Internal, error.clone()),
         other => (ErrorKind::Internal, other.to_string()),
     };
     Error::new(kind, format!("{what}: {detail}")).with_source(e)
+}
+
+/// An error and its causes, joined: hyper's outer messages ("client error (Connect)") say little.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// The kind for an engine answer. Podman often answers 500 where Docker gives 404/409, so

@@ -88,7 +88,7 @@ impl Engine {
                 serveraddress: Some(c.server),
                 ..Default::default()
             });
-            let mut stream = self.docker.create_image(Some(opts.build()), None, creds);
+            let mut stream = self.transfer.create_image(Some(opts.build()), None, creds);
             while let Some(item) = stream.next().await {
                 let info = item.map_err(|e| pull_error(shown, e))?;
                 let detail = info.progress_detail.unwrap_or_default();
@@ -112,7 +112,7 @@ impl Engine {
     /// Builds `context_tar` with the classic builder, streaming output lines to `progress`.
     /// Success is confirmed afterwards by inspecting `tag` (Podman and old engines may end a
     /// failed build with a clean EOF).
-    pub(crate) async fn build(&self, params: BuildParams<'_>, context_tar: Vec<u8>) -> Result<()> {
+    pub(crate) async fn build(&self, params: &BuildParams<'_>, context_tar: Bytes) -> Result<()> {
         let span = tracing::info_span!("engine.build", tag = params.tag);
         async {
             let mut opts = BuildImageOptionsBuilder::default()
@@ -129,10 +129,10 @@ impl Engine {
             if let Some(p) = params.platform {
                 opts = opts.platform(p);
             }
-            let mut stream = self.docker.build_image(
+            let mut stream = self.transfer.build_image(
                 opts.build(),
                 None,
-                Some(bollard::body_full(Bytes::from(context_tar))),
+                Some(bollard::body_full(context_tar)),
             );
             let mut tail = LogTail::default();
             let mut failure: Option<String> = None;
@@ -279,7 +279,7 @@ impl Engine {
                 ..Default::default()
             };
             let res = self
-                .docker
+                .transfer
                 .commit_container(opts, config)
                 .await
                 .map_err(|e| {

@@ -56,16 +56,24 @@ pub struct EngineInfo {
     pub arch: String,
 }
 
-/// Requests may legitimately take long (uploads of large build contexts, waits); deadlines that
-/// matter to the user are applied by the caller with `tokio::time::timeout`.
-const REQUEST_TIMEOUT_SECS: u64 = 3600;
+/// How long an engine call may take until the engine has answered (the head of its answer; a
+/// streamed body such as a command's output is not bounded by it). A frozen engine fails every
+/// call within this bound instead of hanging its callers. See [`crate::Client::with_timeout`].
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The bound for calls that move data before the engine answers (build contexts, archives,
+/// pulls, commits): they may legitimately take long.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(3600);
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A connected, version-negotiated engine. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Engine {
+    /// For ordinary calls, bounded by `timeout`.
     docker: Docker,
+    /// For calls that move data first, bounded by [`TRANSFER_TIMEOUT`].
+    transfer: Docker,
     info: Arc<EngineInfo>,
+    timeout: Duration,
 }
 
 /// Where to look for an engine when the caller named none, in order.
@@ -143,9 +151,17 @@ impl Engine {
                 if !std::path::Path::new(path).exists() {
                     return Err("no such socket".to_string());
                 }
-                Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+                Docker::connect_with_unix(
+                    path,
+                    DEFAULT_TIMEOUT.as_secs(),
+                    bollard::API_DEFAULT_VERSION,
+                )
             } else if host.starts_with("tcp://") || host.starts_with("http://") {
-                Docker::connect_with_http(host, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+                Docker::connect_with_http(
+                    host,
+                    DEFAULT_TIMEOUT.as_secs(),
+                    bollard::API_DEFAULT_VERSION,
+                )
             } else {
                 return Err("unsupported scheme: use unix://, tcp:// or http://".to_string());
             }
@@ -178,8 +194,10 @@ impl Engine {
             };
             tracing::debug!(?info, "engine connected");
             Ok(Engine {
+                transfer: negotiated.clone().with_timeout(TRANSFER_TIMEOUT),
                 docker: negotiated,
                 info: Arc::new(info),
+                timeout: DEFAULT_TIMEOUT,
             })
         }
         .instrument(span)
@@ -188,5 +206,20 @@ impl Engine {
 
     pub(crate) fn info(&self) -> &EngineInfo {
         &self.info
+    }
+
+    /// The same engine with another bound on ordinary calls.
+    pub(crate) fn with_timeout(&self, timeout: Duration) -> Engine {
+        Engine {
+            docker: self.docker.clone().with_timeout(timeout),
+            transfer: self.transfer.clone(),
+            info: self.info.clone(),
+            timeout,
+        }
+    }
+
+    /// The bound on ordinary calls.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
     }
 }

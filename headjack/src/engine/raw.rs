@@ -24,20 +24,35 @@ impl Engine {
             )
             .with_source(e)
         };
-        let mut raw = Vec::new();
-        if let Some(path) = host.strip_prefix("unix://") {
-            let mut s = tokio::net::UnixStream::connect(path).await.map_err(io)?;
-            s.write_all(request.as_bytes()).await.map_err(io)?;
-            s.read_to_end(&mut raw).await.map_err(io)?;
-        } else {
-            let addr = host
-                .trim_start_matches("tcp://")
-                .trim_start_matches("http://")
-                .trim_end_matches('/');
-            let mut s = tokio::net::TcpStream::connect(addr).await.map_err(io)?;
-            s.write_all(request.as_bytes()).await.map_err(io)?;
-            s.read_to_end(&mut raw).await.map_err(io)?;
-        }
+        let exchange = async {
+            let mut raw = Vec::new();
+            if let Some(path) = host.strip_prefix("unix://") {
+                let mut s = tokio::net::UnixStream::connect(path).await.map_err(io)?;
+                s.write_all(request.as_bytes()).await.map_err(io)?;
+                s.read_to_end(&mut raw).await.map_err(io)?;
+            } else {
+                let addr = host
+                    .trim_start_matches("tcp://")
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/');
+                let mut s = tokio::net::TcpStream::connect(addr).await.map_err(io)?;
+                s.write_all(request.as_bytes()).await.map_err(io)?;
+                s.read_to_end(&mut raw).await.map_err(io)?;
+            }
+            Ok::<_, Error>(raw)
+        };
+        let raw = tokio::time::timeout(self.timeout(), exchange)
+            .await
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "the engine at {host} did not answer within {:?}; it may be overloaded or \
+                         frozen (raise the bound with Client::with_timeout)",
+                        self.timeout()
+                    ),
+                )
+            })??;
         let split = raw
             .windows(4)
             .position(|w| w == b"\r\n\r\n")

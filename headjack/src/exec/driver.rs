@@ -8,6 +8,8 @@
 //! it started.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,9 +20,22 @@ use tokio::time::Instant;
 use super::stream::{ExecResizer, ExecStdin, ExecStream};
 use super::{Chunk, Exec, ExecOutput, ExitStatus, StreamKind};
 use crate::engine::{
-    Engine, ExecParams, OutputStream, StartFailure, looks_like_start_failure, start_failure,
+    Engine, ExecOutputChunk, ExecParams, OutputStream, StartFailure, looks_like_start_failure,
+    start_failure,
 };
 use crate::error::{Error, ErrorKind, Result};
+
+/// The largest `oom_kill N` count in cgroup memory files.
+fn oom_kill_count(text: &str) -> u64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("oom_kill "))
+        .filter_map(|n| n.trim().parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+/// How long a killed command may take to be reported ended before the kill counts as failed.
+const KILL_CONFIRMATION: Duration = Duration::from_secs(3);
 
 /// The environment variable that marks an exec's processes so they can be killed.
 pub(crate) const EXEC_MARKER_VAR: &str = "HEADJACK_EXEC_ID";
@@ -29,17 +44,14 @@ pub(crate) const EXEC_MARKER_VAR: &str = "HEADJACK_EXEC_ID";
 pub(crate) async fn start(
     engine: &Engine,
     container: &str,
-    default_user: Option<&str>,
+    oom_seen: Arc<AtomicU64>,
     exec: Exec,
 ) -> Result<ExecStream> {
     exec.validate()?;
     let marker = crate::labels::random_id();
     let mut env: Vec<String> = exec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     env.push(format!("{EXEC_MARKER_VAR}={marker}"));
-    let user = exec
-        .user
-        .clone()
-        .or_else(|| default_user.map(str::to_string));
+    let user = exec.user.clone();
     let params = ExecParams {
         cmd: exec.argv.clone(),
         env,
@@ -64,7 +76,9 @@ pub(crate) async fn start(
         marker,
         user,
         program: exec.argv[0].clone(),
-        deadline: exec.timeout.map(|t| Instant::now() + t),
+        // A timeout too long to represent is no timeout at all.
+        deadline: exec.timeout.and_then(|t| Instant::now().checked_add(t)),
+        oom_seen,
     };
     tokio::spawn(async move {
         let status = driver.run(output, feed, tx).await;
@@ -87,6 +101,8 @@ pub(crate) async fn collect(mut stream: ExecStream, max: usize) -> Result<ExecOu
         stdout_truncated: false,
         stderr_truncated: false,
         timed_out: false,
+        oom_killed: false,
+        kill_failed: false,
     };
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
@@ -103,6 +119,8 @@ pub(crate) async fn collect(mut stream: ExecStream, max: usize) -> Result<ExecOu
     let status = stream.wait().await?;
     out.exit_code = status.code;
     out.timed_out = status.timed_out;
+    out.oom_killed = status.oom_killed;
+    out.kill_failed = status.kill_failed;
     Ok(out)
 }
 
@@ -115,12 +133,16 @@ struct Driver {
     user: Option<String>,
     program: String,
     deadline: Option<Instant>,
+    /// The container's OOM-kill count when last looked at (shared by the instance's execs).
+    oom_seen: Arc<AtomicU64>,
 }
 
 enum End {
     Finished,
     TimedOut,
     Cancelled,
+    /// The engine stopped answering: nothing more can be learnt or done through it.
+    EngineLost,
 }
 
 impl Driver {
@@ -157,6 +179,18 @@ impl Driver {
                 item = output.next() => item,
                 _ = sleep_until(self.deadline) => break End::TimedOut,
                 _ = tx.closed() => break End::Cancelled,
+                // A silent command is normal; a silent engine is not: after a quiet spell, ask
+                // the engine about the exec, so a frozen or vanished engine ends this stream
+                // within its call bound instead of hanging the caller.
+                _ = tokio::time::sleep(self.engine.timeout()) => {
+                    match self.engine.exec_state(&self.exec_id).await {
+                        Err(e) if matches!(e.kind(), ErrorKind::Timeout | ErrorKind::EngineUnavailable) => {
+                            permit.send(Err(e.context(format!("running {}", self.program))));
+                            break End::EngineLost;
+                        }
+                        _ => continue,
+                    }
+                }
             };
             match item {
                 None => break End::Finished,
@@ -189,13 +223,35 @@ impl Driver {
                 }
             }
         };
+        if matches!(end, End::EngineLost) {
+            return Err(Error::new(
+                ErrorKind::EngineUnavailable,
+                format!(
+                    "running {}: the engine stopped answering while the command ran; its \
+                     outcome is unknown",
+                    self.program
+                ),
+            ));
+        }
         let timed_out = matches!(end, End::TimedOut);
+        let mut kill_failed = false;
         if !matches!(end, End::Finished) {
             tracing::debug!(exec = %self.exec_id, timed_out, "killing exec processes");
             self.kill_processes().await;
             drop(output);
+            // The kill reaches the processes carrying the marker; whether the command itself
+            // ended is the engine's to say. Never claim a kill that did not happen.
+            kill_failed = !self.ended_within(KILL_CONFIRMATION).await;
+            if kill_failed {
+                tracing::warn!(exec = %self.exec_id, program = %self.program,
+                    "a timed-out or cancelled command could not be killed; it may still run");
+            }
         }
-        let mut code = self.exit_code().await?;
+        let mut code = if kill_failed {
+            -1
+        } else {
+            self.exit_code().await?
+        };
         let report: Vec<u8> = held.iter().flat_map(|c| c.data.iter().copied()).collect();
         let failure = Some(&report)
             .filter(|r| matches!(end, End::Finished) && !r.is_empty())
@@ -222,7 +278,90 @@ impl Driver {
                 break;
             }
         }
-        Ok(ExitStatus { code, timed_out })
+        let oom_killed = !kill_failed && code == 128 + 9 && self.oom_killed().await;
+        if oom_killed {
+            let line = format!(
+                "headjack: {}: killed: out of memory{}\n",
+                self.program,
+                self.limit_text().await
+            );
+            let _ = tx
+                .send(Ok(Chunk {
+                    stream: StreamKind::Stderr,
+                    data: Bytes::from(line),
+                }))
+                .await;
+        }
+        Ok(ExitStatus {
+            code,
+            timed_out,
+            oom_killed,
+            kill_failed,
+        })
+    }
+
+    /// Whether the exec ended within `wait` (polling the engine).
+    async fn ended_within(&self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        loop {
+            match self.engine.exec_state(&self.exec_id).await {
+                Ok(st) if !st.running => return true,
+                // Gone with its container: nothing of it runs any more.
+                Err(e) if e.kind() == ErrorKind::NotFound => return true,
+                _ => {}
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Whether the container's memory limit killed a process since the last check: the kernel
+    /// counts OOM kills per memory cgroup (`oom_kill` in cgroup v1's `memory.oom_control` and
+    /// v2's `memory.events`), readable inside the container; the engines do not report OOM kills
+    /// of exec'd processes in their inspect data. Needs `cat` in the image (else: unknown, false).
+    async fn oom_killed(&self) -> bool {
+        let params = ExecParams {
+            cmd: vec![
+                "cat".into(),
+                "/sys/fs/cgroup/memory/memory.oom_control".into(),
+                "/sys/fs/cgroup/memory.events".into(),
+            ],
+            ..Default::default()
+        };
+        let Ok((_, mut out, _)) = self.engine.exec(&self.container, params).await else {
+            return false;
+        };
+        let mut text = Vec::new();
+        let read = async {
+            while let Some(Ok(chunk)) = out.next().await {
+                if let ExecOutputChunk::Stdout(b) = chunk {
+                    text.extend_from_slice(&b);
+                }
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        let count = oom_kill_count(&String::from_utf8_lossy(&text));
+        let before = self.oom_seen.fetch_max(count, Ordering::SeqCst);
+        count > before
+    }
+
+    /// ` (limit 64 MiB)`, or nothing when the limit is unknown.
+    async fn limit_text(&self) -> String {
+        match self.engine.inspect(&self.container).await {
+            Ok(c) => c
+                .memory_limit
+                .filter(|m| *m > 0)
+                .map(|m| format!(" (limit {})", crate::spec::human_bytes(m as u64)))
+                .unwrap_or_default(),
+            Err(_) => String::new(),
+        }
     }
 
     /// Reads the exit code, waiting briefly for the engine to notice the process ended.

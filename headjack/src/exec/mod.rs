@@ -1,10 +1,12 @@
 //! Running commands inside an instance: [`Exec`] describes one, [`ExecStream`] delivers its
 //! output as it comes, [`ExecOutput`] is the collected result.
 //!
-//! [`stream`] holds the handles of a running command (output, stdin, terminal size);
-//! [`driver`] moves output from the engine to them and enforces timeouts.
+//! `stream` holds the handles of a running command (output, stdin, terminal size), `shared` the
+//! same behind `&self` ([`SharedExec`], for handles shared between threads); `driver` moves
+//! output from the engine to them and enforces timeouts.
 
 mod driver;
+mod shared;
 mod stream;
 
 use std::collections::BTreeMap;
@@ -16,6 +18,7 @@ use crate::engine::ExecOutputChunk;
 use crate::error::{Error, ErrorKind, Result};
 
 pub(crate) use driver::{collect, start};
+pub use shared::SharedExec;
 pub use stream::{ExecResizer, ExecStdin, ExecStream};
 
 /// One command to run in an instance.
@@ -217,10 +220,19 @@ impl From<ExecOutputChunk> for Chunk {
 /// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExitStatus {
-    /// The exit code; 127 when the command does not exist; -1 if the engine never said.
+    /// The exit code (128 + N when a signal N ended it, as shells report it); 127 when the
+    /// command does not exist; -1 if it is unknown (the engine never said, or the command could
+    /// not be killed).
     pub code: i64,
-    /// The command ran past its timeout and was killed.
+    /// The command ran past its timeout and was killed (see [`ExitStatus::kill_failed`]).
     pub timed_out: bool,
+    /// The memory limit killed the command (or a process it waited for).
+    pub oom_killed: bool,
+    /// The command timed out or was cancelled, but headjack could not confirm it was killed:
+    /// processes may still run in the container. On the engine's exec path this happens when
+    /// the image has no `/bin/sh`, or when the command dropped headjack's marker from its
+    /// environment (`env -i`).
+    pub kill_failed: bool,
 }
 
 impl ExitStatus {
@@ -250,8 +262,13 @@ pub struct ExecOutput {
     pub stdout_truncated: bool,
     /// Standard error went past the bound; the rest was discarded.
     pub stderr_truncated: bool,
-    /// The command ran past its timeout and was killed.
+    /// The command ran past its timeout and was killed (see [`ExecOutput::kill_failed`]).
     pub timed_out: bool,
+    /// The memory limit killed the command (or a process it waited for).
+    pub oom_killed: bool,
+    /// The command timed out, but headjack could not confirm it was killed: processes may still
+    /// run in the container (see [`ExitStatus::kill_failed`]).
+    pub kill_failed: bool,
 }
 
 impl ExecOutput {
@@ -273,6 +290,14 @@ impl ExecOutput {
     /// Turns a timeout into a [`ErrorKind::Timeout`] error and a non-zero exit into an
     /// [`ErrorKind::ExecFailed`] error carrying the end of stderr.
     pub fn check(self) -> Result<ExecOutput> {
+        if self.timed_out && self.kill_failed {
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                "the command ran past its timeout and headjack could not kill it: it may still \
+                 run in the container (the image needs /bin/sh for the kill, and the command \
+                 must keep its environment)",
+            ));
+        }
         if self.timed_out {
             return Err(Error::new(
                 ErrorKind::Timeout,
@@ -282,13 +307,14 @@ impl ExecOutput {
         if self.exit_code != 0 {
             let tail =
                 String::from_utf8_lossy(&self.stderr[self.stderr.len().saturating_sub(2000)..]);
+            let how = if self.oom_killed {
+                "was killed: out of memory".to_string()
+            } else {
+                format!("exited with code {}", self.exit_code)
+            };
             return Err(Error::new(
                 ErrorKind::ExecFailed,
-                format!(
-                    "the command exited with code {}: {}",
-                    self.exit_code,
-                    tail.trim()
-                ),
+                format!("the command {how}: {}", tail.trim()),
             ));
         }
         Ok(self)
@@ -323,6 +349,8 @@ mod tests {
             stdout_truncated: false,
             stderr_truncated: false,
             timed_out: false,
+            oom_killed: false,
+            kill_failed: false,
         };
         assert!(base.clone().check().is_ok());
         let e = ExecOutput {
@@ -336,10 +364,30 @@ mod tests {
         let e = ExecOutput {
             timed_out: true,
             exit_code: 137,
-            ..base
+            ..base.clone()
         }
         .check()
         .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Timeout);
+        assert!(e.message().contains("was killed"), "{e}");
+        let e = ExecOutput {
+            timed_out: true,
+            kill_failed: true,
+            exit_code: -1,
+            ..base.clone()
+        }
+        .check()
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+        assert!(e.message().contains("may still run"), "{e}");
+        let e = ExecOutput {
+            oom_killed: true,
+            exit_code: 137,
+            ..base
+        }
+        .check()
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ExecFailed);
+        assert!(e.message().contains("out of memory"), "{e}");
     }
 }
