@@ -38,11 +38,18 @@ struct Inner {
 }
 
 impl Pool {
+    /// The largest pool: each ready instance is a running container, and an engine on one
+    /// machine runs a few hundred at most.
+    pub const MAX_SIZE: usize = 1024;
+
     /// Spawns `size` instances of `spec` (concurrently) and keeps them ready. The base is
     /// resolved once, up front: a bad spec fails here, not on `take`.
     pub async fn new(client: &Client, spec: Spec, size: usize) -> Result<Pool> {
-        if size == 0 {
-            return Err(Error::invalid_argument("a pool needs a size of at least 1"));
+        if size == 0 || size > Pool::MAX_SIZE {
+            return Err(Error::invalid_argument(format!(
+                "a pool of {size} instances: the size must be between 1 and {}",
+                Pool::MAX_SIZE
+            )));
         }
         let inner = Arc::new(Inner {
             client: client.clone(),
