@@ -35,6 +35,7 @@
 pub mod base;
 mod build;
 mod client;
+mod devcontainer;
 mod engine;
 mod error;
 mod exec;

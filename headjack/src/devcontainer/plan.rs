@@ -1,0 +1,799 @@
+//! [`plan()`]: a parsed definition + the host workspace + the caller's choices → a
+//! [`DevContainerPlan`], everything a spawn needs in plain values (absolute paths, bytes,
+//! argv lists), with every variable resolved that can be before the container exists.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::config::{
+    AppPort, DevContainerConfig, ForwardPort, Hook, LifecycleCommand, Located, MountEntry,
+};
+use super::discover::normalize;
+use super::features::{self, FeatureLayer, LocalFeature};
+use super::jsonc::{Pos, error_at};
+use super::mounts::{MountKind, MountPlan, mount_from_object, parse_mount};
+use super::run_args::parse_run_args;
+use super::units::{PortPublish, Protocol, Publish, parse_bytes, parse_publish};
+use super::vars::{Field, Vars, devcontainer_id, has_container_env, resolve_container_env};
+use crate::Result;
+use crate::reference::ImageRef;
+
+/// The label holding the host workspace folder (the devcontainers CLI's id label).
+pub const LABEL_LOCAL_FOLDER: &str = "devcontainer.local_folder";
+/// The label holding the definition file (the devcontainers CLI's id label).
+pub const LABEL_CONFIG_FILE: &str = "devcontainer.config_file";
+
+/// The caller's choices for [`plan()`].
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// The environment `${localEnv:…}` and `runArgs` `-e NAME` read (normally the process's:
+    /// [`PlanOptions::from_process_env`]).
+    pub local_env: BTreeMap<String, String>,
+    /// Allow `privileged: true` (in the definition, its `runArgs` or a local feature).
+    /// Without it such a definition is refused.
+    pub allow_privileged: bool,
+}
+
+impl PlanOptions {
+    /// Options with the process's environment (variables that are not UTF-8 are skipped)
+    /// and privileged containers refused.
+    pub fn from_process_env() -> PlanOptions {
+        PlanOptions {
+            local_env: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+            allow_privileged: false,
+        }
+    }
+}
+
+/// What the container is made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanBase {
+    /// A registry image (normalised, fully qualified).
+    Image {
+        /// The reference, e.g. `docker.io/library/debian:bookworm-slim`.
+        reference: String,
+    },
+    /// A Dockerfile build.
+    Dockerfile {
+        /// The Dockerfile (absolute; it exists).
+        dockerfile: PathBuf,
+        /// The build context directory (absolute; it exists).
+        context: PathBuf,
+        /// `build.args`, variables resolved.
+        build_args: BTreeMap<String, String>,
+        /// `build.target`.
+        target: Option<String>,
+    },
+}
+
+/// How the workspace reaches the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkspaceMount {
+    /// The default: the host workspace folder bind-mounted read-write at `target`
+    /// (`/workspaces/<folder name>`, whatever `workspaceFolder` says — as the CLI does).
+    Default {
+        /// Where it is mounted.
+        target: String,
+    },
+    /// `workspaceMount` replaced the default bind.
+    Custom(MountPlan),
+    /// `workspaceMount` is `""`: no workspace mount at all.
+    None,
+}
+
+/// The workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspacePlan {
+    /// The workspace folder on the host (absolute).
+    pub host_dir: PathBuf,
+    /// `workspaceFolder`: the working directory of every exec and hook (default
+    /// `/workspaces/<folder name>`).
+    pub container_folder: String,
+    /// The mount.
+    pub mount: WorkspaceMount,
+}
+
+/// Who a hook step comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookOrigin {
+    /// The definition.
+    Definition,
+    /// The local feature with this id.
+    Feature(String),
+}
+
+/// One command of a hook step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookCommand {
+    /// The entry's name in the object form; `None` for the string and array forms.
+    pub name: Option<String>,
+    /// What to execute (`/bin/sh -c <string>` for the string form).
+    pub argv: Vec<String>,
+}
+
+/// A hook step: commands that run in parallel; the step succeeds when all of them do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookStep {
+    /// The hook.
+    pub hook: Hook,
+    /// Where it was written.
+    pub origin: HookOrigin,
+    /// The commands (one for the string/array forms).
+    pub commands: Vec<HookCommand>,
+}
+
+/// Resource limits.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Limits {
+    /// CPUs (`hostRequirements.cpus`; `runArgs --cpus` wins).
+    pub cpus: Option<f64>,
+    /// Memory in bytes (`hostRequirements.memory`; `runArgs --memory` wins).
+    pub memory_bytes: Option<u64>,
+    /// Storage in bytes (`hostRequirements.storage`).
+    pub storage_bytes: Option<u64>,
+}
+
+/// Everything a spawn needs from a dev container definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DevContainerPlan {
+    /// The definition file (absolute).
+    pub config_file: PathBuf,
+    /// `name`.
+    pub name: Option<String>,
+    /// The `${devcontainerId}` of this definition and workspace.
+    pub devcontainer_id: String,
+    /// What the container is made from.
+    pub base: PlanBase,
+    /// Local features to install on top of `base`, if any.
+    pub features: Option<FeatureLayer>,
+    /// `containerEnv` (and `runArgs -e`): the container's environment.
+    pub container_env: BTreeMap<String, String>,
+    /// `remoteEnv`: added to every exec and hook; `None` unsets the variable. May hold
+    /// `${containerEnv:…}` until [`DevContainerPlan::resolve_container_env`].
+    pub remote_env: BTreeMap<String, Option<String>>,
+    /// `containerUser` (or `runArgs --user`): the user the container runs as; `None`: the
+    /// image's.
+    pub container_user: Option<String>,
+    /// The user execs and hooks run as: `remoteUser`, else `container_user`; `None`: the
+    /// image's.
+    pub remote_user: Option<String>,
+    /// The workspace.
+    pub workspace: WorkspacePlan,
+    /// `mounts` (definition, features, `runArgs`), in that order.
+    pub mounts: Vec<MountPlan>,
+    /// The hook steps, in the order they run.
+    pub hooks: Vec<HookStep>,
+    /// Capabilities to add.
+    pub cap_add: Vec<String>,
+    /// Security options.
+    pub security_opt: Vec<String>,
+    /// Run an init process as PID 1.
+    pub init: bool,
+    /// Privileged (only ever true when [`PlanOptions::allow_privileged`] was set).
+    pub privileged: bool,
+    /// Ports to publish.
+    pub ports: Vec<PortPublish>,
+    /// Resource limits.
+    pub limits: Limits,
+    /// `runArgs --network`.
+    pub network: Option<String>,
+    /// Labels to put on the container.
+    pub labels: BTreeMap<String, String>,
+    /// Everything not supported or not acted on, each naming file, line and column.
+    pub warnings: Vec<String>,
+}
+
+impl DevContainerPlan {
+    /// Whether `remote_env` or a hook still holds `${containerEnv:…}`, to be resolved with
+    /// [`DevContainerPlan::resolve_container_env`] once the container exists.
+    pub fn needs_container_env(&self) -> bool {
+        self.remote_env
+            .values()
+            .flatten()
+            .any(|v| has_container_env(v))
+            || self
+                .hooks
+                .iter()
+                .flat_map(|s| &s.commands)
+                .flat_map(|c| &c.argv)
+                .any(|a| has_container_env(a))
+    }
+
+    /// Resolves `${containerEnv:X[:default]}` in `remote_env` and the hooks against the
+    /// container's environment (as the engine reports it: the image's variables overlaid by
+    /// `containerEnv`). A variable the container lacks becomes its default, else empty.
+    pub fn resolve_container_env(&mut self, container_env: &BTreeMap<String, String>) {
+        let resolve = |s: &mut String| {
+            // The first pass already refused `${containerEnv}` without a name, the only error.
+            if let Ok(resolved) = resolve_container_env(s, container_env) {
+                *s = resolved;
+            }
+        };
+        self.remote_env.values_mut().flatten().for_each(resolve);
+        self.hooks
+            .iter_mut()
+            .flat_map(|s| &mut s.commands)
+            .flat_map(|c| &mut c.argv)
+            .for_each(resolve);
+    }
+}
+
+/// The last component of a path, for `/workspaces/<name>`.
+fn folder_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "workspace".to_string())
+}
+
+/// Substitutes variables in strings from one file, turning notes into warnings and failures
+/// into errors that point at the string.
+struct Resolver<'a> {
+    vars: Vars<'a>,
+    warnings: Vec<String>,
+}
+
+impl Resolver<'_> {
+    fn text(
+        &mut self,
+        file: &Path,
+        value: &Located<String>,
+        field: Field,
+        key: &str,
+    ) -> Result<String> {
+        self.raw(file, value.pos, &value.value, field, key)
+    }
+
+    fn raw(
+        &mut self,
+        file: &Path,
+        pos: Pos,
+        text: &str,
+        field: Field,
+        key: &str,
+    ) -> Result<String> {
+        let mut notes = Vec::new();
+        let out = self
+            .vars
+            .apply(text, field, &mut notes)
+            .map_err(|e| error_at(file, pos, format!("{key}: {e}")))?;
+        self.warnings.extend(
+            notes
+                .into_iter()
+                .map(|n| format!("{}:{pos}: {key}: {n}", file.display())),
+        );
+        Ok(out)
+    }
+
+    fn mount(&mut self, file: &Path, entry: &Located<MountEntry>, key: &str) -> Result<MountPlan> {
+        let pos = entry.pos;
+        let mut notes = Vec::new();
+        let plan = match &entry.value {
+            MountEntry::Text(s) => {
+                let s = self.raw(file, pos, s, Field::Container, key)?;
+                parse_mount(&s, &mut notes)
+            }
+            MountEntry::Object {
+                kind,
+                source,
+                target,
+                read_only,
+            } => {
+                let mut sub = |v: &Option<String>| -> Result<Option<String>> {
+                    v.as_deref()
+                        .map(|s| self.raw(file, pos, s, Field::Container, key))
+                        .transpose()
+                };
+                let (source, target) = (sub(source)?, sub(target)?);
+                mount_from_object(
+                    kind.as_deref(),
+                    source.as_deref(),
+                    target.as_deref(),
+                    read_only.unwrap_or(false),
+                )
+            }
+        }
+        .map_err(|e| error_at(file, pos, format!("{key}: {e}")))?;
+        self.warnings.extend(
+            notes
+                .into_iter()
+                .map(|n| format!("{}:{pos}: {key}: {n}", file.display())),
+        );
+        Ok(plan)
+    }
+
+    fn hook_step(
+        &mut self,
+        file: &Path,
+        hook: Hook,
+        origin: HookOrigin,
+        command: &Located<LifecycleCommand>,
+    ) -> Result<HookStep> {
+        let key = hook.key();
+        let entries: Vec<(Option<String>, Vec<String>)> = match &command.value {
+            LifecycleCommand::Single(c) => vec![(None, c.argv())],
+            LifecycleCommand::Parallel(named) => named
+                .iter()
+                .map(|(n, c)| (Some(n.clone()), c.argv()))
+                .collect(),
+        };
+        let mut commands = Vec::new();
+        for (name, argv) in entries {
+            let argv = argv
+                .iter()
+                .map(|a| self.raw(file, command.pos, a, Field::Remote, key))
+                .collect::<Result<Vec<_>>>()?;
+            commands.push(HookCommand { name, argv });
+        }
+        Ok(HookStep {
+            hook,
+            origin,
+            commands,
+        })
+    }
+}
+
+/// Adds `items` to `list`, skipping ones already there.
+fn extend_unique<T: PartialEq>(list: &mut Vec<T>, items: impl IntoIterator<Item = T>) {
+    for item in items {
+        if !list.contains(&item) {
+            list.push(item);
+        }
+    }
+}
+
+/// Plans the container `config` describes for the host folder `workspace` (relative paths
+/// resolve against the current directory). Reads the file system (the Dockerfile, context
+/// and local features must exist) but no engine.
+///
+/// # Errors
+///
+/// [`crate::ErrorKind::InvalidBase`], naming file, line and column, for: no `image` or
+/// `build.dockerfile`; a Dockerfile or context that does not exist (with the path looked
+/// for); an invalid image reference; a bad mount, port, size or `runArgs` value;
+/// `privileged` without [`PlanOptions::allow_privileged`]; a variable without a name; a
+/// local feature that cannot be read. [`crate::ErrorKind::Io`] when a feature folder cannot
+/// be listed.
+pub fn plan(
+    config: &DevContainerConfig,
+    workspace: &Path,
+    options: &PlanOptions,
+) -> Result<DevContainerPlan> {
+    let absolute =
+        |p: &Path| normalize(&std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
+    let file = absolute(&config.file);
+    let file = file.as_path();
+    let config_dir = file.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let workspace = absolute(workspace);
+    let local_folder = workspace.to_string_lossy().into_owned();
+    let id_labels = BTreeMap::from([
+        (LABEL_LOCAL_FOLDER.to_string(), local_folder.clone()),
+        (
+            LABEL_CONFIG_FILE.to_string(),
+            file.to_string_lossy().into_owned(),
+        ),
+    ]);
+    let id = devcontainer_id(&id_labels);
+    let at = |pos: Pos, what: String| error_at(file, pos, what);
+
+    // workspaceFolder first: the other strings may use ${containerWorkspaceFolder}.
+    let mut r = Resolver {
+        vars: Vars {
+            local_env: &options.local_env,
+            local_workspace: &local_folder,
+            container_workspace: None,
+            devcontainer_id: &id,
+        },
+        warnings: config.warnings.clone(),
+    };
+    let default_folder = format!("/workspaces/{}", folder_name(&workspace));
+    let container_folder = match &config.workspace_folder {
+        Some(wf) => {
+            let folder = r.text(file, wf, Field::Container, "workspaceFolder")?;
+            if !folder.starts_with('/') {
+                return Err(at(
+                    wf.pos,
+                    format!("workspaceFolder: {folder:?} is not an absolute path in the container"),
+                ));
+            }
+            folder
+        }
+        None => default_folder.clone(),
+    };
+    r.vars.container_workspace = Some(&container_folder);
+
+    // The base.
+    let base = if let Some(build) = &config.build {
+        if let Some(image) = &config.image {
+            r.warnings.push(format!(
+                "{}:{}: \"image\" is ignored because a Dockerfile is set",
+                file.display(),
+                image.pos
+            ));
+        }
+        let rel = r.text(file, &build.dockerfile, Field::Build, "build.dockerfile")?;
+        let dockerfile = normalize(&config_dir.join(&rel));
+        if !dockerfile.is_file() {
+            return Err(at(
+                build.dockerfile.pos,
+                format!(
+                    "build.dockerfile: the Dockerfile {} does not exist (paths are relative to \
+                     {}, the definition's folder)",
+                    dockerfile.display(),
+                    config_dir.display()
+                ),
+            ));
+        }
+        let context = match &build.context {
+            Some(c) => {
+                let rel = r.text(file, c, Field::Build, "build.context")?;
+                let context = normalize(&config_dir.join(rel));
+                if !context.is_dir() {
+                    return Err(at(
+                        c.pos,
+                        format!(
+                            "build.context: the directory {} does not exist (paths are relative \
+                             to {}, the definition's folder)",
+                            context.display(),
+                            config_dir.display()
+                        ),
+                    ));
+                }
+                context
+            }
+            None => config_dir.clone(),
+        };
+        let mut build_args = BTreeMap::new();
+        for (k, v) in &build.args {
+            let value = r.text(file, v, Field::Build, &format!("build.args.{k}"))?;
+            build_args.insert(k.clone(), value);
+        }
+        let target = build
+            .target
+            .as_ref()
+            .map(|t| r.text(file, t, Field::Build, "build.target"))
+            .transpose()?;
+        PlanBase::Dockerfile {
+            dockerfile,
+            context,
+            build_args,
+            target,
+        }
+    } else if let Some(image) = &config.image {
+        let text = r.text(file, image, Field::Build, "image")?;
+        let reference = ImageRef::parse(&text).map_err(|e| at(image.pos, format!("image: {e}")))?;
+        PlanBase::Image {
+            reference: reference.to_string(),
+        }
+    } else {
+        return Err(at(
+            Pos { line: 1, column: 1 },
+            "the definition names neither an image (\"image\") nor a Dockerfile \
+             (\"build.dockerfile\"); Docker Compose definitions are not supported"
+                .to_string(),
+        ));
+    };
+
+    // runArgs first: several settings below merge with them.
+    let mut run_warnings = Vec::new();
+    let run_args_text = config
+        .run_args
+        .iter()
+        .enumerate()
+        .map(|(i, a)| r.text(file, a, Field::Container, &format!("runArgs[{i}]")))
+        .collect::<Result<Vec<_>>>()?;
+    let run_pos = config.run_args.first().map(|a| a.pos).unwrap_or_default();
+    let run = parse_run_args(&run_args_text, &options.local_env, &mut run_warnings)
+        .map_err(|e| at(run_pos, e))?;
+    r.warnings.extend(
+        run_warnings
+            .into_iter()
+            .map(|w| format!("{}:{run_pos}: {w}", file.display())),
+    );
+
+    // Environment and users.
+    let mut container_env = BTreeMap::new();
+    for (k, v) in &config.container_env {
+        let value = r.text(file, v, Field::Container, &format!("containerEnv.{k}"))?;
+        container_env.insert(k.clone(), value);
+    }
+    container_env.extend(run.env.iter().cloned());
+    let mut remote_env = BTreeMap::new();
+    for (k, v) in &config.remote_env {
+        let value = v
+            .as_ref()
+            .map(|v| r.text(file, v, Field::Remote, &format!("remoteEnv.{k}")))
+            .transpose()?;
+        remote_env.insert(k.clone(), value);
+    }
+    let mut container_user = config
+        .container_user
+        .as_ref()
+        .map(|u| r.text(file, u, Field::Container, "containerUser"))
+        .transpose()?;
+    if let Some(user) = &run.user {
+        if container_user.as_ref().is_some_and(|u| u != user) {
+            r.warnings.push(format!(
+                "{}:{run_pos}: runArgs --user {user} overrides containerUser, as in docker run",
+                file.display()
+            ));
+        }
+        container_user = Some(user.clone());
+    }
+    let remote_user = match &config.remote_user {
+        Some(u) => Some(r.text(file, u, Field::Container, "remoteUser")?),
+        None => container_user.clone(),
+    };
+
+    // Workspace.
+    let mount = match &config.workspace_mount {
+        Some(wm) => {
+            let text = r.text(file, wm, Field::Container, "workspaceMount")?;
+            if text.trim().is_empty() {
+                WorkspaceMount::None
+            } else {
+                let mut notes = Vec::new();
+                let m = parse_mount(&text, &mut notes)
+                    .map_err(|e| at(wm.pos, format!("workspaceMount: {e}")))?;
+                r.warnings.extend(
+                    notes
+                        .into_iter()
+                        .map(|n| format!("{}:{}: workspaceMount: {n}", file.display(), wm.pos)),
+                );
+                if config.workspace_folder.is_none() {
+                    r.warnings.push(format!(
+                        "{}:{}: workspaceMount is set without workspaceFolder, so execs start in \
+                         {container_folder}; set workspaceFolder to the mount's folder",
+                        file.display(),
+                        wm.pos
+                    ));
+                }
+                WorkspaceMount::Custom(m)
+            }
+        }
+        None => WorkspaceMount::Default {
+            target: default_folder,
+        },
+    };
+
+    // Local features.
+    let mut local: Vec<LocalFeature> = Vec::new();
+    for f in &config.features {
+        if f.id.value.starts_with("./") || f.id.value.starts_with("../") {
+            local.push(features::read_local_feature(
+                f,
+                file,
+                &config_dir,
+                &mut r.warnings,
+            )?);
+        } else {
+            r.warnings.push(format!(
+                "{}:{}: features: {:?} is not a local feature (\"./folder\"); features from a \
+                 registry or URL are not supported; skipped",
+                file.display(),
+                f.id.pos,
+                f.id.value
+            ));
+        }
+    }
+    let feature_layer = if local.is_empty() {
+        None
+    } else {
+        Some(features::layer(
+            &local,
+            container_user.as_deref(),
+            remote_user.as_deref(),
+        )?)
+    };
+
+    // Mounts: the definition's, the features', runArgs'.
+    let mut mounts = Vec::new();
+    for (i, m) in config.mounts.iter().enumerate() {
+        mounts.push(r.mount(file, m, &format!("mounts[{i}]"))?);
+    }
+    for f in &local {
+        for (i, m) in f.mounts.iter().enumerate() {
+            mounts.push(r.mount(&f.file, m, &format!("mounts[{i}]"))?);
+        }
+    }
+    mounts.extend(run.mounts.iter().cloned());
+    for m in &mounts {
+        if let MountKind::Bind { source } = &m.kind {
+            if source.ends_with("docker.sock") || source.ends_with("podman.sock") {
+                r.warnings.push(format!(
+                    "{}: the mount of {} gives the container control of the engine (and so of the host)",
+                    file.display(),
+                    source.display()
+                ));
+            }
+        }
+    }
+
+    // Hooks: per hook, the features' steps (in install order), then the definition's.
+    let mut hooks = Vec::new();
+    for hook in Hook::ALL {
+        for f in &local {
+            for (h, command) in f.lifecycle.iter().filter(|(h, _)| *h == hook) {
+                hooks.push(r.hook_step(&f.file, *h, HookOrigin::Feature(f.id.clone()), command)?);
+            }
+        }
+        for (h, command) in config.lifecycle.iter().filter(|(h, _)| *h == hook) {
+            hooks.push(r.hook_step(file, *h, HookOrigin::Definition, command)?);
+        }
+    }
+
+    // Security settings.
+    let mut cap_add = Vec::new();
+    for c in &config.cap_add {
+        extend_unique(&mut cap_add, [r.text(file, c, Field::Container, "capAdd")?]);
+    }
+    extend_unique(&mut cap_add, local.iter().flat_map(|f| f.cap_add.clone()));
+    extend_unique(&mut cap_add, run.cap_add.iter().cloned());
+    let mut security_opt = Vec::new();
+    for s in &config.security_opt {
+        extend_unique(
+            &mut security_opt,
+            [r.text(file, s, Field::Container, "securityOpt")?],
+        );
+    }
+    extend_unique(
+        &mut security_opt,
+        local.iter().flat_map(|f| f.security_opt.clone()),
+    );
+    extend_unique(&mut security_opt, run.security_opt.iter().cloned());
+    let init = config.init.unwrap_or(false)
+        || run.init.unwrap_or(false)
+        || local.iter().any(|f| f.init == Some(true));
+
+    let mut privileged_at: Vec<(PathBuf, Pos, String)> = Vec::new();
+    if let Some(p) = config.privileged.as_ref().filter(|p| p.value) {
+        privileged_at.push((file.to_path_buf(), p.pos, "privileged: true".into()));
+    }
+    if run.privileged == Some(true) {
+        privileged_at.push((file.to_path_buf(), run_pos, "runArgs --privileged".into()));
+    }
+    for f in &local {
+        if let Some(p) = f.privileged.as_ref().filter(|p| p.value) {
+            privileged_at.push((
+                f.file.clone(),
+                p.pos,
+                format!("feature {} asks for privileged: true", f.id),
+            ));
+        }
+    }
+    if let (Some((where_file, pos, what)), false) =
+        (privileged_at.first(), options.allow_privileged)
+    {
+        return Err(error_at(
+            where_file,
+            *pos,
+            format!(
+                "{what}: a privileged container can take over the host; headjack refuses it \
+                 unless the caller allows it explicitly (allow_privileged)"
+            ),
+        ));
+    }
+    let privileged = !privileged_at.is_empty();
+
+    // Ports.
+    let mut ports = Vec::new();
+    for p in &config.forward_ports {
+        let port = match &p.value {
+            ForwardPort::Port(port) => Some(*port),
+            ForwardPort::HostPort(host, port)
+                if matches!(host.as_str(), "localhost" | "127.0.0.1" | "::1") =>
+            {
+                Some(*port)
+            }
+            ForwardPort::HostPort(host, port) => {
+                r.warnings.push(format!(
+                    "{}:{}: forwardPorts: \"{host}:{port}\" is a port of another host (a Docker \
+                     Compose service); only the container's own ports are published; skipped",
+                    file.display(),
+                    p.pos
+                ));
+                None
+            }
+        };
+        if let Some(port) = port {
+            extend_unique(
+                &mut ports,
+                [PortPublish {
+                    container_port: port,
+                    protocol: Protocol::Tcp,
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: None,
+                }],
+            );
+        }
+    }
+    for p in &config.app_port {
+        match &p.value {
+            AppPort::Port(port) => extend_unique(
+                &mut ports,
+                [PortPublish {
+                    container_port: *port,
+                    protocol: Protocol::Tcp,
+                    host_ip: None,
+                    host_port: Some(*port),
+                }],
+            ),
+            AppPort::Text(s) => {
+                let s = r.raw(file, p.pos, s, Field::Container, "appPort")?;
+                match parse_publish(&s, true).map_err(|e| at(p.pos, format!("appPort: {e}")))? {
+                    Publish::One(publish) => extend_unique(&mut ports, [publish]),
+                    Publish::Range => r.warnings.push(format!(
+                        "{}:{}: appPort: {s:?}: port ranges are not supported; skipped",
+                        file.display(),
+                        p.pos
+                    )),
+                }
+            }
+        }
+    }
+    extend_unique(&mut ports, run.ports.iter().cloned());
+
+    // Limits.
+    let hr = &config.host_requirements;
+    let size = |v: &Option<Located<String>>, key: &str| -> Result<Option<u64>> {
+        v.as_ref()
+            .map(|s| parse_bytes(&s.value).map_err(|e| at(s.pos, format!("{key}: {e}"))))
+            .transpose()
+    };
+    let limits = Limits {
+        cpus: run.cpus.or(hr.cpus.as_ref().map(|c| f64::from(c.value))),
+        memory_bytes: match run.memory {
+            Some(m) => Some(m),
+            None => size(&hr.memory, "hostRequirements.memory")?,
+        },
+        storage_bytes: size(&hr.storage, "hostRequirements.storage")?,
+    };
+
+    // The rest.
+    if let Some(o) = config.override_command.as_ref().filter(|o| !o.value) {
+        r.warnings.push(format!(
+            "{}:{}: overrideCommand: false is not supported: headjack always runs its own \
+             keep-alive command, not the image's",
+            file.display(),
+            o.pos
+        ));
+    }
+    let name = config
+        .name
+        .as_ref()
+        .map(|n| r.text(file, n, Field::Container, "name"))
+        .transpose()?;
+    let mut labels = id_labels;
+    labels.extend(run.labels.iter().cloned());
+    let warnings = r.warnings;
+
+    Ok(DevContainerPlan {
+        config_file: file.to_path_buf(),
+        name,
+        devcontainer_id: id,
+        base,
+        features: feature_layer,
+        container_env,
+        remote_env,
+        container_user,
+        remote_user,
+        workspace: WorkspacePlan {
+            host_dir: workspace,
+            container_folder,
+            mount,
+        },
+        mounts,
+        hooks,
+        cap_add,
+        security_opt,
+        init,
+        privileged,
+        ports,
+        limits,
+        network: run.network,
+        labels,
+        warnings,
+    })
+}
