@@ -400,7 +400,9 @@ fn install_wrapper(id: &str, version: Option<&str>) -> String {
 set -e
 cd "$(dirname "$0")"
 set -a
+# shellcheck source=/dev/null
 . ../devcontainer-features.builtin.env
+# shellcheck source=/dev/null
 . ./devcontainer-features.env
 set +a
 user_home() {{

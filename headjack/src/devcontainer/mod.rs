@@ -54,9 +54,11 @@
 //! - **`overrideCommand`** `true` (the default) is what headjack always does: it runs its own
 //!   keep-alive command. **`shutdownAction`** is accepted and has no effect: an instance's
 //!   lifetime belongs to the caller (dropped → removed, unless kept).
-//! - **`${containerEnv:X}`** is resolved in `remoteEnv` and hooks once the container's
-//!   environment is known ([`DevContainerPlan::resolve_container_env`]); elsewhere it stays
-//!   as written, with a warning (as the CLI, which only has it after the container starts).
+//! - **`${containerEnv:X}`** is resolved in `remoteEnv` and hooks: when planning if the
+//!   definition's `containerEnv` sets `X`, otherwise (a variable of the image, like `PATH`)
+//!   once the container's environment is known ([`DevContainerPlan::resolve_container_env`]);
+//!   elsewhere it stays as written, with a warning (as in the CLI, which only has it after the
+//!   container starts).
 //! - **`${devcontainerId}`** is the CLI's id of the same labels ([`devcontainer_id`]), so a
 //!   volume named with it is shared with the CLI's container for the same folder. It is not
 //!   substituted in build settings (the CLI does not either).

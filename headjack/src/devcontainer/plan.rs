@@ -14,7 +14,10 @@ use super::jsonc::{Pos, error_at};
 use super::mounts::{MountKind, MountPlan, mount_from_object, parse_mount};
 use super::run_args::parse_run_args;
 use super::units::{PortPublish, Protocol, Publish, parse_bytes, parse_publish};
-use super::vars::{Field, Vars, devcontainer_id, has_container_env, resolve_container_env};
+use super::vars::{
+    Field, Vars, devcontainer_id, has_container_env, resolve_container_env,
+    resolve_known_container_env,
+};
 use crate::Result;
 use crate::reference::ImageRef;
 
@@ -624,6 +627,19 @@ pub fn plan(
         }
     }
 
+    // ${containerEnv:X} for an X the definition sets is known now; the rest waits for the
+    // container (DevContainerPlan::resolve_container_env).
+    for value in remote_env.values_mut().flatten() {
+        *value = resolve_known_container_env(value, &container_env);
+    }
+    for arg in hooks
+        .iter_mut()
+        .flat_map(|s| &mut s.commands)
+        .flat_map(|c| &mut c.argv)
+    {
+        *arg = resolve_known_container_env(arg, &container_env);
+    }
+
     // Security settings.
     let mut cap_add = Vec::new();
     for c in &config.cap_add {
@@ -796,4 +812,586 @@ pub fn plan(
         labels,
         warnings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    /// A project folder with `.devcontainer/devcontainer.json` = `text` and `files`.
+    struct Project {
+        dir: tempfile::TempDir,
+    }
+
+    impl Project {
+        fn new(text: &str, files: &[&str]) -> Project {
+            let dir = tempfile::tempdir().unwrap();
+            let dc = dir.path().join("proj/.devcontainer");
+            std::fs::create_dir_all(&dc).unwrap();
+            std::fs::write(dc.join("devcontainer.json"), text).unwrap();
+            for f in files {
+                let p = dir.path().join("proj").join(f);
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                if f.ends_with('/') {
+                    std::fs::create_dir_all(&p).unwrap();
+                } else {
+                    std::fs::write(&p, "FROM scratch\n").unwrap();
+                }
+            }
+            Project { dir }
+        }
+
+        fn root(&self) -> PathBuf {
+            self.dir.path().join("proj")
+        }
+
+        fn config_file(&self) -> PathBuf {
+            self.root().join(".devcontainer/devcontainer.json")
+        }
+
+        fn plan_with(&self, options: &PlanOptions) -> Result<DevContainerPlan> {
+            let config = DevContainerConfig::read(&self.config_file())?;
+            plan(&config, &self.root(), options)
+        }
+
+        fn plan(&self) -> Result<DevContainerPlan> {
+            self.plan_with(&options())
+        }
+    }
+
+    fn options() -> PlanOptions {
+        PlanOptions {
+            local_env: BTreeMap::from([
+                ("USER".to_string(), "me".to_string()),
+                ("TOKEN".to_string(), "s3cret".to_string()),
+            ]),
+            allow_privileged: false,
+        }
+    }
+
+    fn ok(text: &str, files: &[&str]) -> (Project, DevContainerPlan) {
+        let p = Project::new(text, files);
+        let plan = p.plan().unwrap_or_else(|e| panic!("{text}: {e}"));
+        (p, plan)
+    }
+
+    fn err(text: &str, files: &[&str]) -> String {
+        let p = Project::new(text, files);
+        let e = p.plan().expect_err(text);
+        assert_eq!(e.kind(), ErrorKind::InvalidBase, "{e}");
+        e.to_string()
+    }
+
+    #[test]
+    fn image_base_and_defaults() {
+        let (p, plan) = ok(r#"{"image": "debian:bookworm-slim"}"#, &[]);
+        assert_eq!(
+            plan.base,
+            PlanBase::Image {
+                reference: "docker.io/library/debian:bookworm-slim".into()
+            }
+        );
+        assert_eq!(plan.config_file, p.config_file());
+        assert_eq!(plan.workspace.host_dir, p.root());
+        assert_eq!(plan.workspace.container_folder, "/workspaces/proj");
+        assert_eq!(
+            plan.workspace.mount,
+            WorkspaceMount::Default {
+                target: "/workspaces/proj".into()
+            }
+        );
+        assert_eq!(plan.devcontainer_id.len(), 52);
+        assert_eq!(
+            plan.labels,
+            BTreeMap::from([
+                (
+                    LABEL_CONFIG_FILE.to_string(),
+                    p.config_file().to_string_lossy().into_owned()
+                ),
+                (
+                    LABEL_LOCAL_FOLDER.to_string(),
+                    p.root().to_string_lossy().into_owned()
+                ),
+            ])
+        );
+        assert_eq!(plan.devcontainer_id, devcontainer_id(&plan.labels));
+        assert!(plan.hooks.is_empty() && plan.mounts.is_empty() && plan.ports.is_empty());
+        assert_eq!(plan.limits, Limits::default());
+        assert!(!plan.init && !plan.privileged);
+        assert!(plan.container_user.is_none() && plan.remote_user.is_none());
+        assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+        assert!(!plan.needs_container_env());
+    }
+
+    #[test]
+    fn dockerfile_base_forms() {
+        let (p, plan) = ok(
+            r#"{"build": {"dockerfile": "Dockerfile", "context": "..", "args": {"V": "${localEnv:USER}", "ID": "${devcontainerId}"}, "target": "dev"}}"#,
+            &[".devcontainer/Dockerfile"],
+        );
+        let PlanBase::Dockerfile {
+            dockerfile,
+            context,
+            build_args,
+            target,
+        } = &plan.base
+        else {
+            panic!("{:?}", plan.base)
+        };
+        assert_eq!(dockerfile, &p.root().join(".devcontainer/Dockerfile"));
+        assert_eq!(context, &p.root());
+        assert_eq!(build_args["V"], "me");
+        assert_eq!(build_args["ID"], "${devcontainerId}");
+        assert!(
+            plan.warnings[0]
+                .contains("build.args.ID: ${devcontainerId} cannot be used in build settings"),
+            "{:?}",
+            plan.warnings
+        );
+        assert_eq!(target.as_deref(), Some("dev"));
+
+        // Legacy keys; the context defaults to the definition's folder.
+        for text in [
+            r#"{"dockerFile": "../Dockerfile", "context": ".."}"#,
+            r#"{"dockerfile": "../Dockerfile", "context": ".."}"#,
+        ] {
+            let (p, plan) = ok(text, &["Dockerfile"]);
+            assert_eq!(
+                plan.base,
+                PlanBase::Dockerfile {
+                    dockerfile: p.root().join("Dockerfile"),
+                    context: p.root(),
+                    build_args: BTreeMap::new(),
+                    target: None
+                }
+            );
+        }
+        let (p, plan) = ok(
+            r#"{"build": {"dockerfile": "Dockerfile"}, "image": "x"}"#,
+            &[".devcontainer/Dockerfile"],
+        );
+        let PlanBase::Dockerfile { context, .. } = &plan.base else {
+            panic!()
+        };
+        assert_eq!(context, &p.root().join(".devcontainer"));
+        assert!(
+            plan.warnings[0].contains("\"image\" is ignored"),
+            "{:?}",
+            plan.warnings
+        );
+    }
+
+    #[test]
+    fn environment_users_and_variables() {
+        let (p, plan) = ok(
+            r#"{
+  "image": "debian:bookworm-slim",
+  "workspaceFolder": "/work/${localWorkspaceFolderBasename}",
+  "containerEnv": {"WS": "${containerWorkspaceFolder}", "HOSTWS": "${localWorkspaceFolder}", "ID": "${devcontainerId}", "D": "${localEnv:NOPE:fallback}"},
+  "remoteEnv": {"PATH": "${containerEnv:PATH}:/extra", "TOKEN": "${localEnv:TOKEN}", "UNSET_ME": null, "B": "${containerWorkspaceFolderBasename}", "KNOWN": "${containerEnv:D}!"},
+  "containerUser": "root", "remoteUser": "${localEnv:USER}",
+  "postCreateCommand": "echo ${containerEnv:HOME:/root} > /tmp/h"
+}"#,
+            &[],
+        );
+        assert_eq!(plan.workspace.container_folder, "/work/proj");
+        // workspaceFolder moves the exec folder, not the default mount (as the CLI).
+        assert_eq!(
+            plan.workspace.mount,
+            WorkspaceMount::Default {
+                target: "/workspaces/proj".into()
+            }
+        );
+        assert_eq!(plan.container_env["WS"], "/work/proj");
+        assert_eq!(plan.container_env["HOSTWS"], p.root().to_string_lossy());
+        assert_eq!(plan.container_env["ID"], plan.devcontainer_id);
+        assert_eq!(plan.container_env["D"], "fallback");
+        assert_eq!(plan.remote_env["TOKEN"].as_deref(), Some("s3cret"));
+        assert_eq!(plan.remote_env["UNSET_ME"], None);
+        assert_eq!(plan.remote_env["B"].as_deref(), Some("proj"));
+        // Set by containerEnv, so known before the container exists.
+        assert_eq!(plan.remote_env["KNOWN"].as_deref(), Some("fallback!"));
+        assert_eq!(plan.container_user.as_deref(), Some("root"));
+        assert_eq!(plan.remote_user.as_deref(), Some("me"));
+        assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+
+        let mut plan = plan;
+        assert!(plan.needs_container_env());
+        plan.resolve_container_env(&BTreeMap::from([(
+            "PATH".to_string(),
+            "/usr/bin:/bin".to_string(),
+        )]));
+        assert_eq!(
+            plan.remote_env["PATH"].as_deref(),
+            Some("/usr/bin:/bin:/extra")
+        );
+        assert_eq!(plan.hooks[0].commands[0].argv[2], "echo /root > /tmp/h");
+        assert!(!plan.needs_container_env());
+
+        // remoteUser defaults to containerUser.
+        let (_, plan) = ok(r#"{"image": "x:1", "containerUser": "dev"}"#, &[]);
+        assert_eq!(plan.remote_user.as_deref(), Some("dev"));
+    }
+
+    #[test]
+    fn workspace_mount_forms() {
+        let (p, plan) = ok(
+            r#"{"image": "x:1", "workspaceMount": "source=${localWorkspaceFolder}/src,target=/src,type=bind,consistency=cached", "workspaceFolder": "/src"}"#,
+            &[],
+        );
+        assert_eq!(
+            plan.workspace.mount,
+            WorkspaceMount::Custom(MountPlan {
+                kind: MountKind::Bind {
+                    source: p.root().join("src")
+                },
+                target: "/src".into(),
+                read_only: false
+            })
+        );
+        assert_eq!(plan.workspace.container_folder, "/src");
+        let (_, plan) = ok(r#"{"image": "x:1", "workspaceMount": ""}"#, &[]);
+        assert_eq!(plan.workspace.mount, WorkspaceMount::None);
+        let (_, plan) = ok(
+            r#"{"image": "x:1", "workspaceMount": "type=volume,source=ws,target=/ws"}"#,
+            &[],
+        );
+        assert!(
+            plan.warnings[0].contains("workspaceMount is set without workspaceFolder"),
+            "{:?}",
+            plan.warnings
+        );
+    }
+
+    #[test]
+    fn mounts_both_forms() {
+        let (p, plan) = ok(
+            r#"{"image": "x:1", "mounts": [
+  "source=${localWorkspaceFolder}/data,target=/data,type=bind,readonly",
+  "source=cache-${devcontainerId},target=/cache,type=volume",
+  "type=tmpfs,target=/scratch,tmpfs-size=64m",
+  {"type": "bind", "source": "${localEnv:HOME:/home/me}", "target": "/host-home"},
+  {"type": "volume", "source": "named", "target": "/named"},
+  {"type": "volume", "target": "/anon"},
+], "runArgs": ["-v", "/var/run/docker.sock:/var/run/docker.sock"]}"#,
+            &[],
+        );
+        let kinds: Vec<_> = plan
+            .mounts
+            .iter()
+            .map(|m| (m.kind.clone(), m.target.as_str(), m.read_only))
+            .collect();
+        let id = plan.devcontainer_id.clone();
+        assert_eq!(
+            kinds,
+            [
+                (
+                    MountKind::Bind {
+                        source: p.root().join("data")
+                    },
+                    "/data",
+                    true
+                ),
+                (
+                    MountKind::Volume {
+                        name: Some(format!("cache-{id}"))
+                    },
+                    "/cache",
+                    false
+                ),
+                (
+                    MountKind::Tmpfs {
+                        size_bytes: Some(64 << 20)
+                    },
+                    "/scratch",
+                    false
+                ),
+                (
+                    MountKind::Bind {
+                        source: "/home/me".into()
+                    },
+                    "/host-home",
+                    false
+                ),
+                (
+                    MountKind::Volume {
+                        name: Some("named".into())
+                    },
+                    "/named",
+                    false
+                ),
+                (MountKind::Volume { name: None }, "/anon", false),
+                (
+                    MountKind::Bind {
+                        source: "/var/run/docker.sock".into()
+                    },
+                    "/var/run/docker.sock",
+                    false
+                ),
+            ]
+        );
+        assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
+        assert!(plan.warnings[0].contains("gives the container control of the engine"));
+    }
+
+    #[test]
+    fn hooks_all_forms_in_order() {
+        let (_, plan) = ok(
+            r#"{"image": "x:1",
+  "postAttachCommand": "echo attach",
+  "postStartCommand": ["echo", "${containerWorkspaceFolder}"],
+  "postCreateCommand": {"deps": "make deps", "db": ["./db.sh", "init"]},
+  "updateContentCommand": "",
+  "onCreateCommand": "echo create"}"#,
+            &[],
+        );
+        let steps: Vec<_> = plan
+            .hooks
+            .iter()
+            .map(|s| {
+                (
+                    s.hook,
+                    s.commands
+                        .iter()
+                        .map(|c| (c.name.clone(), c.argv.join(" ")))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        let sh = |s: &str| format!("/bin/sh -c {s}");
+        assert_eq!(
+            steps,
+            [
+                (Hook::OnCreate, vec![(None, sh("echo create"))]),
+                (
+                    Hook::PostCreate,
+                    vec![
+                        (Some("deps".into()), sh("make deps")),
+                        (Some("db".into()), "./db.sh init".into())
+                    ]
+                ),
+                (
+                    Hook::PostStart,
+                    vec![(None, "echo /workspaces/proj".into())]
+                ),
+                (Hook::PostAttach, vec![(None, sh("echo attach"))]),
+            ]
+        );
+        assert!(
+            plan.hooks
+                .iter()
+                .all(|s| s.origin == HookOrigin::Definition)
+        );
+        assert!(Hook::PostStart.runs_on_every_start() && !Hook::PostCreate.runs_on_every_start());
+    }
+
+    #[test]
+    fn security_ports_limits_and_run_args() {
+        let (_, plan) = ok(
+            r#"{"image": "x:1",
+  "capAdd": ["SYS_PTRACE"], "securityOpt": ["seccomp=unconfined"], "init": true,
+  "forwardPorts": [3000, "localhost:8080", "db:5432"],
+  "appPort": [8000, "127.0.0.1:9001:9000/udp", "7000-7001:7000-7001"],
+  "hostRequirements": {"cpus": 4, "memory": "8gb", "storage": "32gb"},
+  "runArgs": ["--cap-add=SYS_PTRACE", "--cap-add", "NET_ADMIN", "--security-opt", "label=disable",
+              "-e", "FROM_RUN=1", "--network=none", "--label", "team=core", "--memory=2g",
+              "-p", "5000:5000", "--device", "/dev/fuse", "--hostname=box"],
+  "containerEnv": {"FROM_RUN": "0"}}"#,
+            &[],
+        );
+        assert_eq!(plan.cap_add, ["SYS_PTRACE", "NET_ADMIN"]);
+        assert_eq!(plan.security_opt, ["seccomp=unconfined", "label=disable"]);
+        assert!(plan.init);
+        assert_eq!(plan.container_env["FROM_RUN"], "1");
+        assert_eq!(plan.network.as_deref(), Some("none"));
+        assert_eq!(plan.labels["team"], "core");
+        let port = |c, p: Protocol, ip: Option<&str>, h| PortPublish {
+            container_port: c,
+            protocol: p,
+            host_ip: ip.map(String::from),
+            host_port: h,
+        };
+        assert_eq!(
+            plan.ports,
+            [
+                port(3000, Protocol::Tcp, Some("127.0.0.1"), None),
+                port(8080, Protocol::Tcp, Some("127.0.0.1"), None),
+                port(8000, Protocol::Tcp, None, Some(8000)),
+                port(9000, Protocol::Udp, Some("127.0.0.1"), Some(9001)),
+                port(5000, Protocol::Tcp, None, Some(5000)),
+            ]
+        );
+        assert_eq!(
+            plan.limits,
+            Limits {
+                cpus: Some(4.0),
+                memory_bytes: Some(2 << 30),
+                storage_bytes: Some(32 << 30)
+            }
+        );
+        let w = plan.warnings.join("\n");
+        assert!(w.contains("\"db:5432\" is a port of another host"), "{w}");
+        assert!(w.contains("port ranges are not supported"), "{w}");
+        assert!(w.contains("runArgs: --device is not supported"), "{w}");
+        assert!(w.contains("runArgs: --hostname is not supported"), "{w}");
+        assert_eq!(plan.warnings.len(), 4, "{w}");
+    }
+
+    #[test]
+    fn privileged_needs_permission() {
+        for text in [
+            r#"{"image": "x:1", "privileged": true}"#,
+            r#"{"image": "x:1", "runArgs": ["--privileged"]}"#,
+        ] {
+            let p = Project::new(text, &[]);
+            let e = p.plan().unwrap_err().to_string();
+            assert!(
+                e.contains("headjack refuses it unless the caller allows it"),
+                "{e}"
+            );
+            assert!(e.contains("devcontainer.json:1:"), "{e}");
+            let allowed = p
+                .plan_with(&PlanOptions {
+                    allow_privileged: true,
+                    ..options()
+                })
+                .unwrap();
+            assert!(allowed.privileged);
+        }
+        let (_, plan) = ok(r#"{"image": "x:1", "privileged": false}"#, &[]);
+        assert!(!plan.privileged);
+    }
+
+    #[test]
+    fn accepted_and_warned_keys() {
+        let (_, plan) = ok(
+            r#"{"image": "x:1", "name": "${localEnv:USER}'s box", "overrideCommand": false, "shutdownAction": "none",
+  "features": {"ghcr.io/devcontainers/features/node:1": {}}, "dockerComposeFile": "x.yml"}"#,
+            &[],
+        );
+        assert_eq!(plan.name.as_deref(), Some("me's box"));
+        let w = plan.warnings.join("\n");
+        assert!(w.contains("unsupported key \"dockerComposeFile\""), "{w}");
+        assert!(w.contains("overrideCommand: false is not supported"), "{w}");
+        assert!(
+            w.contains("\"ghcr.io/devcontainers/features/node:1\" is not a local feature"),
+            "{w}"
+        );
+        assert_eq!(plan.warnings.len(), 3, "{w}");
+    }
+
+    #[test]
+    fn errors_name_the_spot() {
+        let cases: [(&str, &[&str], &str); 17] = [
+            ("{\n  \"image\": \"x\",,\n}", &[], "devcontainer.json:2:"),
+            (
+                "{\"image\": \"x\" \"name\": \"y\"}",
+                &[],
+                "invalid JSONC: Expected comma",
+            ),
+            (
+                "{\n  \"build\": {\"dockerfile\": \"Dockerfile\"}\n}",
+                &[],
+                "devcontainer.json:2:27: build.dockerfile: the Dockerfile ",
+            ),
+            (
+                "{\"build\": {\"dockerfile\": \"../nope/Dockerfile\"}}",
+                &[],
+                "/proj/nope/Dockerfile does not exist (paths are relative to ",
+            ),
+            (
+                "{\"build\": {\"dockerfile\": \"Dockerfile\", \"context\": \"../gone\"}}",
+                &[".devcontainer/Dockerfile"],
+                "build.context: the directory ",
+            ),
+            (
+                "{\"build\": {\"dockerfile\": \".\"}}",
+                &[],
+                "build.dockerfile: the Dockerfile ",
+            ),
+            (
+                "{\"name\": \"no base\"}",
+                &[],
+                ":1:1: the definition names neither an image",
+            ),
+            (
+                "{\"image\": \"Not/Valid\"}",
+                &[],
+                ":1:11: image: invalid image reference \"Not/Valid\"",
+            ),
+            (
+                "{\"image\": \"x:1\",\n \"mounts\": [\"type=bind,target=/x\"]}",
+                &[],
+                ":2:13: mounts[0]: bind mount",
+            ),
+            (
+                "{\"image\": \"x:1\", \"mounts\": [\"source=rel,target=/x,type=bind\"]}",
+                &[],
+                "mounts[0]: the bind source \"rel\"",
+            ),
+            (
+                "{\"image\": \"x:1\", \"mounts\": [{\"source\": \"/a\", \"target\": \"/b\"}]}",
+                &[],
+                "mounts[0]: mount {type: ?",
+            ),
+            (
+                "{\"image\": \"x:1\", \"mounts\": [\"type=bind,source=/a,target=/b,bogus=1\"]}",
+                &[],
+                "unknown key \"bogus\"",
+            ),
+            (
+                "{\"image\": \"x:1\",\n  \"hostRequirements\": {\"memory\": \"4 gigs\"}}",
+                &[],
+                ":2:34: hostRequirements.memory: \"4 gigs\" is not a size",
+            ),
+            (
+                "{\"image\": \"x:1\", \"hostRequirements\": {\"storage\": \"0gb\"}}",
+                &[],
+                "hostRequirements.storage: \"0gb\" is zero",
+            ),
+            (
+                "{\"image\": \"x:1\", \"runArgs\": [\"--memory\", \"huge\"]}",
+                &[],
+                "runArgs: --memory: \"huge\" is not a size",
+            ),
+            (
+                "{\"image\": \"x:1\", \"workspaceFolder\": \"rel\"}",
+                &[],
+                "workspaceFolder: \"rel\" is not an absolute path",
+            ),
+            (
+                "{\"image\": \"x:1\", \"remoteEnv\": {\"A\": \"${localEnv}\"}}",
+                &[],
+                "remoteEnv.A: ${localEnv} needs a variable name",
+            ),
+        ];
+        for (text, files, want) in cases {
+            let got = err(text, files);
+            assert!(got.contains(want), "{text}\n  got: {got}\n want: {want}");
+            assert!(
+                got.contains("/proj/.devcontainer/devcontainer.json:"),
+                "{got}"
+            );
+        }
+        let e = err("{\"appPort\": \"x:y\", \"image\": \"x:1\"}", &[]);
+        assert!(e.contains("appPort: \"x:y\" is not a port mapping"), "{e}");
+    }
+
+    #[test]
+    fn workspace_override_changes_the_id() {
+        let p = Project::new(r#"{"image": "x:1"}"#, &["other/"]);
+        let config = DevContainerConfig::read(&p.config_file()).unwrap();
+        let a = plan(&config, &p.root(), &options()).unwrap();
+        let b = plan(&config, &p.root().join("other"), &options()).unwrap();
+        assert_ne!(a.devcontainer_id, b.devcontainer_id);
+        assert_eq!(b.workspace.container_folder, "/workspaces/other");
+        // Stable: the same inputs give the same id.
+        assert_eq!(
+            a.devcontainer_id,
+            plan(&config, &p.root(), &options())
+                .unwrap()
+                .devcontainer_id
+        );
+    }
 }

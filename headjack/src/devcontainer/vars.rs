@@ -7,7 +7,7 @@
 //! | `${localWorkspaceFolder}`, `${localWorkspaceFolderBasename}` | the workspace folder on the host, its last component |
 //! | `${containerWorkspaceFolder}`, `${containerWorkspaceFolderBasename}` | the workspace folder in the container, its last component |
 //! | `${devcontainerId}` | [`devcontainer_id`] of the id labels; not in build settings (the image is built before there is a container) |
-//! | `${containerEnv:X}` | the container's variable `X`, in `remoteEnv` and lifecycle commands only; resolved once the container's environment is known ([`resolve_container_env`]) |
+//! | `${containerEnv:X}` | the container's variable `X`, in `remoteEnv` and lifecycle commands only: when planning if `containerEnv` sets `X` ([`resolve_known_container_env`]), else once the container's environment is known ([`resolve_container_env`]) |
 //!
 //! A variable the CLI does not know stays as written (the CLI does the same), with a warning.
 //! `${localEnv}` without a name is an error, as in the CLI.
@@ -166,6 +166,17 @@ pub(crate) fn resolve_container_env(
     })
 }
 
+/// Resolves the `${containerEnv:X[:default]}` references of `text` whose `X` is in `known`
+/// (variables the definition itself sets, so their container value is certain), keeping the
+/// others for [`resolve_container_env`].
+pub(crate) fn resolve_known_container_env(text: &str, known: &BTreeMap<String, String>) -> String {
+    replace(text, &mut |name, args| match (name, args.first()) {
+        ("containerEnv", Some(var)) => Ok(known.get(*var).cloned()),
+        _ => Ok(None),
+    })
+    .unwrap_or_else(|_| text.to_string())
+}
+
 /// Whether `text` still holds a `${containerEnv:…}` reference.
 pub(crate) fn has_container_env(text: &str) -> bool {
     let mut found = false;
@@ -313,6 +324,10 @@ mod tests {
             )
             .as_deref(),
             Ok("a:b/x:d:${localEnv:X}")
+        );
+        assert_eq!(
+            resolve_known_container_env("${containerEnv:P}|${containerEnv:NO:d}", &env),
+            "a:b|${containerEnv:NO:d}"
         );
         assert!(has_container_env("x${containerEnv:PATH}"));
         assert!(!has_container_env("x${localEnv:PATH}"));
