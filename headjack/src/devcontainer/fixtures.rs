@@ -61,8 +61,11 @@ fn dockerfile(plan: &DevContainerPlan) -> (&Path, &Path, &BTreeMap<String, Strin
     }
 }
 
-/// The hooks as `(hook, [(name, argv joined)])`.
-fn hooks(plan: &DevContainerPlan) -> Vec<(Hook, Vec<(Option<String>, String)>)> {
+/// A hook step as `(hook, [(name, argv joined)])`.
+type Step = (Hook, Vec<(Option<String>, String)>);
+
+/// The hooks as steps.
+fn hooks(plan: &DevContainerPlan) -> Vec<Step> {
     plan.hooks
         .iter()
         .map(|s| {

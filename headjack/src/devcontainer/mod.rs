@@ -1,4 +1,4 @@
-//! Dev container definitions (`devcontainer.json`) as a base: find one ([`discover`]), parse
+//! Dev container definitions (`devcontainer.json`) as a base: find one ([`discover()`]), parse
 //! it as JSONC ([`DevContainerConfig::parse`]), and turn it into a [`DevContainerPlan`]
 //! ([`plan()`]) — plain values for the spawn pipeline, no engine involved.
 //!
@@ -114,7 +114,7 @@ use crate::Result;
 ///
 /// # Errors
 ///
-/// Those of [`discover`], [`DevContainerConfig::read`] and [`plan()`].
+/// Those of [`discover()`], [`DevContainerConfig::read`] and [`plan()`].
 pub fn load(
     path: &Path,
     base_dir: &Path,

@@ -487,7 +487,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn mount_parser_never_panics(s in "[a-z=,/\" .-]{0,60}") {
+        fn mount_parser_never_panics(s in "([a-z=,/\" .:-]|\\PC){0,60}") {
             let _ = parse_mount(&s, &mut Vec::new());
             let _ = parse_volume(&s, &mut Vec::new());
         }

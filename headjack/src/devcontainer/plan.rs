@@ -603,14 +603,14 @@ pub fn plan(
     }
     mounts.extend(run.mounts.iter().cloned());
     for m in &mounts {
-        if let MountKind::Bind { source } = &m.kind {
-            if source.ends_with("docker.sock") || source.ends_with("podman.sock") {
-                r.warnings.push(format!(
-                    "{}: the mount of {} gives the container control of the engine (and so of the host)",
-                    file.display(),
-                    source.display()
-                ));
-            }
+        if let MountKind::Bind { source } = &m.kind
+            && (source.ends_with("docker.sock") || source.ends_with("podman.sock"))
+        {
+            r.warnings.push(format!(
+                "{}: the mount of {} gives the container control of the engine (and so of the host)",
+                file.display(),
+                source.display()
+            ));
         }
     }
 
@@ -1393,5 +1393,130 @@ mod tests {
                 .unwrap()
                 .devcontainer_id
         );
+    }
+
+    /// A JSON value built from fragments that exercise the parsers.
+    fn value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            (-2i64..70000).prop_map(Value::from),
+            Just(Value::from(1.5)),
+            prop::sample::select(vec![
+                "",
+                "x",
+                "é",
+                "/abs",
+                "rel",
+                "./hello",
+                "../up",
+                "4gb",
+                "lots",
+                "0",
+                "${localEnv:USER}",
+                "${localEnv}",
+                "${containerEnv:PATH}",
+                "${devcontainerId}",
+                "${nope}",
+                "${",
+                "type=bind,source=/a,target=/b",
+                "type=tmpfs,target=/t",
+                "source=v,target=/v",
+                "target=rel",
+                "\"q",
+                "-e",
+                "--privileged",
+                "--memory",
+                "--cpus=x",
+                "-p",
+                "8080:80",
+                "127.0.0.1::80",
+                "db:5432",
+                "Dockerfile",
+                "debian:bookworm-slim",
+                "Bad/Ref",
+                "bind",
+                "volume",
+            ])
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec(
+                    (
+                        prop::sample::select(vec![
+                            "dockerfile",
+                            "context",
+                            "args",
+                            "target",
+                            "type",
+                            "source",
+                            "a",
+                            "cpus",
+                            "memory",
+                            "storage",
+                            "gpu",
+                        ]),
+                        inner
+                    ),
+                    0..4
+                )
+                .prop_map(|m| Value::Object(
+                    m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+                )),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(96))]
+
+        // A fuzz of the whole path from text to plan: any definition gives a plan or an
+        // error that points into the file, never a panic.
+        #[test]
+        fn any_definition_plans_or_errors(
+            members in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec![
+                        "name", "image", "build", "dockerFile", "context", "containerEnv",
+                        "remoteEnv", "containerUser", "remoteUser", "workspaceFolder",
+                        "workspaceMount", "mounts", "onCreateCommand", "postCreateCommand",
+                        "postStartCommand", "capAdd", "securityOpt", "init", "privileged",
+                        "forwardPorts", "appPort", "hostRequirements", "runArgs", "features",
+                        "overrideCommand", "shutdownAction", "customizations", "other",
+                    ]),
+                    value(),
+                ),
+                0..8,
+            ),
+            with_image in proptest::prelude::any::<bool>(),
+        ) {
+            let mut object = serde_json::Map::new();
+            if with_image {
+                object.insert("image".into(), "debian:bookworm-slim".into());
+            }
+            for (k, v) in members {
+                object.insert(k.to_string(), v);
+            }
+            let text = serde_json::Value::Object(object).to_string();
+            let p = Project::new(&text, &[".devcontainer/Dockerfile", ".devcontainer/hello/install.sh"]);
+            match p.plan() {
+                Ok(plan) => {
+                    proptest::prop_assert!(plan.config_file.is_absolute());
+                    proptest::prop_assert_eq!(plan.devcontainer_id.len(), 52);
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    proptest::prop_assert!(
+                        message.contains("devcontainer.json:") || message.contains("devcontainer-feature.json"),
+                        "an error without a position: {}",
+                        message
+                    );
+                }
+            }
+        }
     }
 }

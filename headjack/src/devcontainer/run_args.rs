@@ -67,8 +67,9 @@ pub(crate) fn parse_run_args(
         // `--name=value`, or `-xVALUE` for a one-letter flag.
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ if !arg.starts_with("--") && arg.len() > 2 => {
-                let (f, v) = arg.split_at(2);
+            _ if !arg.starts_with("--") && arg.chars().count() > 2 => {
+                let cut = 1 + arg[1..].chars().next().map_or(0, char::len_utf8);
+                let (f, v) = arg.split_at(cut);
                 (f, Some(v.trim_start_matches('=').to_string()))
             }
             _ => (arg, None),
@@ -262,6 +263,13 @@ mod tests {
     }
 
     #[test]
+    fn non_ascii_short_flags() {
+        let (r, w) = run(&["-éx", "-eé=1"]);
+        assert!(w[0].starts_with("runArgs: -é is not supported"), "{w:?}");
+        assert_eq!(r.env, [("é".to_string(), "1".to_string())]);
+    }
+
+    #[test]
     fn bad_values_are_errors() {
         let env = BTreeMap::new();
         for (args, want) in [
@@ -283,7 +291,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn never_panics(args in prop::collection::vec("(-{0,2}[a-z=:/0-9.-]{0,12})", 0..8)) {
+        fn never_panics(args in prop::collection::vec("(-{0,2}([a-z=:/0-9.-]|\\PC){0,12})", 0..8)) {
             let _ = parse_run_args(&args, &BTreeMap::new(), &mut Vec::new());
         }
     }

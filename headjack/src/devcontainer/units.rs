@@ -278,7 +278,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn sizes_never_panic(s in "[0-9.a-zA-Z ]{0,24}") {
+        fn sizes_never_panic(s in "([0-9.a-zA-Z ]|\\PC){0,24}") {
             let _ = parse_bytes(&s);
         }
 
@@ -288,7 +288,7 @@ mod tests {
         }
 
         #[test]
-        fn publish_never_panics(s in "[0-9a-f:\\[\\]./a-z-]{0,30}") {
+        fn publish_never_panics(s in "([0-9a-f:\\[\\]./a-z-]|\\PC){0,30}") {
             let _ = parse_publish(&s, true);
         }
     }

@@ -16,12 +16,12 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
+/// Answers a `${name:args…}` reference: its value, or `None` to keep it as written.
+type Resolve<'a> = dyn FnMut(&str, &[&str]) -> Result<Option<String>, String> + 'a;
+
 /// Splits `text` at each `${…}` (up to the first `}`, as the CLI's `/\$\{(.*?)\}/`), asks
 /// `resolve(name, args)` for each, and keeps the reference as written when it says `None`.
-fn replace(
-    text: &str,
-    resolve: &mut dyn FnMut(&str, &[&str]) -> Result<Option<String>, String>,
-) -> Result<String, String> {
+fn replace(text: &str, resolve: &mut Resolve<'_>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("${") {
