@@ -87,6 +87,8 @@ pub(crate) fn error_at(file: &Path, pos: Pos, what: impl fmt::Display) -> Error 
 /// or more than one top-level value. `duplicates` receives a note for each repeated key (JSON
 /// keeps the last value, as VS Code and the devcontainers CLI do).
 pub(crate) fn parse(text: &str, file: &Path, duplicates: &mut Vec<String>) -> Result<Node> {
+    // Editors on Windows may save a byte order mark; VS Code reads past it.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let options = ParseOptions {
         allow_comments: true,
         allow_trailing_commas: true,
@@ -301,6 +303,20 @@ mod tests {
         assert!(
             dups[0].contains(":3:2: key \"a\" repeats the one at line 1"),
             "{dups:?}"
+        );
+    }
+
+    #[test]
+    fn byte_order_mark_and_crlf() {
+        let (node, _) = parse_ok("\u{feff}{\r\n  \"a\": 1,\r\n}\r\n");
+        let Json::Object(m) = node.value else {
+            panic!()
+        };
+        assert_eq!(m[0].key_pos, Pos { line: 2, column: 3 });
+        let e = parse_err("\u{feff}{\"a\" 1}");
+        assert!(
+            e.contains("devcontainer.json:1:6: invalid JSONC: Expected colon"),
+            "{e}"
         );
     }
 

@@ -128,6 +128,11 @@ pub struct HookStep {
 }
 
 /// Resource limits.
+///
+/// `hostRequirements` are minimums in the specification; as limits they can exceed what the
+/// engine has (Docker refuses more CPUs than it has), so the spawn should cap `cpus` at the
+/// engine's CPU count. `storage_bytes` needs an engine and storage driver that support a
+/// size option (overlay2 on xfs with project quotas, …).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Limits {
     /// CPUs (`hostRequirements.cpus`; `runArgs --cpus` wins).
