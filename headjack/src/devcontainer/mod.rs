@@ -64,6 +64,15 @@
 //!   substituted in build settings (the CLI does not either).
 //! - **Unknown `${…}` variables** stay as written with a warning, as in the CLI;
 //!   `${localEnv}` without a name is an error, as in the CLI.
+//! - **Base strings** ([`is_devcontainer_base`]): a path whose last component ends in
+//!   `devcontainer.json` or is `.devcontainer`, or an explicit path to a folder holding a
+//!   definition — unless that folder holds a `Dockerfile`/`Containerfile` itself, which keeps
+//!   its meaning (name the definition by its path then).
+//! - **Local features** install in the order listed, through a generated Dockerfile layer on
+//!   top of the base ([`FeatureLayer`]); a feature's `containerEnv` becomes `ENV` in that
+//!   layer, its mounts, capabilities, security options, `init`, `privileged` and hooks join
+//!   the definition's. `dependsOn`, `installsAfter` ordering and `entrypoint` are not
+//!   supported.
 //! - **Labels**: `devcontainer.local_folder` and `devcontainer.config_file`, the CLI's id
 //!   labels, so editors and the CLI recognise the container.
 //! - **Errors** are [`crate::ErrorKind::InvalidBase`] and start with `file:line:column:` and
