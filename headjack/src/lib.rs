@@ -37,6 +37,7 @@ pub mod base;
 pub mod blocking;
 mod build;
 pub mod client;
+mod devcontainer;
 mod engine;
 pub mod error;
 pub mod exec;
