@@ -78,7 +78,7 @@ pub struct Mount {
 pub(crate) enum MountKind {
     Bind(PathBuf),
     Volume(String),
-    Tmpfs(Option<i64>),
+    Tmpfs(Option<u64>),
 }
 
 impl Mount {
@@ -104,7 +104,7 @@ impl Mount {
     /// Mounts a fresh in-memory filesystem at `target`, optionally bounded to `size_bytes`.
     pub fn tmpfs(target: impl Into<String>, size_bytes: Option<u64>) -> Mount {
         Mount {
-            kind: MountKind::Tmpfs(size_bytes.map(|s| s as i64)),
+            kind: MountKind::Tmpfs(size_bytes),
             target: target.into(),
             read_only: false,
         }
@@ -564,28 +564,70 @@ impl Spec {
         })
     }
 
-    /// Checks values that the engine would reject with a less helpful message.
+    /// The largest pids limit (the kernel's `PID_MAX_LIMIT`).
+    pub const MAX_PIDS: i64 = 4 << 20;
+    /// The smallest memory limit the engines accept.
+    pub const MIN_MEMORY: u64 = 6 << 20;
+    /// The smallest CPU limit the engines accept, in cores.
+    pub const MIN_CPUS: f64 = 0.01;
+    /// The longest lifetime `expires_after` takes (about 100 years).
+    pub const MAX_LIFETIME: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+    /// Checks values that the engine would reject with a less helpful message, or that would
+    /// wrap or vanish on their way to it (a memory limit above `i64::MAX`, a CPU limit that
+    /// rounds to "no limit").
     pub(crate) fn validate(&self) -> Result<()> {
         if let Some(c) = self.cpus
-            && !(c.is_finite() && c > 0.0)
+            && !(c.is_finite() && (Spec::MIN_CPUS..=1e6).contains(&c))
         {
             return Err(Error::invalid_argument(format!(
-                "cpus must be a positive number, got {c}"
+                "cpus {c}: the CPU limit must be a number of cores between {} and the engine's \
+                 CPU count",
+                Spec::MIN_CPUS
             )));
         }
         if let Some(m) = self.memory
-            && m < 6 * 1024 * 1024
+            && !(Spec::MIN_MEMORY..=i64::MAX as u64).contains(&m)
         {
             return Err(Error::invalid_argument(format!(
-                "memory limit {m} bytes is below the engines' minimum of 6 MiB"
+                "memory limit {m} bytes: it must be between {} (6 MiB, the engines' minimum) and \
+                 {} bytes",
+                Spec::MIN_MEMORY,
+                i64::MAX
             )));
         }
         if let Some(p) = self.pids
-            && p < 1
+            && !(1..=Spec::MAX_PIDS).contains(&p)
         {
             return Err(Error::invalid_argument(format!(
-                "pids limit must be at least 1, got {p}"
+                "pids limit {p}: it must be between 1 and {}",
+                Spec::MAX_PIDS
             )));
+        }
+        if let Some(life) = self.expires_after
+            && life > Spec::MAX_LIFETIME
+        {
+            return Err(Error::invalid_argument(format!(
+                "expires_after {life:?}: a lifetime must be at most 100 years"
+            )));
+        }
+        for m in &self.mounts {
+            if let MountKind::Tmpfs(Some(size)) = m.kind
+                && size > i64::MAX as u64
+            {
+                return Err(Error::invalid_argument(format!(
+                    "tmpfs size {size} bytes at {}: it must be at most {} bytes",
+                    m.target,
+                    i64::MAX
+                )));
+            }
+        }
+        for (k, v) in &self.env {
+            if v.contains('\0') {
+                return Err(Error::invalid_argument(format!(
+                    "environment variable {k:?}: values cannot contain NUL bytes"
+                )));
+            }
         }
         for key in self.labels.keys() {
             if crate::labels::RESERVED.contains(&key.as_str()) {
@@ -682,6 +724,32 @@ mod tests {
     fn validation_rejects_bad_values_with_clear_messages() {
         let e = Spec::new().cpus(-1.0).validate().unwrap_err();
         assert!(e.message().contains("cpus"), "{e}");
+        // Values that used to wrap or vanish on their way to the engine (issue 9, item 9).
+        for bad in [
+            Spec::new().memory(1 << 63),
+            Spec::new().memory(u64::MAX),
+            Spec::new().cpus(5e-10),
+            Spec::new().cpus(f64::INFINITY),
+            Spec::new().pids(i64::MAX),
+            Spec::new().mount(Mount::tmpfs("/t", Some(1 << 63))),
+            Spec::new().expires_after(Duration::MAX),
+            Spec::new().env("A", "x\0y"),
+        ] {
+            let e = bad.validate().unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument, "{bad:?}");
+        }
+        let e = Spec::new().memory(u64::MAX).validate().unwrap_err();
+        assert!(
+            e.message().contains(&u64::MAX.to_string()),
+            "names the value: {e}"
+        );
+        Spec::new()
+            .memory(i64::MAX as u64)
+            .cpus(0.01)
+            .pids(Spec::MAX_PIDS)
+            .expires_after(Spec::MAX_LIFETIME)
+            .validate()
+            .unwrap();
         let e = Spec::new().cpus(f64::NAN).validate().unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
         assert!(Spec::new().memory(1024).validate().is_err());

@@ -157,10 +157,24 @@ impl Exec {
                 "command arguments cannot contain NUL bytes",
             ));
         }
-        for k in self.env.keys() {
+        for (k, v) in &self.env {
             if k.is_empty() || k.contains('=') || k.contains('\0') {
                 return Err(Error::invalid_argument(format!(
                     "invalid environment variable name {k:?}"
+                )));
+            }
+            if v.contains('\0') {
+                return Err(Error::invalid_argument(format!(
+                    "environment variable {k:?}: values cannot contain NUL bytes"
+                )));
+            }
+        }
+        for (what, v) in [("workdir", &self.workdir), ("user", &self.user)] {
+            if v.as_deref()
+                .is_some_and(|v| v.contains('\0') || v.is_empty())
+            {
+                return Err(Error::invalid_argument(format!(
+                    "the {what} {v:?} is empty or contains NUL bytes"
                 )));
             }
         }
@@ -338,6 +352,14 @@ mod tests {
         assert!(Exec::new(["a\0b"]).validate().is_err());
         assert!(Exec::new(["true"]).env("A=B", "c").validate().is_err());
         Exec::new(["true"]).env("A", "b=c").validate().unwrap();
+        assert!(Exec::new(["true"]).env("A", "b\0c").validate().is_err());
+        assert!(Exec::new(["true"]).workdir("").validate().is_err());
+        assert!(Exec::new(["true"]).user("a\0").validate().is_err());
+        // A timeout too long to represent is accepted (it never fires), not a panic.
+        Exec::new(["true"])
+            .timeout(Duration::MAX)
+            .validate()
+            .unwrap();
     }
 
     #[test]

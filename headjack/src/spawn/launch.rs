@@ -72,7 +72,11 @@ async fn wait_ready(instance: &Instance, spec: &Spec) -> Result<()> {
     let Some(check) = &spec.readiness else {
         return Ok(());
     };
-    let deadline = tokio::time::Instant::now() + check.timeout;
+    // A timeout too long to represent waits as long as it can.
+    let far = tokio::time::Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
+    let deadline = tokio::time::Instant::now()
+        .checked_add(check.timeout)
+        .map_or(far, |d| d.min(far));
     let mut last;
     loop {
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -83,7 +87,10 @@ async fn wait_ready(instance: &Instance, spec: &Spec) -> Result<()> {
             Ok(out) => last = format!("exit code {}: {}", out.exit_code, out.stderr_text().trim()),
             Err(e) => last = e.to_string(),
         }
-        if tokio::time::Instant::now() + check.interval >= deadline {
+        if tokio::time::Instant::now()
+            .checked_add(check.interval)
+            .is_none_or(|next| next >= deadline)
+        {
             return Err(Error::new(
                 ErrorKind::Timeout,
                 format!(

@@ -82,7 +82,8 @@ pub(crate) fn plan(
             },
             MountKind::Tmpfs(size) => PlanMount::Tmpfs {
                 target: m.target.clone(),
-                size: *size,
+                // Validated to fit (Spec::validate).
+                size: size.map(|s| s.min(i64::MAX as u64) as i64),
             },
         });
     }
@@ -119,6 +120,7 @@ pub(crate) fn plan(
     all_labels.insert(labels::IMAGE.into(), image.reference.clone());
     all_labels.insert(labels::OWNER.into(), owner.to_string());
     if let Some(life) = spec.expires_after {
+        // Validated to at most 100 years (Spec::validate): no overflow.
         let at = now.duration_since(UNIX_EPOCH).unwrap_or_default() + life;
         all_labels.insert(labels::EXPIRES.into(), at.as_secs().to_string());
     }
@@ -141,7 +143,7 @@ pub(crate) fn plan(
         labels: all_labels,
         mounts,
         nano_cpus: spec.cpus.map(|c| (c * 1e9) as i64),
-        memory: spec.memory.map(|m| m as i64),
+        memory: spec.memory.map(|m| m.min(i64::MAX as u64) as i64),
         pids: Some(spec.pids.unwrap_or(Spec::DEFAULT_PIDS_LIMIT)),
         network: Some(network.mode()),
         runtime: spec.runtime.clone(),
