@@ -164,8 +164,13 @@ impl Client {
         ))
     }
 
-    /// Removes instances whose owner process on this host is gone, or whose expiry passed.
-    /// Returns the IDs of the instances removed.
+    /// Removes instances whose owner process is gone, or whose expiry passed. Returns the IDs
+    /// of the instances removed.
+    ///
+    /// An owner is judged gone only when this process can see it: on the same host and boot, in
+    /// the same PID namespace — or from the machine's initial PID namespace, which sees every
+    /// namespace. An owner it cannot judge (another host, another boot, a PID namespace it cannot
+    /// see into) is left alone until its instance expires.
     pub async fn sweep(&self) -> Result<Vec<String>> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -174,7 +179,8 @@ impl Client {
         let mut removed = Vec::new();
         for info in self.list().await? {
             let expired = info.expires.is_some_and(|e| e <= now);
-            let orphaned = Owner::parse(&info.owner).is_some_and(|o| o.is_gone_from_this_host());
+            let orphaned = Owner::parse(&info.owner)
+                .is_some_and(|o| o.liveness() == labels::Liveness::Gone);
             if expired || orphaned {
                 tracing::info!(instance = %info.id, expired, orphaned, "sweeping instance");
                 self.engine.remove(&info.container_id).await?;

@@ -36,13 +36,36 @@ pub(crate) fn random_id() -> String {
     format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
 }
 
-/// Who owns a container: this process, identified so that a recycled PID is not mistaken for it.
+/// Who owns a container: a process, identified so that neither a recycled PID nor a PID from
+/// another PID namespace or another boot is mistaken for it.
+///
+/// Label form: `<host>/<boot id>/<pid namespace inode>/<pid>/<start time>`; labels written by
+/// headjack 0.1 (`<host>/<pid>/<start time>`) are still read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Owner {
     pub host: String,
+    /// The kernel's boot ID (`/proc/sys/kernel/random/boot_id`); `None` in 0.1 labels.
+    pub boot: Option<String>,
+    /// The inode of the owner's PID namespace (`/proc/self/ns/pid`); `None` in 0.1 labels.
+    pub pidns: Option<u64>,
+    /// The PID inside that namespace.
     pub pid: u32,
+    /// Start time in clock ticks since boot (field 22 of `/proc/<pid>/stat`).
     pub start_time: u64,
 }
+
+/// Whether an owner process still lives, as far as this process can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Liveness {
+    Alive,
+    Gone,
+    /// Another host, another boot, or a PID namespace this process cannot see into.
+    Unknown,
+}
+
+/// The inode of the initial PID namespace (the kernel's `PROC_PID_INIT_INO`): a process in it
+/// sees every process of the machine.
+const INITIAL_PIDNS: u64 = 0xEFFF_FFFC;
 
 impl Owner {
     /// The owner label of the current process.
@@ -50,36 +73,150 @@ impl Owner {
         let pid = std::process::id();
         Owner {
             host: hostname(),
+            boot: boot_id(),
+            pidns: pid_namespace("self"),
             pid,
             start_time: process_start_time(pid).unwrap_or(0),
         }
     }
 
     pub(crate) fn to_label(&self) -> String {
-        format!("{}/{}/{}", self.host, self.pid, self.start_time)
+        match (&self.boot, self.pidns) {
+            (Some(boot), Some(ns)) => format!(
+                "{}/{boot}/{ns}/{}/{}",
+                self.host, self.pid, self.start_time
+            ),
+            _ => format!("{}/{}/{}", self.host, self.pid, self.start_time),
+        }
     }
 
     pub(crate) fn parse(s: &str) -> Option<Owner> {
         let mut parts = s.rsplitn(3, '/');
         let start_time = parts.next()?.parse().ok()?;
         let pid = parts.next()?.parse().ok()?;
-        let host = parts.next()?.to_string();
+        let rest = parts.next()?;
+        // `host/boot/pidns` or, from 0.1, just `host` (which may itself contain slashes).
+        let mut front = rest.rsplitn(3, '/');
+        let (ns, boot, host) = (front.next(), front.next(), front.next());
+        if let (Some(ns), Some(boot), Some(host)) = (ns, boot, host)
+            && let Ok(ns) = ns.parse::<u64>()
+            && is_boot_id(boot)
+        {
+            return Some(Owner {
+                host: host.to_string(),
+                boot: Some(boot.to_string()),
+                pidns: Some(ns),
+                pid,
+                start_time,
+            });
+        }
         Some(Owner {
-            host,
+            host: rest.to_string(),
+            boot: None,
+            pidns: None,
             pid,
             start_time,
         })
     }
 
-    /// Whether this owner is a process on this host that no longer exists. An owner on
-    /// another host is never judged dead: we cannot see its processes.
-    pub(crate) fn is_gone_from_this_host(&self) -> bool {
-        if self.host != hostname() {
-            return false;
+    /// Whether the owner still lives, judged from this process's view of the machine.
+    pub(crate) fn liveness(&self) -> Liveness {
+        self.liveness_from(&View::current())
+    }
+
+    fn liveness_from(&self, view: &View) -> Liveness {
+        if self.host != view.host {
+            return Liveness::Unknown;
         }
-        match process_start_time(self.pid) {
-            None => true,
-            Some(t) => t != self.start_time,
+        let (Some(boot), Some(ns)) = (&self.boot, self.pidns) else {
+            // A 0.1 label says nothing of namespaces: judge it in our own, as 0.1 did.
+            return (view.start_time)(&self.pid.to_string(), self.pid)
+                .map_or(Liveness::Gone, |t| alive_if(t == self.start_time));
+        };
+        if view.boot.as_deref() != Some(boot.as_str()) {
+            // Another boot of this host, or another machine with this host name: cannot tell.
+            return Liveness::Unknown;
+        }
+        if view.pidns == Some(ns) {
+            return (view.start_time)(&self.pid.to_string(), self.pid)
+                .map_or(Liveness::Gone, |t| alive_if(t == self.start_time));
+        }
+        if view.pidns != Some(INITIAL_PIDNS) {
+            // A sibling or parent namespace is invisible from here.
+            return Liveness::Unknown;
+        }
+        // From the initial namespace every process is visible: look for one in the owner's
+        // namespace with the owner's PID there (the last NSpid entry) and start time.
+        let mut unreadable = false;
+        for entry in (view.processes)() {
+            match (view.namespace_of)(&entry) {
+                Some(n) if n == ns => {}
+                Some(_) => continue,
+                None => {
+                    unreadable = true;
+                    continue;
+                }
+            }
+            if (view.inner_pid)(&entry) == Some(self.pid)
+                && (view.start_time)(&entry, 0) == Some(self.start_time)
+            {
+                return Liveness::Alive;
+            }
+        }
+        if unreadable {
+            Liveness::Unknown
+        } else {
+            Liveness::Gone
+        }
+    }
+}
+
+fn alive_if(alive: bool) -> Liveness {
+    if alive { Liveness::Alive } else { Liveness::Gone }
+}
+
+fn is_boot_id(s: &str) -> bool {
+    s.len() == 36 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+}
+
+/// What this process sees of the machine (replaceable in tests).
+struct View {
+    host: String,
+    boot: Option<String>,
+    pidns: Option<u64>,
+    /// The `/proc` entries (PIDs as seen from here).
+    processes: fn() -> Vec<String>,
+    /// The PID namespace inode of a `/proc` entry; `None` if unreadable.
+    namespace_of: fn(&str) -> Option<u64>,
+    /// A process's PID in its own (innermost) namespace.
+    inner_pid: fn(&str) -> Option<u32>,
+    /// The start time of a `/proc` entry (the second argument is unused by the real view).
+    start_time: fn(&str, u32) -> Option<u64>,
+}
+
+impl View {
+    fn current() -> View {
+        View {
+            host: hostname(),
+            boot: boot_id(),
+            pidns: pid_namespace("self"),
+            processes: || {
+                std::fs::read_dir("/proc")
+                    .map(|d| {
+                        d.filter_map(|e| e.ok())
+                            .filter_map(|e| e.file_name().into_string().ok())
+                            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            },
+            namespace_of: pid_namespace,
+            inner_pid: |entry| {
+                let status = std::fs::read_to_string(format!("/proc/{entry}/status")).ok()?;
+                let line = status.lines().find(|l| l.starts_with("NSpid:"))?;
+                line.split_whitespace().last()?.parse().ok()
+            },
+            start_time: |entry, _| stat_start_time(entry),
         }
     }
 }
@@ -93,9 +230,28 @@ pub(crate) fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
+/// The kernel's boot ID.
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| is_boot_id(s))
+}
+
+/// The PID namespace inode of `/proc/<entry>` (`self` for this process): `pid:[4026531836]`.
+fn pid_namespace(entry: &str) -> Option<u64> {
+    let link = std::fs::read_link(format!("/proc/{entry}/ns/pid")).ok()?;
+    let text = link.to_str()?;
+    text.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
+}
+
 /// Start time of a process in clock ticks since boot (field 22 of `/proc/<pid>/stat`).
 pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_start_time(&pid.to_string())
+}
+
+fn stat_start_time(entry: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{entry}/stat")).ok()?;
     // The command name (field 2) may contain spaces and parentheses: parse after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_whitespace().nth(19)?.parse().ok()
@@ -110,33 +266,108 @@ pub(crate) fn is_managed(labels: &HashMap<String, String>) -> bool {
 mod tests {
     use super::*;
 
+    const BOOT: &str = "1467d2ee-fa6e-4d94-9372-3959d09287a0";
+
     #[test]
-    fn owner_round_trips_and_tolerates_slashes_in_host() {
+    fn owner_round_trips_and_reads_old_labels() {
         let o = Owner {
             host: "a/b".into(),
+            boot: Some(BOOT.into()),
+            pidns: Some(4026532000),
             pid: 42,
             start_time: 7,
         };
         assert_eq!(Owner::parse(&o.to_label()), Some(o));
+        let old = Owner::parse("myhost/42/7").unwrap();
+        assert_eq!((old.host.as_str(), old.boot, old.pidns, old.pid), ("myhost", None, None, 42));
+        let old_slashes = Owner::parse("a/b/42/7").unwrap();
+        assert_eq!(old_slashes.host, "a/b");
         assert_eq!(Owner::parse("nohost"), None);
         assert_eq!(Owner::parse("h/x/1"), None);
     }
 
     #[test]
-    fn current_process_is_alive_and_dead_pid_is_gone() {
+    fn current_process_is_alive_and_a_recycled_pid_is_gone() {
         let me = Owner::current();
-        assert!(me.start_time > 0);
-        assert!(!me.is_gone_from_this_host());
+        assert!(me.start_time > 0 && me.boot.is_some() && me.pidns.is_some());
+        assert_eq!(me.liveness(), Liveness::Alive);
         let recycled = Owner {
             start_time: me.start_time + 1,
             ..me.clone()
         };
-        assert!(recycled.is_gone_from_this_host());
+        assert_eq!(recycled.liveness(), Liveness::Gone);
         let elsewhere = Owner {
             host: "some-other-host".into(),
-            pid: 1,
-            start_time: 1,
+            ..me.clone()
         };
-        assert!(!elsewhere.is_gone_from_this_host());
+        assert_eq!(elsewhere.liveness(), Liveness::Unknown);
+        let other_boot = Owner {
+            boot: Some("00000000-0000-0000-0000-000000000000".into()),
+            ..me
+        };
+        assert_eq!(other_boot.liveness(), Liveness::Unknown);
+    }
+
+    /// A machine of three processes: 10 (ours, initial namespace), 20 (PID 1 in namespace 77,
+    /// started at 500), 30 (unreadable).
+    fn view(pidns: u64, readable: bool) -> View {
+        View {
+            host: "h".into(),
+            boot: Some(BOOT.into()),
+            pidns: Some(pidns),
+            processes: || vec!["10".into(), "20".into(), "30".into()],
+            namespace_of: if readable {
+                |e| match e {
+                    "10" | "30" => Some(INITIAL_PIDNS),
+                    _ => Some(77),
+                }
+            } else {
+                |e| match e {
+                    "10" => Some(INITIAL_PIDNS),
+                    "20" => Some(77),
+                    _ => None,
+                }
+            },
+            inner_pid: |e| match e {
+                "20" => Some(1),
+                other => other.parse().ok(),
+            },
+            start_time: |e, pid| match (e, pid) {
+                ("20", _) => Some(500),
+                ("1", 1) => Some(3), // our namespace's PID 1 is a different process
+                _ => Some(100),
+            },
+        }
+    }
+
+    fn owner(ns: u64, pid: u32, start: u64) -> Owner {
+        Owner {
+            host: "h".into(),
+            boot: Some(BOOT.into()),
+            pidns: Some(ns),
+            pid,
+            start_time: start,
+        }
+    }
+
+    #[test]
+    fn owners_in_other_pid_namespaces() {
+        let host = view(INITIAL_PIDNS, true);
+        // PID 1 of namespace 77 lives: the host's own PID 1 (another process) is not consulted.
+        assert_eq!(owner(77, 1, 500).liveness_from(&host), Liveness::Alive);
+        // Same PID, other start time: that owner is gone.
+        assert_eq!(owner(77, 1, 501).liveness_from(&host), Liveness::Gone);
+        // A namespace with no process left: gone.
+        assert_eq!(owner(88, 1, 500).liveness_from(&host), Liveness::Gone);
+        // With processes it cannot read, the host cannot rule an owner out.
+        assert_eq!(owner(88, 1, 500).liveness_from(&view(INITIAL_PIDNS, false)), Liveness::Unknown);
+        assert_eq!(owner(77, 1, 500).liveness_from(&view(INITIAL_PIDNS, false)), Liveness::Alive);
+        // From inside namespace 77, an owner in the initial (or a sibling) namespace is invisible.
+        let inside = view(77, true);
+        assert_eq!(owner(INITIAL_PIDNS, 10, 100).liveness_from(&inside), Liveness::Unknown);
+        assert_eq!(owner(99, 1, 3).liveness_from(&inside), Liveness::Unknown);
+        // In our own namespace, PID and start time decide.
+        assert_eq!(owner(77, 1, 3).liveness_from(&inside), Liveness::Alive);
+        assert_eq!(owner(77, 1, 4).liveness_from(&inside), Liveness::Gone);
     }
 }
