@@ -28,8 +28,16 @@ fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/tests-adapters/requirements.txt"
 
 cd "$repo"
-VIRTUAL_ENV="$venv" "$venv/bin/maturin" develop --quiet -m headjack-py/Cargo.toml \
-    --extras openai-agents,deepagents
+# The extras resolve against the pins above (a conflict fails here); pip's chatter is shown
+# only when the build fails.
+log="$(mktemp)"
+if ! VIRTUAL_ENV="$venv" "$venv/bin/maturin" develop --quiet -m headjack-py/Cargo.toml \
+    --extras openai-agents,deepagents >"$log" 2>&1; then
+    cat "$log"
+    rm -f "$log"
+    exit 1
+fi
+rm -f "$log"
 "$venv/bin/python" -m mypy --config-file headjack-py/pyproject.toml \
     headjack-py/python/headjack/adapters headjack-py/tests-adapters examples/frameworks
 "$venv/bin/python" -m pytest headjack-py/tests-adapters -q -p no:cacheprovider "$@"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import BUSYBOX, HOST, Labels
-from deepagents import create_deep_agent
+from deepagents.graph import create_deep_agent
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, ToolMessage
 
@@ -64,9 +64,9 @@ def test_uploads_and_downloads_fail_per_file(sandbox: HeadjackSandbox) -> None:
 
 
 def test_the_file_tools_deepagents_builds_on_the_backend(sandbox: HeadjackSandbox) -> None:
-    w = sandbox.write("/work/notes.md", "alpha\nbeta\ngamma\n")
-    assert w.error is None
-    assert sandbox.write("/work/notes.md", "again").error is not None  # write never overwrites
+    assert sandbox.write("/work/notes.md", "first draft").error is None
+    w = sandbox.write("/work/notes.md", "alpha\nbeta\ngamma\n")  # overwrites
+    assert (w.error, w.path) == (None, "/work/notes.md")
     r = sandbox.read("/work/notes.md", offset=1, limit=1)
     assert r.error is None and r.file_data is not None and r.file_data["content"].strip().endswith("beta")
     assert sandbox.read("/work/nothing.md").error is not None

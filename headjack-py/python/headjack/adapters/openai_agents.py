@@ -342,10 +342,10 @@ class HeadjackSandboxSession(BaseSandboxSession):
             archive.seek(0)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        stripped = strip_tar_member_prefix(
+        stripped: io.IOBase = strip_tar_member_prefix(
             cast(io.IOBase, archive), prefix=root.name, relativize_symlinks_under=root
         )
-        return cast(io.IOBase, stripped)
+        return stripped
 
     async def hydrate_workspace(self, data: io.IOBase) -> None:
         """Unpacks a tar from ``persist_workspace`` under the workspace root (validated, then

@@ -1,6 +1,8 @@
 """A deepagents agent whose ``execute`` and file tools run in a headjack instance.
 
-    python examples/frameworks/deepagents.py [BASE]
+    python examples/frameworks/deep_agents.py [BASE]
+
+(Named deep_agents.py so that it does not shadow the deepagents package.)
 
 BASE must have ``python3`` (deepagents' file tools run small Python scripts in the sandbox);
 default ``python:3.12-slim``. With ``ANTHROPIC_API_KEY`` set the agent runs on Claude through
@@ -16,7 +18,7 @@ import os
 import sys
 from typing import Any
 
-from deepagents import create_deep_agent
+from deepagents.graph import create_deep_agent
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
