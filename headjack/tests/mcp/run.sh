@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Drives `headjack mcp` with the real MCP Python client against the real engine: builds the
-# binary, makes a venv with the pinned client (cached), runs pytest.
+# binary, makes a venv with the pinned client (cached), type-checks the test, runs pytest.
 #
 #   headjack/tests/mcp/run.sh [pytest args...]
 #
@@ -27,4 +27,5 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
+"$venv/bin/python" -m mypy --strict "$here/test_mcp_server.py"
 "$venv/bin/python" -m pytest "$here" -q -p no:cacheprovider "$@"

@@ -263,6 +263,30 @@ def test_workspace_only_inside_allowed_directories(nonce: str, tmp_path: Path) -
     asyncio.run(go())
 
 
+def test_a_dockerfile_base_is_built_with_progress_for_the_client(nonce: str, tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(f"FROM {BUSYBOX}\nRUN echo {nonce} > /marker\n")
+    messages: list[str] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        messages.append(message or "")
+
+    async def go() -> str:
+        async with session(nonce) as client:
+            r = await client.call_tool("spawn", {"base": str(tmp_path / "Dockerfile")}, progress_callback=on_progress)
+            assert not r.is_error, r.content
+            data = r.structured_content
+            assert data is not None
+            out = await ok(client, "exec", {"instance": data["instance"], "argv": ["cat", "/marker"]})
+            assert out["stdout"] == f"{nonce}\n"
+            return str(data["image"])
+
+    image = asyncio.run(go())
+    try:
+        assert any(m.startswith("build: ") for m in messages), messages
+    finally:
+        docker("rmi", "-f", image)  # built for this test only (its content has the nonce)
+
+
 def test_client_disconnect_removes_every_instance(nonce: str) -> None:
     async def go() -> None:
         async with session(nonce) as client:
