@@ -82,10 +82,9 @@ impl Owner {
 
     pub(crate) fn to_label(&self) -> String {
         match (&self.boot, self.pidns) {
-            (Some(boot), Some(ns)) => format!(
-                "{}/{boot}/{ns}/{}/{}",
-                self.host, self.pid, self.start_time
-            ),
+            (Some(boot), Some(ns)) => {
+                format!("{}/{boot}/{ns}/{}/{}", self.host, self.pid, self.start_time)
+            }
             _ => format!("{}/{}/{}", self.host, self.pid, self.start_time),
         }
     }
@@ -172,7 +171,11 @@ impl Owner {
 }
 
 fn alive_if(alive: bool) -> Liveness {
-    if alive { Liveness::Alive } else { Liveness::Gone }
+    if alive {
+        Liveness::Alive
+    } else {
+        Liveness::Gone
+    }
 }
 
 fn is_boot_id(s: &str) -> bool {
@@ -279,7 +282,10 @@ mod tests {
         };
         assert_eq!(Owner::parse(&o.to_label()), Some(o));
         let old = Owner::parse("myhost/42/7").unwrap();
-        assert_eq!((old.host.as_str(), old.boot, old.pidns, old.pid), ("myhost", None, None, 42));
+        assert_eq!(
+            (old.host.as_str(), old.boot, old.pidns, old.pid),
+            ("myhost", None, None, 42)
+        );
         let old_slashes = Owner::parse("a/b/42/7").unwrap();
         assert_eq!(old_slashes.host, "a/b");
         assert_eq!(Owner::parse("nohost"), None);
@@ -360,11 +366,20 @@ mod tests {
         // A namespace with no process left: gone.
         assert_eq!(owner(88, 1, 500).liveness_from(&host), Liveness::Gone);
         // With processes it cannot read, the host cannot rule an owner out.
-        assert_eq!(owner(88, 1, 500).liveness_from(&view(INITIAL_PIDNS, false)), Liveness::Unknown);
-        assert_eq!(owner(77, 1, 500).liveness_from(&view(INITIAL_PIDNS, false)), Liveness::Alive);
+        assert_eq!(
+            owner(88, 1, 500).liveness_from(&view(INITIAL_PIDNS, false)),
+            Liveness::Unknown
+        );
+        assert_eq!(
+            owner(77, 1, 500).liveness_from(&view(INITIAL_PIDNS, false)),
+            Liveness::Alive
+        );
         // From inside namespace 77, an owner in the initial (or a sibling) namespace is invisible.
         let inside = view(77, true);
-        assert_eq!(owner(INITIAL_PIDNS, 10, 100).liveness_from(&inside), Liveness::Unknown);
+        assert_eq!(
+            owner(INITIAL_PIDNS, 10, 100).liveness_from(&inside),
+            Liveness::Unknown
+        );
         assert_eq!(owner(99, 1, 3).liveness_from(&inside), Liveness::Unknown);
         // In our own namespace, PID and start time decide.
         assert_eq!(owner(77, 1, 3).liveness_from(&inside), Liveness::Alive);

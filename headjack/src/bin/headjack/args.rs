@@ -88,6 +88,34 @@ pub enum Command {
     Images(ImagesArgs),
     /// Show the engine headjack talks to.
     Info,
+    /// Serve headjack to an AI assistant as a Model Context Protocol server on stdin/stdout
+    /// (tools: spawn, exec, read_file, write_file, list_files, list_instances, remove). The
+    /// instances it spawns are removed when the client disconnects or the server stops.
+    Mcp(McpArgs),
+}
+
+/// What `mcp` allows the assistant.
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// The base of spawns that name none (default: the default base).
+    #[arg(long, short = 'b', value_name = "BASE")]
+    pub base: Option<String>,
+    /// A host directory that spawn may mount as a workspace, with everything under it;
+    /// repeatable. Without it, spawn mounts no host directory.
+    #[arg(long, value_name = "DIR")]
+    pub allow_workspace: Vec<PathBuf>,
+    /// Most instances alive at once.
+    #[arg(long, value_name = "N", default_value = "8")]
+    pub max_instances: usize,
+    /// Timeout of exec calls that give none, in seconds.
+    #[arg(long, value_name = "SECS", default_value = "120", value_parser = parse_timeout)]
+    pub exec_timeout: Duration,
+    /// Engine runtime of every instance, e.g. runsc (gVisor).
+    #[arg(long, value_name = "RUNTIME")]
+    pub runtime: Option<String>,
+    /// Label K=V on every instance; repeatable.
+    #[arg(long = "label", short = 'l', value_name = "K=V")]
+    pub labels: Vec<String>,
 }
 
 /// What `run` launches.
