@@ -148,10 +148,15 @@ impl Owner {
         // namespace with the owner's PID there (the last NSpid entry) and start time.
         let mut unreadable = false;
         for entry in (view.processes)() {
+            // PID 1 as seen from the initial namespace is that namespace's init (whose links a
+            // sandboxed root may not read): never an owner in another namespace.
+            if entry == "1" {
+                continue;
+            }
             match (view.namespace_of)(&entry) {
-                Some(n) if n == ns => {}
-                Some(_) => continue,
-                None => {
+                Namespace::Of(n) if n == ns => {}
+                Namespace::Of(_) | Namespace::Gone => continue,
+                Namespace::Unreadable => {
                     unreadable = true;
                     continue;
                 }
@@ -182,6 +187,16 @@ fn is_boot_id(s: &str) -> bool {
     s.len() == 36 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }
 
+/// The PID namespace of a process, as far as this process can read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Namespace {
+    Of(u64),
+    /// Exited, or a zombie: not a live process.
+    Gone,
+    /// Not ours to look at.
+    Unreadable,
+}
+
 /// What this process sees of the machine (replaceable in tests).
 struct View {
     host: String,
@@ -189,8 +204,8 @@ struct View {
     pidns: Option<u64>,
     /// The `/proc` entries (PIDs as seen from here).
     processes: fn() -> Vec<String>,
-    /// The PID namespace inode of a `/proc` entry; `None` if unreadable.
-    namespace_of: fn(&str) -> Option<u64>,
+    /// The PID namespace of a `/proc` entry.
+    namespace_of: fn(&str) -> Namespace,
     /// A process's PID in its own (innermost) namespace.
     inner_pid: fn(&str) -> Option<u32>,
     /// The start time of a `/proc` entry (the second argument is unused by the real view).
@@ -213,7 +228,16 @@ impl View {
                     })
                     .unwrap_or_default()
             },
-            namespace_of: pid_namespace,
+            namespace_of: |entry| match std::fs::read_link(format!("/proc/{entry}/ns/pid")) {
+                Ok(link) => link
+                    .to_str()
+                    .and_then(parse_namespace_link)
+                    .map_or(Namespace::Gone, Namespace::Of),
+                // Another user's process, without the right to look: it may be the owner.
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Namespace::Unreadable,
+                // Exited meanwhile, or a zombie (no namespace any more): not a live owner.
+                Err(_) => Namespace::Gone,
+            },
             inner_pid: |entry| {
                 let status = std::fs::read_to_string(format!("/proc/{entry}/status")).ok()?;
                 let line = status.lines().find(|l| l.starts_with("NSpid:"))?;
@@ -241,10 +265,14 @@ fn boot_id() -> Option<String> {
         .filter(|s| is_boot_id(s))
 }
 
-/// The PID namespace inode of `/proc/<entry>` (`self` for this process): `pid:[4026531836]`.
+/// The PID namespace inode of `/proc/<entry>` (`self` for this process).
 fn pid_namespace(entry: &str) -> Option<u64> {
     let link = std::fs::read_link(format!("/proc/{entry}/ns/pid")).ok()?;
-    let text = link.to_str()?;
+    parse_namespace_link(link.to_str()?)
+}
+
+/// `pid:[4026531836]` → 4026531836.
+fn parse_namespace_link(text: &str) -> Option<u64> {
     text.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
 }
 
@@ -253,11 +281,17 @@ pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
     stat_start_time(&pid.to_string())
 }
 
+/// The start time of a live process; `None` for a process that is gone — including a zombie,
+/// which has exited but not been reaped yet (it keeps its `/proc` entry, PID and start time).
 fn stat_start_time(entry: &str) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{entry}/stat")).ok()?;
     // The command name (field 2) may contain spaces and parentheses: parse after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 /// The labels on a container that make it findable by `list`, `attach` and `sweep`.
@@ -315,7 +349,7 @@ mod tests {
     }
 
     /// A machine of three processes: 10 (ours, initial namespace), 20 (PID 1 in namespace 77,
-    /// started at 500), 30 (unreadable).
+    /// started at 500), 30 (a zombie, or unreadable).
     fn view(pidns: u64, readable: bool) -> View {
         View {
             host: "h".into(),
@@ -324,14 +358,15 @@ mod tests {
             processes: || vec!["10".into(), "20".into(), "30".into()],
             namespace_of: if readable {
                 |e| match e {
-                    "10" | "30" => Some(INITIAL_PIDNS),
-                    _ => Some(77),
+                    "10" => Namespace::Of(INITIAL_PIDNS),
+                    "30" => Namespace::Gone, // a zombie
+                    _ => Namespace::Of(77),
                 }
             } else {
                 |e| match e {
-                    "10" => Some(INITIAL_PIDNS),
-                    "20" => Some(77),
-                    _ => None,
+                    "10" => Namespace::Of(INITIAL_PIDNS),
+                    "20" => Namespace::Of(77),
+                    _ => Namespace::Unreadable,
                 }
             },
             inner_pid: |e| match e {
