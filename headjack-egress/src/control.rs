@@ -104,6 +104,13 @@ pub enum Request {
     List,
     /// Liveness and counters.
     Health,
+    /// Can the proxy reach `source` on its network? (A TCP connection attempt to port 9: a refusal
+    /// or an accept proves both directions work.) The core asks this at spawn, so that a network
+    /// that carries no traffic is a clear error, not an instance whose every request hangs.
+    Probe {
+        /// The instance's address.
+        source: IpAddr,
+    },
 }
 
 impl Request {
@@ -198,6 +205,9 @@ pub struct Response {
     /// [`Request::List`]: the sources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sources: Option<Vec<SourceInfo>>,
+    /// [`Request::Probe`]: how the address answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<String>,
     /// [`Request::Health`]: liveness and counters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
@@ -242,7 +252,7 @@ impl Response {
 /// Invalid JSON, an unknown `op`, a missing or malformed field.
 pub fn parse_request(line: &str) -> Result<Request, String> {
     serde_json::from_str(line).map_err(|e| {
-        format!("invalid control request ({e}); expected one JSON object per line with \"op\" one of set, remove, log, list, health")
+        format!("invalid control request ({e}); expected one JSON object per line with \"op\" one of set, remove, log, list, health, probe")
     })
 }
 
@@ -277,6 +287,12 @@ mod tests {
                 },
             ),
             (r#"{"op":"list"}"#, Request::List),
+            (
+                r#"{"op":"probe","source":"10.0.0.2"}"#,
+                Request::Probe {
+                    source: "10.0.0.2".parse().unwrap(),
+                },
+            ),
             (r#"{"op":"health"}"#, Request::Health),
         ];
         for (line, req) in table {
@@ -311,7 +327,7 @@ mod tests {
             let err = parse_request(line).unwrap_err();
             assert!(err.contains(want), "{line}: {err}");
             assert!(
-                err.contains("one of set, remove, log, list, health"),
+                err.contains("one of set, remove, log, list, health, probe"),
                 "{err}"
             );
         }

@@ -12,274 +12,11 @@
 //! Needs `source tests/env/run/env.sh` (HEADJACK_TEST_DOCKER_HOST, HEADJACK_TEST_PODMAN_HOST,
 //! HEADJACK_TEST_BUSYBOX, HEADJACK_TEST_DEBIAN) and the `docker` CLI.
 
-use std::cell::RefCell;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+mod support;
+
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
-
-const LABEL: &str = "io.headjack.test=1";
-const PROXY_REPO: &str = "localhost/headjack-test/egress-proxy";
-const TOOLS_REPO: &str = "localhost/headjack-test/egress-tools";
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run `source tests/env/run/env.sh` first (tests/env/up.sh sets up the engines)"))
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// The static proxy binary: $HEADJACK_EGRESS_BIN, or built once per test run by build-static.sh.
-fn proxy_binary() -> &'static PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Ok(p) = std::env::var("HEADJACK_EGRESS_BIN") {
-            return PathBuf::from(p);
-        }
-        let out = Command::new("bash")
-            .arg(workspace().join("headjack-egress/build-static.sh"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "build-static.sh failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-    })
-}
-
-struct Run {
-    code: i32,
-    out: String,
-    err: String,
-}
-
-impl Run {
-    fn all(&self) -> String {
-        format!(
-            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code,
-            self.out.trim_end(),
-            self.err.trim_end()
-        )
-    }
-}
-
-struct Engine {
-    name: &'static str,
-    host: String,
-}
-
-impl Engine {
-    fn cmd(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
-        let mut child = Command::new("docker")
-            .args(args)
-            .env("DOCKER_HOST", &self.host)
-            .env("DOCKER_BUILDKIT", "0")
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the docker CLI runs");
-        if let Some(data) = stdin {
-            let mut w = child.stdin.take().unwrap();
-            w.write_all(data).unwrap();
-        }
-        let out = child.wait_with_output().unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            out: String::from_utf8_lossy(&out.stdout).to_string(),
-            err: String::from_utf8_lossy(&out.stderr).to_string(),
-        }
-    }
-
-    /// A setup step that must work.
-    fn ok(&self, args: &[&str]) -> String {
-        let r = self.cmd(args, None);
-        assert_eq!(
-            r.code,
-            0,
-            "[{}] docker {}: {}",
-            self.name,
-            args.join(" "),
-            r.all()
-        );
-        r.out.trim().to_string()
-    }
-
-    /// `sh -c script` in a container.
-    fn sh(&self, container: &str, script: &str) -> Run {
-        self.cmd(&["exec", container, "sh", "-c", script], None)
-    }
-
-    fn ip(&self, container: &str, network: &str) -> String {
-        self.ok(&[
-            "inspect",
-            container,
-            "-f",
-            &format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}"),
-        ])
-    }
-
-    fn has_image(&self, tag: &str) -> bool {
-        self.cmd(&["image", "inspect", "-f", "{{.Id}}", tag], None)
-            .code
-            == 0
-    }
-
-    /// Removes older tags of a fixture repository after a new one was built.
-    fn drop_old_tags(&self, repo: &str, keep: &str) {
-        let list = self.cmd(
-            &["images", repo, "--format", "{{.Repository}}:{{.Tag}}"],
-            None,
-        );
-        for tag in list
-            .out
-            .lines()
-            .filter(|t| *t != keep && t.starts_with(repo))
-        {
-            self.cmd(&["rmi", tag], None);
-        }
-    }
-
-    /// The proxy image: FROM scratch + the static binary, built from a tar context on stdin.
-    fn proxy_image(&self) -> String {
-        let bin = std::fs::read(proxy_binary()).unwrap();
-        let dockerfile = "FROM scratch\nCOPY headjack-egress /headjack-egress\nLABEL io.headjack.egress=1\nENTRYPOINT [\"/headjack-egress\", \"serve\"]\n";
-        let tag = format!(
-            "{PROXY_REPO}:{}",
-            &hex::encode(
-                Sha256::new()
-                    .chain_update(&bin)
-                    .chain_update(dockerfile)
-                    .finalize()
-            )[..16]
-        );
-        if self.has_image(&tag) {
-            return tag;
-        }
-        let mut tar = tar::Builder::new(Vec::new());
-        for (name, data, mode) in [
-            ("Dockerfile", dockerfile.as_bytes(), 0o644),
-            ("headjack-egress", &bin[..], 0o755),
-        ] {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(mode);
-            h.set_mtime(0);
-            h.set_cksum();
-            tar.append_data(&mut h, name, data).unwrap();
-        }
-        let context = tar.into_inner().unwrap();
-        let r = self.cmd(
-            &["build", "-q", "--label", LABEL, "-t", &tag, "-"],
-            Some(&context),
-        );
-        assert_eq!(
-            r.code,
-            0,
-            "[{}] building the proxy image: {}",
-            self.name,
-            r.all()
-        );
-        self.drop_old_tags(PROXY_REPO, &tag);
-        tag
-    }
-
-    /// The tools image from tests/fixtures/egress, tagged by the content of that directory.
-    fn tools_image(&self) -> String {
-        let dir = workspace().join("tests/fixtures/egress");
-        let mut names: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        names.sort();
-        let mut h = Sha256::new();
-        for n in &names {
-            h.update(n.as_encoded_bytes());
-            h.update(std::fs::read(dir.join(n)).unwrap());
-        }
-        let tag = format!("{TOOLS_REPO}:{}", &hex::encode(h.finalize())[..16]);
-        if self.has_image(&tag) {
-            return tag;
-        }
-        let t0 = Instant::now();
-        let r = self.cmd(
-            &[
-                "build",
-                "-q",
-                "--label",
-                LABEL,
-                "-t",
-                &tag,
-                dir.to_str().unwrap(),
-            ],
-            None,
-        );
-        assert_eq!(
-            r.code,
-            0,
-            "[{}] building the tools image: {}",
-            self.name,
-            r.all()
-        );
-        eprintln!("[{}] built {tag} in {:.0?}", self.name, t0.elapsed());
-        self.drop_old_tags(TOOLS_REPO, &tag);
-        tag
-    }
-}
-
-/// Removes what a suite created, also when it panics.
-struct Created<'a> {
-    engine: &'a Engine,
-    containers: RefCell<Vec<String>>,
-    networks: RefCell<Vec<String>>,
-}
-
-impl<'a> Created<'a> {
-    fn network(&self, name: &str, opts: &[&str]) -> String {
-        let mut args = vec!["network", "create", "--label", LABEL];
-        args.extend_from_slice(opts);
-        args.push(name);
-        self.networks.borrow_mut().push(name.to_string());
-        self.engine.ok(&args);
-        name.to_string()
-    }
-
-    fn container(&self, name: &str, args: &[&str]) -> String {
-        let mut all = vec!["run", "-d", "--name", name, "--label", LABEL];
-        all.extend_from_slice(args);
-        self.containers.borrow_mut().push(name.to_string());
-        self.engine.ok(&all);
-        name.to_string()
-    }
-}
-
-impl Drop for Created<'_> {
-    fn drop(&mut self) {
-        let containers = self.containers.borrow();
-        if !containers.is_empty() {
-            let mut args = vec!["rm", "-f", "-v"];
-            args.extend(containers.iter().map(String::as_str));
-            self.engine.cmd(&args, None);
-        }
-        for n in self.networks.borrow().iter().rev() {
-            self.engine.cmd(&["network", "rm", n], None);
-        }
-    }
-}
+use support::{Created, Engine, Run, env};
 
 /// Runs named checks, keeps going after a failure, reports all at the end.
 struct Checks {
@@ -323,11 +60,7 @@ fn suite(engine: &Engine) {
     let tools = engine.tools_image();
     eprintln!("[{}] images ready ({:.1?})", engine.name, t0.elapsed());
 
-    let created = Created {
-        engine,
-        containers: RefCell::new(vec![]),
-        networks: RefCell::new(vec![]),
-    };
+    let created = Created::new(engine);
     let p = format!("hj-egress-e2e-{}-{}", engine.name, std::process::id());
     let outside = created.network(&format!("{p}-outside"), &[]);
     // What the core does per instance network: no route out, and (Docker) no address of the
@@ -790,6 +523,14 @@ fn suite(engine: &Engine) {
             )
         },
     );
+    c.check("probe: the proxy reaches each instance", || {
+        let r = ctl(serde_json::json!({"op": "probe", "source": cl_ip}).to_string())?;
+        r["probe"]
+            .as_str()
+            .filter(|p| p.contains("answered"))
+            .map(|_| ())
+            .ok_or_else(|| r.to_string())
+    });
     c.check("list and health", || {
         let list = ctl(r#"{"op":"list"}"#.to_string())?;
         let health = ctl(r#"{"op":"health"}"#.to_string())?;
@@ -803,6 +544,39 @@ fn suite(engine: &Engine) {
 
     eprintln!("[{}] suite done in {:.1?}", engine.name, t0.elapsed());
     drop(created);
+    let left = engine
+        .cmd(
+            &[
+                "ps",
+                "-a",
+                "--filter",
+                &format!("name={p}"),
+                "--format",
+                "{{.Names}}",
+            ],
+            None,
+        )
+        .out;
+    let nets = engine
+        .cmd(
+            &[
+                "network",
+                "ls",
+                "--filter",
+                &format!("name={p}"),
+                "--format",
+                "{{.Name}}",
+            ],
+            None,
+        )
+        .out;
+    if !left.trim().is_empty() || !nets.trim().is_empty() {
+        c.failures.push(format!(
+            "the run left containers [{}] and networks [{}]",
+            left.trim(),
+            nets.trim()
+        ));
+    }
     assert!(
         c.failures.is_empty(),
         "[{}] {} check(s) failed:\n{}",

@@ -71,25 +71,31 @@ async fn start(tweak: impl FnOnce(&mut Config)) -> Proxy {
         control,
         dir,
     };
-    allow(&proxy, &["allowed.test", "*.wild.test"]);
+    allow(&proxy, &["allowed.test", "*.wild.test"]).await;
     proxy
 }
 
-fn allow(p: &Proxy, patterns: &[&str]) {
-    let r = p.control.request(Request::Set {
-        source: "127.0.0.1".parse().unwrap(),
-        instance: "test-instance".into(),
-        policy: PolicySpec::Allow(patterns.iter().map(|s| s.to_string()).collect()),
-    });
+async fn allow(p: &Proxy, patterns: &[&str]) {
+    let r = p
+        .control
+        .request(Request::Set {
+            source: "127.0.0.1".parse().unwrap(),
+            instance: "test-instance".into(),
+            policy: PolicySpec::Allow(patterns.iter().map(|s| s.to_string()).collect()),
+        })
+        .await;
     assert!(r.ok, "{r:?}");
 }
 
-fn log(p: &Proxy) -> Vec<(Via, String, Option<u16>, bool, String)> {
-    let r = p.control.request(Request::Log {
-        source: "127.0.0.1".parse().unwrap(),
-        since: 0,
-        limit: None,
-    });
+async fn log(p: &Proxy) -> Vec<(Via, String, Option<u16>, bool, String)> {
+    let r = p
+        .control
+        .request(Request::Log {
+            source: "127.0.0.1".parse().unwrap(),
+            since: 0,
+            limit: None,
+        })
+        .await;
     r.entries
         .unwrap()
         .into_iter()
@@ -357,7 +363,7 @@ async fn http_requests_are_filtered_rewritten_and_closed() {
         );
     }
 
-    let entries = log(&p);
+    let entries = log(&p).await;
     let summary: Vec<(Via, &str, bool)> =
         entries.iter().map(|e| (e.0, e.1.as_str(), e.3)).collect();
     assert_eq!(
@@ -447,6 +453,7 @@ async fn tunnels_check_sni_and_pass_other_protocols() {
     assert!(head.starts_with("HTTP/1.1 502"), "{head}");
 
     let denied_sni = log(&p)
+        .await
         .into_iter()
         .find(|e| e.1 == "denied.test" && e.0 == Via::Connect && e.4.contains("ClientHello"));
     assert!(
@@ -465,7 +472,7 @@ async fn live_policy_changes_apply_to_the_next_connection_and_close_open_tunnels
     let mut b = [0u8; 4];
     timeout(T, open.read_exact(&mut b)).await.unwrap().unwrap();
 
-    allow(&p, &["denied.test"]);
+    allow(&p, &["denied.test"]).await;
     let mut rest = Vec::new();
     timeout(T, open.read_to_end(&mut rest))
         .await
@@ -477,6 +484,7 @@ async fn live_policy_changes_apply_to_the_next_connection_and_close_open_tunnels
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
 
     let reasons: Vec<String> = log(&p)
+        .await
         .into_iter()
         .map(|e| format!("{} {} {}", e.1, e.3, e.4))
         .collect();
@@ -493,6 +501,7 @@ async fn live_policy_changes_apply_to_the_next_connection_and_close_open_tunnels
             .request(Request::Remove {
                 source: "127.0.0.1".parse().unwrap()
             })
+            .await
             .ok
     );
     let (_, head) = connect_tunnel(p.http, &format!("denied.test:{echo}")).await;
@@ -574,6 +583,7 @@ async fn dns_answers_only_allowed_names() {
     );
 
     let dns_log: Vec<(String, bool, Option<u16>)> = log(&p)
+        .await
         .into_iter()
         .filter(|e| e.0 == Via::Dns)
         .map(|e| (e.1, e.3, e.2))

@@ -81,7 +81,7 @@ async fn session(state: &State, stream: UnixStream) -> io::Result<()> {
             continue;
         }
         let response = match control::parse_request(text) {
-            Ok(req) => state.handle(req),
+            Ok(req) => state.handle(req).await,
             Err(e) => Response::error(e),
         };
         w.write_all((response.to_line() + "\n").as_bytes()).await?;

@@ -246,8 +246,8 @@ pub struct Control(Arc<State>);
 
 impl Control {
     /// Carries out one request.
-    pub fn request(&self, req: Request) -> Response {
-        self.0.handle(req)
+    pub async fn request(&self, req: Request) -> Response {
+        self.0.handle(req).await
     }
 }
 

@@ -133,8 +133,9 @@ impl State {
     }
 
     /// Carries out one control request.
-    pub(crate) fn handle(&self, req: Request) -> Response {
+    pub(crate) async fn handle(&self, req: Request) -> Response {
         match req {
+            Request::Probe { source } => probe(normalize_ip(source)).await,
             Request::Set {
                 source,
                 instance,
@@ -270,6 +271,38 @@ impl State {
     }
 }
 
+/// How long a probe waits for an instance's answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The probed port: "discard", almost never served; a refusal is as good an answer as an accept.
+const PROBE_PORT: u16 = 9;
+
+async fn probe(ip: IpAddr) -> Response {
+    probe_at(SocketAddr::new(ip, PROBE_PORT)).await
+}
+
+async fn probe_at(addr: SocketAddr) -> Response {
+    let ip = addr.ip();
+    let t0 = Instant::now();
+    let result = tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await;
+    let took = t0.elapsed();
+    let answered = |how: &str| Response {
+        ok: true,
+        probe: Some(format!("{ip} answered ({how}) in {took:.1?}")),
+        ..Default::default()
+    };
+    match result {
+        Ok(Ok(_)) => answered("accepted"),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => answered("refused"),
+        Ok(Err(e)) => Response::error(format!(
+            "the egress proxy cannot reach {ip}: {e}; the instance's network carries no traffic to the proxy"
+        )),
+        Err(_) => Response::error(format!(
+            "the egress proxy got no answer from {ip} within {PROBE_TIMEOUT:?}: the instance's internal network carries no traffic \
+             (on a host where Docker runs next to rootful Podman, Docker's FORWARD drop policy blocks Podman's internal networks; see the headjack-egress README)"
+        )),
+    }
+}
+
 impl Source {
     /// The current policy (`None` once removed).
     pub(crate) fn policy(&self) -> Option<Arc<Policy>> {
@@ -309,20 +342,73 @@ mod tests {
         Arc::new(State::new(config, "127.0.0.1:3128".parse().unwrap(), None))
     }
 
+    fn req(st: &State, r: Request) -> Response {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(st.handle(r))
+    }
+
+    #[test]
+    fn probes_tell_an_answering_address_from_a_silent_one() {
+        let st = state(10);
+        let local = req(
+            &st,
+            Request::Probe {
+                source: "127.0.0.1".parse().unwrap(),
+            },
+        );
+        assert!(
+            local.ok && local.probe.unwrap().contains("127.0.0.1 answered"),
+            "loopback refuses port 9"
+        );
+        // A listener whose accept queue is full drops SYNs: an address that does not answer.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let silent = rt.block_on(async {
+            let sock = tokio::net::TcpSocket::new_v4().unwrap();
+            sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let listener = sock.listen(0).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let mut held = Vec::new();
+            for _ in 0..4 {
+                if let Ok(Ok(s)) = tokio::time::timeout(
+                    Duration::from_millis(300),
+                    tokio::net::TcpStream::connect(addr),
+                )
+                .await
+                {
+                    held.push(s);
+                }
+            }
+            probe_at(addr).await
+        });
+        assert!(!silent.ok && silent.error.unwrap().contains("no answer from 127.0.0.1"));
+    }
+
     fn set(st: &State, ip: &str, instance: &str, allow: &[&str]) -> Response {
-        st.handle(Request::Set {
-            source: ip.parse().unwrap(),
-            instance: instance.into(),
-            policy: PolicySpec::Allow(allow.iter().map(|s| s.to_string()).collect()),
-        })
+        req(
+            st,
+            Request::Set {
+                source: ip.parse().unwrap(),
+                instance: instance.into(),
+                policy: PolicySpec::Allow(allow.iter().map(|s| s.to_string()).collect()),
+            },
+        )
     }
 
     fn log(st: &State, ip: &str, since: u64) -> Response {
-        st.handle(Request::Log {
-            source: ip.parse().unwrap(),
-            since,
-            limit: None,
-        })
+        req(
+            st,
+            Request::Log {
+                source: ip.parse().unwrap(),
+                since,
+                limit: None,
+            },
+        )
     }
 
     #[test]
@@ -350,23 +436,29 @@ mod tests {
         assert_eq!(r.next, Some(4));
         let r = log(&st, "10.0.0.2", 4);
         assert_eq!((r.entries.unwrap().len(), r.next), (0, Some(4)));
-        let list = st.handle(Request::List).sources.unwrap();
+        let list = req(&st, Request::List).sources.unwrap();
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].policy, PolicySpec::Allow(vec!["a.test".into()]));
-        assert_eq!(st.handle(Request::Health).health.unwrap().sources, 1);
+        assert_eq!(req(&st, Request::Health).health.unwrap().sources, 1);
         assert!(
-            st.handle(Request::Remove {
-                source: "10.0.0.2".parse().unwrap()
-            })
+            req(
+                &st,
+                Request::Remove {
+                    source: "10.0.0.2".parse().unwrap()
+                }
+            )
             .ok
         );
         assert!(st.source("10.0.0.2".parse().unwrap()).is_none());
         assert!(src.policy().is_none(), "a removed source's tunnels see it");
         assert!(!log(&st, "10.0.0.2", 0).ok);
         assert!(
-            !st.handle(Request::Remove {
-                source: "10.0.0.2".parse().unwrap()
-            })
+            !req(
+                &st,
+                Request::Remove {
+                    source: "10.0.0.2".parse().unwrap()
+                }
+            )
             .ok
         );
     }
