@@ -103,6 +103,10 @@ fn suite(engine: &Engine) {
             "--read-only",
             "--security-opt",
             "no-new-privileges",
+            "--pids-limit",
+            "64",
+            "--memory",
+            "64m",
             &proxy_image,
         ],
     );
