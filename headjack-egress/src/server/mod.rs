@@ -1,5 +1,5 @@
 //! The running proxy: HTTP/CONNECT listener, DNS server and control socket over one shared
-//! [`State`](state) of sources and their policies.
+//! state of sources and their policies.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
