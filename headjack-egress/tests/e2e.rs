@@ -63,15 +63,8 @@ fn suite(engine: &Engine) {
     let created = Created::new(engine);
     let p = format!("hj-egress-e2e-{}-{}", engine.name, std::process::id());
     let outside = created.network(&format!("{p}-outside"), &[]);
-    // What the core does per instance network: no route out, and (Docker) no address of the
-    // host on it, so the host's own services are out of reach too.
-    let internal_opts = [
-        "--internal",
-        "-o",
-        "com.docker.network.bridge.inhibit_ipv4=true",
-    ];
-    let internal = created.network(&format!("{p}-internal"), &internal_opts);
-    let internal2 = created.network(&format!("{p}-internal2"), &internal_opts);
+    let internal = created.instance_network(&format!("{p}-internal"));
+    let internal2 = created.instance_network(&format!("{p}-internal2"));
 
     let aliases = [
         "allowed.test",
@@ -232,7 +225,26 @@ fn suite(engine: &Engine) {
     set(&cl_ip, "tools", &tools_policy).unwrap();
     set(&bb_ip, "busybox", &["allowed.test"]).unwrap();
     set(&neighbour_ip, "neighbour", &[]).unwrap();
-    eprintln!("[{}] topology ready ({:.1?})", engine.name, t0.elapsed());
+    eprintln!(
+        "[{}] topology ready ({:.1?}): proxy {px_ip}/{px_ip2}, tools {cl_ip}, busybox {bb_ip}, stranger {stranger_ip}, neighbour {neighbour_ip}, outside {srv_ip}",
+        engine.name,
+        t0.elapsed()
+    );
+    for ip in [
+        &px_ip,
+        &px_ip2,
+        &cl_ip,
+        &bb_ip,
+        &stranger_ip,
+        &neighbour_ip,
+        &srv_ip,
+    ] {
+        assert!(
+            ip.parse::<std::net::IpAddr>().is_ok(),
+            "[{}] an address could not be read: {ip:?}",
+            engine.name
+        );
+    }
 
     let mut c = Checks {
         engine: engine.name,
@@ -310,6 +322,7 @@ fn suite(engine: &Engine) {
             &by_ip,
         )
     });
+    // Where the host's address and an engine DNS server would sit on the instance network.
     let gateway = engine.ok(&[
         "network",
         "inspect",
@@ -317,29 +330,58 @@ fn suite(engine: &Engine) {
         "-f",
         "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
     ]);
-    let host_reach = engine.sh(
-        &cl,
-        &format!("curl -sS -m 3 --noproxy '*' http://{gateway}:1/"),
-    );
-    if engine.name == "docker" {
-        c.check(
-            "docker: the host is out of reach on the internal network (inhibit_ipv4)",
-            || {
-                expect(
-                    host_reach.code == 28,
-                    "a timeout (no host address on the network)",
-                    &host_reach,
-                )
-            },
-        );
+    // Podman prints "<nil>" for a network without one.
+    let gateway = if gateway.is_empty() || gateway == "<nil>" {
+        String::new()
     } else {
-        // Podman ignores inhibit_ipv4: the bridge keeps the gateway address (aardvark-dns answers
-        // there), so the host's services listening on all addresses stay reachable.
-        eprintln!(
-            "[{}] note: the host's gateway address {gateway} answers on the internal network (curl exit {})",
-            engine.name, host_reach.code
+        gateway
+    };
+    assert!(
+        gateway.is_empty() || gateway.parse::<std::net::IpAddr>().is_ok(),
+        "gateway {gateway:?}"
+    );
+    c.check("the host is out of reach on the instance network", || {
+        if gateway.is_empty() {
+            return Ok(()); // Podman without DNS: the network has no gateway, the bridge no address
+        }
+        // bash reports the errno: "Connection refused" means the host answered.
+        let r = engine.sh(&cl, &format!("timeout 3 bash -c '</dev/tcp/{gateway}/1'"));
+        expect(
+            r.code != 0 && !r.err.contains("refused"),
+            "no answer from the host's address",
+            &r,
+        )
+    });
+    c.check("no DNS server but the proxy answers the instance", || {
+        let conf = engine.sh(&bb, "grep nameserver /etc/resolv.conf");
+        let servers: Vec<&str> = conf
+            .out
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .collect();
+        expect(
+            !servers.is_empty() && servers.iter().all(|s| *s == px_ip || *s == "127.0.0.11"),
+            "only the proxy (or Docker's embedded DNS, which forwards to it) in resolv.conf",
+            &conf,
+        )?;
+        if gateway.is_empty() {
+            return Ok(());
+        }
+        // Any answer (NXDOMAIN included) means a DNS server listens there.
+        let r = engine.sh(
+            &bb,
+            &format!("timeout 5 nslookup allowed.test {gateway} 2>&1"),
         );
-    }
+        let silent = r.code == 124
+            || r.code == 143
+            || r.out.contains("no servers could be reached")
+            || r.out.contains("can't connect");
+        expect(
+            r.code != 0 && silent,
+            "no DNS server on the gateway address",
+            &r,
+        )
+    });
     c.check("wget (busybox): allowed and denied", || {
         let ok = engine.sh(&bb, "wget -q -O- http://allowed.test/");
         let no = engine.sh(&bb, "wget -q -O- http://denied.test/");

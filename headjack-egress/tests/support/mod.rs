@@ -117,6 +117,34 @@ impl Engine {
         self.cmd(&["exec", container, "sh", "-c", script], None)
     }
 
+    /// A request to the engine's API over its unix socket (for Podman's libpod endpoints, which
+    /// the docker CLI cannot reach): the status code and the body.
+    pub fn api(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        use std::io::Read;
+        let sock = self
+            .host
+            .strip_prefix("unix://")
+            .expect("a unix:// engine socket");
+        let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        let status = resp
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (
+            status,
+            resp.split_once("\r\n\r\n")
+                .map_or(String::new(), |(_, b)| b.to_string()),
+        )
+    }
+
     pub fn ip(&self, container: &str, network: &str) -> String {
         self.ok(&[
             "inspect",
@@ -256,6 +284,34 @@ impl<'a> Created<'a> {
         args.push(name);
         self.networks.borrow_mut().push(name.to_string());
         self.engine.ok(&args);
+        name.to_string()
+    }
+
+    /// An instance network as the core makes it: no route out, no address of the host on it, and
+    /// no engine DNS server on it (Podman's aardvark-dns would resolve any outside name for the
+    /// instance, bypassing the proxy). Docker: `--internal` + `inhibit_ipv4` (its embedded DNS
+    /// forwards only to the `--dns` servers on internal networks). Podman: the libpod endpoint with
+    /// `dns_enabled: false`, which also leaves the network without a gateway address (the
+    /// Docker-compatible endpoint cannot ask for either).
+    pub fn instance_network(&self, name: &str) -> String {
+        if self.engine.name != "podman" {
+            return self.network(
+                name,
+                &[
+                    "--internal",
+                    "-o",
+                    "com.docker.network.bridge.inhibit_ipv4=true",
+                ],
+            );
+        }
+        self.networks.borrow_mut().push(name.to_string());
+        let body = format!(
+            r#"{{"name":"{name}","driver":"bridge","internal":true,"dns_enabled":false,"labels":{{"io.headjack.test":"1"}}}}"#
+        );
+        let (status, resp) = self
+            .engine
+            .api("POST", "/v4.0.0/libpod/networks/create", &body);
+        assert_eq!(status, 200, "[podman] POST /libpod/networks/create: {resp}");
         name.to_string()
     }
 
