@@ -632,11 +632,7 @@ async fn bounds_and_timeouts() {
     let (mut a, _) = connect_tunnel(p.http, &format!("allowed.test:{echo}")).await;
     let (_b, _) = connect_tunnel(p.http, &format!("allowed.test:{echo}")).await;
     let (_, head) = connect_tunnel(p.http, &format!("allowed.test:{echo}")).await;
-    assert!(
-        head.starts_with("HTTP/1.1 503") && head.contains("too many open connections")
-            || head.starts_with("HTTP/1.1 503"),
-        "{head}"
-    );
+    assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
     let mut rest = Vec::new();
     timeout(T, a.read_to_end(&mut rest))
         .await

@@ -21,6 +21,9 @@ use crate::http::{self, Authority, ChunkedEnd, Framing, Head, HeadError};
 use crate::policy::{Host, normalize_ip};
 use crate::tls;
 
+/// Upstream addresses tried per connection, in order (IPv4 first).
+const MAX_ADDRESSES_TRIED: usize = 4;
+
 /// Accepts proxy connections until the listener fails.
 pub(crate) async fn serve(state: Arc<State>, listener: TcpListener) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(state.config.limits.max_connections));
@@ -221,7 +224,8 @@ async fn connect_upstream(state: &State, auth: &Authority) -> Result<TcpStream, 
         ));
     }
     let mut errors = Vec::new();
-    for addr in usable {
+    // A name with many addresses must not stretch one request over many connect timeouts.
+    for addr in usable.into_iter().take(MAX_ADDRESSES_TRIED) {
         match timeout(
             state.config.limits.connect_timeout,
             TcpStream::connect((addr, auth.port)),
