@@ -18,7 +18,7 @@ if [ -z "${SKIP_LINT:-}" ]; then
   step "cargo fmt --check"
   cargo fmt --all -- --check
   step "cargo clippy"
-  cargo clippy -p headjack -p headjack-ffi -p headjack-py --all-targets --features headjack/cli -- -D warnings
+  cargo clippy -p headjack -p headjack-ffi -p headjack-py -p headjack-egress --all-targets --features headjack/cli -- -D warnings
 fi
 
 step "core + CLI against Docker ($HEADJACK_TEST_DOCKER_HOST)"
@@ -27,6 +27,9 @@ HEADJACK_TEST_HOST="$HEADJACK_TEST_DOCKER_HOST" cargo test -p headjack --feature
 step "core against Podman ($HEADJACK_TEST_PODMAN_HOST)"
 HEADJACK_TEST_HOST="$HEADJACK_TEST_PODMAN_HOST" \
   cargo test -p headjack --test runtime --test spec_options --test builds --test registry
+
+step "egress proxy: policy, parsers, in-process, Docker and Podman end to end"
+cargo test -p headjack-egress
 
 step "C ABI, C programs and Go"
 cargo test -p headjack-ffi
