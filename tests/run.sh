@@ -37,6 +37,12 @@ cargo test -p headjack-ffi
 step "Python"
 bash headjack-py/run-tests.sh
 
+step "MCP server (headjack mcp, driven by the MCP Python client)"
+bash headjack/tests/mcp/run.sh
+
+step "framework adapters (OpenAI Agents SDK, deepagents)"
+bash headjack-py/run-adapter-tests.sh
+
 step "leak check"
 leaks=0
 for host in "$HEADJACK_TEST_DOCKER_HOST" "$HEADJACK_TEST_PODMAN_HOST" ${HEADJACK_TEST_GVISOR_HOST:-}; do
