@@ -28,7 +28,7 @@ HEADJACK_TEST_HOST="$HEADJACK_TEST_DOCKER_HOST" cargo test -p headjack --feature
 
 step "core against Podman ($HEADJACK_TEST_PODMAN_HOST)"
 HEADJACK_TEST_HOST="$HEADJACK_TEST_PODMAN_HOST" \
-  cargo test -p headjack --test runtime --test spec_options --test builds --test registry
+  cargo test -p headjack --test runtime --test spec_options --test builds --test registry --test defects
 
 step "egress proxy: policy, parsers, in-process, Docker and Podman end to end"
 cargo test -p headjack-egress

@@ -25,7 +25,7 @@ use tracing::Instrument;
 use crate::error::{Error, ErrorKind, Result};
 
 pub(crate) use containers::{ContainerDetails, ContainerPlan, PlanMount};
-pub(crate) use errors::{StartFailure, looks_like_start_failure, start_failure};
+pub(crate) use errors::{StartFailure, identity_failure, looks_like_start_failure, start_failure};
 pub(crate) use exec::{ExecOutputChunk, ExecParams, InputSink, OutputStream};
 pub(crate) use images::{BuildParams, Credentials, ImageDetails};
 
