@@ -106,7 +106,10 @@ pub struct ExecResizer {
 #[derive(Clone)]
 enum ResizeTarget {
     /// An engine exec.
-    Engine { engine: Engine, exec_id: String },
+    Engine {
+        engine: Box<Engine>,
+        exec_id: String,
+    },
     /// A command that never got a terminal (it could not be started).
     Nothing,
 }
@@ -115,7 +118,10 @@ impl ExecResizer {
     /// Resizes the terminal of engine exec `exec_id`.
     pub(crate) fn engine(engine: Engine, exec_id: String) -> ExecResizer {
         ExecResizer {
-            target: ResizeTarget::Engine { engine, exec_id },
+            target: ResizeTarget::Engine {
+                engine: Box::new(engine),
+                exec_id,
+            },
         }
     }
 
