@@ -308,12 +308,27 @@ pub(crate) fn unpack_safely<A: Read + Seek>(mut archive: A, dest: &Path) -> Resu
     let read_err = |e: std::io::Error| Error::io("reading the archive", e);
     // First pass: check every entry against the archive's own links and the destination.
     let mut links: Vec<PathBuf> = Vec::new();
+    let mut files: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+    let mut regular: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
     {
         let mut tar = tar::Archive::new(&mut archive);
         for entry in tar.entries().map_err(read_err)? {
             let entry = entry.map_err(read_err)?;
             let path = entry.path().map_err(read_err)?.into_owned();
             check_relative(&path, &path)?;
+            // An archive of a container path never needs `..`; refusing it keeps every entry's
+            // place in the destination what its name says.
+            if path.components().any(|c| matches!(c, Component::ParentDir)) {
+                return Err(escape_error(&path, "has a .. component"));
+            }
+            if normalize_relative(&path).as_os_str().is_empty()
+                && !entry.header().entry_type().is_dir()
+            {
+                return Err(escape_error(
+                    &path,
+                    "would replace the destination directory",
+                ));
+            }
             if let Some(link) = links.iter().find(|l| path.starts_with(l) && path != **l) {
                 return Err(escape_error(
                     &path,
@@ -324,6 +339,20 @@ pub(crate) fn unpack_safely<A: Read + Seek>(mut archive: A, dest: &Path) -> Resu
                 ));
             }
             let kind = entry.header().entry_type();
+            if let Some(file) = path.ancestors().skip(1).find(|a| files.contains(*a)) {
+                return Err(Error::invalid_argument(format!(
+                    "refusing to copy: archive entry {} lies under {}, a file of the same archive; \
+                     nothing was written",
+                    path.display(),
+                    file.display()
+                )));
+            }
+            if !kind.is_dir() {
+                files.insert(normalize_relative(&path));
+            }
+            if kind.is_file() {
+                regular.insert(normalize_relative(&path));
+            }
             check_destination(dest, &path, kind)?;
             if kind.is_symlink() || kind.is_hard_link() {
                 let target = entry
@@ -333,6 +362,16 @@ pub(crate) fn unpack_safely<A: Read + Seek>(mut archive: A, dest: &Path) -> Resu
                     .unwrap_or_default();
                 if kind.is_hard_link() {
                     check_relative(&target, &path)?;
+                    // Hard links in an archive point to a file it held before.
+                    if !regular.contains(&normalize_relative(&target)) {
+                        return Err(escape_error(
+                            &path,
+                            &format!(
+                                "is a hard link to {}, which is not a file earlier in the archive",
+                                target.display()
+                            ),
+                        ));
+                    }
                 } else {
                     if target.is_absolute() {
                         return Err(escape_error(
@@ -357,7 +396,7 @@ pub(crate) fn unpack_safely<A: Read + Seek>(mut archive: A, dest: &Path) -> Resu
     let mut written = Vec::new();
     for entry in tar.entries().map_err(read_err)? {
         let mut entry = entry.map_err(read_err)?;
-        let rel = entry.path().map_err(read_err)?.into_owned();
+        let rel = normalize_relative(&entry.path().map_err(read_err)?);
         let target = dest.join(&rel);
         let write_err = |e: std::io::Error| Error::io(format!("writing {}", target.display()), e);
         if entry.header().entry_type().is_file() {
@@ -449,6 +488,13 @@ fn write_sparse<R: Read>(entry: &mut tar::Entry<'_, R>, target: &Path) -> std::i
         let _ = file.set_times(std::fs::FileTimes::new().set_modified(when));
     }
     Ok(())
+}
+
+/// `p` without `.` components (entries are checked to have no `..` before this is used).
+fn normalize_relative(p: &Path) -> PathBuf {
+    p.components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect()
 }
 
 fn check_relative(p: &Path, entry: &Path) -> Result<()> {
@@ -607,5 +653,71 @@ mod tests {
             PathBuf::from("file")
         );
         assert_eq!(std::fs::read(dir.path().join("d/file")).unwrap(), b"hi");
+    }
+
+    use proptest::prelude::*;
+
+    /// A path for a tar entry, hostile or not: `..`, absolute, `.`, empty segments.
+    fn entry_path() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof!["[a-z]{1,3}", Just("..".to_string()), Just(".".to_string())],
+            1..4,
+        )
+        .prop_flat_map(|segs| {
+            (Just(segs.join("/")), any::<bool>())
+                .prop_map(|(p, abs)| if abs { format!("/{p}") } else { p })
+        })
+    }
+
+    fn entry_kind() -> impl Strategy<Value = tar::EntryType> {
+        prop_oneof![
+            Just(tar::EntryType::Regular),
+            Just(tar::EntryType::Directory),
+            Just(tar::EntryType::Symlink),
+            Just(tar::EntryType::Link),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Whatever the archive holds, unpacking never panics and never writes outside the
+        /// destination; a refusal writes nothing.
+        #[test]
+        fn unpacking_stays_inside_the_destination(
+            entries in prop::collection::vec((entry_path(), entry_kind(), entry_path()), 1..6)
+        ) {
+            let root = tempfile::tempdir().unwrap();
+            let dest = root.path().join("dest");
+            let list: Vec<(&str, tar::EntryType, Option<&str>)> = entries
+                .iter()
+                .map(|(p, k, l)| (p.as_str(), *k, (k.is_symlink() || k.is_hard_link()).then_some(l.as_str())))
+                .filter(|(p, _, _)| p.len() < 100)
+                .collect();
+            prop_assume!(!list.is_empty());
+            let t = tar_with(&list);
+            let result = unpack_safely(std::io::Cursor::new(&t), &dest);
+            // Nothing appears next to the destination.
+            let outside: Vec<_> = std::fs::read_dir(root.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .filter(|n| n != "dest")
+                .collect();
+            prop_assert!(outside.is_empty(), "written outside: {outside:?}");
+            match result {
+                Ok(written) => {
+                    for w in written {
+                        prop_assert!(w.starts_with(&dest), "{}", w.display());
+                    }
+                }
+                Err(e) => {
+                    prop_assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{}", e);
+                    prop_assert!(
+                        !dest.exists() || std::fs::read_dir(&dest).unwrap().count() == 0,
+                        "a refused copy wrote something: {}", e
+                    );
+                }
+            }
+        }
     }
 }
