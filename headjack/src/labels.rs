@@ -1,4 +1,4 @@
-//! The label contract with the engine (DESIGN §6): how headjack recognises its own containers
+//! The label contract with the engine (docs/ARCHITECTURE.md#labels): how headjack recognises its own containers
 //! and images, and who owns them.
 
 use std::collections::HashMap;
@@ -11,7 +11,7 @@ pub const INSTANCE: &str = "io.headjack.instance";
 pub const BASE: &str = "io.headjack.base";
 /// The resolved image reference the container runs.
 pub const IMAGE: &str = "io.headjack.image";
-/// `<host>/<pid>/<process start time>` of the process that spawned the container.
+/// The process that spawned the container: `<host>/<boot id>/<pid namespace>/<pid>/<start time>` (see docs/ARCHITECTURE.md#labels).
 pub const OWNER: &str = "io.headjack.owner";
 /// The owner value of an instance spawned with [`crate::Spec::detached`]: never an orphan.
 pub const DETACHED: &str = "detached";
