@@ -81,7 +81,8 @@ pub struct InstanceInfo {
     pub image: String,
     /// Its state.
     pub status: Status,
-    /// `<host>/<pid>/<start time>` of the process that spawned it.
+    /// The process that spawned it: `<host>/<boot id>/<pid namespace>/<pid>/<start time>`, or
+    /// `detached`.
     pub owner: String,
     /// Unix seconds after which sweep may remove it.
     pub expires: Option<u64>,
