@@ -43,6 +43,13 @@ pub fn build(base: &[Var], request: &[Var], home: &str, tty: bool) -> Vec<Var> {
     env
 }
 
+/// Drops `HOME` from the agent's own environment when it is the one the runtime derives for
+/// the agent's user (`own_home`): then it was not the image's, and each command gets its own
+/// user's. (An image that sets exactly that HOME is treated the same; a request can set HOME.)
+pub fn drop_runtime_home(env: &mut Vec<Var>, own_home: &str) {
+    env.retain(|(k, v)| !(k == b"HOME" && v == own_home.as_bytes()));
+}
+
 /// The value of `key` in `env`.
 pub fn get<'a>(env: &'a [Var], key: &[u8]) -> Option<&'a [u8]> {
     env.iter()
@@ -145,6 +152,16 @@ mod tests {
         let bare = build(&[], &[], "/", false);
         assert_eq!(get(&bare, b"PATH"), Some(DEFAULT_PATH));
         assert_eq!(get(&bare, b"HOME"), Some(&b"/"[..]));
+    }
+
+    #[test]
+    fn drops_only_the_runtime_home() {
+        let mut e = vars(&[("HOME", "/root"), ("A", "1")]);
+        drop_runtime_home(&mut e, "/root");
+        assert_eq!(e, vars(&[("A", "1")]));
+        let mut e = vars(&[("HOME", "/work"), ("A", "1")]);
+        drop_runtime_home(&mut e, "/root");
+        assert_eq!(e, vars(&[("HOME", "/work"), ("A", "1")]));
     }
 
     #[test]

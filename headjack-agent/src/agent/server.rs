@@ -130,13 +130,20 @@ impl Agent {
         ])?;
         let ep = Epoll::new()?;
         ep.add(sigfd.as_raw_fd(), IN, T_SIGNAL)?;
-        let env = env::parse_environ(std::env::vars_os().map(|(k, v)| {
+        let mut env = env::parse_environ(std::env::vars_os().map(|(k, v)| {
             use std::os::unix::ffi::OsStrExt;
             let mut e = k.as_bytes().to_vec();
             e.push(b'=');
             e.extend_from_slice(v.as_bytes());
             e
         }));
+        // The runtime gave PID 1 the HOME of its user when the image set none; an exec as
+        // another user must get that user's HOME instead, as under docker exec.
+        let (passwd, groups) = users::load();
+        let own_home = users::resolve("", sys::uid(), &passwd, &groups)
+            .map(|id| id.home)
+            .unwrap_or_else(|_| "/".into());
+        env::drop_runtime_home(&mut env, &own_home);
         let workdir = std::env::current_dir()
             .map(|d| {
                 use std::os::unix::ffi::OsStrExt;
@@ -971,7 +978,9 @@ impl Agent {
             );
             return;
         };
-        let pos = if replay { ring.start() } else { ring.end() };
+        // Replaying from offset 0 tells the follower, with a Gap first, how much output the
+        // ring no longer holds.
+        let pos = if replay { 0 } else { ring.end() };
         p.attachers.push(Attacher {
             session: sid,
             stream,
