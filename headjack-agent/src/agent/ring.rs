@@ -51,6 +51,7 @@ impl Ring {
         self.capacity
     }
 
+    #[cfg(test)]
     pub fn start(&self) -> u64 {
         self.start
     }

@@ -92,7 +92,9 @@ fn numeric(s: &str) -> Option<u32> {
 ///
 /// As runc: a user name must exist; a numeric uid need not (then gid 0, home `/`). A group
 /// given explicitly replaces the primary group and drops the supplementary ones; otherwise the
-/// user's supplementary groups are every group listing the user's name.
+/// user's supplementary groups are every group listing the user's name. As Docker does since
+/// 20.10.18 (GHSA-rc4r-wh2q-q6c4), the primary group leads the supplementary list, so a file
+/// denying that group denies the command too. (Podman/crun leave it out.)
 pub fn resolve(
     spec: &str,
     default_uid: u32,
@@ -152,6 +154,8 @@ pub fn resolve(
             }
         }
     }
+    id.groups.retain(|g| *g != id.gid);
+    id.groups.insert(0, id.gid);
     Ok(id)
 }
 
@@ -194,18 +198,18 @@ mod tests {
         let p = parse_passwd(PASSWD);
         let g = parse_group(GROUP);
         let cases: &[(&str, Result<Identity, ResolveError>)] = &[
-            ("", Ok(id(0, 0, &[10], "/root"))),
-            ("root", Ok(id(0, 0, &[10], "/root"))),
-            ("dev", Ok(id(1000, 1000, &[998, 10], "/home/dev"))),
-            ("1000", Ok(id(1000, 1000, &[998, 10], "/home/dev"))),
-            ("1000:50", Ok(id(1000, 50, &[], "/home/dev"))),
-            ("dev:staff", Ok(id(1000, 50, &[], "/home/dev"))),
-            ("dev:4242", Ok(id(1000, 4242, &[], "/home/dev"))),
-            ("4242", Ok(id(4242, 0, &[], "/"))),
-            ("4242:4242", Ok(id(4242, 4242, &[], "/"))),
-            ("nohome", Ok(id(1001, 1001, &[], "/"))),
-            ("svc", Ok(id(999, 50, &[998], "/srv"))),
-            ("dev:", Ok(id(1000, 1000, &[998, 10], "/home/dev"))),
+            ("", Ok(id(0, 0, &[0, 10], "/root"))),
+            ("root", Ok(id(0, 0, &[0, 10], "/root"))),
+            ("dev", Ok(id(1000, 1000, &[1000, 998, 10], "/home/dev"))),
+            ("1000", Ok(id(1000, 1000, &[1000, 998, 10], "/home/dev"))),
+            ("1000:50", Ok(id(1000, 50, &[50], "/home/dev"))),
+            ("dev:staff", Ok(id(1000, 50, &[50], "/home/dev"))),
+            ("dev:4242", Ok(id(1000, 4242, &[4242], "/home/dev"))),
+            ("4242", Ok(id(4242, 0, &[0], "/"))),
+            ("4242:4242", Ok(id(4242, 4242, &[4242], "/"))),
+            ("nohome", Ok(id(1001, 1001, &[1001], "/"))),
+            ("svc", Ok(id(999, 50, &[50, 998], "/srv"))),
+            ("dev:", Ok(id(1000, 1000, &[1000, 998, 10], "/home/dev"))),
             ("nobody2", Err(ResolveError::UnknownUser("nobody2".into()))),
             ("dev:nogroup", Err(ResolveError::UnknownGroup("nogroup".into()))),
             ("-1", Err(ResolveError::UnknownUser("-1".into()))),
@@ -221,9 +225,9 @@ mod tests {
 
     #[test]
     fn an_image_without_passwd_still_runs_numeric_users() {
-        assert_eq!(resolve("", 0, &[], &[]), Ok(id(0, 0, &[], "/")));
-        assert_eq!(resolve("", 1000, &[], &[]), Ok(id(1000, 0, &[], "/")));
-        assert_eq!(resolve("5:6", 0, &[], &[]), Ok(id(5, 6, &[], "/")));
+        assert_eq!(resolve("", 0, &[], &[]), Ok(id(0, 0, &[0], "/")));
+        assert_eq!(resolve("", 1000, &[], &[]), Ok(id(1000, 0, &[0], "/")));
+        assert_eq!(resolve("5:6", 0, &[], &[]), Ok(id(5, 6, &[6], "/")));
         assert!(resolve("root", 0, &[], &[]).is_err());
     }
 }
