@@ -19,25 +19,39 @@ async fn runs_a_command_with_argv_env_and_workdir() {
     let a = child_agent(&[]).await;
     let out = run(
         &a.ch,
-        ExecRequest::new(["sh", "-c", "echo \"$1|$GREETING|$(pwd)\"; echo oops >&2", "sh", "a b"])
-            .env("GREETING", "hello world")
-            .workdir("/tmp"),
+        ExecRequest::new([
+            "sh",
+            "-c",
+            "echo \"$1|$GREETING|$(pwd)\"; echo oops >&2",
+            "sh",
+            "a b",
+        ])
+        .env("GREETING", "hello world")
+        .workdir("/tmp"),
     )
     .await;
     assert_eq!(text(&out.stdout), "a b|hello world|/tmp\n");
     assert_eq!(text(&out.stderr), "oops\n");
     assert!(out.status.success(), "{:?}", out.status);
     // The agent's own environment is the base; HOME comes from the user's passwd entry.
-    let out = run(&a.ch, ExecRequest::new(["sh", "-c", "echo $HOME; echo ${PATH:+set}"])).await;
+    let out = run(
+        &a.ch,
+        ExecRequest::new(["sh", "-c", "echo $HOME; echo ${PATH:+set}"]),
+    )
+    .await;
     assert_eq!(text(&out.stdout), "/root\nset\n");
 }
 
 #[tokio::test]
 async fn exit_codes_and_signals() {
     let a = child_agent(&[]).await;
-    let st = run(&a.ch, ExecRequest::new(["sh", "-c", "exit 3"])).await.status;
+    let st = run(&a.ch, ExecRequest::new(["sh", "-c", "exit 3"]))
+        .await
+        .status;
     assert_eq!((st.code, st.signal, st.timed_out), (3, None, false));
-    let st = run(&a.ch, ExecRequest::new(["sh", "-c", "kill -TERM $$"])).await.status;
+    let st = run(&a.ch, ExecRequest::new(["sh", "-c", "kill -TERM $$"]))
+        .await
+        .status;
     assert_eq!((st.code, st.signal), (143, Some(15)));
     assert!(!st.oom_killed);
     assert!(!st.success());
@@ -101,7 +115,10 @@ async fn start_failures_are_distinct_and_say_what_was_wrong() {
         assert!(f.message.contains(needle), "{:?}: {}", req.argv, f.message);
     }
     // Invalid requests are refused as such.
-    let mut h = a.ch.exec(ExecRequest::new(Vec::<String>::new())).await.unwrap();
+    let mut h =
+        a.ch.exec(ExecRequest::new(Vec::<String>::new()))
+            .await
+            .unwrap();
     let e = h.next().await.unwrap().unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::InvalidArgument));
     assert!(e.message().contains("empty command"), "{e}");
@@ -111,18 +128,29 @@ async fn start_failures_are_distinct_and_say_what_was_wrong() {
 async fn runs_as_another_user_with_groups_from_the_files() {
     let a = child_agent(&[]).await;
     // uid 1000 exists in the host's /etc/passwd; 4242 does not (numeric users need no entry).
-    let out = run(&a.ch, ExecRequest::new(["sh", "-c", "id -u; id -g; echo $HOME"]).user("1000")).await;
+    let out = run(
+        &a.ch,
+        ExecRequest::new(["sh", "-c", "id -u; id -g; echo $HOME"]).user("1000"),
+    )
+    .await;
     let lines: Vec<String> = text(&out.stdout).lines().map(String::from).collect();
     assert_eq!(lines[0], "1000");
     assert_eq!(lines[1], "1000");
-    let out = run(&a.ch, ExecRequest::new(["sh", "-c", "id -u; id -g; id -G; echo $HOME"]).user("4242:4343")).await;
+    let out = run(
+        &a.ch,
+        ExecRequest::new(["sh", "-c", "id -u; id -g; id -G; echo $HOME"]).user("4242:4343"),
+    )
+    .await;
     assert_eq!(text(&out.stdout), "4242\n4343\n4343\n/\n");
 }
 
 #[tokio::test]
 async fn streams_stdin_both_ways_with_bounded_buffers() {
     let a = child_agent(&[]).await;
-    let h = a.ch.exec(ExecRequest::new(["cat"]).stdin(true)).await.unwrap();
+    let h =
+        a.ch.exec(ExecRequest::new(["cat"]).stdin(true))
+            .await
+            .unwrap();
     let ctl = h.control();
     // 8 MiB through cat while the output is read concurrently.
     let data: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
@@ -138,7 +166,10 @@ async fn streams_stdin_both_ways_with_bounded_buffers() {
     assert!(out.stdout == expect, "{} bytes back", out.stdout.len());
     assert!(out.status.success());
     // Writing to a command that ended fails clearly rather than hanging.
-    let h = a.ch.exec(ExecRequest::new(["true"]).stdin(true)).await.unwrap();
+    let h =
+        a.ch.exec(ExecRequest::new(["true"]).stdin(true))
+            .await
+            .unwrap();
     let ctl = h.control();
     h.wait().await.unwrap();
     let e = ctl.write_stdin(&vec![0u8; 1 << 20]).await.unwrap_err();
@@ -148,7 +179,13 @@ async fn streams_stdin_both_ways_with_bounded_buffers() {
 #[tokio::test]
 async fn a_terminal_resizes_and_ends_input_with_eot() {
     let a = child_agent(&[]).await;
-    let mut req = ExecRequest::new(["sh", "-c", "stty size; read line; echo got:$line; stty size"]).tty(true).stdin(true);
+    let mut req = ExecRequest::new([
+        "sh",
+        "-c",
+        "stty size; read line; echo got:$line; stty size",
+    ])
+    .tty(true)
+    .stdin(true);
     req.tty_size = Some((30, 100));
     let mut h = a.ch.exec(req).await.unwrap();
     let ctl = h.control();
@@ -166,16 +203,31 @@ async fn a_terminal_resizes_and_ends_input_with_eot() {
     assert!(all.contains("50 132"), "{all:?}");
     assert!(out.stderr.is_empty());
     // Closing stdin of a terminal is ^D: cat sees end of file even mid-line.
-    let h = a.ch.exec(ExecRequest::new(["cat"]).tty(true).stdin(true)).await.unwrap();
+    let h =
+        a.ch.exec(ExecRequest::new(["cat"]).tty(true).stdin(true))
+            .await
+            .unwrap();
     let ctl = h.control();
     ctl.write_stdin(b"partial").await.unwrap();
     ctl.close_stdin().unwrap();
     let out = h.output().await.unwrap();
-    assert!(text(&out.stdout).contains("partial"), "{:?}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("partial"),
+        "{:?}",
+        text(&out.stdout)
+    );
     assert!(out.status.success(), "{:?}", out.status);
     // TERM is set on a terminal, as docker exec does.
-    let out = run(&a.ch, ExecRequest::new(["sh", "-c", "echo $TERM; tty"]).tty(true)).await;
-    assert!(text(&out.stdout).starts_with("xterm\r\n/dev/pts/"), "{:?}", text(&out.stdout));
+    let out = run(
+        &a.ch,
+        ExecRequest::new(["sh", "-c", "echo $TERM; tty"]).tty(true),
+    )
+    .await;
+    assert!(
+        text(&out.stdout).starts_with("xterm\r\n/dev/pts/"),
+        "{:?}",
+        text(&out.stdout)
+    );
 }
 
 #[tokio::test]
@@ -204,9 +256,12 @@ async fn a_timeout_kills_the_whole_tree_including_setsid_and_nohup() {
 #[tokio::test]
 async fn kill_signals_the_tree_and_dropping_the_handle_kills() {
     let a = child_agent(&[]).await;
-    let mut h = a
-        .ch
-        .exec(ExecRequest::new(["sh", "-c", "trap 'echo term; exit 7' TERM; echo ready; while :; do sleep 0.05; done"]))
+    let mut h =
+        a.ch.exec(ExecRequest::new([
+            "sh",
+            "-c",
+            "trap 'echo term; exit 7' TERM; echo ready; while :; do sleep 0.05; done",
+        ]))
         .await
         .unwrap();
     let first = h.next().await.unwrap().unwrap();
@@ -226,7 +281,9 @@ async fn kill_signals_the_tree_and_dropping_the_handle_kills() {
     assert!(!pids_with_marker(&marker).is_empty());
     drop(h);
     assert!(
-        eventually(Duration::from_secs(10), || pids_with_marker(&marker).is_empty()).await,
+        eventually(Duration::from_secs(10), || pids_with_marker(&marker)
+            .is_empty())
+        .await,
         "dropping the handle left {:?}",
         pids_with_marker(&marker)
     );
@@ -237,9 +294,12 @@ async fn a_slow_reader_stalls_only_its_own_stream_and_memory_stays_bounded() {
     let a = child_agent(&[]).await;
     let agent_pid = a.child.id().unwrap();
     // 200 MiB of output nobody reads for a while.
-    let mut flood = a
-        .ch
-        .exec(ExecRequest::new(["sh", "-c", "head -c 209715200 /dev/zero"]))
+    let mut flood =
+        a.ch.exec(ExecRequest::new([
+            "sh",
+            "-c",
+            "head -c 209715200 /dev/zero",
+        ]))
         .await
         .unwrap();
     let first = flood.next().await.unwrap().unwrap();
@@ -259,7 +319,9 @@ async fn a_slow_reader_stalls_only_its_own_stream_and_memory_stays_bounded() {
         }
     }
     assert_eq!(total, 200 << 20);
-    println!("agent RSS while stalled: {stalled_rss} KiB, max while streaming 200 MiB: {max_rss} KiB");
+    println!(
+        "agent RSS while stalled: {stalled_rss} KiB, max while streaming 200 MiB: {max_rss} KiB"
+    );
     assert!(max_rss < 32 << 10, "the agent buffered: {max_rss} KiB");
 }
 
@@ -270,7 +332,15 @@ async fn many_concurrent_execs_on_one_channel() {
     for i in 0..64 {
         let ch = a.ch.clone();
         tasks.push(tokio::spawn(async move {
-            let out = run(&ch, ExecRequest::new(["sh", "-c", &format!("echo {i}; echo e{i} >&2; exit {}", i % 7)])).await;
+            let out = run(
+                &ch,
+                ExecRequest::new([
+                    "sh",
+                    "-c",
+                    &format!("echo {i}; echo e{i} >&2; exit {}", i % 7),
+                ]),
+            )
+            .await;
             assert_eq!(text(&out.stdout), format!("{i}\n"));
             assert_eq!(text(&out.stderr), format!("e{i}\n"));
             assert_eq!(out.status.code, i % 7);
@@ -285,17 +355,24 @@ async fn many_concurrent_execs_on_one_channel() {
 async fn background_processes_survive_their_session_and_replay_output() {
     let a = child_agent(&["--ring-size", "4096"]).await;
     let marker = unique("bg");
-    let id = a
-        .ch
-        .start_process(
-            ExecRequest::new(["sh", "-c", "echo one; echo two >&2; sleep 0.3; echo three; exec sleep 300"])
-                .env("HJ_MARK", &marker),
+    let id =
+        a.ch.start_process(
+            ExecRequest::new([
+                "sh",
+                "-c",
+                "echo one; echo two >&2; sleep 0.3; echo three; exec sleep 300",
+            ])
+            .env("HJ_MARK", &marker),
         )
         .await
         .unwrap();
     // The session that started it goes away (its transport closes: the agent sees EOF); a
     // second one comes in through the relay, as a second host process would.
-    let ChildAgent { child: _child, ch, socket } = a;
+    let ChildAgent {
+        child: _child,
+        ch,
+        socket,
+    } = a;
     drop(ch);
     let (ch, _relay) = relay_session(&socket).await;
     let a = Session2 { ch };
@@ -306,7 +383,13 @@ async fn background_processes_survive_their_session_and_replay_output() {
     assert_eq!(p.argv[0], b"sh");
     let mut att = a.ch.attach(id, true).await.unwrap();
     let mut got = Vec::new();
-    while !text(&got.iter().flat_map(|(_, d): &(StreamKind, Vec<u8>)| d.clone()).collect::<Vec<u8>>()).contains("three") {
+    while !text(
+        &got.iter()
+            .flat_map(|(_, d): &(StreamKind, Vec<u8>)| d.clone())
+            .collect::<Vec<u8>>(),
+    )
+    .contains("three")
+    {
         match att.next().await.unwrap().unwrap() {
             AttachEvent::Output(c) => got.push((c.stream, c.data)),
             other => panic!("{other:?}"),
@@ -329,7 +412,10 @@ async fn background_processes_survive_their_session_and_replay_output() {
     let e = a.ch.wait(id).await.unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::NoSuchProcess), "{e}");
     // A failed start is an error saying why.
-    let e = a.ch.start_process(ExecRequest::new(["no-such-program-hj"])).await.unwrap_err();
+    let e =
+        a.ch.start_process(ExecRequest::new(["no-such-program-hj"]))
+            .await
+            .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::StartFailed);
     assert_eq!(e.start_failure().unwrap().kind, StartFailureKind::NotFound);
 }
@@ -341,9 +427,12 @@ struct Session2 {
 #[tokio::test]
 async fn a_lagging_follower_learns_what_it_lost() {
     let a = child_agent(&["--ring-size", "1000"]).await;
-    let id = a
-        .ch
-        .start_process(ExecRequest::new(["sh", "-c", "head -c 5000 /dev/zero; echo; echo end"]))
+    let id =
+        a.ch.start_process(ExecRequest::new([
+            "sh",
+            "-c",
+            "head -c 5000 /dev/zero; echo; echo end",
+        ]))
         .await
         .unwrap();
     let st = a.ch.wait(id).await.unwrap();
@@ -367,27 +456,57 @@ async fn files_stat_list_mkdir_remove_and_limits() {
     let a = child_agent(&[]).await;
     let dir = format!("/tmp/{}", unique("files"));
     let ch = &a.ch;
-    ch.mkdir(&format!("{dir}/a/b"), 0o750, Some((1000, 1000)), true).await.unwrap();
+    ch.mkdir(&format!("{dir}/a/b"), 0o750, Some((1000, 1000)), true)
+        .await
+        .unwrap();
     let st = ch.stat(&format!("{dir}/a/b"), true).await.unwrap();
-    assert_eq!((st.kind, st.mode, st.uid, st.gid), (FileKind::Dir, 0o750, 1000, 1000));
-    let e = ch.mkdir(&format!("{dir}/a"), 0o755, None, false).await.unwrap_err();
+    assert_eq!(
+        (st.kind, st.mode, st.uid, st.gid),
+        (FileKind::Dir, 0o750, 1000, 1000)
+    );
+    let e = ch
+        .mkdir(&format!("{dir}/a"), 0o755, None, false)
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::AlreadyExists), "{e}");
 
     let mut w = ch
-        .write_file(WriteFileRequest::new(format!("{dir}/new/deep/file.txt")).mode(0o640).owner(1000, 1000))
+        .write_file(
+            WriteFileRequest::new(format!("{dir}/new/deep/file.txt"))
+                .mode(0o640)
+                .owner(1000, 1000),
+        )
         .await
         .unwrap();
     w.write(b"hello ").await.unwrap();
     w.write(b"world").await.unwrap();
     w.finish().await.unwrap();
-    let st = ch.stat(&format!("{dir}/new/deep/file.txt"), false).await.unwrap();
-    assert_eq!((st.kind, st.size, st.mode, st.uid), (FileKind::File, 11, 0o640, 1000));
-    assert_eq!(ch.stat(&format!("{dir}/new/deep"), false).await.unwrap().uid, 1000);
-    let r = ch.read_file(&format!("{dir}/new/deep/file.txt"), None).await.unwrap();
+    let st = ch
+        .stat(&format!("{dir}/new/deep/file.txt"), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        (st.kind, st.size, st.mode, st.uid),
+        (FileKind::File, 11, 0o640, 1000)
+    );
+    assert_eq!(
+        ch.stat(&format!("{dir}/new/deep"), false)
+            .await
+            .unwrap()
+            .uid,
+        1000
+    );
+    let r = ch
+        .read_file(&format!("{dir}/new/deep/file.txt"), None)
+        .await
+        .unwrap();
     assert_eq!(r.size(), 11);
     assert_eq!(r.read_to_end().await.unwrap(), b"hello world");
 
-    let e = ch.read_file(&format!("{dir}/new/deep/file.txt"), Some(5)).await.unwrap_err();
+    let e = ch
+        .read_file(&format!("{dir}/new/deep/file.txt"), Some(5))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::TooLarge));
     assert!(e.message().contains("more than the limit of 5"), "{e}");
     let e = ch.read_file("/dev/null", None).await.unwrap_err();
@@ -395,18 +514,27 @@ async fn files_stat_list_mkdir_remove_and_limits() {
     assert!(e.message().contains("a character device"), "{e}");
     let e = ch.read_file(&dir, None).await.unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::IsADirectory));
-    let e = ch.read_file(&format!("{dir}/missing"), None).await.unwrap_err();
+    let e = ch
+        .read_file(&format!("{dir}/missing"), None)
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::NotFound));
     assert!(e.message().contains("no such file or directory"), "{e}");
     // A write over a directory is refused, and leaves nothing behind.
-    let mut w = ch.write_file(WriteFileRequest::new(format!("{dir}/a"))).await.unwrap();
+    let mut w = ch
+        .write_file(WriteFileRequest::new(format!("{dir}/a")))
+        .await
+        .unwrap();
     let e = match w.write(b"x").await {
         Err(e) => e,
         Ok(()) => w.finish().await.unwrap_err(),
     };
     assert_eq!(e.code(), Some(ErrorCode::IsADirectory), "{e}");
     // A write abandoned half-way leaves nothing either.
-    let mut w = ch.write_file(WriteFileRequest::new(format!("{dir}/abandoned"))).await.unwrap();
+    let mut w = ch
+        .write_file(WriteFileRequest::new(format!("{dir}/abandoned")))
+        .await
+        .unwrap();
     w.write(&[1u8; 100_000]).await.unwrap();
     drop(w);
     std::os::unix::fs::symlink("a", format!("{dir}/link")).unwrap();
@@ -445,9 +573,13 @@ async fn malformed_frames_get_error_frames_and_the_session_goes_on() {
     wire.extend_from_slice(b"hj\x01\x00\x09\x00\x00\x00\xff\xff\xff\x7f");
     wire.extend_from_slice(b"hj\xfa\x00\x02\x00\x00\x00\x00\x00\x00\x00");
     wire.extend_from_slice(b"hj\x42\x00\x03\x00\x00\x00\x01\x00\x00\x00\x07");
-    Message::Hello(proto::Hello { min_version: 1, max_version: 1, client: "raw".into() })
-        .encode(0, &mut wire)
-        .unwrap();
+    Message::Hello(proto::Hello {
+        min_version: 1,
+        max_version: 1,
+        client: "raw".into(),
+    })
+    .encode(0, &mut wire)
+    .unwrap();
     w.write_all(&wire).await.unwrap();
     let mut dec = proto::Decoder::default();
     let mut got = Vec::new();
@@ -474,7 +606,10 @@ async fn malformed_frames_get_error_frames_and_the_session_goes_on() {
     assert_eq!(errors[1].0, 9);
     assert!(errors[1].2.contains("more than the maximum"), "{errors:?}");
     assert_eq!(errors[2].0, 2);
-    assert!(errors[2].2.contains("unknown message kind 250"), "{errors:?}");
+    assert!(
+        errors[2].2.contains("unknown message kind 250"),
+        "{errors:?}"
+    );
     assert_eq!(errors[3].0, 3);
     assert!(errors.iter().all(|e| e.1 == ErrorCode::Malformed));
     // The agent still serves everyone.
@@ -495,7 +630,10 @@ async fn the_agent_dying_fails_pending_calls_clearly() {
     let waiter = {
         let ch = a.ch.clone();
         tokio::spawn(async move {
-            let id = ch.start_process(ExecRequest::new(["sleep", "300"])).await.unwrap();
+            let id = ch
+                .start_process(ExecRequest::new(["sleep", "300"]))
+                .await
+                .unwrap();
             ch.wait(id).await
         })
     };
@@ -510,7 +648,9 @@ async fn the_agent_dying_fails_pending_calls_clearly() {
     assert_eq!(e.kind(), ErrorKind::ChannelClosed);
     // With the agent gone its shims kill their trees.
     assert!(
-        eventually(Duration::from_secs(10), || pids_with_marker(&marker).is_empty()).await,
+        eventually(Duration::from_secs(10), || pids_with_marker(&marker)
+            .is_empty())
+        .await,
         "left: {:?}",
         pids_with_marker(&marker)
     );
@@ -529,11 +669,23 @@ async fn an_init_command_is_supervised_and_ends_the_agent() {
     let st = child.wait().await.unwrap();
     assert_eq!(st.code(), Some(5));
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).await.unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .await
+        .unwrap();
     assert!(err.contains("init-out"), "{err}");
     // The session protocol never sees the init's output.
     let mut out = Vec::new();
-    child.stdout.take().unwrap().read_to_end(&mut out).await.unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut out)
+        .await
+        .unwrap();
     assert!(out.is_empty());
 }
 
@@ -542,17 +694,20 @@ async fn sigterm_stops_the_agent_and_an_expiry_too() {
     let a = child_agent(&[]).await;
     let pid = a.child.id().unwrap() as i32;
     let marker = unique("term");
-    let id = a
-        .ch
-        .start_process(ExecRequest::new(["sleep", "300"]).env("HJ_MARK", &marker))
-        .await
-        .unwrap();
+    let id =
+        a.ch.start_process(ExecRequest::new(["sleep", "300"]).env("HJ_MARK", &marker))
+            .await
+            .unwrap();
     assert!(id > 0);
     unsafe { libc::kill(pid, libc::SIGTERM) };
     let mut child = a.child;
     let st = child.wait().await.unwrap();
     assert_eq!(st.code(), Some(0));
-    assert!(eventually(Duration::from_secs(10), || pids_with_marker(&marker).is_empty()).await);
+    assert!(
+        eventually(Duration::from_secs(10), || pids_with_marker(&marker)
+            .is_empty())
+        .await
+    );
 
     let at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -572,7 +727,9 @@ async fn only_root_or_the_agents_user_may_open_a_session() {
     // A relay run as uid 1000 is refused with an error frame.
     let out = run(
         &a.ch,
-        ExecRequest::new([agent_bin(), "relay", "--socket", &a.socket]).user("1000").stdin(true),
+        ExecRequest::new([agent_bin(), "relay", "--socket", &a.socket])
+            .user("1000")
+            .stdin(true),
     )
     .await;
     let mut dec = proto::Decoder::default();

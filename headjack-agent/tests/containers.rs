@@ -45,9 +45,15 @@ async fn exec_basics_users_and_failures(e: Engine) {
 
     let out = run(
         &ch,
-        ExecRequest::new(["sh", "-c", "echo \"$1|$X|$(pwd)|$HOME\"; echo err >&2; exit 4", "sh", "a b"])
-            .env("X", "y")
-            .workdir("/tmp"),
+        ExecRequest::new([
+            "sh",
+            "-c",
+            "echo \"$1|$X|$(pwd)|$HOME\"; echo err >&2; exit 4",
+            "sh",
+            "a b",
+        ])
+        .env("X", "y")
+        .workdir("/tmp"),
     )
     .await;
     assert_eq!(text(&out.stdout), "a b|y|/tmp|/root\n");
@@ -55,12 +61,25 @@ async fn exec_basics_users_and_failures(e: Engine) {
     assert_eq!(out.status.code, 4);
 
     // Users and groups from the container's own files: add a group with the agent user in it.
-    let group = ch.read_file("/etc/group", None).await.unwrap().read_to_end().await.unwrap();
-    let mut w = ch.write_file(WriteFileRequest::new("/etc/group")).await.unwrap();
+    let group = ch
+        .read_file("/etc/group", None)
+        .await
+        .unwrap()
+        .read_to_end()
+        .await
+        .unwrap();
+    let mut w = ch
+        .write_file(WriteFileRequest::new("/etc/group"))
+        .await
+        .unwrap();
     w.write(&group).await.unwrap();
     w.write(b"extra:x:2000:agent\n").await.unwrap();
     w.finish().await.unwrap();
-    let out = run(&ch, ExecRequest::new(["sh", "-c", "id; echo $HOME"]).user("agent")).await;
+    let out = run(
+        &ch,
+        ExecRequest::new(["sh", "-c", "id; echo $HOME"]).user("agent"),
+    )
+    .await;
     assert_eq!(
         text(&out.stdout),
         "uid=1000(agent) gid=1000(agent) groups=1000(agent),2000(extra)\n/home/agent\n",
@@ -68,28 +87,58 @@ async fn exec_basics_users_and_failures(e: Engine) {
         text(&out.stderr)
     );
     let out = run(&ch, ExecRequest::new(["id"]).user("1000:2000")).await;
-    assert_eq!(text(&out.stdout), "uid=1000(agent) gid=2000(extra) groups=2000(extra)\n");
-    let out = run(&ch, ExecRequest::new(["sh", "-c", "id -u; id -g; echo $HOME"]).user("4242")).await;
+    assert_eq!(
+        text(&out.stdout),
+        "uid=1000(agent) gid=2000(extra) groups=2000(extra)\n"
+    );
+    let out = run(
+        &ch,
+        ExecRequest::new(["sh", "-c", "id -u; id -g; echo $HOME"]).user("4242"),
+    )
+    .await;
     assert_eq!(text(&out.stdout), "4242\n0\n/\n");
 
     for (req, kind, code) in [
-        (ExecRequest::new(["nope-hj"]), StartFailureKind::NotFound, 127),
-        (ExecRequest::new(["/etc/passwd"]), StartFailureKind::NotExecutable, 126),
-        (ExecRequest::new(["true"]).workdir("/nope"), StartFailureKind::NoWorkdir, 126),
-        (ExecRequest::new(["true"]).user("nobody2"), StartFailureKind::UnknownUser, 126),
+        (
+            ExecRequest::new(["nope-hj"]),
+            StartFailureKind::NotFound,
+            127,
+        ),
+        (
+            ExecRequest::new(["/etc/passwd"]),
+            StartFailureKind::NotExecutable,
+            126,
+        ),
+        (
+            ExecRequest::new(["true"]).workdir("/nope"),
+            StartFailureKind::NoWorkdir,
+            126,
+        ),
+        (
+            ExecRequest::new(["true"]).user("nobody2"),
+            StartFailureKind::UnknownUser,
+            126,
+        ),
     ] {
         let st = run(&ch, req.clone()).await.status;
-        let f = st.start_failure.unwrap_or_else(|| panic!("{:?} started", req.argv));
+        let f = st
+            .start_failure
+            .unwrap_or_else(|| panic!("{:?} started", req.argv));
         assert_eq!((f.kind, st.code), (kind, code), "{}", f.message);
     }
-    let st = run(&ch, ExecRequest::new(["sh", "-c", "kill -INT $$"])).await.status;
+    let st = run(&ch, ExecRequest::new(["sh", "-c", "kill -INT $$"]))
+        .await
+        .status;
     assert_eq!((st.code, st.signal), (130, Some(2)));
 }
 
 on_engines!(stdin_tty_and_resize);
 async fn stdin_tty_and_resize(e: Engine) {
     let (_c, ch) = start_agent(&e, Opts::default()).await;
-    let h = ch.exec(ExecRequest::new(["sh", "-c", "wc -c; md5sum </dev/null >/dev/null"]).stdin(true)).await.unwrap();
+    let h = ch
+        .exec(ExecRequest::new(["sh", "-c", "wc -c; md5sum </dev/null >/dev/null"]).stdin(true))
+        .await
+        .unwrap();
     let ctl = h.control();
     let feeder = tokio::spawn(async move {
         let block = vec![7u8; 1 << 20];
@@ -102,7 +151,9 @@ async fn stdin_tty_and_resize(e: Engine) {
     feeder.await.unwrap();
     assert_eq!(text(&out.stdout).trim(), (16u32 << 20).to_string());
 
-    let mut req = ExecRequest::new(["sh", "-c", "stty size; read x; stty size; echo $TERM"]).tty(true).stdin(true);
+    let mut req = ExecRequest::new(["sh", "-c", "stty size; read x; stty size; echo $TERM"])
+        .tty(true)
+        .stdin(true);
     req.tty_size = Some((24, 80));
     let mut h = ch.exec(req).await.unwrap();
     let ctl = h.control();
@@ -135,7 +186,11 @@ async fn timeout_and_kill_leave_nothing_behind(e: Engine) {
     .status;
     assert!(st.timed_out && st.signal == Some(9), "{st:?}");
     let left = container_pids_with(&ch, &marker).await;
-    assert!(left.is_empty(), "{}: left behind in the container: {left:?}", e.name);
+    assert!(
+        left.is_empty(),
+        "{}: left behind in the container: {left:?}",
+        e.name
+    );
 
     // A signal of the caller's choice reaches the tree.
     let marker = unique("sig");
@@ -216,7 +271,11 @@ async fn files_in_and_out(e: Engine) {
     let (_c, ch) = start_agent(&e, Opts::default()).await;
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 256) as u8).collect();
     let mut w = ch
-        .write_file(WriteFileRequest::new("/work/sub/data.bin").mode(0o600).owner(1000, 1000))
+        .write_file(
+            WriteFileRequest::new("/work/sub/data.bin")
+                .mode(0o600)
+                .owner(1000, 1000),
+        )
         .await
         .unwrap();
     for c in data.chunks(70_000) {
@@ -224,21 +283,48 @@ async fn files_in_and_out(e: Engine) {
     }
     w.finish().await.unwrap();
     let st = ch.stat("/work/sub/data.bin", true).await.unwrap();
-    assert_eq!((st.kind, st.size, st.mode, st.uid, st.gid), (FileKind::File, 3_000_000, 0o600, 1000, 1000));
+    assert_eq!(
+        (st.kind, st.size, st.mode, st.uid, st.gid),
+        (FileKind::File, 3_000_000, 0o600, 1000, 1000)
+    );
     // The command's view agrees (ownership applied inside the container).
-    let out = run(&ch, ExecRequest::new(["stat", "-c", "%u:%g %a %s", "/work/sub/data.bin"])).await;
+    let out = run(
+        &ch,
+        ExecRequest::new(["stat", "-c", "%u:%g %a %s", "/work/sub/data.bin"]),
+    )
+    .await;
     assert_eq!(text(&out.stdout), "1000:1000 600 3000000\n");
-    let back = ch.read_file("/work/sub/data.bin", None).await.unwrap().read_to_end().await.unwrap();
+    let back = ch
+        .read_file("/work/sub/data.bin", None)
+        .await
+        .unwrap()
+        .read_to_end()
+        .await
+        .unwrap();
     assert!(back == data);
-    let e2 = ch.read_file("/work/sub/data.bin", Some(1000)).await.unwrap_err();
+    let e2 = ch
+        .read_file("/work/sub/data.bin", Some(1000))
+        .await
+        .unwrap_err();
     assert_eq!(e2.code(), Some(ErrorCode::TooLarge));
     let e2 = ch.read_file("/dev/zero", None).await.unwrap_err();
     assert_eq!(e2.code(), Some(ErrorCode::NotRegularFile), "{e2}");
-    ch.mkdir("/work/d1/d2", 0o700, Some((1000, 1000)), true).await.unwrap();
-    let names: Vec<String> = ch.list("/work").await.unwrap().iter().map(|d| text(&d.name)).collect();
+    ch.mkdir("/work/d1/d2", 0o700, Some((1000, 1000)), true)
+        .await
+        .unwrap();
+    let names: Vec<String> = ch
+        .list("/work")
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| text(&d.name))
+        .collect();
     assert_eq!(names, ["d1", "sub"]);
     ch.remove("/work", true).await.unwrap();
-    assert_eq!(ch.stat("/work", false).await.unwrap_err().code(), Some(ErrorCode::NotFound));
+    assert_eq!(
+        ch.stat("/work", false).await.unwrap_err().code(),
+        Some(ErrorCode::NotFound)
+    );
 }
 
 on_engines!(malformed_frames_on_the_attach_stream);
@@ -270,9 +356,13 @@ async fn malformed_frames_on_the_attach_stream(e: Engine) {
     let mut r = engine::demux(output, e.name);
     let mut wire = b"\x00\x01garbage".to_vec();
     wire.extend_from_slice(b"hj\x02\x00\x05\x00\x00\x00\x00\x00\x00\x10");
-    Message::Hello(Hello { min_version: 1, max_version: 1, client: "raw".into() })
-        .encode(0, &mut wire)
-        .unwrap();
+    Message::Hello(Hello {
+        min_version: 1,
+        max_version: 1,
+        client: "raw".into(),
+    })
+    .encode(0, &mut wire)
+    .unwrap();
     input.write_all(&wire).await.unwrap();
     input.flush().await.unwrap();
     let mut dec = Decoder::default();
@@ -287,23 +377,38 @@ async fn malformed_frames_on_the_attach_stream(e: Engine) {
             msgs.push(Message::decode(f.kind, &f.payload).unwrap());
         }
     }
-    let errors = msgs.iter().filter(|m| matches!(m, Message::Error(e) if e.code == ErrorCode::Malformed)).count();
+    let errors = msgs
+        .iter()
+        .filter(|m| matches!(m, Message::Error(e) if e.code == ErrorCode::Malformed))
+        .count();
     assert_eq!(errors, 2, "{msgs:?}");
     // The attach session was never disturbed.
-    assert_eq!(text(&run(&ch, ExecRequest::new(["echo", "ok"])).await.stdout), "ok\n");
+    assert_eq!(
+        text(&run(&ch, ExecRequest::new(["echo", "ok"])).await.stdout),
+        "ok\n"
+    );
 }
 
 on_engines!(killing_the_container_fails_pending_calls);
 async fn killing_the_container_fails_pending_calls(e: Engine) {
     let (c, ch) = start_agent(&e, Opts::default()).await;
-    let mut h = ch.exec(ExecRequest::new(["sh", "-c", "echo up; exec sleep 300"])).await.unwrap();
+    let mut h = ch
+        .exec(ExecRequest::new(["sh", "-c", "echo up; exec sleep 300"]))
+        .await
+        .unwrap();
     h.next().await.unwrap().unwrap();
     let (ok, _, err) = e.cli(&["kill", &c.id]);
     assert!(ok, "{err}");
-    let r = tokio::time::timeout(Duration::from_secs(60), h.next()).await.expect("no hang");
+    let r = tokio::time::timeout(Duration::from_secs(60), h.next())
+        .await
+        .expect("no hang");
     let err = r.unwrap().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ChannelClosed, "{err}");
-    assert!(err.message().contains("the agent exited, the container stopped"), "{err}");
+    assert!(
+        err.message()
+            .contains("the agent exited, the container stopped"),
+        "{err}"
+    );
     let err = ch.stat("/", false).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ChannelClosed);
 }
@@ -316,9 +421,21 @@ async fn log_driver_none_keeps_protocol_bytes_out_of_the_logs(e: Engine) {
     assert_eq!(inspect.trim(), "none");
     let (_, logs, logs_err) = e.cli(&["logs", &c.id]);
     assert!(!logs.contains("secret-output"), "{logs}");
-    println!("{}: `docker logs` with log driver none: stdout {:?}, stderr {:?}", e.name, logs, logs_err.trim());
+    println!(
+        "{}: `docker logs` with log driver none: stdout {:?}, stderr {:?}",
+        e.name,
+        logs,
+        logs_err.trim()
+    );
     // With the default driver the protocol would land in the logs: shown for the record.
-    let (c2, ch2) = start_agent(&e, Opts { keep_logs: true, ..Opts::default() }).await;
+    let (c2, ch2) = start_agent(
+        &e,
+        Opts {
+            keep_logs: true,
+            ..Opts::default()
+        },
+    )
+    .await;
     run(&ch2, ExecRequest::new(["echo", "secret-output"])).await;
     let (_, logs, _) = e.cli(&["logs", &c2.id]);
     println!(
@@ -348,33 +465,64 @@ async fn hardened_and_non_root(e: Engine) {
     assert_eq!(ch.agent().capabilities & proto::capability::SWITCH_USER, 0);
     let out = run(&ch, ExecRequest::new(["id", "-u"])).await;
     assert_eq!(text(&out.stdout), "0\n");
-    let st = run(&ch, ExecRequest::new(["id"]).user("agent")).await.status;
+    let st = run(&ch, ExecRequest::new(["id"]).user("agent"))
+        .await
+        .status;
     let f = st.start_failure.expect("refused");
     assert_eq!(f.kind, StartFailureKind::UserSwitchDenied, "{}", f.message);
     assert!(f.message.contains("CAP_SETUID"), "{}", f.message);
-    let mut w = ch.write_file(WriteFileRequest::new("/tmp/x")).await.unwrap();
+    let mut w = ch
+        .write_file(WriteFileRequest::new("/tmp/x"))
+        .await
+        .unwrap();
     w.write(b"ok").await.unwrap();
     w.finish().await.unwrap();
-    let mut w = ch.write_file(WriteFileRequest::new("/etc/x")).await.unwrap();
+    let mut w = ch
+        .write_file(WriteFileRequest::new("/etc/x"))
+        .await
+        .unwrap();
     let err = match w.write(b"no").await {
         Err(err) => err,
         Ok(()) => w.finish().await.unwrap_err(),
     };
     assert_eq!(err.code(), Some(ErrorCode::PermissionDenied), "{err}");
-    let st = run(&ch, ExecRequest::new(["sleep", "300"]).timeout(Duration::from_millis(200))).await.status;
+    let st = run(
+        &ch,
+        ExecRequest::new(["sleep", "300"]).timeout(Duration::from_millis(200)),
+    )
+    .await
+    .status;
     assert!(st.timed_out);
     drop((c, ch));
 
     // A non-root image user: the agent runs as 1000 and serves its own user; root is refused.
-    let (c, ch) = start_agent(&e, Opts { user: Some("1000:1000".into()), ..Opts::default() }).await;
+    let (c, ch) = start_agent(
+        &e,
+        Opts {
+            user: Some("1000:1000".into()),
+            ..Opts::default()
+        },
+    )
+    .await;
     assert_eq!(ch.agent().uid, 1000);
     let out = run(&ch, ExecRequest::new(["sh", "-c", "id -u; echo $HOME"])).await;
-    assert_eq!(text(&out.stdout), "1000\n/home/agent\n", "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "1000\n/home/agent\n",
+        "{}",
+        text(&out.stderr)
+    );
     let st = run(&ch, ExecRequest::new(["id"]).user("root")).await.status;
-    assert_eq!(st.start_failure.expect("refused").kind, StartFailureKind::UserSwitchDenied);
+    assert_eq!(
+        st.start_failure.expect("refused").kind,
+        StartFailureKind::UserSwitchDenied
+    );
     // Its own uid may open further sessions.
     let s2 = engine::relay_session(&c, Some("1000")).await;
-    assert_eq!(text(&run(&s2, ExecRequest::new(["id", "-u"])).await.stdout), "1000\n");
+    assert_eq!(
+        text(&run(&s2, ExecRequest::new(["id", "-u"])).await.stdout),
+        "1000\n"
+    );
 }
 
 on_engines!(oom_kills_are_reported);
@@ -388,18 +536,28 @@ async fn oom_kills_are_reported(e: Engine) {
     )
     .await;
     if ch.agent().capabilities & proto::capability::OOM == 0 {
-        panic!("{}: the agent cannot read the memory cgroup's OOM counter", e.name);
+        panic!(
+            "{}: the agent cannot read the memory cgroup's OOM counter",
+            e.name
+        );
     }
     let st = run(
         &ch,
-        ExecRequest::new(["sh", "-c", "x=$(head -c 400000000 /dev/zero | tr '\\0' a); echo ${#x}"]),
+        ExecRequest::new([
+            "sh",
+            "-c",
+            "x=$(head -c 400000000 /dev/zero | tr '\\0' a); echo ${#x}",
+        ]),
     )
     .await
     .status;
     assert_eq!(st.signal, Some(9), "{st:?}");
     assert!(st.oom_killed, "{st:?}");
     // The agent survived it.
-    assert_eq!(text(&run(&ch, ExecRequest::new(["echo", "alive"])).await.stdout), "alive\n");
+    assert_eq!(
+        text(&run(&ch, ExecRequest::new(["echo", "alive"])).await.stdout),
+        "alive\n"
+    );
 }
 
 /// An image holding nothing but the agent: FROM scratch, no shell, no libc.
@@ -424,10 +582,16 @@ fn scratch_image(e: &Engine) -> ScratchImage {
         "FROM scratch\nCOPY headjack-agent /headjack-agent\nLABEL io.headjack.test=1\n",
     )
     .unwrap();
-    let tag = format!("localhost/headjack-test/agent-only:{}", unique("img").to_lowercase());
+    let tag = format!(
+        "localhost/headjack-test/agent-only:{}",
+        unique("img").to_lowercase()
+    );
     let (ok, out, err) = e.cli(&["build", "-q", "-t", &tag, ctx.to_str().unwrap()]);
     assert!(ok, "{}: building the scratch image: {out}{err}", e.name);
-    ScratchImage { engine: e.clone(), tag }
+    ScratchImage {
+        engine: e.clone(),
+        tag,
+    }
 }
 
 on_engines!(an_image_without_a_shell);
@@ -446,7 +610,10 @@ async fn an_image_without_a_shell(e: Engine) {
     assert!(text(&out.stdout).starts_with("headjack-agent "), "{out:?}");
     // A second static binary, written in through the agent.
     let bin = std::fs::read(engine::static_agent_dir().join("headjack-agent")).unwrap();
-    let mut w = ch.write_file(WriteFileRequest::new("/opt/tool").mode(0o755)).await.unwrap();
+    let mut w = ch
+        .write_file(WriteFileRequest::new("/opt/tool").mode(0o755))
+        .await
+        .unwrap();
     w.write(&bin).await.unwrap();
     w.finish().await.unwrap();
     let out = run(&ch, ExecRequest::new(["/opt/tool", "--version"])).await;
@@ -466,8 +633,17 @@ async fn an_image_without_a_shell(e: Engine) {
     .status;
     assert!(st.timed_out, "{st:?}");
     assert!(container_pids_with(&ch, &marker).await.is_empty());
-    let list: Vec<String> = ch.list("/").await.unwrap().iter().map(|d| text(&d.name)).collect();
-    assert!(list.contains(&"headjack-agent".to_string()) && list.contains(&"opt".to_string()), "{list:?}");
+    let list: Vec<String> = ch
+        .list("/")
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| text(&d.name))
+        .collect();
+    assert!(
+        list.contains(&"headjack-agent".to_string()) && list.contains(&"opt".to_string()),
+        "{list:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -475,7 +651,11 @@ async fn gvisor_runs_the_agent() {
     let e = Engine::gvisor();
     let (_c, ch) = start_agent(&e, Opts::default()).await;
     assert_eq!(ch.agent().pid, 1);
-    let out = run(&ch, ExecRequest::new(["sh", "-c", "echo hi; id -u"]).user("agent")).await;
+    let out = run(
+        &ch,
+        ExecRequest::new(["sh", "-c", "echo hi; id -u"]).user("agent"),
+    )
+    .await;
     assert_eq!(text(&out.stdout), "hi\n1000\n");
     let marker = unique("gvisor");
     let st = run(
@@ -488,11 +668,25 @@ async fn gvisor_runs_the_agent() {
     .status;
     assert!(st.timed_out, "{st:?}");
     assert!(container_pids_with(&ch, &marker).await.is_empty());
-    let mut w = ch.write_file(WriteFileRequest::new("/tmp/f")).await.unwrap();
+    let mut w = ch
+        .write_file(WriteFileRequest::new("/tmp/f"))
+        .await
+        .unwrap();
     w.write(b"data").await.unwrap();
     w.finish().await.unwrap();
-    assert_eq!(ch.read_file("/tmp/f", None).await.unwrap().read_to_end().await.unwrap(), b"data");
-    let id = ch.start_process(ExecRequest::new(["sh", "-c", "echo bg; sleep 300"])).await.unwrap();
+    assert_eq!(
+        ch.read_file("/tmp/f", None)
+            .await
+            .unwrap()
+            .read_to_end()
+            .await
+            .unwrap(),
+        b"data"
+    );
+    let id = ch
+        .start_process(ExecRequest::new(["sh", "-c", "echo bg; sleep 300"]))
+        .await
+        .unwrap();
     let s2 = engine::relay_session(&_c, None).await;
     let mut att = s2.attach(id, true).await.unwrap();
     match att.next().await.unwrap().unwrap() {

@@ -18,7 +18,12 @@ fn known_encodings() {
         [b'h', b'j', 66, 0, 5, 0, 0, 0, 4, 0, 0, 0, 0, 0, 4, 0].to_vec()
     );
     // Empty messages have empty payloads.
-    for m in [Message::End, Message::Ok, Message::Cancel, Message::StdinClose] {
+    for m in [
+        Message::End,
+        Message::Ok,
+        Message::Cancel,
+        Message::StdinClose,
+    ] {
         let f = m.to_frame(1).unwrap();
         assert_eq!(f.len(), HEADER_LEN, "{m:?}");
     }
@@ -207,8 +212,8 @@ fn message() -> impl Strategy<Value = Message> {
         proptest::option::of(status()),
         any::<(u64, u64, u32)>(),
     )
-        .prop_map(|(id, pid, argv, (bg, tty, init), status, (t, o, r))| {
-            ProcessInfo {
+        .prop_map(
+            |(id, pid, argv, (bg, tty, init), status, (t, o, r))| ProcessInfo {
                 id,
                 pid,
                 argv,
@@ -219,8 +224,8 @@ fn message() -> impl Strategy<Value = Message> {
                 started_ms: t,
                 output_bytes: o,
                 ring_bytes: r,
-            }
-        });
+            },
+        );
     prop_oneof![
         (any::<u16>(), any::<u16>(), ".{0,10}").prop_map(|(a, b, c)| Message::Hello(Hello {
             min_version: a,
@@ -237,19 +242,22 @@ fn message() -> impl Strategy<Value = Message> {
         (any::<u64>(), any::<bool>())
             .prop_map(|(process, replay)| Message::Attach { process, replay }),
         any::<u64>().prop_map(|process| Message::Wait { process }),
-        (any::<u64>(), any::<i32>()).prop_map(|(process, signal)| Message::Kill { process, signal }),
+        (any::<u64>(), any::<i32>())
+            .prop_map(|(process, signal)| Message::Kill { process, signal }),
         any::<u64>().prop_map(|process| Message::Forget { process }),
         (bytes(20), proptest::option::of(any::<u64>()))
             .prop_map(|(path, max_bytes)| Message::ReadFile { path, max_bytes }),
-        (bytes(20), any::<(u32, u32, u32, bool)>()).prop_map(|(path, (mode, uid, gid, parents))| {
-            Message::WriteFile(WriteFileSpec {
-                path,
-                mode,
-                uid,
-                gid,
-                parents,
-            })
-        }),
+        (bytes(20), any::<(u32, u32, u32, bool)>()).prop_map(
+            |(path, (mode, uid, gid, parents))| {
+                Message::WriteFile(WriteFileSpec {
+                    path,
+                    mode,
+                    uid,
+                    gid,
+                    parents,
+                })
+            }
+        ),
         (bytes(20), any::<bool>()).prop_map(|(path, follow)| Message::Stat { path, follow }),
         bytes(20).prop_map(|path| Message::ListDir { path }),
         (
@@ -272,21 +280,27 @@ fn message() -> impl Strategy<Value = Message> {
         }),
         Just(Message::End),
         any::<u32>().prop_map(Message::Credit),
-        (any::<(u16, u32, u32, u32)>(), any::<(u64, u32, u32)>(), ".{0,8}", ".{0,8}").prop_map(
-            |((version, pid, uid, gid), (capabilities, window, max_payload), a, b)| {
-                Message::HelloReply(HelloReply {
-                    version,
-                    agent_version: a,
-                    arch: b,
-                    pid,
-                    uid,
-                    gid,
-                    capabilities,
-                    window,
-                    max_payload,
-                })
-            }
-        ),
+        (
+            any::<(u16, u32, u32, u32)>(),
+            any::<(u64, u32, u32)>(),
+            ".{0,8}",
+            ".{0,8}"
+        )
+            .prop_map(
+                |((version, pid, uid, gid), (capabilities, window, max_payload), a, b)| {
+                    Message::HelloReply(HelloReply {
+                        version,
+                        agent_version: a,
+                        arch: b,
+                        pid,
+                        uid,
+                        gid,
+                        capabilities,
+                        window,
+                        max_payload,
+                    })
+                }
+            ),
         (any::<u64>(), any::<u32>()).prop_map(|(process, pid)| Message::Started { process, pid }),
         status().prop_map(Message::Exited),
         Just(Message::Ok),

@@ -116,11 +116,17 @@ mod tests {
     #[test]
     fn builds_like_docker_exec() {
         let base = vars(&[("PATH", "/bin"), ("HOSTNAME", "abc"), ("A", "1")]);
-        let cases: &[(&[(&str, &str)], bool, &[(&str, &str)])] = &[
+        type Case<'a> = (&'a [(&'a str, &'a str)], bool, &'a [(&'a str, &'a str)]);
+        let cases: &[Case] = &[
             (
                 &[],
                 false,
-                &[("PATH", "/bin"), ("HOSTNAME", "abc"), ("A", "1"), ("HOME", "/h")],
+                &[
+                    ("PATH", "/bin"),
+                    ("HOSTNAME", "abc"),
+                    ("A", "1"),
+                    ("HOME", "/h"),
+                ],
             ),
             (
                 &[("A", "2"), ("B", "x=y")],

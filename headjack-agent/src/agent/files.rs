@@ -37,9 +37,7 @@ fn invalid(msg: &str) -> ErrorReply {
 pub fn io_error(what: &str, path: &Path, e: &io::Error) -> ErrorReply {
     let code = match e.raw_os_error() {
         Some(libc::ENOENT) => ErrorCode::NotFound,
-        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS) => {
-            ErrorCode::PermissionDenied
-        }
+        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS) => ErrorCode::PermissionDenied,
         Some(libc::EEXIST) => ErrorCode::AlreadyExists,
         Some(libc::ENOTDIR) => ErrorCode::NotADirectory,
         Some(libc::EISDIR) => ErrorCode::IsADirectory,
@@ -260,8 +258,7 @@ pub fn open_read(path: &[u8], max: Option<u64>) -> FileResult<Reader> {
     {
         return Err(too_large(p, md.len(), max));
     }
-    super::sys::set_nonblocking(file.as_raw_fd(), false)
-        .map_err(|e| io_error("opening", p, &e))?;
+    super::sys::set_nonblocking(file.as_raw_fd(), false).map_err(|e| io_error("opening", p, &e))?;
     Ok(Reader {
         size: md.len(),
         mode: md.mode() & 0o7777,

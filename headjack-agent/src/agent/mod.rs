@@ -75,13 +75,11 @@ impl std::fmt::Debug for server::Config {
 /// The socket name both the agent and a relay in the same container derive: unique per PID
 /// namespace, so agents sharing a network namespace (where abstract sockets live) never meet.
 fn default_socket() -> String {
-    let ns = std::fs::read_link("/proc/self/ns/pid")
-        .ok()
-        .and_then(|l| {
-            let s = l.to_string_lossy().into_owned();
-            let digits: String = s.chars().filter(|c| c.is_ascii_digit()).collect();
-            (!digits.is_empty()).then_some(digits)
-        });
+    let ns = std::fs::read_link("/proc/self/ns/pid").ok().and_then(|l| {
+        let s = l.to_string_lossy().into_owned();
+        let digits: String = s.chars().filter(|c| c.is_ascii_digit()).collect();
+        (!digits.is_empty()).then_some(digits)
+    });
     match ns {
         Some(n) => format!("headjack-agent.{n}"),
         None => "headjack-agent".into(),
@@ -209,7 +207,16 @@ mod tests {
         assert_eq!(parse(&[], "sock"), Ok(Mode::Agent(base.clone_cfg())));
         assert_eq!(
             parse(
-                &s(&["--user", "dev", "--ring-size", "10", "--expires-at", "99", "sleep", "-x"]),
+                &s(&[
+                    "--user",
+                    "dev",
+                    "--ring-size",
+                    "10",
+                    "--expires-at",
+                    "99",
+                    "sleep",
+                    "-x"
+                ]),
                 "sock"
             ),
             Ok(Mode::Agent(server::Config {

@@ -10,9 +10,8 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use headjack_agent::proto::{
-    self, capability, DataKind, ErrorCode, ErrorReply, ExecSpec, ExitStatus, HelloReply,
-    Message, StartFailure, StartFailureKind, CREDIT_THRESHOLD, MAX_DATA_CHUNK, PROTOCOL_VERSION,
-    WINDOW,
+    self, CREDIT_THRESHOLD, DataKind, ErrorCode, ErrorReply, ExecSpec, ExitStatus, HelloReply,
+    MAX_DATA_CHUNK, Message, PROTOCOL_VERSION, StartFailure, StartFailureKind, WINDOW, capability,
 };
 
 use super::env::{self, Var};
@@ -20,7 +19,7 @@ use super::files;
 use super::process::{self, Attacher, Input, Output, Proc};
 use super::ring::Ring;
 use super::session::{Session, Stream};
-use super::shim::{self, stage, Launch, Report};
+use super::shim::{self, Launch, Report, stage};
 use super::sys::{self, Epoll, IN, OUT};
 use super::users;
 
@@ -57,11 +56,7 @@ fn token(kind: u64, id: u64, idx: usize) -> u64 {
 }
 
 fn untoken(t: u64) -> (u64, u64, usize) {
-    (
-        t & KIND_MASK,
-        (t & !KIND_MASK) >> 2,
-        (t & 3) as usize,
-    )
+    (t & KIND_MASK, (t & !KIND_MASK) >> 2, (t & 3) as usize)
 }
 
 enum SpawnError {
@@ -196,6 +191,10 @@ impl Agent {
 
     fn open_stdio_session(&mut self) {
         let id = self.next();
+        // Larger pipe buffers between the runtime and us: fewer wake-ups per megabyte.
+        for fd in [0, 1] {
+            sys::grow_pipe(fd);
+        }
         let _ = sys::set_nonblocking(0, true);
         if let Err(e) = self.ep.add(0, IN, token(T_SESSION_IN, id, 0)) {
             eprintln!("headjack-agent: stdin cannot carry a session ({e}); use the socket");
@@ -736,7 +735,8 @@ impl Agent {
                 let s = self.sessions.get_mut(&sid).expect("checked");
                 match files::open_write(spec, serial) {
                     Ok(w) => {
-                        s.streams.insert(stream, Stream::Write(Some(Box::new(w)), 0));
+                        s.streams
+                            .insert(stream, Stream::Write(Some(Box::new(w)), 0));
                     }
                     Err(e) => {
                         s.send_reply(stream, e);
@@ -1110,12 +1110,18 @@ impl Agent {
             ));
         };
         let env = env::build(&self.env, &spec.env, &id.home, spec.tty);
-        let path = env::get(&env, b"PATH").unwrap_or(env::DEFAULT_PATH).to_vec();
-        let cstr = |b: &[u8]| CString::new(b).map_err(|_| invalid("a NUL byte in the request".into()));
+        let path = env::get(&env, b"PATH")
+            .unwrap_or(env::DEFAULT_PATH)
+            .to_vec();
+        let cstr =
+            |b: &[u8]| CString::new(b).map_err(|_| invalid("a NUL byte in the request".into()));
         let workdir = spec.workdir.clone().unwrap_or_else(|| self.workdir.clone());
         let launch_strings = (|| -> Result<_, SpawnError> {
             Ok((
-                spec.argv.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?,
+                spec.argv
+                    .iter()
+                    .map(|a| cstr(a))
+                    .collect::<Result<Vec<_>, _>>()?,
                 env.iter()
                     .map(|(k, v)| {
                         let mut e = k.clone();
@@ -1472,7 +1478,9 @@ impl Agent {
         };
         match &mut p.stdin {
             Some(i) if !i.close_when_empty => {
-                i.line_pending = data.last().map_or(i.line_pending, |b| *b != b'\n' && *b != b'\r');
+                i.line_pending = data
+                    .last()
+                    .map_or(i.line_pending, |b| *b != b'\n' && *b != b'\r');
                 i.buf.extend_from_slice(data);
                 self.flush_stdin(id);
             }
@@ -1824,14 +1832,20 @@ mod tests {
 
     #[test]
     fn tokens_round_trip() {
-        for (k, id, idx) in [(T_OUT, 1, 0), (T_REPORT, (1 << 50) + 7, 3), (T_SIGNAL, 0, 0)] {
+        for (k, id, idx) in [
+            (T_OUT, 1, 0),
+            (T_REPORT, (1 << 50) + 7, 3),
+            (T_SIGNAL, 0, 0),
+        ] {
             assert_eq!(untoken(token(k, id, idx)), (k, id, idx));
         }
     }
 
     #[test]
     fn reads_capabilities() {
-        assert!(cap_eff_allows_switch("Name:\tx\nCapEff:\t00000000a80425fb\n"));
+        assert!(cap_eff_allows_switch(
+            "Name:\tx\nCapEff:\t00000000a80425fb\n"
+        ));
         assert!(!cap_eff_allows_switch("CapEff:\t0000000000000000\n"));
         // CAP_SETUID (7) without CAP_SETGID (6).
         assert!(!cap_eff_allows_switch("CapEff:\t0000000000000080\n"));

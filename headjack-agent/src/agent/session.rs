@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::{OwnedFd, RawFd};
 
 use headjack_agent::proto::{
-    encode_data, DataKind, Decoder, ErrorCode, ErrorReply, Message, MAX_DATA_CHUNK,
+    DataKind, Decoder, ErrorCode, ErrorReply, MAX_DATA_CHUNK, Message, encode_data,
 };
 
 use super::files;

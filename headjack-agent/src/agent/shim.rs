@@ -293,7 +293,11 @@ fn exec_command(l: &Launch, err: OwnedFd) -> ! {
         let _ = sys::write_all(err.as_raw_fd(), &b);
         sys::exit_now(127)
     };
-    let errno = || io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+    let errno = || {
+        io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO)
+    };
     // Its own session and process group, so the agent's job control cannot touch it.
     unsafe { libc::setsid() };
     if l.tty && unsafe { libc::ioctl(l.stdin, libc::TIOCSCTTY, 0) } == -1 {

@@ -53,6 +53,15 @@ pub fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// Grows a pipe's buffer toward 1 MiB (as far as the system allows); no-op for non-pipes.
+pub fn grow_pipe(fd: RawFd) {
+    for size in [1 << 20, 256 << 10] {
+        if unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, size) } != -1 {
+            return;
+        }
+    }
+}
+
 pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     retry(|| cvt_isize(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) }))
 }
@@ -233,8 +242,7 @@ pub fn set_child_subreaper() -> io::Result<()> {
 }
 
 pub fn set_dumpable(on: bool) -> io::Result<()> {
-    cvt(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, libc::c_ulong::from(on), 0, 0, 0) })
-        .map(|_| ())
+    cvt(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, libc::c_ulong::from(on), 0, 0, 0) }).map(|_| ())
 }
 
 pub fn exit_now(code: i32) -> ! {
@@ -343,13 +351,8 @@ fn abstract_addr(name: &str) -> (libc::sockaddr_un, libc::socklen_t) {
 }
 
 fn unix_socket() -> io::Result<OwnedFd> {
-    let fd = cvt(unsafe {
-        libc::socket(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-            0,
-        )
-    })?;
+    let fd =
+        cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
@@ -357,7 +360,13 @@ fn unix_socket() -> io::Result<OwnedFd> {
 pub fn listen_abstract(name: &str) -> io::Result<OwnedFd> {
     let fd = unix_socket()?;
     let (addr, len) = abstract_addr(name);
-    cvt(unsafe { libc::bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len) })?;
+    cvt(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_un).cast(),
+            len,
+        )
+    })?;
     cvt(unsafe { libc::listen(fd.as_raw_fd(), 64) })?;
     set_nonblocking(fd.as_raw_fd(), true)?;
     Ok(fd)
@@ -369,7 +378,11 @@ pub fn connect_abstract(name: &str) -> io::Result<OwnedFd> {
     let (addr, len) = abstract_addr(name);
     retry(|| {
         cvt(unsafe {
-            libc::connect(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len)
+            libc::connect(
+                fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_un).cast(),
+                len,
+            )
         })
     })?;
     Ok(fd)

@@ -106,7 +106,8 @@ mod tests {
 
     #[test]
     fn parses_stat_lines() {
-        let cases: &[(&str, Option<(Pid, char, Pid)>)] = &[
+        type Case<'a> = (&'a str, Option<(Pid, char, Pid)>);
+        let cases: &[Case] = &[
             ("12 (sleep) S 1 12 12 0", Some((12, 'S', 1))),
             ("7 (a b) c)) Z 3 7 7", Some((7, 'Z', 3))),
             ("9 ()) R 0", Some((9, 'R', 0))),

@@ -148,7 +148,7 @@ pub fn resolve(
             if let Some(p) = entry {
                 id.groups = groups
                     .iter()
-                    .filter(|g| g.members.iter().any(|m| *m == p.name))
+                    .filter(|g| g.members.contains(&p.name))
                     .map(|g| g.gid)
                     .collect();
             }
@@ -211,7 +211,10 @@ mod tests {
             ("svc", Ok(id(999, 50, &[50, 998], "/srv"))),
             ("dev:", Ok(id(1000, 1000, &[1000, 998, 10], "/home/dev"))),
             ("nobody2", Err(ResolveError::UnknownUser("nobody2".into()))),
-            ("dev:nogroup", Err(ResolveError::UnknownGroup("nogroup".into()))),
+            (
+                "dev:nogroup",
+                Err(ResolveError::UnknownGroup("nogroup".into())),
+            ),
             ("-1", Err(ResolveError::UnknownUser("-1".into()))),
             (
                 "99999999999",

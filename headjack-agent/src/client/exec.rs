@@ -95,8 +95,12 @@ impl ExecRequest {
             tty: self.tty,
             tty_size: self.tty_size,
             stdin: self.stdin,
-            timeout_ms: self.timeout.map(|t| t.as_millis().min(u64::MAX as u128) as u64),
-            grace_ms: self.grace.map(|g| g.as_millis().min(u32::MAX as u128) as u32),
+            timeout_ms: self
+                .timeout
+                .map(|t| t.as_millis().min(u64::MAX as u128) as u64),
+            grace_ms: self
+                .grace
+                .map(|g| g.as_millis().min(u32::MAX as u128) as u32),
             ring_bytes: self.ring_bytes,
         }
     }

@@ -1,9 +1,9 @@
 //! Files, streamed both ways: a read arrives in chunks as it is consumed, a write is sent as
 //! the agent takes it; neither side ever holds a whole large file.
 
-use super::error::{Error, Result};
 #[cfg(doc)]
 use super::error::ErrorKind;
+use super::error::{Error, Result};
 use super::transport::{Channel, CreditMeter, Event, StreamRx};
 use crate::proto::{DirEntry, Message, MkdirSpec, Stat, WriteFileSpec};
 
@@ -157,10 +157,9 @@ impl std::fmt::Debug for FileWriter {
 impl FileWriter {
     fn failure(&mut self) -> Option<Error> {
         match self.rx.rx.try_recv() {
-            Ok(Event::Msg(Message::Error(e))) => Some(Error::agent(
-                &format!("writing {}", self.path),
-                e,
-            )),
+            Ok(Event::Msg(Message::Error(e))) => {
+                Some(Error::agent(&format!("writing {}", self.path), e))
+            }
             Ok(Event::Closed(e)) => Some(e),
             Ok(Event::Msg(m)) => Some(Error::unexpected("writing a file", &m)),
             Err(_) => None,

@@ -31,6 +31,5 @@ pub use process::{AttachEvent, AttachHandle};
 pub use transport::Channel;
 
 pub use crate::proto::{
-    DirEntry, ExitStatus, FileKind, HelloReply, ProcessInfo, StartFailure, StartFailureKind,
-    Stat,
+    DirEntry, ExitStatus, FileKind, HelloReply, ProcessInfo, StartFailure, StartFailureKind, Stat,
 };

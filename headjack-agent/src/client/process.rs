@@ -1,9 +1,9 @@
 //! Background processes: started, listed, followed, signalled, waited for, forgotten — from
 //! any session, also after the session that started them is gone.
 
-use super::error::{Error, Result};
 #[cfg(doc)]
 use super::error::ErrorKind;
+use super::error::{Error, Result};
 use super::exec::{Chunk, ExecRequest};
 use super::transport::{Channel, CreditMeter, Event, StreamRx};
 use crate::proto::{ExitStatus, Message, ProcessInfo};
@@ -104,7 +104,10 @@ impl Channel {
     /// [`ErrorKind::StartFailed`] if it could not start (with the reason);
     /// [`ErrorKind::Agent`], [`ErrorKind::ChannelClosed`].
     pub async fn start_process(&self, req: ExecRequest) -> Result<u64> {
-        match self.call("starting a process", &Message::Start(req.spec())).await? {
+        match self
+            .call("starting a process", &Message::Start(req.spec()))
+            .await?
+        {
             Message::Started { process, .. } => Ok(process),
             Message::Exited(ExitStatus {
                 start_failure: Some(f),
@@ -165,7 +168,13 @@ impl Channel {
     pub async fn kill(&self, id: u64, signal: i32) -> Result<()> {
         let what = format!("signalling process {id}");
         match self
-            .call(&what, &Message::Kill { process: id, signal })
+            .call(
+                &what,
+                &Message::Kill {
+                    process: id,
+                    signal,
+                },
+            )
             .await?
         {
             Message::Ok => Ok(()),

@@ -5,12 +5,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{Notify, mpsc};
 use tokio::task::AbortHandle;
 
 use super::error::{Error, ErrorKind, Result};
 use crate::proto::{
-    self, DataKind, Decoder, Hello, HelloReply, Message, CREDIT_THRESHOLD, MAX_DATA_CHUNK,
+    self, CREDIT_THRESHOLD, DataKind, Decoder, Hello, HelloReply, MAX_DATA_CHUNK, Message,
     PROTOCOL_VERSION,
 };
 
@@ -186,19 +186,29 @@ impl Channel {
 
     /// Whether the channel is gone (every call would fail).
     pub fn is_closed(&self) -> bool {
-        self.shared.state.lock().expect("not poisoned").closed.is_some()
+        self.shared
+            .state
+            .lock()
+            .expect("not poisoned")
+            .closed
+            .is_some()
     }
 
     /// Why the channel closed, once it has.
     pub fn closed_reason(&self) -> Option<Error> {
-        self.shared.state.lock().expect("not poisoned").closed.clone()
+        self.shared
+            .state
+            .lock()
+            .expect("not poisoned")
+            .closed
+            .clone()
     }
 
     /// Registers a new stream and sends `msg` on it.
     pub(crate) fn open_stream(&self, msg: &Message) -> Result<StreamRx> {
-        let frame_check = msg.to_frame(0).map_err(|e| {
-            Error::new(ErrorKind::InvalidArgument, e.to_string())
-        })?;
+        let frame_check = msg
+            .to_frame(0)
+            .map_err(|e| Error::new(ErrorKind::InvalidArgument, e.to_string()))?;
         let (etx, erx) = mpsc::unbounded_channel();
         let id = {
             let mut st = self.shared.state.lock().expect("not poisoned");
@@ -252,7 +262,9 @@ impl Channel {
     /// Sends `data` on a stream as the agent's credit allows (waiting for more as needed).
     pub(crate) async fn send_data(&self, stream: u32, mut data: &[u8]) -> Result<()> {
         while !data.is_empty() {
-            let n = self.take_credit(stream, data.len().min(MAX_DATA_CHUNK)).await?;
+            let n = self
+                .take_credit(stream, data.len().min(MAX_DATA_CHUNK))
+                .await?;
             let mut frame = Vec::with_capacity(proto::HEADER_LEN + 1 + n);
             proto::encode_data(&mut frame, stream, DataKind::Bytes, &data[..n]);
             self.send_frame(frame)?;
@@ -288,8 +300,8 @@ impl Channel {
             // Credit may have arrived between the check and `enable`: look again first.
             {
                 let st = self.shared.state.lock().expect("not poisoned");
-                let ready = st.closed.is_some()
-                    || st.streams.get(&stream).is_none_or(|s| s.credit > 0);
+                let ready =
+                    st.closed.is_some() || st.streams.get(&stream).is_none_or(|s| s.credit > 0);
                 if ready {
                     continue;
                 }
@@ -417,5 +429,8 @@ async fn read_loop<R: AsyncRead + Unpin>(mut r: R, state: Arc<Mutex<State>>) {
             }
         }
     };
-    state.lock().expect("not poisoned").close(Error::closed(why));
+    state
+        .lock()
+        .expect("not poisoned")
+        .close(Error::closed(why));
 }

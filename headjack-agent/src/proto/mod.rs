@@ -25,7 +25,7 @@ pub const MAX_DATA_CHUNK: usize = 64 << 10;
 
 /// The initial credit of every stream in each direction: how many data bytes a sender may have
 /// in flight before the receiver grants more with [`Message::Credit`].
-pub const WINDOW: u32 = 256 << 10;
+pub const WINDOW: u32 = 1 << 20;
 
 /// A receiver grants credit back once it has consumed at least this much (a quarter of the
 /// window: few credit frames, and the sender never waits on a grant that is not coming).

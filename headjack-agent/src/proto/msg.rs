@@ -505,33 +505,68 @@ pub enum Message {
     Exec(ExecSpec),
     Start(ExecSpec),
     StdinClose,
-    Resize { rows: u16, cols: u16 },
+    Resize {
+        rows: u16,
+        cols: u16,
+    },
     Signal(i32),
     Cancel,
     ListProcesses,
-    Attach { process: u64, replay: bool },
-    Wait { process: u64 },
-    Kill { process: u64, signal: i32 },
-    Forget { process: u64 },
-    ReadFile { path: Vec<u8>, max_bytes: Option<u64> },
+    Attach {
+        process: u64,
+        replay: bool,
+    },
+    Wait {
+        process: u64,
+    },
+    Kill {
+        process: u64,
+        signal: i32,
+    },
+    Forget {
+        process: u64,
+    },
+    ReadFile {
+        path: Vec<u8>,
+        max_bytes: Option<u64>,
+    },
     WriteFile(WriteFileSpec),
-    Stat { path: Vec<u8>, follow: bool },
-    ListDir { path: Vec<u8> },
+    Stat {
+        path: Vec<u8>,
+        follow: bool,
+    },
+    ListDir {
+        path: Vec<u8>,
+    },
     Mkdir(MkdirSpec),
-    Remove { path: Vec<u8>, recursive: bool },
-    Data { kind: DataKind, data: Vec<u8> },
+    Remove {
+        path: Vec<u8>,
+        recursive: bool,
+    },
+    Data {
+        kind: DataKind,
+        data: Vec<u8>,
+    },
     End,
     Credit(u32),
     HelloReply(HelloReply),
-    Started { process: u64, pid: u32 },
+    Started {
+        process: u64,
+        pid: u32,
+    },
     Exited(ExitStatus),
     Ok,
     Error(ErrorReply),
     Processes(Vec<ProcessInfo>),
-    FileInfo { size: u64, mode: u32 },
+    FileInfo {
+        size: u64,
+        mode: u32,
+    },
     StatReply(Stat),
     DirList(Vec<DirEntry>),
-    Gap { lost: u64 },
+    Gap {
+        lost: u64,
+    },
 }
 
 /// A payload that does not decode as its kind says.
@@ -909,7 +944,9 @@ fn enc_exec(e: &mut Enc<'_>, s: &ExecSpec) {
 fn dec_exec(d: &mut Dec<'_>) -> WireResult<ExecSpec> {
     Ok(ExecSpec {
         argv: d.list("argv", 4, |d| d.bytes("argv"))?,
-        env: d.list("env", 8, |d| Ok((d.bytes("env name")?, d.bytes("env value")?)))?,
+        env: d.list("env", 8, |d| {
+            Ok((d.bytes("env name")?, d.bytes("env value")?))
+        })?,
         workdir: d.opt("workdir", |d| d.bytes("workdir"))?,
         user: d.opt("user", |d| d.str("user"))?,
         tty: d.bool("tty")?,
