@@ -757,3 +757,64 @@ async fn channel_reports_agent_identity() {
     assert_eq!(h.arch, std::env::consts::ARCH);
     let _: &Channel = &a.ch;
 }
+
+#[tokio::test]
+async fn a_client_that_does_not_read_answers_cannot_grow_the_agent() {
+    let a = child_agent(&[]).await;
+    let agent_pid = a.child.id().unwrap();
+    let mut relay = tokio::process::Command::new(agent_bin())
+        .args(["relay", "--socket", &a.socket])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut w = relay.stdin.take().unwrap();
+    let mut r = relay.stdout.take().unwrap();
+    const N: u32 = 400_000;
+    let writer = tokio::spawn(async move {
+        let mut wire = Vec::new();
+        Message::Hello(proto::Hello {
+            min_version: 1,
+            max_version: 1,
+            client: "flood".into(),
+        })
+        .encode(0, &mut wire)
+        .unwrap();
+        for i in 1..=N {
+            Message::Stat {
+                path: b"/".to_vec(),
+                follow: false,
+            }
+            .encode(i, &mut wire)
+            .unwrap();
+            if wire.len() > 1 << 20 {
+                w.write_all(&wire).await.unwrap();
+                wire.clear();
+            }
+        }
+        w.write_all(&wire).await.unwrap();
+        w
+    });
+    // Nobody reads the answers for a while: the agent must stop taking requests.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss = rss_kib(agent_pid);
+    println!("agent RSS with ~{N} requests unanswered: {rss} KiB");
+    assert!(rss < 48 << 10, "the agent buffered answers: {rss} KiB");
+    // Reading resumes everything: every request is answered.
+    let mut dec = proto::Decoder::default();
+    let mut answered = 0u32;
+    let mut buf = vec![0u8; 1 << 16];
+    while answered < N {
+        let n = r.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        dec.feed(&buf[..n]);
+        while let Some(f) = dec.next_frame() {
+            let f = f.unwrap();
+            if f.kind == proto::kind::STAT_REPLY {
+                answered += 1;
+            }
+        }
+    }
+    let _w = writer.await.unwrap();
+}

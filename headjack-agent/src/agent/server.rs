@@ -39,6 +39,8 @@ pub struct Config {
 const DEFAULT_GRACE: Duration = Duration::from_millis(200);
 /// The most credit a stream may accumulate (a client granting more gains nothing).
 const MAX_CREDIT: u32 = 64 << 20;
+/// A session's unsent answers beyond which the agent stops reading its requests.
+const MAX_PENDING_OUT: usize = 16 << 20;
 /// Directory listings and process lists go out in frames of about this size.
 const LIST_CHUNK: usize = 256 << 10;
 
@@ -270,12 +272,17 @@ impl Agent {
         if busy {
             return 0;
         }
+        let now = Instant::now();
         let mut next: Option<Instant> = self.expires;
         for p in self.procs.values().filter(|p| p.running()) {
             if let (Some(d), false) = (p.deadline, p.timed_out) {
                 next = Some(next.map_or(d, |n| n.min(d)));
             }
-            if let Some((_, at)) = p.exited {
+            // Past the grace period, output events (or credit) finish the process: waking on
+            // a passed deadline would only spin while a client holds back credit.
+            if let Some((_, at)) = p.exited
+                && at + p.grace > now
+            {
                 let d = at + p.grace;
                 next = Some(next.map_or(d, |n| n.min(d)));
             }
@@ -456,6 +463,12 @@ impl Agent {
             let Some(s) = self.sessions.get_mut(&sid) else {
                 return;
             };
+            if s.pending() > MAX_PENDING_OUT {
+                // The client sends requests but does not read the answers: stop reading its
+                // requests until it catches up, rather than buffer answers without bound.
+                self.pause_input(sid, true);
+                return;
+            }
             let n = match sys::read(s.rfd, &mut self.buf) {
                 Ok(0) => {
                     s.dead = true;
@@ -493,7 +506,38 @@ impl Agent {
         }
     }
 
+    /// Stops (or resumes) reading a session's requests.
+    fn pause_input(&mut self, sid: u64, pause: bool) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        if s.in_paused == pause {
+            return;
+        }
+        let events = if s.rfd == s.wfd {
+            (if pause { 0 } else { IN }) | if s.out_armed { OUT } else { 0 }
+        } else if pause {
+            0
+        } else {
+            IN
+        };
+        if self
+            .ep
+            .modify(s.rfd, events, token(T_SESSION_IN, sid, 0))
+            .is_ok()
+        {
+            s.in_paused = pause;
+        }
+    }
+
     fn flush_session(&mut self, sid: u64) {
+        let resume = self
+            .sessions
+            .get(&sid)
+            .is_some_and(|s| s.in_paused && s.pending() < MAX_PENDING_OUT / 2);
+        if resume {
+            self.pause_input(sid, false);
+        }
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
@@ -504,7 +548,7 @@ impl Agent {
                     let r = if s.rfd == s.wfd {
                         self.ep.modify(
                             s.rfd,
-                            IN | if want { OUT } else { 0 },
+                            (if s.in_paused { 0 } else { IN }) | if want { OUT } else { 0 },
                             token(T_SESSION_IN, sid, 0),
                         )
                     } else {
@@ -526,7 +570,11 @@ impl Agent {
     fn flush_sessions(&mut self) {
         let ids: Vec<u64> = self.sessions.keys().copied().collect();
         for id in ids {
-            if self.sessions.get(&id).is_some_and(|s| s.pending() > 0) {
+            if self
+                .sessions
+                .get(&id)
+                .is_some_and(|s| s.pending() > 0 || s.in_paused)
+            {
                 self.flush_session(id);
             }
             if self.sessions.get(&id).is_some_and(|s| s.dead) {

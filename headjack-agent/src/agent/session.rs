@@ -41,6 +41,8 @@ pub struct Session {
     pub out_armed: bool,
     /// The transport cannot be polled (a regular file): write blocking.
     pub out_blocking: bool,
+    /// Not reading requests until the client reads the answers.
+    pub in_paused: bool,
     pub hello: bool,
     pub streams: HashMap<u32, Stream>,
     /// Failed or ended: to be closed at the end of this turn.
@@ -60,6 +62,7 @@ impl Session {
             out_pos: 0,
             out_armed: false,
             out_blocking: false,
+            in_paused: false,
             hello: false,
             streams: HashMap::new(),
             dead: false,
