@@ -818,3 +818,62 @@ async fn a_client_that_does_not_read_answers_cannot_grow_the_agent() {
     }
     let _w = writer.await.unwrap();
 }
+
+#[tokio::test]
+async fn an_exec_ends_soon_after_its_command_even_if_descendants_hold_the_output() {
+    let a = child_agent(&[]).await;
+    let marker = unique("grace");
+    // The background sleep inherits stdout: without the grace rule the exec would last 300 s.
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        run(
+            &a.ch,
+            ExecRequest::new(["sh", "-c", "echo hi; sleep 300 & echo bye"]).env("HJ_MARK", &marker),
+        ),
+    )
+    .await
+    .expect("the exec ends without waiting for the background sleep");
+    assert_eq!(text(&out.stdout), "hi\nbye\n");
+    assert!(out.status.success());
+    // As after docker exec, the descendant lives on (now under the agent)...
+    let left = pids_with_marker(&marker);
+    assert_eq!(left.len(), 1, "{left:?}");
+    // ...and is the caller's to stop.
+    for p in left {
+        unsafe { libc::kill(p as i32, libc::SIGKILL) };
+    }
+}
+
+#[tokio::test]
+async fn commands_start_with_default_signals_whatever_the_agent_inherited() {
+    // Started the way `nohup` would: SIGHUP and SIGINT ignored.
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(agent_bin());
+    cmd.args(["--no-socket"]);
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut child = tokio::process::Command::from(cmd)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let ch = Channel::open(child.stdout.take().unwrap(), child.stdin.take().unwrap())
+        .await
+        .unwrap();
+    // SigIgn and SigBlk of the command itself: nothing ignored, nothing blocked.
+    let out = run(
+        &ch,
+        ExecRequest::new(["sh", "-c", "grep -E '^Sig(Ign|Blk)' /proc/self/status"]),
+    )
+    .await;
+    let text = text(&out.stdout);
+    // The shell ignores nothing by itself when not interactive.
+    assert!(text.contains("SigBlk:\t0000000000000000"), "{text}");
+    assert!(text.contains("SigIgn:\t0000000000000000"), "{text}");
+}

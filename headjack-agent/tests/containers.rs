@@ -1,4 +1,4 @@
-//! The static agent as PID 1 of real containers on Docker and Podman (and gVisor), driven over
+//! The static agent as PID 1 of real containers on Docker, Podman and gVisor, driven over
 //! the container's attach stream (attached before start, log driver "none"), with further
 //! sessions through the engine's exec of `headjack-agent relay`.
 
@@ -14,7 +14,8 @@ use headjack_agent::client::{
 };
 use headjack_agent::proto::{self, ErrorCode};
 
-/// Runs a test body once per engine, as separate tests.
+/// Runs a test body once per engine (Docker, Podman, Docker with gVisor's runsc), as separate
+/// tests.
 macro_rules! on_engines {
     ($name:ident) => {
         mod $name {
@@ -25,6 +26,10 @@ macro_rules! on_engines {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn podman() {
                 super::$name(super::Engine::podman()).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn gvisor() {
+                super::$name(super::Engine::gvisor()).await
             }
         }
     };
@@ -644,57 +649,4 @@ async fn an_image_without_a_shell(e: Engine) {
         list.contains(&"headjack-agent".to_string()) && list.contains(&"opt".to_string()),
         "{list:?}"
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gvisor_runs_the_agent() {
-    let e = Engine::gvisor();
-    let (_c, ch) = start_agent(&e, Opts::default()).await;
-    assert_eq!(ch.agent().pid, 1);
-    let out = run(
-        &ch,
-        ExecRequest::new(["sh", "-c", "echo hi; id -u"]).user("agent"),
-    )
-    .await;
-    assert_eq!(text(&out.stdout), "hi\n1000\n");
-    let marker = unique("gvisor");
-    let st = run(
-        &ch,
-        ExecRequest::new(["sh", "-c", "setsid sleep 300 & nohup sleep 300 & sleep 300"])
-            .env("HJ_MARK", &marker)
-            .timeout(Duration::from_millis(500)),
-    )
-    .await
-    .status;
-    assert!(st.timed_out, "{st:?}");
-    assert!(container_pids_with(&ch, &marker).await.is_empty());
-    let mut w = ch
-        .write_file(WriteFileRequest::new("/tmp/f"))
-        .await
-        .unwrap();
-    w.write(b"data").await.unwrap();
-    w.finish().await.unwrap();
-    assert_eq!(
-        ch.read_file("/tmp/f", None)
-            .await
-            .unwrap()
-            .read_to_end()
-            .await
-            .unwrap(),
-        b"data"
-    );
-    let id = ch
-        .start_process(ExecRequest::new(["sh", "-c", "echo bg; sleep 300"]))
-        .await
-        .unwrap();
-    let s2 = engine::relay_session(&_c, None).await;
-    let mut att = s2.attach(id, true).await.unwrap();
-    match att.next().await.unwrap().unwrap() {
-        AttachEvent::Output(c) => assert_eq!(c.data, b"bg\n"),
-        other => panic!("{other:?}"),
-    }
-    s2.kill(id, 9).await.unwrap();
-    let mut req = ExecRequest::new(["stty", "size"]).tty(true);
-    req.tty_size = Some((33, 99));
-    assert_eq!(text(&run(&ch, req).await.stdout), "33 99\r\n");
 }

@@ -114,6 +114,7 @@ impl Agent {
         }
         // A same-uid command must not ptrace the agent (nor read its memory).
         sys::set_dumpable(false)?;
+        sys::unignore_signals();
         sys::ignore_signal(libc::SIGPIPE);
         let sigfd = sys::signalfd(&[
             libc::SIGCHLD,

@@ -197,15 +197,64 @@ pub fn ignore_signal(sig: libc::c_int) {
     unsafe { libc::signal(sig, libc::SIG_IGN) };
 }
 
-/// Restores default dispositions and an empty mask (for a child about to exec: ignored
-/// signals and the mask survive exec).
+/// The kernel's `struct sigaction` (not glibc's: glibc refuses its internal signals 32 and 33,
+/// which a parent may still have left ignored). Only the handler is read or set; the rest is 0.
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Sets every signal the agent was started with ignored back to its default (a parent such as
+/// `nohup` may have ignored some; commands must not inherit that). Once, at start.
+pub fn unignore_signals() {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        let mut old = KernelSigaction {
+            handler: 0,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                std::ptr::null::<KernelSigaction>(),
+                &mut old as *mut KernelSigaction,
+                8usize,
+            )
+        };
+        if r == 0 && old.handler == libc::SIG_IGN {
+            let dfl = KernelSigaction {
+                handler: libc::SIG_DFL,
+                flags: 0,
+                restorer: 0,
+                mask: 0,
+            };
+            unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    &dfl as *const KernelSigaction,
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    8usize,
+                )
+            };
+        }
+    }
+}
+
+/// Restores what a child about to exec would inherit from the agent across exec: the ignored
+/// SIGPIPE (the only disposition the agent changes: handled ones reset by themselves, and
+/// [`unignore_signals`] cleared inherited ones) and the blocked signals.
 pub fn reset_signals() {
     unsafe {
-        for sig in 1..libc::SIGRTMAX() {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
-            }
-        }
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         let empty = sigset(&[]);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
     }
