@@ -877,3 +877,32 @@ async fn commands_start_with_default_signals_whatever_the_agent_inherited() {
     assert!(text.contains("SigBlk:\t0000000000000000"), "{text}");
     assert!(text.contains("SigIgn:\t0000000000000000"), "{text}");
 }
+
+#[tokio::test]
+async fn an_idle_agent_does_not_spin_on_hung_up_pipes() {
+    let a = child_agent(&[]).await;
+    let pid = a.child.id().unwrap();
+    // 1. A command that exited with output its reader has not taken (no credit left): the pipe
+    //    is hung up and full. 2. A command that closed its stdin while the agent holds the
+    //    other end. 3. A stalled background writer.
+    let mut flood =
+        a.ch.exec(ExecRequest::new(["sh", "-c", "head -c 10000000 /dev/zero"]))
+            .await
+            .unwrap();
+    flood.next().await.unwrap().unwrap();
+    let closed_stdin =
+        a.ch.exec(ExecRequest::new(["sh", "-c", "exec 0<&-; sleep 3"]).stdin(true))
+            .await
+            .unwrap();
+    let before = cpu_ticks(pid);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let used = cpu_ticks(pid) - before;
+    // An idle loop uses next to nothing; a spinning one about 200 ticks in 2 s.
+    assert!(used < 50, "the agent used {used} ticks of CPU while idle");
+    let mut n = 0;
+    while let Some(c) = flood.next().await {
+        n += c.unwrap().data.len();
+    }
+    assert!(n > 9_000_000, "{n}");
+    assert!(closed_stdin.wait().await.unwrap().success());
+}

@@ -11,7 +11,7 @@ use super::ring::Ring;
 pub struct Output {
     pub fd: OwnedFd,
     pub kind: DataKind,
-    /// Registered for readability (off while the owner has no credit).
+    /// In the epoll set for readability (out of it while the owner has no credit).
     pub armed: bool,
 }
 
@@ -22,7 +22,7 @@ pub struct Input {
     pub pos: usize,
     /// Close once `buf` is written (end of input on a pipe).
     pub close_when_empty: bool,
-    /// Registered for writability.
+    /// In the epoll set for writability (only while input waits).
     pub armed: bool,
     /// Bytes taken from the session since the last credit grant.
     pub pending_credit: u32,

@@ -61,6 +61,25 @@ fn untoken(t: u64) -> (u64, u64, usize) {
     (t & KIND_MASK, (t & !KIND_MASK) >> 2, (t & 3) as usize)
 }
 
+/// Registers, changes or removes `fd` in the epoll set so that it reports exactly `events`.
+/// No interest means removal: a hung-up descriptor reports EPOLLHUP/EPOLLERR whatever was
+/// asked, and must not wake the loop while nobody wants it.
+fn set_interest(ep: &Epoll, fd: RawFd, tok: u64, events: u32, registered: &mut bool) -> bool {
+    match (events, *registered) {
+        (0, false) => true,
+        (0, true) => {
+            ep.delete(fd);
+            *registered = false;
+            true
+        }
+        (e, true) => ep.modify(fd, e, tok).is_ok(),
+        (e, false) => {
+            *registered = ep.add(fd, e, tok).is_ok();
+            *registered
+        }
+    }
+}
+
 enum SpawnError {
     Invalid(ErrorReply),
     Failed(StartFailure),
@@ -204,8 +223,11 @@ impl Agent {
             return;
         }
         let mut s = Session::new(0, 1, None, "stdio".into());
+        s.r_registered = true;
         let _ = sys::set_nonblocking(1, true);
-        if self.ep.add(1, 0, token(T_SESSION_OUT, id, 0)).is_err() {
+        if self.ep.add(1, OUT, token(T_SESSION_OUT, id, 0)).is_ok() {
+            self.ep.delete(1);
+        } else {
             // Not pollable (a regular file): write blocking.
             let _ = sys::set_nonblocking(1, false);
             s.out_blocking = true;
@@ -452,10 +474,9 @@ impl Agent {
             if self.ep.add(raw, IN, token(T_SESSION_IN, id, 0)).is_err() {
                 continue;
             }
-            self.sessions.insert(
-                id,
-                Session::new(raw, raw, Some(fd), format!("socket (pid {pid})")),
-            );
+            let mut s = Session::new(raw, raw, Some(fd), format!("socket (pid {pid})"));
+            s.r_registered = true;
+            self.sessions.insert(id, s);
         }
     }
 
@@ -512,22 +533,31 @@ impl Agent {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
-        if s.in_paused == pause {
-            return;
-        }
-        let events = if s.rfd == s.wfd {
-            (if pause { 0 } else { IN }) | if s.out_armed { OUT } else { 0 }
-        } else if pause {
-            0
-        } else {
-            IN
-        };
-        if self
-            .ep
-            .modify(s.rfd, events, token(T_SESSION_IN, sid, 0))
-            .is_ok()
-        {
+        if s.in_paused != pause {
             s.in_paused = pause;
+            self.update_session_interest(sid);
+        }
+    }
+
+    /// Registers a session's transport for what it waits for: requests unless paused, room
+    /// to write while answers wait.
+    fn update_session_interest(&mut self, sid: u64) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let read = if s.in_paused { 0 } else { IN };
+        let write = if s.out_armed && !s.out_blocking {
+            OUT
+        } else {
+            0
+        };
+        let tok = token(T_SESSION_IN, sid, 0);
+        if s.rfd == s.wfd {
+            set_interest(&self.ep, s.rfd, tok, read | write, &mut s.r_registered);
+        } else {
+            set_interest(&self.ep, s.rfd, tok, read, &mut s.r_registered);
+            let tok = token(T_SESSION_OUT, sid, 0);
+            set_interest(&self.ep, s.wfd, tok, write, &mut s.w_registered);
         }
     }
 
@@ -544,24 +574,9 @@ impl Agent {
         };
         match s.flush() {
             Ok(done) => {
-                if done == s.out_armed && !s.out_blocking {
-                    let want = !done;
-                    let r = if s.rfd == s.wfd {
-                        self.ep.modify(
-                            s.rfd,
-                            (if s.in_paused { 0 } else { IN }) | if want { OUT } else { 0 },
-                            token(T_SESSION_IN, sid, 0),
-                        )
-                    } else {
-                        self.ep.modify(
-                            s.wfd,
-                            if want { OUT } else { 0 },
-                            token(T_SESSION_OUT, sid, 0),
-                        )
-                    };
-                    if r.is_ok() {
-                        s.out_armed = want;
-                    }
+                if s.out_armed == done {
+                    s.out_armed = !done;
+                    self.update_session_interest(sid);
                 }
             }
             Err(_) => s.dead = true,
@@ -590,8 +605,10 @@ impl Agent {
         let Some(mut s) = self.sessions.remove(&sid) else {
             return;
         };
-        self.ep.delete(s.rfd);
-        if s.wfd != s.rfd {
+        if s.r_registered {
+            self.ep.delete(s.rfd);
+        }
+        if s.wfd != s.rfd && s.w_registered {
             self.ep.delete(s.wfd);
         }
         self.drop_streams(sid, &mut s);
@@ -1270,18 +1287,13 @@ impl Agent {
         for (i, o) in outs.iter_mut().enumerate() {
             if let Some(o) = o {
                 let _ = sys::set_nonblocking(o.fd.as_raw_fd(), true);
-                if self
-                    .ep
-                    .add(o.fd.as_raw_fd(), IN, token(T_OUT, pid, i))
-                    .is_ok()
-                {
-                    o.armed = true;
-                }
+                let fd = o.fd.as_raw_fd();
+                set_interest(&self.ep, fd, token(T_OUT, pid, i), IN, &mut o.armed);
             }
         }
         if let Some(i) = &stdin {
+            // Registered only while there is input to write.
             let _ = sys::set_nonblocking(i.fd.as_raw_fd(), true);
-            let _ = self.ep.add(i.fd.as_raw_fd(), 0, token(T_STDIN, pid, 0));
         }
         let _ = sys::set_nonblocking(shim.report.as_raw_fd(), true);
         let _ = self
@@ -1439,18 +1451,10 @@ impl Agent {
         };
         let want = p.owner.is_none() || p.credit > 0;
         for (i, o) in p.outs.iter_mut().enumerate() {
-            if let Some(o) = o
-                && o.armed != want
-                && self
-                    .ep
-                    .modify(
-                        o.fd.as_raw_fd(),
-                        if want { IN } else { 0 },
-                        token(T_OUT, id, i),
-                    )
-                    .is_ok()
-            {
-                o.armed = want;
+            if let Some(o) = o {
+                let fd = o.fd.as_raw_fd();
+                let events = if want { IN } else { 0 };
+                set_interest(&self.ep, fd, token(T_OUT, id, i), events, &mut o.armed);
             }
         }
     }
@@ -1515,9 +1519,12 @@ impl Agent {
 
     fn close_output(&mut self, id: u64, idx: usize) {
         if let Some(p) = self.procs.get_mut(&id)
-            && let Some(o) = p.outs[idx].take()
+            && let Some(mut o) = p.outs[idx].take()
         {
-            self.ep.delete(o.fd.as_raw_fd());
+            // A terminal's master has duplicates (stdin, resizing): closing this descriptor
+            // alone would not take it out of the epoll set.
+            let fd = o.fd.as_raw_fd();
+            set_interest(&self.ep, fd, 0, 0, &mut o.armed);
         }
     }
 
@@ -1590,16 +1597,9 @@ impl Agent {
             i.buf.clear();
             i.pos = 0;
         }
-        let want = !empty;
-        if want != i.armed
-            && self
-                .ep
-                .modify(fd, if want { OUT } else { 0 }, token(T_STDIN, id, 0))
-                .is_ok()
-        {
-            i.armed = want;
-        }
         let closing = broken || (empty && i.close_when_empty);
+        let events = if empty || closing { 0 } else { OUT };
+        set_interest(&self.ep, fd, token(T_STDIN, id, 0), events, &mut i.armed);
         // Credit goes back in batches; all of it when the input ends.
         let grant = if closing || i.pending_credit >= CREDIT_THRESHOLD {
             std::mem::take(&mut i.pending_credit)
@@ -1607,7 +1607,6 @@ impl Agent {
             0
         };
         if closing {
-            self.ep.delete(fd);
             p.stdin = None;
         }
         self.credit_owner(id, grant);
@@ -1690,8 +1689,9 @@ impl Agent {
                 continue;
             };
             if past_grace && (abandon || bytes_waiting(o.fd.as_raw_fd()) == 0) {
-                let o = p.outs[idx].take().expect("present");
-                self.ep.delete(o.fd.as_raw_fd());
+                let mut o = p.outs[idx].take().expect("present");
+                let fd = o.fd.as_raw_fd();
+                set_interest(&self.ep, fd, 0, 0, &mut o.armed);
             } else {
                 return;
             }
@@ -1713,8 +1713,9 @@ impl Agent {
         if let Some(r) = p.report.take() {
             self.ep.delete(r.as_raw_fd());
         }
-        if let Some(i) = p.stdin.take() {
-            self.ep.delete(i.fd.as_raw_fd());
+        if let Some(mut i) = p.stdin.take() {
+            let fd = i.fd.as_raw_fd();
+            set_interest(&self.ep, fd, 0, 0, &mut i.armed);
         }
         p.master = None;
         let msg = Message::Exited(status.clone());

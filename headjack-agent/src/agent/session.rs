@@ -43,6 +43,9 @@ pub struct Session {
     pub out_blocking: bool,
     /// Not reading requests until the client reads the answers.
     pub in_paused: bool,
+    /// `rfd` (and `wfd`, when it is another descriptor) is in the epoll set.
+    pub r_registered: bool,
+    pub w_registered: bool,
     pub hello: bool,
     pub streams: HashMap<u32, Stream>,
     /// Failed or ended: to be closed at the end of this turn.
@@ -63,6 +66,8 @@ impl Session {
             out_armed: false,
             out_blocking: false,
             in_paused: false,
+            r_registered: false,
+            w_registered: false,
             hello: false,
             streams: HashMap::new(),
             dead: false,
