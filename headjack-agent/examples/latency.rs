@@ -55,6 +55,22 @@ fn summary(name: &str, v: &[Duration]) -> Duration {
     p50
 }
 
+/// A field of the agent's /proc/1/status, read through the agent.
+async fn agent_status(ch: &Channel, field: &str) -> String {
+    let status = ch
+        .read_file("/proc/1/status", None)
+        .await
+        .unwrap()
+        .read_to_end()
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&status)
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
+}
+
 async fn agent_true(ch: &Channel) {
     let st = ch
         .exec(ExecRequest::new(["true"]))
@@ -140,6 +156,11 @@ async fn bench(e: Engine) {
     println!("\n== {} ({})", e.name, e.host);
     // Exec round trips in one warm instance each.
     let (c, ch) = start_agent(&e, Opts::default()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    println!(
+        "agent idle right after the handshake: VmRSS {}",
+        agent_status(&ch, "VmRSS:").await
+    );
     if std::env::var("HJ_BENCH_ONLY").as_deref() == Ok("transfer") {
         let (w, r) = transfer(&ch, "/tmp/100m").await;
         println!("100 MiB write {} + read {}", ms(w), ms(r));
@@ -283,25 +304,10 @@ async fn bench(e: Engine) {
     );
 
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let status = ch
-        .read_file("/proc/1/status", None)
-        .await
-        .unwrap()
-        .read_to_end()
-        .await
-        .unwrap();
-    let status = String::from_utf8_lossy(&status);
-    let field = |f: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(f))
-            .map(|v| v.trim().to_string())
-            .unwrap_or_default()
-    };
     println!(
         "agent in the container after all that: VmRSS {} (peak {})",
-        field("VmRSS:"),
-        field("VmHWM:")
+        agent_status(&ch, "VmRSS:").await,
+        agent_status(&ch, "VmHWM:").await
     );
     drop((c, plain));
 }

@@ -79,6 +79,12 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// The command died of SIGKILL (the only case where OOM is a question).
+    pub fn sigkilled(&self) -> bool {
+        self.exited
+            .is_some_and(|(raw, _)| libc::WIFSIGNALED(raw) && libc::WTERMSIG(raw) == libc::SIGKILL)
+    }
+
     pub fn running(&self) -> bool {
         self.status.is_none()
     }
@@ -151,19 +157,25 @@ impl Proc {
 }
 
 /// The memory cgroup's OOM-kill count (cgroup v2 `memory.events`, else v1
-/// `memory.oom_control`), if readable.
+/// `memory.oom_control`), if readable. Which file answers is found once.
 pub fn oom_kills() -> Option<u64> {
-    for path in [
-        "/sys/fs/cgroup/memory.events",
-        "/sys/fs/cgroup/memory/memory.oom_control",
-    ] {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && let Some(n) = parse_oom_kills(&text)
-        {
-            return Some(n);
-        }
-    }
-    None
+    static PATH: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
+    let read = |path: &str| -> Option<u64> {
+        use std::io::Read;
+        let mut buf = [0u8; 512];
+        let mut f = std::fs::File::open(path).ok()?;
+        let n = f.read(&mut buf).ok()?;
+        parse_oom_kills(std::str::from_utf8(&buf[..n]).ok()?)
+    };
+    let path = PATH.get_or_init(|| {
+        [
+            "/sys/fs/cgroup/memory.events",
+            "/sys/fs/cgroup/memory/memory.oom_control",
+        ]
+        .into_iter()
+        .find(|p| read(p).is_some())
+    });
+    read((*path)?)
 }
 
 pub fn parse_oom_kills(text: &str) -> Option<u64> {

@@ -104,6 +104,7 @@ pub struct Agent {
     init_id: Option<u64>,
     exit: Option<i32>,
     buf: Vec<u8>,
+    users: users::Db,
 }
 
 /// Whether the effective capability set holds CAP_SETUID and CAP_SETGID.
@@ -192,6 +193,7 @@ impl Agent {
             init_id: None,
             exit: None,
             buf: vec![0; MAX_DATA_CHUNK],
+            users: users::Db::default(),
             cfg,
         };
         if agent.cfg.stdio {
@@ -1145,8 +1147,9 @@ impl Agent {
             .clone()
             .or_else(|| self.cfg.default_user.clone())
             .unwrap_or_default();
-        let (passwd, groups) = users::load();
-        let id = users::resolve(&user, self.uid, &passwd, &groups).map_err(|e| match e {
+        self.users.refresh();
+        let id = users::resolve(&user, self.uid, &self.users.passwd, &self.users.groups)
+            .map_err(|e| match e {
             users::ResolveError::UnknownUser(u) => fail(
                 StartFailureKind::UnknownUser,
                 format!(
@@ -1286,16 +1289,16 @@ impl Agent {
         let pid = self.next();
         for (i, o) in outs.iter_mut().enumerate() {
             if let Some(o) = o {
-                let _ = sys::set_nonblocking(o.fd.as_raw_fd(), true);
                 let fd = o.fd.as_raw_fd();
+                let _ = sys::nonblocking_new(fd);
                 set_interest(&self.ep, fd, token(T_OUT, pid, i), IN, &mut o.armed);
             }
         }
         if let Some(i) = &stdin {
             // Registered only while there is input to write.
-            let _ = sys::set_nonblocking(i.fd.as_raw_fd(), true);
+            let _ = sys::nonblocking_new(i.fd.as_raw_fd());
         }
-        let _ = sys::set_nonblocking(shim.report.as_raw_fd(), true);
+        let _ = sys::nonblocking_new(shim.report.as_raw_fd());
         let _ = self
             .ep
             .add(shim.report.as_raw_fd(), IN, token(T_REPORT, pid, 0));
@@ -1700,9 +1703,13 @@ impl Agent {
     }
 
     fn finalize(&mut self, id: u64) {
-        let oom_now = process::oom_kills();
         let Some(p) = self.procs.get_mut(&id) else {
             return;
+        };
+        let oom_now = if p.sigkilled() {
+            process::oom_kills()
+        } else {
+            None
         };
         let status = p.final_status(oom_now);
         p.status = Some(status.clone());

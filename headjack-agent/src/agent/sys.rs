@@ -62,6 +62,12 @@ pub fn grow_pipe(fd: RawFd) {
     }
 }
 
+/// Makes a descriptor this process just created non-blocking (it has no other status flags to
+/// keep, so one call does).
+pub fn nonblocking_new(fd: RawFd) -> io::Result<()> {
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) }).map(|_| ())
+}
+
 pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     retry(|| cvt_isize(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) }))
 }

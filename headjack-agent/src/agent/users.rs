@@ -161,11 +161,49 @@ pub fn resolve(
 
 /// Reads the container's files (missing files are empty: a scratch image has none).
 pub fn load() -> (Vec<Passwd>, Vec<Group>) {
-    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-    (
-        parse_passwd(&read("/etc/passwd")),
-        parse_group(&read("/etc/group")),
-    )
+    let mut db = Db::default();
+    db.refresh();
+    (db.passwd, db.groups)
+}
+
+/// The container's users and groups, re-read only when the files change (every exec asks).
+#[derive(Default)]
+pub struct Db {
+    pub passwd: Vec<Passwd>,
+    pub groups: Vec<Group>,
+    seen: [Option<FileId>; 2],
+}
+
+/// What identifies a version of a file: a rewrite (even by rename) changes one of these.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+}
+
+fn file_id(path: &str) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(FileId {
+        ino: m.ino(),
+        size: m.size(),
+        mtime: (m.mtime(), m.mtime_nsec()),
+    })
+}
+
+impl Db {
+    pub fn refresh(&mut self) {
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        let ids = [file_id("/etc/passwd"), file_id("/etc/group")];
+        if ids[0].is_none() || ids[0] != self.seen[0] {
+            self.passwd = parse_passwd(&read("/etc/passwd"));
+        }
+        if ids[1].is_none() || ids[1] != self.seen[1] {
+            self.groups = parse_group(&read("/etc/group"));
+        }
+        self.seen = ids;
+    }
 }
 
 #[cfg(test)]
