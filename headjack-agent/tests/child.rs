@@ -266,6 +266,8 @@ async fn kill_signals_the_tree_and_dropping_the_handle_kills() {
         .unwrap();
     let first = h.next().await.unwrap().unwrap();
     assert_eq!(text(&first.data), "ready\n");
+    // `Started` comes before any output.
+    assert!(h.pid().is_some() && h.process_id().is_some());
     h.control().kill(libc::SIGTERM).unwrap();
     let out = h.output().await.unwrap();
     assert_eq!(text(&out.stdout), "term\n");

@@ -650,3 +650,39 @@ async fn an_image_without_a_shell(e: Engine) {
         "{list:?}"
     );
 }
+
+/// Docker keeps the container's stdin open when an attach client goes away (StdinOnce false),
+/// so a later attach takes the stdio session over with a new Hello. (Podman closes the stdin
+/// instead: there further sessions go through the relay, as in the test above.)
+async fn reattach_takes_the_stdio_session_over(e: Engine) {
+    let (c, ch) = start_agent(&e, Opts::default()).await;
+    let mut h = ch
+        .exec(ExecRequest::new(["sh", "-c", "echo up; exec sleep 300"]))
+        .await
+        .unwrap();
+    h.next().await.unwrap().unwrap();
+    let pid = h.pid().unwrap();
+    // The host process goes away without a word (its streams are simply abandoned).
+    std::mem::forget(h);
+    drop(ch);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ch2 = engine::attach_session(&c).await;
+    assert_eq!(
+        text(&run(&ch2, ExecRequest::new(["echo", "again"])).await.stdout),
+        "again\n"
+    );
+    // The old session's exec was ended with it.
+    let alive = ch2.processes().await.unwrap().iter().any(|p| p.pid == pid);
+    assert!(!alive, "the abandoned exec still runs");
+}
+
+mod reattach_takes_the_stdio_session_over {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn docker() {
+        super::reattach_takes_the_stdio_session_over(super::Engine::docker()).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn gvisor() {
+        super::reattach_takes_the_stdio_session_over(super::Engine::gvisor()).await
+    }
+}

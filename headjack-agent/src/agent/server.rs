@@ -1287,12 +1287,9 @@ impl Agent {
         let shim = shim::spawn(&launch).map_err(|e| sys_fail("forking", e))?;
         drop(child_fds);
         let pid = self.next();
-        for (i, o) in outs.iter_mut().enumerate() {
-            if let Some(o) = o {
-                let fd = o.fd.as_raw_fd();
-                let _ = sys::nonblocking_new(fd);
-                set_interest(&self.ep, fd, token(T_OUT, pid, i), IN, &mut o.armed);
-            }
+        // Output is read once the shim reports the start, so `Started` precedes any `Data`.
+        for o in outs.iter().flatten() {
+            let _ = sys::nonblocking_new(o.fd.as_raw_fd());
         }
         if let Some(i) = &stdin {
             // Registered only while there is input to write.
@@ -1393,6 +1390,7 @@ impl Agent {
                         p.pid = pid;
                     }
                     self.on_started(id);
+                    self.arm_outputs(id);
                 }
                 Report::Failed { stage, errno } => {
                     let p = self.procs.get_mut(&id).expect("present");

@@ -136,7 +136,23 @@ impl Drop for Container {
 /// the agent says is missed), starts it and opens a channel over the attach stream.
 pub async fn start_agent(engine: &Engine, opts: Opts) -> (Container, Channel) {
     let c = create_agent(engine, opts).await;
-    let att = engine
+    let att = attach(&c).await;
+    start(&c).await;
+    let ch = Channel::open(att.0, att.1)
+        .await
+        .unwrap_or_else(|e| panic!("{}: handshake over attach: {e}", engine.name));
+    (c, ch)
+}
+
+type Attached = (
+    tokio::io::DuplexStream,
+    std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+);
+
+/// Attaches to the container's stdio: (the agent's stdout, its stdin).
+async fn attach(c: &Container) -> Attached {
+    let att = c
+        .engine
         .docker
         .attach_container(
             &c.id,
@@ -150,13 +166,16 @@ pub async fn start_agent(engine: &Engine, opts: Opts) -> (Container, Channel) {
             ),
         )
         .await
-        .unwrap_or_else(|e| panic!("{}: attach: {e}", engine.name));
-    start(&c).await;
-    let reader = demux(att.output, engine.name);
-    let ch = Channel::open(reader, att.input)
+        .unwrap_or_else(|e| panic!("{}: attach: {e}", c.engine.name));
+    (demux(att.output, c.engine.name), att.input)
+}
+
+/// A session over a new attach to a running container.
+pub async fn attach_session(c: &Container) -> Channel {
+    let (r, w) = attach(c).await;
+    Channel::open(r, w)
         .await
-        .unwrap_or_else(|e| panic!("{}: handshake over attach: {e}", engine.name));
-    (c, ch)
+        .unwrap_or_else(|e| panic!("{}: handshake over a new attach: {e}", c.engine.name))
 }
 
 pub async fn start(c: &Container) {
