@@ -28,7 +28,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use exec::{Chunk, ExecControl, ExecHandle, ExecOutput, ExecRequest, StreamKind};
 pub use files::{FileReader, FileWriter, WriteFileRequest};
 pub use process::{AttachEvent, AttachHandle};
-pub use transport::Channel;
+pub use transport::{Channel, HANDSHAKE_TIMEOUT};
 
 pub use crate::proto::{
     DirEntry, ExitStatus, FileKind, HelloReply, ProcessInfo, StartFailure, StartFailureKind, Stat,
