@@ -908,3 +908,99 @@ async fn an_idle_agent_does_not_spin_on_hung_up_pipes() {
     assert!(n > 9_000_000, "{n}");
     assert!(closed_stdin.wait().await.unwrap().success());
 }
+
+#[tokio::test]
+async fn extreme_values_are_handled_not_fatal() {
+    let a = child_agent(&["--expires-at", "18446744073709551615", "--ring-size", "0"]).await;
+    // A timeout beyond what the clock holds is no timeout.
+    let mut req = ExecRequest::new(["echo", "ok"]);
+    req.timeout = Some(Duration::from_millis(u64::MAX));
+    req.grace = Some(Duration::from_millis(u64::from(u32::MAX)));
+    req.tty_size = Some((0, 0));
+    let out = run(&a.ch, req).await;
+    assert_eq!(text(&out.stdout), "ok\n");
+    // A signal number that is none is refused, and the command runs on.
+    let mut h =
+        a.ch.exec(ExecRequest::new(["sh", "-c", "echo up; sleep 0.3"]))
+            .await
+            .unwrap();
+    h.next().await.unwrap().unwrap();
+    let e = h.control().kill(300).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    assert!(h.wait().await.unwrap().success());
+    let e = a.ch.kill(1, -5).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    // The agent refuses them too, for clients that do not check: a raw session.
+    let mut relay = tokio::process::Command::new(agent_bin())
+        .args(["relay", "--socket", &a.socket])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut w = relay.stdin.take().unwrap();
+    let mut r = relay.stdout.take().unwrap();
+    let mut wire = Vec::new();
+    Message::Hello(proto::Hello {
+        min_version: 1,
+        max_version: 1,
+        client: "raw".into(),
+    })
+    .encode(0, &mut wire)
+    .unwrap();
+    Message::Exec(proto::ExecSpec {
+        argv: vec![b"sleep".to_vec(), b"0.2".to_vec()],
+        ..Default::default()
+    })
+    .encode(1, &mut wire)
+    .unwrap();
+    Message::Signal(300).encode(1, &mut wire).unwrap();
+    Message::Kill {
+        process: 1,
+        signal: 0,
+    }
+    .encode(2, &mut wire)
+    .unwrap();
+    w.write_all(&wire).await.unwrap();
+    let mut dec = proto::Decoder::default();
+    let mut buf = [0u8; 4096];
+    let mut errors = Vec::new();
+    let mut exited = None;
+    while exited.is_none() || errors.len() < 2 {
+        let n = r.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        dec.feed(&buf[..n]);
+        while let Some(f) = dec.next_frame() {
+            let f = f.unwrap();
+            match Message::decode(f.kind, &f.payload).unwrap() {
+                Message::Error(e) => errors.push((f.stream, e.code, e.message)),
+                Message::Exited(st) => exited = Some(st),
+                _ => {}
+            }
+        }
+    }
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.1 == ErrorCode::InvalidArgument && e.2.contains("not a signal")),
+        "{errors:?}"
+    );
+    assert!(exited.unwrap().success(), "the exec ran on to its end");
+    // A ring of zero bytes keeps nothing, and says so on replay.
+    let id =
+        a.ch.start_process(ExecRequest::new(["echo", "gone"]))
+            .await
+            .unwrap();
+    a.ch.wait(id).await.unwrap();
+    let mut att = a.ch.attach(id, true).await.unwrap();
+    assert_eq!(att.next().await.unwrap().unwrap(), AttachEvent::Gap(5));
+    assert!(matches!(
+        att.next().await.unwrap().unwrap(),
+        AttachEvent::Exited(_)
+    ));
+    // The agent is still there.
+    assert_eq!(
+        text(&run(&a.ch, ExecRequest::new(["echo", "alive"])).await.stdout),
+        "alive\n"
+    );
+}

@@ -168,12 +168,13 @@ impl Agent {
                 d.as_os_str().as_bytes().to_vec()
             })
             .unwrap_or_else(|_| b"/".to_vec());
-        let expires = cfg.expires_at.map(|at| {
+        let expires = cfg.expires_at.and_then(|at| {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
-            Instant::now() + Duration::from_secs(at.saturating_sub(now))
+            // A time beyond what the clock can hold never comes.
+            Instant::now().checked_add(Duration::from_secs(at.saturating_sub(now)))
         });
         let mut agent = Agent {
             ep,
@@ -722,7 +723,14 @@ impl Agent {
                 }
             }
             Message::Signal(sig) => {
-                if let Some(id) = self.exec_of(sid, stream) {
+                if !(1..=64).contains(&sig) {
+                    let s = self.sessions.get_mut(&sid).expect("checked");
+                    s.send_error(
+                        stream,
+                        ErrorCode::InvalidArgument,
+                        &format!("{sig} is not a signal number (1 to 64)"),
+                    );
+                } else if let Some(id) = self.exec_of(sid, stream) {
                     self.signal(id, sig);
                 }
             }
@@ -1321,7 +1329,7 @@ impl Agent {
                 started_ms: sys::now_ms(),
                 deadline: spec
                     .timeout_ms
-                    .map(|ms| Instant::now() + Duration::from_millis(ms)),
+                    .and_then(|ms| Instant::now().checked_add(Duration::from_millis(ms))),
                 grace: spec
                     .grace_ms
                     .map_or(DEFAULT_GRACE, |ms| Duration::from_millis(ms.into())),

@@ -370,8 +370,22 @@ impl ExecControl {
     /// none is left).
     ///
     /// # Errors
+    /// [`ErrorKind::InvalidArgument`] for a number that is not a signal (1 to 64);
     /// [`ErrorKind::ChannelClosed`].
     pub fn kill(&self, signal: i32) -> Result<()> {
+        check_signal(signal)?;
         self.ch.send(self.stream, &Message::Signal(signal))
+    }
+}
+
+/// Refuses numbers that are not signals before they reach the agent.
+pub(crate) fn check_signal(signal: i32) -> Result<()> {
+    if (1..=64).contains(&signal) {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("{signal} is not a signal number (1 to 64)"),
+        ))
     }
 }

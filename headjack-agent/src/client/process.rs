@@ -164,8 +164,10 @@ impl Channel {
     /// none is left). A process that already ended is left alone.
     ///
     /// # Errors
-    /// [`ErrorKind::Agent`] for an unknown process or signal; [`ErrorKind::ChannelClosed`].
+    /// [`ErrorKind::InvalidArgument`] for a number that is not a signal; [`ErrorKind::Agent`]
+    /// for an unknown process; [`ErrorKind::ChannelClosed`].
     pub async fn kill(&self, id: u64, signal: i32) -> Result<()> {
+        super::exec::check_signal(signal)?;
         let what = format!("signalling process {id}");
         match self
             .call(
