@@ -579,7 +579,7 @@ impl Drop for ScratchImage {
 
 fn scratch_image(e: &Engine) -> ScratchImage {
     let dir = engine::static_agent_dir();
-    let ctx = dir.join(format!("ctx-{}", e.name));
+    let ctx = std::env::temp_dir().join(unique("ctx"));
     std::fs::create_dir_all(&ctx).unwrap();
     std::fs::copy(dir.join("headjack-agent"), ctx.join("headjack-agent")).unwrap();
     std::fs::write(
@@ -592,6 +592,7 @@ fn scratch_image(e: &Engine) -> ScratchImage {
         unique("img").to_lowercase()
     );
     let (ok, out, err) = e.cli(&["build", "-q", "-t", &tag, ctx.to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(&ctx);
     assert!(ok, "{}: building the scratch image: {out}{err}", e.name);
     ScratchImage {
         engine: e.clone(),

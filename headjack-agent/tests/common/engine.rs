@@ -93,11 +93,23 @@ pub fn static_agent_dir() -> &'static Path {
             String::from_utf8_lossy(&out.stderr)
         );
         let bin = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        // A directory per build (named by the binary's content), shared by test processes of
+        // the same build and never rewritten while containers may have it mounted.
+        let bytes = std::fs::read(&bin).unwrap();
+        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+        });
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../target/agent-test-bin")
-            .join(std::process::id().to_string());
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::copy(&bin, dir.join("headjack-agent")).unwrap();
+            .join(format!("{hash:016x}"));
+        if !dir.join("headjack-agent").exists() {
+            std::fs::create_dir_all(&dir).unwrap();
+            let tmp = dir.join(format!(".headjack-agent.{}", std::process::id()));
+            std::fs::write(&tmp, &bytes).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+            std::fs::rename(&tmp, dir.join("headjack-agent")).unwrap();
+        }
         dir.canonicalize().unwrap()
     })
 }
