@@ -163,7 +163,10 @@ async fn bench(e: Engine) {
     );
     if std::env::var("HJ_BENCH_ONLY").as_deref() == Ok("transfer") {
         let (w, r) = transfer(&ch, "/tmp/100m").await;
-        println!("100 MiB write {} + read {}", ms(w), ms(r));
+        println!("100 MiB over attach: write {} + read {}", ms(w), ms(r));
+        let s2 = engine::relay_session(&c, None).await;
+        let (w, r) = transfer(&s2, "/tmp/100m").await;
+        println!("100 MiB over a relay session: write {} + read {}", ms(w), ms(r));
         return;
     }
     for _ in 0..20 {
