@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! source tests/env/run/env.sh
-//! cargo run --release -p headjack-agent --example latency [-- docker|podman|gvisor ...]
+//! cargo run --release -p headjack-agent --example agent-latency [-- docker|podman|gvisor ...]
 //! ```
 //!
 //! - exec round trip of `true`: agent over the attach stream vs the engine's exec (create,
@@ -166,7 +166,11 @@ async fn bench(e: Engine) {
         println!("100 MiB over attach: write {} + read {}", ms(w), ms(r));
         let s2 = engine::relay_session(&c, None).await;
         let (w, r) = transfer(&s2, "/tmp/100m").await;
-        println!("100 MiB over a relay session: write {} + read {}", ms(w), ms(r));
+        println!(
+            "100 MiB over a relay session: write {} + read {}",
+            ms(w),
+            ms(r)
+        );
         return;
     }
     for _ in 0..20 {

@@ -8,9 +8,9 @@
 //!
 //! ```text
 //! source tests/env/run/env.sh
-//! cargo run -p headjack-egress --example latency            # Docker
-//! cargo run -p headjack-egress --example latency -- podman  # Podman
-//! HEADJACK_EGRESS_BENCH_N=500 cargo run -p headjack-egress --example latency
+//! cargo run -p headjack-egress --example egress-latency            # Docker
+//! cargo run -p headjack-egress --example egress-latency -- podman  # Podman
+//! HEADJACK_EGRESS_BENCH_N=500 cargo run -p headjack-egress --example egress-latency
 //! ```
 
 #[path = "../tests/support/mod.rs"]

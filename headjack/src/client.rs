@@ -148,6 +148,23 @@ impl Client {
             .get(labels::INSTANCE)
             .cloned()
             .unwrap_or_default();
+        // An instance that runs the agent is reached through a relay session, opened on first
+        // use (the spawning process holds the container's stdio).
+        let (user, session) = match details.labels.contains_key(labels::AGENT) {
+            true => (
+                details.labels.get(labels::USER).cloned(),
+                Some(crate::agent::Session::new(
+                    self.engine.clone(),
+                    details.id.clone(),
+                    None,
+                    details
+                        .memory_limit
+                        .and_then(|m| u64::try_from(m).ok())
+                        .filter(|m| *m > 0),
+                )),
+            ),
+            false => (details.user.clone(), None),
+        };
         Ok(Instance::new(
             self.engine.clone(),
             details.id,
@@ -158,9 +175,10 @@ impl Client {
                 .get(labels::IMAGE)
                 .cloned()
                 .unwrap_or(details.image),
-            details.user,
+            user,
             origin,
             true,
+            session,
         ))
     }
 

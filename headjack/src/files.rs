@@ -96,6 +96,33 @@ impl Ownership {
     }
 }
 
+/// Resolves `user` (`name`, `name:group`) to numeric IDs from a container's `/etc/passwd` and
+/// `/etc/group` contents: the user's own group unless a group is named.
+pub(crate) fn resolve_owner(user: &str, passwd: &[u8], group: &[u8]) -> Option<(u32, u32)> {
+    let (name, group_name) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let field = |line: &str, i: usize| line.split(':').nth(i).map(str::to_string);
+    let passwd = String::from_utf8_lossy(passwd);
+    let entry = passwd
+        .lines()
+        .find(|l| field(l, 0).as_deref() == Some(name))?;
+    let uid = field(entry, 2)?.parse().ok()?;
+    let mut gid = field(entry, 3)?.parse().ok()?;
+    if let Some(g) = group_name {
+        gid = match g.parse() {
+            Ok(n) => n,
+            Err(_) => {
+                let group = String::from_utf8_lossy(group);
+                let line = group.lines().find(|l| field(l, 0).as_deref() == Some(g))?;
+                field(line, 2)?.parse().ok()?
+            }
+        };
+    }
+    Some((uid, gid))
+}
+
 /// A tar holding one regular file.
 pub(crate) fn single_file_tar(
     name: &str,
@@ -577,6 +604,20 @@ mod tests {
             ("/".into(), "x".into())
         );
         assert!(split_container_path("/").is_err());
+    }
+
+    #[test]
+    fn owners_resolve_from_the_containers_files() {
+        let passwd = b"root:x:0:0::/root:/bin/sh\nagent:x:1000:1000::/home/agent:/bin/bash\n";
+        let group = b"root:x:0:\nstaff:x:50:agent\n";
+        assert_eq!(resolve_owner("agent", passwd, group), Some((1000, 1000)));
+        assert_eq!(
+            resolve_owner("agent:staff", passwd, group),
+            Some((1000, 50))
+        );
+        assert_eq!(resolve_owner("agent:7", passwd, group), Some((1000, 7)));
+        assert_eq!(resolve_owner("nobody", passwd, group), None);
+        assert_eq!(resolve_owner("agent:nogroup", passwd, group), None);
     }
 
     #[test]

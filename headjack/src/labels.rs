@@ -26,8 +26,14 @@ pub const BUILD_KEY: &str = "io.headjack.build.key";
 /// Image label: what a headjack build was built from (the Dockerfile path). Read when present,
 /// like [`BUILD_KEY`].
 pub const BUILD_SOURCE: &str = "io.headjack.build.source";
+/// On an instance: the version (content hash) of the in-container agent that is its PID 1. On a
+/// volume: the agent binary it carries. (Absent: the instance uses the engine's exec.)
+pub const AGENT: &str = "io.headjack.agent";
+/// On an instance that runs the agent: the user its commands run as by default (the container
+/// itself runs as root, so that the agent can switch users).
+pub const USER: &str = "io.headjack.user";
 /// The container labels headjack sets itself; a spec may not set them.
-pub const RESERVED: [&str; 6] = [MANAGED, INSTANCE, BASE, IMAGE, OWNER, EXPIRES];
+pub const RESERVED: [&str; 8] = [MANAGED, INSTANCE, BASE, IMAGE, OWNER, EXPIRES, AGENT, USER];
 /// Label on the containers and images headjack's own test suites create.
 pub const TEST: &str = "io.headjack.test";
 

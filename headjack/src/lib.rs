@@ -33,6 +33,7 @@
 
 #![warn(missing_docs)]
 
+mod agent;
 pub mod base;
 pub mod blocking;
 mod build;

@@ -274,6 +274,7 @@ pub struct Spec {
     pub(crate) hardened: bool,
     pub(crate) init: Option<Vec<String>>,
     pub(crate) detached: bool,
+    pub(crate) engine_exec: bool,
 }
 
 impl Spec {
@@ -456,6 +457,20 @@ impl Spec {
     pub fn detached(mut self, detached: bool) -> Spec {
         self.detached = detached;
         self
+    }
+
+    /// Runs commands through the engine's exec instead of headjack's in-container agent (the
+    /// default runs the agent as PID 1: commands start in about a millisecond, timeouts kill
+    /// every process a command started, files stream, background processes outlive this
+    /// process). Background processes and the agent's file operations are then unavailable.
+    pub fn engine_exec(mut self, engine_exec: bool) -> Spec {
+        self.engine_exec = engine_exec;
+        self
+    }
+
+    /// Whether commands go through the engine's exec ([`Spec::engine_exec`]).
+    pub fn is_engine_exec(&self) -> bool {
+        self.engine_exec
     }
 
     /// Overrides the keep-alive command (default: the image's `io.headjack.init` label, else

@@ -10,5 +10,5 @@ mod key;
 mod resolve;
 
 pub use cache::BuiltImage;
-pub(crate) use cache::{cache_dir, images, prune};
+pub(crate) use cache::{cache_dir, images, lock_file, prune};
 pub(crate) use resolve::resolve;

@@ -60,6 +60,9 @@ pub(crate) struct ContainerPlan {
     pub cap_drop_all: bool,
     pub read_only_root: bool,
     pub hostname: Option<String>,
+    /// PID 1 is headjack's agent, serving its session on the container's stdio: stdin kept
+    /// open, no engine init in front of it, and no log driver storing the protocol.
+    pub agent: bool,
 }
 
 /// State of a container as headjack reports it.
@@ -131,7 +134,13 @@ impl Engine {
                 })
                 .collect::<Vec<_>>();
             let host_config = HostConfig {
-                init: Some(true),
+                // The agent is the init (it reaps); otherwise the engine's.
+                init: Some(!plan.agent),
+                // The agent's stdout is its protocol: nothing for a log driver to keep.
+                log_config: plan.agent.then(|| bollard::models::HostConfigLogConfig {
+                    typ: Some("none".into()),
+                    config: None,
+                }),
                 privileged: Some(false),
                 security_opt: Some(vec!["no-new-privileges".to_string()]),
                 mounts: Some(mounts),
@@ -158,6 +167,12 @@ impl Engine {
                 hostname: plan.hostname.clone(),
                 network_disabled: None,
                 host_config: Some(host_config),
+                open_stdin: plan.agent.then_some(true),
+                stdin_once: plan.agent.then_some(false),
+                attach_stdin: plan.agent.then_some(true),
+                attach_stdout: plan.agent.then_some(true),
+                attach_stderr: plan.agent.then_some(true),
+                tty: plan.agent.then_some(false),
                 ..Default::default()
             };
             let mut opts = CreateContainerOptionsBuilder::default();

@@ -9,6 +9,7 @@
 //! classification of engine answers and texts). Every call runs inside a `tracing` span and maps
 //! engine errors to [`Error`] with a message naming what was asked.
 
+mod agent;
 mod containers;
 mod errors;
 mod exec;

@@ -25,15 +25,6 @@ use crate::engine::{
 };
 use crate::error::{Error, ErrorKind, Result};
 
-/// The largest `oom_kill N` count in cgroup memory files.
-fn oom_kill_count(text: &str) -> u64 {
-    text.lines()
-        .filter_map(|l| l.strip_prefix("oom_kill "))
-        .filter_map(|n| n.trim().parse().ok())
-        .max()
-        .unwrap_or(0)
-}
-
 /// How long a killed command may take to be reported ended before the kill counts as failed.
 const KILL_CONFIRMATION: Duration = Duration::from_secs(3);
 
@@ -356,11 +347,10 @@ impl Driver {
     /// of exec'd processes in their inspect data. Needs `cat` in the image (else: unknown, false).
     async fn oom_killed(&self) -> bool {
         let params = ExecParams {
-            cmd: vec![
-                "cat".into(),
-                "/sys/fs/cgroup/memory/memory.oom_control".into(),
-                "/sys/fs/cgroup/memory.events".into(),
-            ],
+            cmd: std::iter::once("cat")
+                .chain(super::OOM_COUNTERS)
+                .map(String::from)
+                .collect(),
             ..Default::default()
         };
         let Ok((_, mut out, _)) = self.engine.exec(&self.container, params).await else {
@@ -380,7 +370,7 @@ impl Driver {
         {
             return false;
         }
-        let count = oom_kill_count(&String::from_utf8_lossy(&text));
+        let count = super::oom_kill_count(&String::from_utf8_lossy(&text));
         let before = self.oom_seen.fetch_max(count, Ordering::SeqCst);
         count > before
     }
@@ -479,41 +469,6 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
-    }
-}
-
-impl StartFailure {
-    fn exit_code(self) -> i64 {
-        match self {
-            StartFailure::NotFound => ExitStatus::COMMAND_NOT_FOUND,
-            _ => ExitStatus::CANNOT_EXECUTE,
-        }
-    }
-
-    /// headjack's one line on stderr for a command that could not be started.
-    fn message(self, program: &str, workdir: Option<&str>, user: Option<&str>) -> String {
-        let user = user.unwrap_or("the container's user");
-        match self {
-            StartFailure::NotFound => format!(
-                "headjack: {program}: command not found in the container (not on $PATH, or no such file)\n"
-            ),
-            StartFailure::NotExecutable => format!(
-                "headjack: {program}: cannot be run in the container (permission denied: not executable, or a directory)\n"
-            ),
-            StartFailure::WorkdirMissing => format!(
-                "headjack: {program}: the working directory {} does not exist in the container\n",
-                workdir.unwrap_or("(the container's)")
-            ),
-            StartFailure::UnknownUser => format!(
-                "headjack: {program}: user {user} does not exist in the container (no entry in its /etc/passwd)\n"
-            ),
-            StartFailure::UnknownGroup => format!(
-                "headjack: {program}: the group of user {user} does not exist in the container (no entry in its /etc/group)\n"
-            ),
-            StartFailure::ContainerStopped => {
-                format!("headjack: {program}: the container is not running any more\n")
-            }
-        }
     }
 }
 

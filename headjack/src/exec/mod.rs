@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::engine::ExecOutputChunk;
+use crate::engine::{ExecOutputChunk, StartFailure};
 use crate::error::{Error, ErrorKind, Result};
 
 pub(crate) use driver::{collect, start};
@@ -332,6 +332,62 @@ impl ExecOutput {
             ));
         }
         Ok(self)
+    }
+}
+
+/// The files where the kernel counts a memory cgroup's OOM kills, seen from inside a container
+/// (cgroup v1, v2).
+pub(crate) const OOM_COUNTERS: [&str; 2] = [
+    "/sys/fs/cgroup/memory/memory.oom_control",
+    "/sys/fs/cgroup/memory.events",
+];
+
+/// The largest `oom_kill N` count in the text of [`OOM_COUNTERS`].
+pub(crate) fn oom_kill_count(text: &str) -> u64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("oom_kill "))
+        .filter_map(|n| n.trim().parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+impl StartFailure {
+    pub(crate) fn exit_code(self) -> i64 {
+        match self {
+            StartFailure::NotFound => ExitStatus::COMMAND_NOT_FOUND,
+            _ => ExitStatus::CANNOT_EXECUTE,
+        }
+    }
+
+    /// headjack's one line on stderr for a command that could not be started.
+    pub(crate) fn message(
+        self,
+        program: &str,
+        workdir: Option<&str>,
+        user: Option<&str>,
+    ) -> String {
+        let user = user.unwrap_or("the container's user");
+        match self {
+            StartFailure::NotFound => format!(
+                "headjack: {program}: command not found in the container (not on $PATH, or no such file)\n"
+            ),
+            StartFailure::NotExecutable => format!(
+                "headjack: {program}: cannot be run in the container (permission denied: not executable, or a directory)\n"
+            ),
+            StartFailure::WorkdirMissing => format!(
+                "headjack: {program}: the working directory {} does not exist in the container\n",
+                workdir.unwrap_or("(the container's)")
+            ),
+            StartFailure::UnknownUser => format!(
+                "headjack: {program}: user {user} does not exist in the container (no entry in its /etc/passwd)\n"
+            ),
+            StartFailure::UnknownGroup => format!(
+                "headjack: {program}: the group of user {user} does not exist in the container (no entry in its /etc/group)\n"
+            ),
+            StartFailure::ContainerStopped => {
+                format!("headjack: {program}: the container is not running any more\n")
+            }
+        }
     }
 }
 

@@ -110,6 +110,8 @@ enum ResizeTarget {
         engine: Box<Engine>,
         exec_id: String,
     },
+    /// A command the in-container agent runs.
+    Agent(headjack_agent::client::ExecControl),
     /// A command that never got a terminal (it could not be started).
     Nothing,
 }
@@ -122,6 +124,13 @@ impl ExecResizer {
                 engine: Box::new(engine),
                 exec_id,
             },
+        }
+    }
+
+    /// Resizes the terminal of a command the agent runs.
+    pub(crate) fn agent(control: headjack_agent::client::ExecControl) -> ExecResizer {
+        ExecResizer {
+            target: ResizeTarget::Agent(control),
         }
     }
 
@@ -144,6 +153,9 @@ impl ExecResizer {
             ResizeTarget::Engine { engine, exec_id } => {
                 engine.resize_exec(exec_id, rows, cols).await
             }
+            ResizeTarget::Agent(control) => {
+                control.resize(rows, cols).map_err(crate::agent::from_agent)
+            }
             ResizeTarget::Nothing => Err(Error::new(
                 crate::error::ErrorKind::Conflict,
                 "the command has no terminal to resize (it did not start)",
@@ -156,6 +168,7 @@ impl std::fmt::Debug for ExecResizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let exec_id = match &self.target {
             ResizeTarget::Engine { exec_id, .. } => exec_id.as_str(),
+            ResizeTarget::Agent(_) => "agent",
             ResizeTarget::Nothing => "",
         };
         f.debug_struct("ExecResizer")

@@ -4,37 +4,72 @@
 use std::time::Duration;
 
 use super::resolve::ResolvedImage;
+use crate::agent::{self, Session};
 use crate::engine::{ContainerPlan, Engine};
 use crate::error::{Error, ErrorKind, Result};
 use crate::exec::Exec;
 use crate::instance::{Instance, Origin, Status};
 use crate::spec::Spec;
 
+/// Why a launch failed: the in-container agent did not come up (the caller may launch again
+/// without it), or anything else.
+pub(crate) enum LaunchError {
+    Agent(Error),
+    Other(Error),
+}
+
+impl From<Error> for LaunchError {
+    fn from(e: Error) -> LaunchError {
+        LaunchError::Other(e)
+    }
+}
+
 /// Creates and starts the container of `plan` (instance `id`) and waits until it is ready.
+/// With the agent, its channel is the container's stdio: attached before the start, so nothing
+/// it says is missed, and opened (the handshake) right after.
 pub(crate) async fn launch(
     engine: &Engine,
     plan: ContainerPlan,
     image: ResolvedImage,
     id: String,
     spec: &Spec,
-) -> Result<Instance> {
+) -> std::result::Result<Instance, LaunchError> {
     let container_id = engine.create_container(&plan).await?;
     let details = image.details;
+    let default_user = spec.user.clone().or(details.user);
+    let session = plan
+        .agent
+        .then(|| Session::new(engine.clone(), container_id.clone(), None, spec.memory));
     let instance = Instance::new(
         engine.clone(),
         container_id.clone(),
         id,
         plan.name.unwrap_or_default(),
         image.reference,
-        plan.user.or(details.user),
+        default_user,
         Origin {
             entrypoint: details.entrypoint,
             cmd: details.cmd,
             labels: details.labels,
         },
         false,
+        session,
     );
+    // From here on, dropping `instance` on an error removes the container.
+    let stdio = match plan.agent {
+        true => Some(engine.attach_stdio(&container_id).await?),
+        false => None,
+    };
     engine.start(&container_id).await?;
+    if let Some((output, input)) = stdio {
+        let channel = agent::open(output, input, &container_id)
+            .await
+            .map_err(LaunchError::Agent)?;
+        instance.install_agent_channel(channel).await;
+        // The engine checked the user when it started the container; with the agent as PID 1
+        // (running as root) nobody did: check it now, once.
+        instance.owner_ids().await?;
+    }
     wait_ready(&instance, spec).await?;
     Ok(instance)
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::resolve::ResolvedImage;
+use crate::agent;
 use crate::base::Base;
 use crate::engine::{ContainerPlan, PlanMount};
 use crate::error::{Error, ErrorKind, Result};
@@ -23,7 +24,8 @@ pub(crate) fn owner_label(spec: &Spec) -> String {
     }
 }
 
-/// The container for instance `id` of `spec`, running `image`.
+/// The container for instance `id` of `spec`, running `image`; with `agent` (the volume that
+/// carries it), headjack's agent is its PID 1.
 pub(crate) fn plan(
     spec: &Spec,
     base: &Base,
@@ -31,6 +33,7 @@ pub(crate) fn plan(
     id: &str,
     owner: &str,
     now: SystemTime,
+    agent: Option<&str>,
 ) -> Result<ContainerPlan> {
     let dir = spec.resolved_base_dir()?;
     let mut mounts = Vec::new();
@@ -93,10 +96,10 @@ pub(crate) fn plan(
             size: None,
         });
     }
-    let entrypoint = match &spec.init {
-        Some(cmd) => cmd.clone(),
+    let init = match &spec.init {
+        Some(cmd) => Some(cmd.clone()),
         None => match image.details.labels.get(labels::INIT) {
-            Some(cmd) => shell_words::split(cmd).map_err(|e| {
+            Some(cmd) => Some(shell_words::split(cmd).map_err(|e| {
                 Error::new(
                     ErrorKind::InvalidBase,
                     format!(
@@ -105,9 +108,47 @@ pub(crate) fn plan(
                         labels::INIT
                     ),
                 )
-            })?,
-            None => DEFAULT_INIT.iter().map(|s| s.to_string()).collect(),
+            })?),
+            None => None,
         },
+    };
+    // The user commands run as unless they say otherwise.
+    let default_user = spec.user.clone().or_else(|| image.details.user.clone());
+    let expires_at = spec
+        .expires_after
+        .map(|life| (now.duration_since(UNIX_EPOCH).unwrap_or_default() + life).as_secs());
+    let (entrypoint, user) = match agent {
+        // The agent is PID 1 and runs the init (if any) under it. It runs as root so it can run
+        // each command as its user — except with the hardened preset, whose dropped
+        // capabilities forbid switching users: then it runs as the default user itself.
+        Some(volume) => {
+            mounts.push(PlanMount::Volume {
+                name: volume.to_string(),
+                target: agent::delivery::MOUNT.to_string(),
+                read_only: true,
+            });
+            let mut argv = vec![agent::delivery::PATH.to_string()];
+            let user = match (&default_user, spec.hardened) {
+                (Some(u), false) => {
+                    argv.extend(["--user".to_string(), u.clone()]);
+                    Some("0".to_string())
+                }
+                (u, true) => u.clone(),
+                (None, false) => Some("0".to_string()),
+            };
+            if let Some(at) = expires_at {
+                argv.extend(["--expires-at".to_string(), at.to_string()]);
+            }
+            if let Some(init) = init {
+                argv.push("--".to_string());
+                argv.extend(init);
+            }
+            (argv, user)
+        }
+        None => (
+            init.unwrap_or_else(|| DEFAULT_INIT.iter().map(|s| s.to_string()).collect()),
+            spec.user.clone(),
+        ),
     };
     let mut all_labels: HashMap<String, String> = spec
         .labels
@@ -119,10 +160,15 @@ pub(crate) fn plan(
     all_labels.insert(labels::BASE.into(), base.to_string());
     all_labels.insert(labels::IMAGE.into(), image.reference.clone());
     all_labels.insert(labels::OWNER.into(), owner.to_string());
-    if let Some(life) = spec.expires_after {
+    if let Some(at) = expires_at {
         // Validated to at most 100 years (Spec::validate): no overflow.
-        let at = now.duration_since(UNIX_EPOCH).unwrap_or_default() + life;
-        all_labels.insert(labels::EXPIRES.into(), at.as_secs().to_string());
+        all_labels.insert(labels::EXPIRES.into(), at.to_string());
+    }
+    if agent.is_some() {
+        all_labels.insert(labels::AGENT.into(), agent::delivery::version().to_string());
+        if let Some(u) = &default_user {
+            all_labels.insert(labels::USER.into(), u.clone());
+        }
     }
     let network = match (&spec.network, spec.hardened) {
         (Some(n), _) => n.clone(),
@@ -138,7 +184,7 @@ pub(crate) fn plan(
         image: image.reference.clone(),
         entrypoint,
         env: spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-        user: spec.user.clone(),
+        user,
         workdir,
         labels: all_labels,
         mounts,
@@ -150,6 +196,7 @@ pub(crate) fn plan(
         cap_drop_all: spec.hardened,
         read_only_root: spec.hardened,
         hostname: None,
+        agent: agent.is_some(),
     })
 }
 
@@ -177,7 +224,7 @@ mod tests {
 
     fn plan_of(spec: &Spec) -> Result<ContainerPlan> {
         let at = UNIX_EPOCH + Duration::from_secs(1000);
-        plan(spec, &Base::Default, &image(&[]), "abc", "h/1/2", at)
+        plan(spec, &Base::Default, &image(&[]), "abc", "h/1/2", at, None)
     }
 
     #[test]
@@ -315,6 +362,7 @@ mod tests {
             "a",
             "o",
             at,
+            None,
         )
         .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidBase);
@@ -329,8 +377,54 @@ mod tests {
             "a",
             "o",
             UNIX_EPOCH,
+            None,
         )
         .unwrap();
         assert_eq!(p.entrypoint, ["my-init", "--serve"]);
+    }
+
+    #[test]
+    fn with_the_agent_it_is_pid_1_and_runs_the_init() {
+        let at = UNIX_EPOCH + Duration::from_secs(1000);
+        let with = |spec: &Spec, labels: &[(&str, &str)], user: Option<&str>| {
+            let mut img = image(labels);
+            img.details.user = user.map(str::to_string);
+            plan(spec, &Base::Default, &img, "a", "o", at, Some("vol")).unwrap()
+        };
+        let path = agent::delivery::PATH;
+        // No init, no user: the agent alone, as root; its volume read-only; stdio for its channel.
+        let p = with(&Spec::new(), &[], None);
+        assert_eq!(p.entrypoint, [path]);
+        assert_eq!(p.user.as_deref(), Some("0"));
+        assert!(p.agent);
+        assert!(p.mounts.iter().any(|m| matches!(m, PlanMount::Volume { name, target, read_only: true } if name == "vol" && target == agent::delivery::MOUNT)));
+        assert_eq!(p.labels[labels::AGENT], agent::delivery::version());
+        // The image's user becomes the agent's default user; the init runs under the agent.
+        let p = with(
+            &Spec::new(),
+            &[(labels::INIT, "my-init --serve")],
+            Some("1000"),
+        );
+        assert_eq!(
+            p.entrypoint,
+            [path, "--user", "1000", "--", "my-init", "--serve"]
+        );
+        assert_eq!(p.labels[labels::USER], "1000");
+        // The spec's user and lifetime.
+        let p = with(
+            &Spec::new()
+                .user("agent")
+                .expires_after(Duration::from_secs(60)),
+            &[],
+            Some("1000"),
+        );
+        assert_eq!(
+            p.entrypoint,
+            [path, "--user", "agent", "--expires-at", "1060"]
+        );
+        // Hardened: no capabilities to switch users, so the agent runs as the default user.
+        let p = with(&Spec::new().hardened(true), &[], Some("1000"));
+        assert_eq!(p.entrypoint, [path]);
+        assert_eq!(p.user.as_deref(), Some("1000"));
     }
 }

@@ -33,9 +33,18 @@ pub async fn client() -> Client {
     }
 }
 
-/// A spec on the busybox fixture, labelled as a test object.
+/// Whether the suite runs on the engine's exec path (`HEADJACK_TEST_ENGINE_EXEC=1`) instead
+/// of the in-container agent: tests/run.sh runs the exec tests both ways.
+pub fn engine_exec() -> bool {
+    std::env::var("HEADJACK_TEST_ENGINE_EXEC").is_ok_and(|v| v == "1")
+}
+
+/// A spec on the busybox fixture, labelled as a test object (on the path the run asks for).
 pub fn spec() -> Spec {
-    Spec::new().base(busybox()).label("io.headjack.test", "1")
+    Spec::new()
+        .base(busybox())
+        .label("io.headjack.test", "1")
+        .engine_exec(engine_exec())
 }
 
 /// Runs the `docker` CLI against the engine under test; returns stdout.

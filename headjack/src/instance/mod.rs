@@ -1,0 +1,282 @@
+//! A running environment and what can be done with it: lifecycle and snapshots here, commands
+//! in `run`, files in `files`, what headjack reports about it in `info`.
+
+mod files;
+mod info;
+mod run;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::agent::Session;
+use crate::engine::Engine;
+use crate::error::{Error, ErrorKind, Result};
+use crate::reference::ImageRef;
+
+pub use crate::agent::process::{Process, ProcessInfo};
+pub use crate::agent::{DirEntry, FileKind, FileStat};
+pub use info::{InstanceInfo, Status};
+
+/// The image config an instance was launched from, kept so that `commit` yields a normal base.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Origin {
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub labels: HashMap<String, String>,
+}
+
+/// A running environment. Dropping it removes its container, unless [`Instance::keep`] was
+/// called; [`Instance::remove`] does the same without blocking.
+pub struct Instance {
+    engine: Engine,
+    container_id: String,
+    id: String,
+    name: String,
+    image: String,
+    /// The container's configured user; files written in are given to it.
+    user: Option<String>,
+    origin: Origin,
+    keep: AtomicBool,
+    removed: AtomicBool,
+    /// The container's OOM-kill count when an exec last looked (see `exec::driver`).
+    oom_seen: Arc<AtomicU64>,
+    /// The process this handle was made in: a `fork()` child inherits the handle but not the
+    /// instance, and must never remove it.
+    pid: u32,
+    /// The channel to the in-container agent (PID 1), when the instance runs it.
+    agent: Option<Arc<Session>>,
+    /// The instance user's numeric IDs, once resolved in its `/etc/passwd`.
+    named_owner: tokio::sync::OnceCell<(u32, u32)>,
+}
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance")
+            .field("id", &self.id)
+            .field("container_id", &self.container_id)
+            .field("name", &self.name)
+            .field("image", &self.image)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Instance {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        engine: Engine,
+        container_id: String,
+        id: String,
+        name: String,
+        image: String,
+        user: Option<String>,
+        origin: Origin,
+        keep: bool,
+        agent: Option<Session>,
+    ) -> Instance {
+        Instance {
+            engine,
+            container_id,
+            id,
+            name,
+            image,
+            user,
+            origin,
+            keep: AtomicBool::new(keep),
+            removed: AtomicBool::new(false),
+            pid: std::process::id(),
+            oom_seen: Arc::default(),
+            agent: agent.map(Arc::new),
+            named_owner: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// headjack's ID for this instance (label `io.headjack.instance`).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The engine's container ID.
+    pub fn container_id(&self) -> &str {
+        &self.container_id
+    }
+
+    /// The container name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The image reference the container runs.
+    pub fn image(&self) -> &str {
+        &self.image
+    }
+
+    /// Gives the agent's session its first channel (the container's stdio, opened at spawn).
+    pub(crate) async fn install_agent_channel(&self, channel: headjack_agent::client::Channel) {
+        if let Some(s) = &self.agent {
+            s.install(channel).await;
+        }
+    }
+
+    /// Whether headjack's in-container agent runs as the instance's PID 1 (then commands start
+    /// in about a millisecond and background processes and file operations are available);
+    /// without it, the engine's exec runs commands.
+    pub fn has_agent(&self) -> bool {
+        self.agent.is_some()
+    }
+
+    /// Keeps the container when this handle is dropped (find it again with
+    /// [`crate::Client::attach`]; [`crate::Client::sweep`] still removes it once its owner
+    /// process is gone or it expired).
+    pub fn keep(&self) {
+        self.keep.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`Instance::keep`] was called.
+    pub fn is_kept(&self) -> bool {
+        self.keep.load(Ordering::SeqCst)
+    }
+
+    /// Whether this handle was inherited through `fork()` (it belongs to the parent process).
+    fn inherited(&self) -> bool {
+        self.pid != std::process::id()
+    }
+
+    fn check_live(&self) -> Result<()> {
+        if self.inherited() {
+            return Err(crate::blocking::forked_error(self.pid));
+        }
+        if self.removed.load(Ordering::SeqCst) {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("instance {} was removed; spawn a new one", self.id),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Stops the container (SIGTERM, then SIGKILL after `grace`). Files are kept; `restart`
+    /// brings it back.
+    pub async fn stop(&self, grace: Duration) -> Result<()> {
+        self.check_live()?;
+        self.engine.stop(&self.container_id, grace).await
+    }
+
+    /// Sends `signal` (e.g. `SIGKILL`) to the container's main process.
+    pub async fn kill(&self, signal: &str) -> Result<()> {
+        self.check_live()?;
+        self.engine.kill(&self.container_id, signal).await
+    }
+
+    /// Starts a stopped container again.
+    pub async fn start(&self) -> Result<()> {
+        self.check_live()?;
+        self.engine.start(&self.container_id).await
+    }
+
+    /// Restarts the container.
+    pub async fn restart(&self, grace: Duration) -> Result<()> {
+        self.check_live()?;
+        self.engine.restart(&self.container_id, grace).await
+    }
+
+    /// Freezes every process of the container.
+    pub async fn pause(&self) -> Result<()> {
+        self.check_live()?;
+        self.engine.pause(&self.container_id).await
+    }
+
+    /// Thaws a paused container.
+    pub async fn resume(&self) -> Result<()> {
+        self.check_live()?;
+        self.engine.unpause(&self.container_id).await
+    }
+
+    /// The container's state.
+    pub async fn status(&self) -> Result<Status> {
+        Ok(self.inspect().await?.status)
+    }
+
+    /// Everything headjack knows about this instance.
+    pub async fn inspect(&self) -> Result<InstanceInfo> {
+        self.check_live()?;
+        let d = self.engine.inspect(&self.container_id).await.map_err(|e| {
+            if e.kind() == ErrorKind::NotFound {
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!("instance {} no longer exists on the engine", self.id),
+                )
+            } else {
+                e
+            }
+        })?;
+        Ok(InstanceInfo::from_details(d))
+    }
+
+    /// Saves the container's filesystem as image `reference` (e.g.
+    /// `localhost/myagent/after-setup:1`), usable as a base for later spawns.
+    pub async fn commit(&self, reference: &str) -> Result<ImageRef> {
+        self.check_live()?;
+        let target = ImageRef::parse(reference)
+            .map_err(|e| Error::new(ErrorKind::InvalidArgument, e.message().to_string()))?;
+        if target.digest().is_some() {
+            return Err(Error::invalid_argument(format!(
+                "cannot commit to {reference}: a digest is computed by the engine, give a tag"
+            )));
+        }
+        let tag = target.tag().unwrap_or("latest").to_string();
+        let mut image_labels = self.origin.labels.clone();
+        image_labels.insert("io.headjack.snapshot.of".into(), self.id.clone());
+        self.engine
+            .commit(
+                &self.container_id,
+                &target.name(),
+                &tag,
+                self.origin.entrypoint.clone(),
+                self.origin.cmd.clone(),
+                image_labels,
+            )
+            .await?;
+        Ok(target)
+    }
+
+    /// Removes the container now (force). Idempotent; the handle is unusable afterwards.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Forked`] when called in a `fork()` child on a handle inherited from the
+    /// parent (the instance is the parent's); engine errors as they come.
+    pub async fn remove(&self) -> Result<()> {
+        if self.inherited() {
+            return Err(crate::blocking::forked_error(self.pid));
+        }
+        if self.removed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        if let Err(e) = self.engine.remove(&self.container_id).await {
+            self.removed.store(false, Ordering::SeqCst);
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        // A fork() child drops the handles it inherited: the instances are the parent's.
+        if self.keep.load(Ordering::SeqCst)
+            || self.removed.load(Ordering::SeqCst)
+            || self.inherited()
+        {
+            return;
+        }
+        let engine = self.engine.clone();
+        let id = self.container_id.clone();
+        crate::blocking::finish_in_drop("remove a container on drop", async move {
+            if let Err(e) = engine.remove(&id).await {
+                tracing::warn!(error = %e, container = %id, "removing container on drop failed");
+            }
+        });
+    }
+}
