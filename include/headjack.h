@@ -468,6 +468,11 @@ typedef struct headjack_instance_info {
    * How many labels there are.
    */
   size_t labels_len;
+  /**
+   * The memory limit killed the container's main process (only `headjack_instance_inspect`
+   * reads it; in a `headjack_client_list` it is false).
+   */
+  bool oom_killed;
 } headjack_instance_info;
 
 /**

@@ -431,6 +431,9 @@ pub struct headjack_instance_info {
     pub label_values: *const *const c_char,
     /// How many labels there are.
     pub labels_len: usize,
+    /// The memory limit killed the container's main process (only `headjack_instance_inspect`
+    /// reads it; in a `headjack_client_list` it is false).
+    pub oom_killed: bool,
 }
 
 /// A list of instances, owned by the caller and freed by `headjack_instance_list_free`.
@@ -491,6 +494,7 @@ fn info_parts(i: &InstanceInfo) -> (headjack_instance_info, InfoStore) {
         label_keys: or_null(&keys),
         label_values: or_null(&values),
         labels_len: labels.len(),
+        oom_killed: i.oom_killed,
     };
     (
         info,

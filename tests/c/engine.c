@@ -829,6 +829,7 @@ static void lifecycle(const headjack_instance *inst) {
     CHECK(strcmp(info->container_id, headjack_instance_container_id(inst)) == 0);
     CHECK(info->state == HEADJACK_STATE_RUNNING && strcmp(info->state_name, "running") == 0);
     CHECK(info->owner[0] != '\0');
+    CHECK(!info->oom_killed);
     int labelled = 0;
     for (size_t i = 0; i < info->labels_len; i++) {
         if (strcmp(info->label_keys[i], "io.headjack.test") == 0 &&
