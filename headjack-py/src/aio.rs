@@ -127,12 +127,18 @@ impl LoopWaker {
             std::mem::take(&mut *self.wakeup.ready.lock().unwrap_or_else(|p| p.into_inner()));
         for job in jobs {
             let waiter = job.waiter.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some(w) = waiter {
-                let w = w.bind(py);
-                // A cancelled task already cancelled the future it awaited.
+            let Some(w) = waiter else { continue };
+            let w = w.bind(py);
+            // A cancelled task already cancelled the future it awaited.
+            let wake = || -> PyResult<()> {
                 if !w.call_method0("done")?.is_truthy()? {
                     w.call_method1("set_result", (py.None(),))?;
                 }
+                Ok(())
+            };
+            // One future that cannot be woken must not keep the others waiting.
+            if let Err(e) = wake() {
+                e.write_unraisable(py, Some(w));
             }
         }
         Ok(())

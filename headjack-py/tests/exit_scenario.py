@@ -23,7 +23,7 @@ BASE = os.environ.get("HEADJACK_TEST_BASE", "localhost/headjack-test/busybox:lat
 
 async def plain(labels: dict[str, str]) -> None:
     async with headjack.AsyncClient() as hj:
-        envs = await asyncio.gather(*(hj.spawn(base=BASE, labels=labels) for _ in range(3)))
+        envs = await asyncio.gather(*(hj.spawn(base=BASE, labels=labels) for _ in range(16)))
         try:
             results = await asyncio.gather(*(e.exec(["uname", "-r"]) for e in envs))
             assert all(r.exit_code == 0 for r in results)
