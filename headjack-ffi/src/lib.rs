@@ -69,3 +69,12 @@ pub use pool::*;
 pub use spec::*;
 pub use status::*;
 pub use version::*;
+
+// Every handle documented thread-safe is: its Rust value may be shared between threads.
+const _: fn() = || {
+    fn thread_safe<T: Send + Sync>() {}
+    thread_safe::<headjack_core::Pool>();
+    thread_safe::<crate::instance::InstanceHandle>();
+    thread_safe::<headjack_core::exec::SharedExec>();
+    thread_safe::<crate::command::CommandHandle>();
+};

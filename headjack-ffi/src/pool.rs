@@ -104,12 +104,3 @@ pub extern "C" fn headjack_pool_ready(pool: *const headjack_pool) -> usize {
 pub extern "C" fn headjack_pool_free(pool: *mut headjack_pool) {
     ffi_panic_boundary! { free_box(pool) }
 }
-
-// Every handle documented thread-safe is: its Rust value may be shared between threads.
-const _: fn() = || {
-    fn thread_safe<T: Send + Sync>() {}
-    thread_safe::<Pool>();
-    thread_safe::<crate::instance::InstanceHandle>();
-    thread_safe::<headjack_core::exec::SharedExec>();
-    thread_safe::<crate::command::CommandHandle>();
-};
