@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
+# A run builds everything once: incremental artifacts would only cost disk (gigabytes) and time.
+export CARGO_INCREMENTAL=0
 start=$(date +%s)
 step() { printf '\n=== %s (%ss)\n' "$1" "$(( $(date +%s) - start ))"; }
 
@@ -18,7 +20,7 @@ if [ -z "${SKIP_LINT:-}" ]; then
   step "cargo fmt --check"
   cargo fmt --all -- --check
   step "cargo clippy"
-  cargo clippy -p headjack -p headjack-ffi -p headjack-py --all-targets --features headjack/cli -- -D warnings
+  cargo clippy -p headjack -p headjack-ffi -p headjack-py -p headjack-egress --all-targets --features headjack/cli -- -D warnings
 fi
 
 step "core + CLI against Docker ($HEADJACK_TEST_DOCKER_HOST)"
@@ -26,13 +28,22 @@ HEADJACK_TEST_HOST="$HEADJACK_TEST_DOCKER_HOST" cargo test -p headjack --feature
 
 step "core against Podman ($HEADJACK_TEST_PODMAN_HOST)"
 HEADJACK_TEST_HOST="$HEADJACK_TEST_PODMAN_HOST" \
-  cargo test -p headjack --test runtime --test spec_options --test builds --test registry
+  cargo test -p headjack --test runtime --test spec_options --test builds --test registry --test defects
+
+step "egress proxy: policy, parsers, in-process, Docker and Podman end to end"
+cargo test -p headjack-egress
 
 step "C ABI, C programs and Go"
 cargo test -p headjack-ffi
 
 step "Python"
 bash headjack-py/run-tests.sh
+
+step "MCP server (headjack mcp, driven by the MCP Python client)"
+bash headjack/tests/mcp/run.sh
+
+step "framework adapters (OpenAI Agents SDK, deepagents)"
+bash headjack-py/run-adapter-tests.sh
 
 step "leak check"
 leaks=0

@@ -1,5 +1,5 @@
 //! Bases: what an instance's container is made from — the default base, a registry image or a
-//! Dockerfile — and the rules that classify a base string (DESIGN §3).
+//! Dockerfile — and the rules that classify a base string (docs/ARCHITECTURE.md#base-strings).
 //!
 //! [`Base::image`], [`Base::dockerfile`] and [`Base::default`] never guess. [`Base::parse`]
 //! classifies a string:

@@ -179,8 +179,8 @@ impl Client {
         let mut removed = Vec::new();
         for info in self.list().await? {
             let expired = info.expires.is_some_and(|e| e <= now);
-            let orphaned = Owner::parse(&info.owner)
-                .is_some_and(|o| o.liveness() == labels::Liveness::Gone);
+            let orphaned =
+                Owner::parse(&info.owner).is_some_and(|o| o.liveness() == labels::Liveness::Gone);
             if expired || orphaned {
                 tracing::info!(instance = %info.id, expired, orphaned, "sweeping instance");
                 self.engine.remove(&info.container_id).await?;

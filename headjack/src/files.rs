@@ -1,8 +1,10 @@
 //! Moving files in and out of an instance as tar archives, without letting any entry escape
 //! its target.
 
-use std::io::Read;
+use std::io::{Read, Seek, Write};
 use std::path::{Component, Path, PathBuf};
+
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -115,48 +117,129 @@ pub(crate) fn single_file_tar(
     b.into_inner().map_err(|e| Error::io("packing a file", e))
 }
 
-/// The content of the single regular file in a tar the engine sent for `path`.
-pub(crate) fn read_single_file(tar_bytes: &[u8], path: &str) -> Result<Vec<u8>> {
-    let mut archive = tar::Archive::new(tar_bytes);
-    let mut entries = archive
-        .entries()
-        .map_err(|e| Error::io(format!("reading {path}"), e))?;
-    let Some(entry) = entries.next() else {
-        return Err(Error::new(
-            ErrorKind::NotFound,
-            format!("{path} was not found in the container"),
-        ));
-    };
-    let mut entry = entry.map_err(|e| Error::io(format!("reading {path}"), e))?;
-    match entry.header().entry_type() {
-        tar::EntryType::Regular | tar::EntryType::Continuous => {}
-        tar::EntryType::Directory => {
-            return Err(Error::invalid_argument(format!(
-                "{path} is a directory; use copy_out to copy directories"
-            )));
+/// Reads the single regular file of the tar the engine streams for `path`, refusing (before
+/// reading its content) a file larger than `limit` bytes or one that is not a regular file.
+/// Only the tar headers and the file's own bytes are read: memory stays within the limit.
+pub(crate) async fn read_single_file<R: AsyncRead + Unpin>(
+    mut tar: R,
+    path: &str,
+    limit: u64,
+) -> Result<Vec<u8>> {
+    let io = |e: std::io::Error| Error::io(format!("reading {path}"), e);
+    let mut block = [0u8; 512];
+    loop {
+        if !read_block(&mut tar, &mut block).await.map_err(io)? {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("{path} was not found in the container"),
+            ));
         }
-        tar::EntryType::Symlink => {
-            let target = entry
-                .link_name()
-                .ok()
-                .flatten()
-                .map(|t| t.display().to_string())
-                .unwrap_or_default();
-            return Err(Error::invalid_argument(format!(
-                "{path} is a symbolic link to {target}; read the target instead"
-            )));
-        }
-        other => {
-            return Err(Error::invalid_argument(format!(
-                "{path} is not a regular file ({other:?})"
-            )));
+        let header = tar::Header::from_byte_slice(&block);
+        let size = header.entry_size().map_err(io)?;
+        match header.entry_type() {
+            // Extended headers (long names, PAX attributes) come before the entry they describe.
+            tar::EntryType::XHeader
+            | tar::EntryType::XGlobalHeader
+            | tar::EntryType::GNULongName
+            | tar::EntryType::GNULongLink => {
+                skip(&mut tar, padded(size)).await.map_err(io)?;
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                if size > limit {
+                    return Err(Error::invalid_argument(format!(
+                        "{path} is {} ({size} bytes), more than the read limit of {} ({limit} \
+                         bytes); copy it out to disk with copy_out, or raise the limit",
+                        crate::spec::human_bytes(size),
+                        crate::spec::human_bytes(limit),
+                    )));
+                }
+                let mut data = vec![0u8; size as usize];
+                tar.read_exact(&mut data).await.map_err(io)?;
+                return Ok(data);
+            }
+            tar::EntryType::Directory => {
+                return Err(Error::invalid_argument(format!(
+                    "{path} is a directory; use copy_out to copy directories"
+                )));
+            }
+            tar::EntryType::Symlink => {
+                let target = header
+                    .link_name()
+                    .ok()
+                    .flatten()
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_default();
+                return Err(Error::invalid_argument(format!(
+                    "{path} is a symbolic link to {target}; read the target instead"
+                )));
+            }
+            other => {
+                return Err(Error::invalid_argument(format!(
+                    "{path} is not a regular file ({other:?})"
+                )));
+            }
         }
     }
-    let mut data = Vec::with_capacity(entry.size() as usize);
-    entry
-        .read_to_end(&mut data)
-        .map_err(|e| Error::io(format!("reading {path}"), e))?;
-    Ok(data)
+}
+
+/// Reads one 512-byte tar block; `false` at a clean end (end of stream or the zero block).
+async fn read_block<R: AsyncRead + Unpin>(
+    r: &mut R,
+    block: &mut [u8; 512],
+) -> std::io::Result<bool> {
+    let mut got = 0;
+    while got < block.len() {
+        let n = r.read(&mut block[got..]).await?;
+        if n == 0 {
+            return if got == 0 {
+                Ok(false)
+            } else {
+                Err(std::io::ErrorKind::UnexpectedEof.into())
+            };
+        }
+        got += n;
+    }
+    Ok(block.iter().any(|b| *b != 0))
+}
+
+async fn skip<R: AsyncRead + Unpin>(r: &mut R, n: u64) -> std::io::Result<()> {
+    let copied = tokio::io::copy(&mut r.take(n), &mut tokio::io::sink()).await?;
+    if copied < n {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(())
+}
+
+/// `n` rounded up to whole tar blocks.
+fn padded(n: u64) -> u64 {
+    n.div_ceil(512) * 512
+}
+
+/// Copies `from` into `file`, leaving runs of zero bytes as holes: a sparse file streamed out of
+/// a container (the engine sends its holes as zeros) stays sparse on the host, and the copy never
+/// holds more than one buffer in memory.
+pub(crate) async fn copy_sparse<R: AsyncRead + Unpin>(
+    mut from: R,
+    file: &mut tokio::fs::File,
+) -> std::io::Result<u64> {
+    use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 << 10];
+    let mut len = 0u64;
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        if buf[..n].iter().all(|b| *b == 0) {
+            file.seek(std::io::SeekFrom::Current(n as i64)).await?;
+        } else {
+            file.write_all(&buf[..n]).await?;
+        }
+        len += n as u64;
+    }
+    file.flush().await?;
+    file.set_len(len).await?;
+    Ok(len)
 }
 
 /// Packs host file or directory `src` as a tar whose top entry is named `name`, owned by
@@ -215,71 +298,203 @@ pub(crate) fn pack_host_path(src: &Path, name: &str, owner: Ownership) -> Result
     b.into_inner().map_err(|e| Error::io(what(src), e))
 }
 
-/// Unpacks `tar_bytes` into host directory `dest`, refusing any entry that would land outside
-/// it: absolute paths, `..` components, and links (symbolic or hard) pointing outside.
-/// Nothing is written when any entry is refused.
-pub(crate) fn unpack_safely(tar_bytes: &[u8], dest: &Path) -> Result<Vec<PathBuf>> {
-    // First pass: validate every entry, so a bad archive leaves no partial copy behind.
-    let mut archive = tar::Archive::new(tar_bytes);
-    let entries = archive
-        .entries()
-        .map_err(|e| Error::io("reading the archive", e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("reading the archive", e))?;
-        let path = entry
-            .path()
-            .map_err(|e| Error::io("reading the archive", e))?
-            .into_owned();
-        check_relative(&path, &path)?;
-        let kind = entry.header().entry_type();
-        if kind.is_symlink() || kind.is_hard_link() {
-            let target = entry
-                .link_name()
-                .map_err(|e| Error::io("reading the archive", e))?
-                .map(|t| t.into_owned())
-                .unwrap_or_default();
-            if kind.is_hard_link() {
-                check_relative(&target, &path)?;
-            } else {
-                if target.is_absolute() {
-                    return Err(escape_error(
-                        &path,
-                        &format!("links to absolute path {}", target.display()),
-                    ));
+/// Unpacks the tar in `archive` into host directory `dest`, refusing any entry that would land
+/// outside it: absolute paths, `..` components, links (symbolic or hard) pointing outside, and
+/// paths that run through a symbolic link (one already in `dest`, or one the archive makes) or
+/// through a file where a directory is needed. Everything is checked before anything is written:
+/// a refused copy writes nothing. Runs of zero bytes in regular files are left as holes (sparse
+/// files stay sparse), and no file is ever held in memory.
+pub(crate) fn unpack_safely<A: Read + Seek>(mut archive: A, dest: &Path) -> Result<Vec<PathBuf>> {
+    let read_err = |e: std::io::Error| Error::io("reading the archive", e);
+    // First pass: check every entry against the archive's own links and the destination.
+    let mut links: Vec<PathBuf> = Vec::new();
+    let mut files: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+    let mut regular: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+    {
+        let mut tar = tar::Archive::new(&mut archive);
+        for entry in tar.entries().map_err(read_err)? {
+            let entry = entry.map_err(read_err)?;
+            let path = entry.path().map_err(read_err)?.into_owned();
+            check_relative(&path, &path)?;
+            // An archive of a container path never needs `..`; refusing it keeps every entry's
+            // place in the destination what its name says.
+            if path.components().any(|c| matches!(c, Component::ParentDir)) {
+                return Err(escape_error(&path, "has a .. component"));
+            }
+            if normalize_relative(&path).as_os_str().is_empty()
+                && !entry.header().entry_type().is_dir()
+            {
+                return Err(escape_error(
+                    &path,
+                    "would replace the destination directory",
+                ));
+            }
+            if let Some(link) = links.iter().find(|l| path.starts_with(l) && path != **l) {
+                return Err(escape_error(
+                    &path,
+                    &format!(
+                        "runs through {}, a symbolic link the archive makes",
+                        link.display()
+                    ),
+                ));
+            }
+            let kind = entry.header().entry_type();
+            if let Some(file) = path.ancestors().skip(1).find(|a| files.contains(*a)) {
+                return Err(Error::invalid_argument(format!(
+                    "refusing to copy: archive entry {} lies under {}, a file of the same archive; \
+                     nothing was written",
+                    path.display(),
+                    file.display()
+                )));
+            }
+            if !kind.is_dir() {
+                files.insert(normalize_relative(&path));
+            }
+            if kind.is_file() {
+                regular.insert(normalize_relative(&path));
+            }
+            check_destination(dest, &path, kind)?;
+            if kind.is_symlink() || kind.is_hard_link() {
+                let target = entry
+                    .link_name()
+                    .map_err(read_err)?
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
+                if kind.is_hard_link() {
+                    check_relative(&target, &path)?;
+                    // Hard links in an archive point to a file it held before.
+                    if !regular.contains(&normalize_relative(&target)) {
+                        return Err(escape_error(
+                            &path,
+                            &format!(
+                                "is a hard link to {}, which is not a file earlier in the archive",
+                                target.display()
+                            ),
+                        ));
+                    }
+                } else {
+                    if target.is_absolute() {
+                        return Err(escape_error(
+                            &path,
+                            &format!("links to absolute path {}", target.display()),
+                        ));
+                    }
+                    let joined = path.parent().unwrap_or(Path::new("")).join(&target);
+                    check_relative(&joined, &path)?;
+                    links.push(path.clone());
                 }
-                let joined = path.parent().unwrap_or(Path::new("")).join(&target);
-                check_relative(&joined, &path)?;
             }
         }
     }
+    // Second pass: write.
+    archive.rewind().map_err(read_err)?;
     std::fs::create_dir_all(dest)
         .map_err(|e| Error::io(format!("creating {}", dest.display()), e))?;
-    let mut archive = tar::Archive::new(tar_bytes);
-    archive.set_preserve_permissions(true);
-    archive.set_overwrite(true);
+    let mut tar = tar::Archive::new(&mut archive);
+    tar.set_preserve_permissions(true);
+    tar.set_overwrite(true);
     let mut written = Vec::new();
-    for entry in archive
-        .entries()
-        .map_err(|e| Error::io("reading the archive", e))?
-    {
-        let mut entry = entry.map_err(|e| Error::io("reading the archive", e))?;
-        let rel = entry
-            .path()
-            .map_err(|e| Error::io("reading the archive", e))?
-            .into_owned();
-        // unpack_in refuses paths that escape `dest` (including through existing symlinks).
-        let ok = entry
-            .unpack_in(dest)
-            .map_err(|e| Error::io(format!("writing {}", dest.join(&rel).display()), e))?;
-        if !ok {
-            return Err(escape_error(
-                &rel,
-                "would be written outside the destination",
-            ));
+    for entry in tar.entries().map_err(read_err)? {
+        let mut entry = entry.map_err(read_err)?;
+        let rel = normalize_relative(&entry.path().map_err(read_err)?);
+        let target = dest.join(&rel);
+        let write_err = |e: std::io::Error| Error::io(format!("writing {}", target.display()), e);
+        if entry.header().entry_type().is_file() {
+            write_sparse(&mut entry, &target).map_err(write_err)?;
+        } else {
+            // unpack_in refuses paths that escape `dest` (including through existing symlinks).
+            let ok = entry.unpack_in(dest).map_err(write_err)?;
+            if !ok {
+                return Err(escape_error(
+                    &rel,
+                    "would be written outside the destination",
+                ));
+            }
         }
-        written.push(dest.join(rel));
+        written.push(target);
     }
     Ok(written)
+}
+
+/// Refuses an entry whose path in `dest` runs through an existing symbolic link, or needs a
+/// directory where a file is (or replaces a directory with something else).
+fn check_destination(dest: &Path, rel: &Path, kind: tar::EntryType) -> Result<()> {
+    let mut at = dest.to_path_buf();
+    let parts: Vec<_> = rel.components().collect();
+    for (i, part) in parts.iter().enumerate() {
+        at.push(part);
+        let Ok(meta) = std::fs::symlink_metadata(&at) else {
+            return Ok(()); // nothing there yet: the copy creates it
+        };
+        let last = i + 1 == parts.len();
+        if meta.file_type().is_symlink() && !(last && kind.is_symlink()) {
+            return Err(escape_error(
+                rel,
+                &format!(
+                    "would be written through {}, a symbolic link in the destination",
+                    at.display()
+                ),
+            ));
+        }
+        if !last && !meta.is_dir() {
+            return Err(Error::invalid_argument(format!(
+                "refusing to copy: {} is a file where {} needs a directory; nothing was written",
+                at.display(),
+                rel.display()
+            )));
+        }
+        if last && meta.is_dir() && !kind.is_dir() {
+            return Err(Error::invalid_argument(format!(
+                "refusing to copy: {} is a directory and would be replaced by a file; nothing was \
+                 written",
+                at.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Writes a regular file from the archive, seeking over runs of zeros (holes).
+fn write_sparse<R: Read>(entry: &mut tar::Entry<'_, R>, target: &Path) -> std::io::Result<()> {
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    if std::fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_symlink()) {
+        std::fs::remove_file(target)?;
+    }
+    let mut file = std::fs::File::create(target)?;
+    let mut buf = vec![0u8; 64 << 10];
+    let mut len = 0u64;
+    loop {
+        let n = entry.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if buf[..n].iter().all(|b| *b == 0) {
+            file.seek(std::io::SeekFrom::Current(n as i64))?;
+        } else {
+            file.write_all(&buf[..n])?;
+        }
+        len += n as u64;
+    }
+    file.set_len(len)?;
+    let header = entry.header();
+    if let Ok(mode) = header.mode() {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))?;
+    }
+    if let Ok(mtime) = header.mtime() {
+        let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
+        let _ = file.set_times(std::fs::FileTimes::new().set_modified(when));
+    }
+    Ok(())
+}
+
+/// `p` without `.` components (entries are checked to have no `..` before this is used).
+fn normalize_relative(p: &Path) -> PathBuf {
+    p.components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect()
 }
 
 fn check_relative(p: &Path, entry: &Path) -> Result<()> {
@@ -387,7 +602,16 @@ mod tests {
             (e.header().uid().unwrap(), e.header().gid().unwrap()),
             (5, 6)
         );
-        assert_eq!(read_single_file(&t, "/f.bin").unwrap(), vec![0, 1, 2, 255]);
+        let read = |limit| {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(read_single_file(&t[..], "/f.bin", limit))
+        };
+        assert_eq!(read(4).unwrap(), vec![0, 1, 2, 255]);
+        let e = read(3).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert!(e.message().contains("read limit"), "{e}");
     }
 
     #[test]
@@ -406,7 +630,7 @@ mod tests {
         ];
         for (i, t) in cases.iter().enumerate() {
             let dest = dir.path().join(format!("case{i}"));
-            let e = unpack_safely(t, &dest).unwrap_err();
+            let e = unpack_safely(std::io::Cursor::new(t), &dest).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidArgument, "case {i}: {e}");
             assert!(
                 !dest.join("ok.txt").exists(),
@@ -423,11 +647,77 @@ mod tests {
             ("d/file", tar::EntryType::Regular, None),
             ("d/link", tar::EntryType::Symlink, Some("file")),
         ]);
-        unpack_safely(&t, dir.path()).unwrap();
+        unpack_safely(std::io::Cursor::new(&t), dir.path()).unwrap();
         assert_eq!(
             std::fs::read_link(dir.path().join("d/link")).unwrap(),
             PathBuf::from("file")
         );
         assert_eq!(std::fs::read(dir.path().join("d/file")).unwrap(), b"hi");
+    }
+
+    use proptest::prelude::*;
+
+    /// A path for a tar entry, hostile or not: `..`, absolute, `.`, empty segments.
+    fn entry_path() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof!["[a-z]{1,3}", Just("..".to_string()), Just(".".to_string())],
+            1..4,
+        )
+        .prop_flat_map(|segs| {
+            (Just(segs.join("/")), any::<bool>())
+                .prop_map(|(p, abs)| if abs { format!("/{p}") } else { p })
+        })
+    }
+
+    fn entry_kind() -> impl Strategy<Value = tar::EntryType> {
+        prop_oneof![
+            Just(tar::EntryType::Regular),
+            Just(tar::EntryType::Directory),
+            Just(tar::EntryType::Symlink),
+            Just(tar::EntryType::Link),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Whatever the archive holds, unpacking never panics and never writes outside the
+        /// destination; a refusal writes nothing.
+        #[test]
+        fn unpacking_stays_inside_the_destination(
+            entries in prop::collection::vec((entry_path(), entry_kind(), entry_path()), 1..6)
+        ) {
+            let root = tempfile::tempdir().unwrap();
+            let dest = root.path().join("dest");
+            let list: Vec<(&str, tar::EntryType, Option<&str>)> = entries
+                .iter()
+                .map(|(p, k, l)| (p.as_str(), *k, (k.is_symlink() || k.is_hard_link()).then_some(l.as_str())))
+                .filter(|(p, _, _)| p.len() < 100)
+                .collect();
+            prop_assume!(!list.is_empty());
+            let t = tar_with(&list);
+            let result = unpack_safely(std::io::Cursor::new(&t), &dest);
+            // Nothing appears next to the destination.
+            let outside: Vec<_> = std::fs::read_dir(root.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .filter(|n| n != "dest")
+                .collect();
+            prop_assert!(outside.is_empty(), "written outside: {outside:?}");
+            match result {
+                Ok(written) => {
+                    for w in written {
+                        prop_assert!(w.starts_with(&dest), "{}", w.display());
+                    }
+                }
+                Err(e) => {
+                    prop_assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{}", e);
+                    prop_assert!(
+                        !dest.exists() || std::fs::read_dir(&dest).unwrap().count() == 0,
+                        "a refused copy wrote something: {}", e
+                    );
+                }
+            }
+        }
     }
 }

@@ -81,7 +81,8 @@ pub struct InstanceInfo {
     pub image: String,
     /// Its state.
     pub status: Status,
-    /// `<host>/<pid>/<start time>` of the process that spawned it.
+    /// The process that spawned it: `<host>/<boot id>/<pid namespace>/<pid>/<start time>`, or
+    /// `detached`.
     pub owner: String,
     /// Unix seconds after which sweep may remove it.
     pub expires: Option<u64>,
@@ -130,6 +131,35 @@ pub(crate) struct Origin {
     pub entrypoint: Option<Vec<String>>,
     pub cmd: Option<Vec<String>>,
     pub labels: HashMap<String, String>,
+}
+
+/// A temporary file for an archive on its way out of a container, removed when dropped.
+struct Spool {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl Spool {
+    fn new() -> Result<Spool> {
+        let path = std::env::temp_dir().join(format!(
+            "headjack-copy-{}-{}.tar",
+            std::process::id(),
+            crate::labels::random_id()
+        ));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        Ok(Spool { path, file })
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// A running environment. Dropping it removes its container, unless [`Instance::keep`] was
@@ -300,15 +330,45 @@ impl Instance {
             }
             other => other,
         }
-        .map_err(|e| e.context(format!("writing {path}")))
+        .map_err(|e| {
+            if e.kind() == ErrorKind::InvalidArgument && e.message().contains("not a directory") {
+                Error::invalid_argument(format!(
+                    "writing {path}: a part of the path {parent} is a file, not a directory, in \
+                     instance {}",
+                    self.id
+                ))
+            } else {
+                e.context(format!("writing {path}"))
+            }
+        })
     }
 
-    /// Reads the regular file at `path` (absolute).
+    /// The default bound of [`Instance::read_file`]: larger files are refused before they are
+    /// read (copy them to disk with [`Instance::copy_out`]).
+    pub const DEFAULT_READ_LIMIT: u64 = 64 << 20;
+
+    /// Reads the regular file at `path` (absolute), up to [`Instance::DEFAULT_READ_LIMIT`].
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] when it does not exist; [`ErrorKind::InvalidArgument`] when it
+    /// is not a regular file or is larger than the limit (nothing of it is read then).
     pub async fn read_file(&self, path: &str) -> Result<Vec<u8>> {
+        self.read_file_limited(path, Instance::DEFAULT_READ_LIMIT)
+            .await
+    }
+
+    /// Reads the regular file at `path` (absolute) if it holds at most `max_bytes`; memory use
+    /// is bounded by the limit, whatever the container holds.
+    ///
+    /// # Errors
+    ///
+    /// As [`Instance::read_file`].
+    pub async fn read_file_limited(&self, path: &str, max_bytes: u64) -> Result<Vec<u8>> {
         self.check_live()?;
         let norm = files::normalize_container_path(path)?;
         let tar = self.download(&norm).await?;
-        files::read_single_file(&tar, path)
+        files::read_single_file(tar, path, max_bytes).await
     }
 
     /// Copies host file or directory `src` into directory `dest_dir` of the container
@@ -334,34 +394,61 @@ impl Instance {
     }
 
     /// Copies container file or directory `src` into host directory `dest_dir` (created if
-    /// missing), keeping its name. Entries that would land outside `dest_dir` are refused
-    /// and nothing is written. Returns the paths written.
+    /// missing), keeping its name. Returns the paths written.
+    ///
+    /// The archive is streamed to a temporary file first (sparse files stay sparse, nothing is
+    /// held in memory), then checked whole: entries that would land outside `dest_dir` — through
+    /// `..`, absolute paths, links, or a symbolic link already in `dest_dir` — are refused and
+    /// nothing is written.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] when `src` does not exist; [`ErrorKind::InvalidArgument`] for a
+    /// refused archive; [`ErrorKind::Io`] for host file errors.
     pub async fn copy_out(&self, src: &str, dest_dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
         self.check_live()?;
         let norm = files::normalize_container_path(src)?;
         let tar = self.download(&norm).await?;
-        let dest = dest_dir.as_ref().to_path_buf();
-        tokio::task::spawn_blocking(move || files::unpack_safely(&tar, &dest))
+        let spool = Spool::new()?;
+        let mut file = tokio::fs::File::from_std(
+            spool
+                .file
+                .try_clone()
+                .map_err(|e| Error::io(format!("opening {}", spool.path.display()), e))?,
+        );
+        files::copy_sparse(tar, &mut file)
             .await
-            .map_err(|e| Error::internal(format!("unpacking task failed: {e}")))?
+            .map_err(|e| Error::io(format!("copying {src} out of instance {}", self.id), e))?;
+        drop(file);
+        let dest = dest_dir.as_ref().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let mut f = &spool.file;
+            std::io::Seek::rewind(&mut f)
+                .map_err(|e| Error::io(format!("reading {}", spool.path.display()), e))?;
+            files::unpack_safely(f, &dest)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("unpacking task failed: {e}")))?
     }
 
-    async fn download(&self, path: &str) -> Result<Vec<u8>> {
+    /// The archive of `path` as the engine streams it; a missing path is a clear NotFound.
+    async fn download(&self, path: &str) -> Result<impl tokio::io::AsyncRead + Unpin + use<>> {
         let mut stream = self.engine.download(&self.container_id, path);
-        let mut buf = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(b) => buf.extend_from_slice(&b),
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    return Err(Error::new(
-                        ErrorKind::NotFound,
-                        format!("{path} does not exist in instance {}", self.id),
-                    ));
-                }
-                Err(e) => return Err(e),
+        let first = match stream.next().await {
+            Some(Err(e)) if e.kind() == ErrorKind::NotFound => {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("{path} does not exist in instance {}", self.id),
+                ));
             }
-        }
-        Ok(buf)
+            Some(Err(e)) => return Err(e),
+            Some(Ok(b)) => Some(b),
+            None => None,
+        };
+        let rest = futures_util::stream::iter(first.map(Ok)).chain(stream);
+        Ok(tokio_util::io::StreamReader::new(rest.map(|r| {
+            r.map_err(|e| std::io::Error::other(e.to_string()))
+        })))
     }
 
     /// Files copied in belong to the container's user, so a non-root agent can edit them.

@@ -1,4 +1,4 @@
-//! The label contract with the engine (DESIGN §6): how headjack recognises its own containers
+//! The label contract with the engine (docs/ARCHITECTURE.md#labels): how headjack recognises its own containers
 //! and images, and who owns them.
 
 use std::collections::HashMap;
@@ -11,7 +11,7 @@ pub const INSTANCE: &str = "io.headjack.instance";
 pub const BASE: &str = "io.headjack.base";
 /// The resolved image reference the container runs.
 pub const IMAGE: &str = "io.headjack.image";
-/// `<host>/<pid>/<process start time>` of the process that spawned the container.
+/// The process that spawned the container: `<host>/<boot id>/<pid namespace>/<pid>/<start time>` (see docs/ARCHITECTURE.md#labels).
 pub const OWNER: &str = "io.headjack.owner";
 /// The owner value of an instance spawned with [`crate::Spec::detached`]: never an orphan.
 pub const DETACHED: &str = "detached";
@@ -82,10 +82,9 @@ impl Owner {
 
     pub(crate) fn to_label(&self) -> String {
         match (&self.boot, self.pidns) {
-            (Some(boot), Some(ns)) => format!(
-                "{}/{boot}/{ns}/{}/{}",
-                self.host, self.pid, self.start_time
-            ),
+            (Some(boot), Some(ns)) => {
+                format!("{}/{boot}/{ns}/{}/{}", self.host, self.pid, self.start_time)
+            }
             _ => format!("{}/{}/{}", self.host, self.pid, self.start_time),
         }
     }
@@ -149,10 +148,15 @@ impl Owner {
         // namespace with the owner's PID there (the last NSpid entry) and start time.
         let mut unreadable = false;
         for entry in (view.processes)() {
+            // PID 1 as seen from the initial namespace is that namespace's init (whose links a
+            // sandboxed root may not read): never an owner in another namespace.
+            if entry == "1" {
+                continue;
+            }
             match (view.namespace_of)(&entry) {
-                Some(n) if n == ns => {}
-                Some(_) => continue,
-                None => {
+                Namespace::Of(n) if n == ns => {}
+                Namespace::Of(_) | Namespace::Gone => continue,
+                Namespace::Unreadable => {
                     unreadable = true;
                     continue;
                 }
@@ -172,11 +176,25 @@ impl Owner {
 }
 
 fn alive_if(alive: bool) -> Liveness {
-    if alive { Liveness::Alive } else { Liveness::Gone }
+    if alive {
+        Liveness::Alive
+    } else {
+        Liveness::Gone
+    }
 }
 
 fn is_boot_id(s: &str) -> bool {
     s.len() == 36 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+}
+
+/// The PID namespace of a process, as far as this process can read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Namespace {
+    Of(u64),
+    /// Exited, or a zombie: not a live process.
+    Gone,
+    /// Not ours to look at.
+    Unreadable,
 }
 
 /// What this process sees of the machine (replaceable in tests).
@@ -186,8 +204,8 @@ struct View {
     pidns: Option<u64>,
     /// The `/proc` entries (PIDs as seen from here).
     processes: fn() -> Vec<String>,
-    /// The PID namespace inode of a `/proc` entry; `None` if unreadable.
-    namespace_of: fn(&str) -> Option<u64>,
+    /// The PID namespace of a `/proc` entry.
+    namespace_of: fn(&str) -> Namespace,
     /// A process's PID in its own (innermost) namespace.
     inner_pid: fn(&str) -> Option<u32>,
     /// The start time of a `/proc` entry (the second argument is unused by the real view).
@@ -210,7 +228,16 @@ impl View {
                     })
                     .unwrap_or_default()
             },
-            namespace_of: pid_namespace,
+            namespace_of: |entry| match std::fs::read_link(format!("/proc/{entry}/ns/pid")) {
+                Ok(link) => link
+                    .to_str()
+                    .and_then(parse_namespace_link)
+                    .map_or(Namespace::Gone, Namespace::Of),
+                // Another user's process, without the right to look: it may be the owner.
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Namespace::Unreadable,
+                // Exited meanwhile, or a zombie (no namespace any more): not a live owner.
+                Err(_) => Namespace::Gone,
+            },
             inner_pid: |entry| {
                 let status = std::fs::read_to_string(format!("/proc/{entry}/status")).ok()?;
                 let line = status.lines().find(|l| l.starts_with("NSpid:"))?;
@@ -238,10 +265,14 @@ fn boot_id() -> Option<String> {
         .filter(|s| is_boot_id(s))
 }
 
-/// The PID namespace inode of `/proc/<entry>` (`self` for this process): `pid:[4026531836]`.
+/// The PID namespace inode of `/proc/<entry>` (`self` for this process).
 fn pid_namespace(entry: &str) -> Option<u64> {
     let link = std::fs::read_link(format!("/proc/{entry}/ns/pid")).ok()?;
-    let text = link.to_str()?;
+    parse_namespace_link(link.to_str()?)
+}
+
+/// `pid:[4026531836]` → 4026531836.
+fn parse_namespace_link(text: &str) -> Option<u64> {
     text.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
 }
 
@@ -250,11 +281,17 @@ pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
     stat_start_time(&pid.to_string())
 }
 
+/// The start time of a live process; `None` for a process that is gone — including a zombie,
+/// which has exited but not been reaped yet (it keeps its `/proc` entry, PID and start time).
 fn stat_start_time(entry: &str) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{entry}/stat")).ok()?;
     // The command name (field 2) may contain spaces and parentheses: parse after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 /// The labels on a container that make it findable by `list`, `attach` and `sweep`.
@@ -279,7 +316,10 @@ mod tests {
         };
         assert_eq!(Owner::parse(&o.to_label()), Some(o));
         let old = Owner::parse("myhost/42/7").unwrap();
-        assert_eq!((old.host.as_str(), old.boot, old.pidns, old.pid), ("myhost", None, None, 42));
+        assert_eq!(
+            (old.host.as_str(), old.boot, old.pidns, old.pid),
+            ("myhost", None, None, 42)
+        );
         let old_slashes = Owner::parse("a/b/42/7").unwrap();
         assert_eq!(old_slashes.host, "a/b");
         assert_eq!(Owner::parse("nohost"), None);
@@ -309,7 +349,7 @@ mod tests {
     }
 
     /// A machine of three processes: 10 (ours, initial namespace), 20 (PID 1 in namespace 77,
-    /// started at 500), 30 (unreadable).
+    /// started at 500), 30 (a zombie, or unreadable).
     fn view(pidns: u64, readable: bool) -> View {
         View {
             host: "h".into(),
@@ -318,14 +358,15 @@ mod tests {
             processes: || vec!["10".into(), "20".into(), "30".into()],
             namespace_of: if readable {
                 |e| match e {
-                    "10" | "30" => Some(INITIAL_PIDNS),
-                    _ => Some(77),
+                    "10" => Namespace::Of(INITIAL_PIDNS),
+                    "30" => Namespace::Gone, // a zombie
+                    _ => Namespace::Of(77),
                 }
             } else {
                 |e| match e {
-                    "10" => Some(INITIAL_PIDNS),
-                    "20" => Some(77),
-                    _ => None,
+                    "10" => Namespace::Of(INITIAL_PIDNS),
+                    "20" => Namespace::Of(77),
+                    _ => Namespace::Unreadable,
                 }
             },
             inner_pid: |e| match e {
@@ -360,11 +401,20 @@ mod tests {
         // A namespace with no process left: gone.
         assert_eq!(owner(88, 1, 500).liveness_from(&host), Liveness::Gone);
         // With processes it cannot read, the host cannot rule an owner out.
-        assert_eq!(owner(88, 1, 500).liveness_from(&view(INITIAL_PIDNS, false)), Liveness::Unknown);
-        assert_eq!(owner(77, 1, 500).liveness_from(&view(INITIAL_PIDNS, false)), Liveness::Alive);
+        assert_eq!(
+            owner(88, 1, 500).liveness_from(&view(INITIAL_PIDNS, false)),
+            Liveness::Unknown
+        );
+        assert_eq!(
+            owner(77, 1, 500).liveness_from(&view(INITIAL_PIDNS, false)),
+            Liveness::Alive
+        );
         // From inside namespace 77, an owner in the initial (or a sibling) namespace is invisible.
         let inside = view(77, true);
-        assert_eq!(owner(INITIAL_PIDNS, 10, 100).liveness_from(&inside), Liveness::Unknown);
+        assert_eq!(
+            owner(INITIAL_PIDNS, 10, 100).liveness_from(&inside),
+            Liveness::Unknown
+        );
         assert_eq!(owner(99, 1, 3).liveness_from(&inside), Liveness::Unknown);
         // In our own namespace, PID and start time decide.
         assert_eq!(owner(77, 1, 3).liveness_from(&inside), Liveness::Alive);

@@ -285,6 +285,15 @@ fn exit_code_contract() {
     assert_failure(&o, "lots");
     let o = run(&["run", "--no-such-flag"]);
     assert_failure(&o, "--no-such-flag");
+    // Usage errors keep their point (issue 9, item 17): the flag a flag needs is named, and a
+    // negative number is refused as a value of its flag, not taken for an unknown flag.
+    let o = run(&["run", "--base", &bb, "--expires", "60", "--", "true"]);
+    assert_failure(&o, "--keep");
+    for (flag, value) in [("--memory", "-1"), ("--cpus", "-2"), ("--timeout", "-5")] {
+        let o = run(&["run", "--base", &bb, flag, value, "--", "true"]);
+        assert_failure(&o, flag);
+        assert!(!text(&o.stderr).contains("use '--"), "{}", show(&o));
+    }
     let o = run(&["frobnicate"]);
     assert_failure(&o, "frobnicate");
     let o = Command::new(env!("CARGO_BIN_EXE_headjack"))

@@ -506,6 +506,19 @@ podman_load() { # REF
   return 0
 }
 
+# Docker loads br_netfilter (bridge-nf-call-iptables=1) and sets the FORWARD policy to DROP, so
+# frames between two containers on one Podman bridge go through iptables; netavark 1.4 adds ACCEPT
+# rules only for networks with outside access, so every `--internal` Podman network carries no
+# traffic at all while Docker runs on the same host (the egress proxy's topology needs them). Accept
+# frames *bridged* inside one podman bridge (never routed between networks): what a host without
+# Docker does.
+podman_bridges_with_docker() {
+  local rule=(-i 'podman+' -m physdev --physdev-is-bridged -j ACCEPT)
+  iptables -C DOCKER-USER "${rule[@]}" 2>/dev/null && return 0
+  iptables -I DOCKER-USER "${rule[@]}" || die "iptables -I DOCKER-USER ${rule[*]}"
+  say "accepting bridged traffic inside podman bridges (Docker's FORWARD drop policy would block Podman internal networks)"
+}
+
 step_podman() {
   local t0 restart=0 pidf=$RUN_DIR/podman.pid log=$RUN_DIR/podman.log loaded=()
   t0=$(now)
@@ -527,6 +540,7 @@ step_podman() {
     wait_until 30 podman_up || die "podman service did not answer on $PODMAN_SOCK within 30s" "$log"
     say "podman service started (pid $(<"$pidf"), storage driver $(podman info --format '{{.Store.GraphDriverName}}'))"
   fi
+  podman_bridges_with_docker
   podman_load "$BUSYBOX_IMAGE" && loaded+=(busybox)
   podman_load "$DEBIAN_IMAGE" && loaded+=(debian)
   local api out

@@ -1,4 +1,4 @@
-//! The cache key of a Dockerfile build and the image tag derived from it (DESIGN §4).
+//! The cache key of a Dockerfile build and the image tag derived from it (docs/ARCHITECTURE.md#cache-key).
 //!
 //! The key is sha256 over a canonical, versioned byte stream of everything that decides the
 //! result of a build, and nothing else: not mtimes, owners or where the context lives. Every

@@ -2,6 +2,8 @@
 
 mod cache;
 mod context;
+#[cfg(test)]
+mod context_fuzz;
 mod dockerfile;
 mod ignore;
 mod key;

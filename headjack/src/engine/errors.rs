@@ -72,6 +72,11 @@ pub(crate) fn kind_of_status(status: u16, message: &str) -> ErrorKind {
         409 => ErrorKind::Conflict,
         400 => ErrorKind::InvalidArgument,
         _ if m.contains("already in use") => ErrorKind::Conflict,
+        // Bad input the engine only finds out about when it uses it (Podman and Docker say 500).
+        _ if m.contains("unable to find user") || m.contains("unable to find group") => {
+            ErrorKind::InvalidArgument
+        }
+        _ if m.contains("not a directory") => ErrorKind::InvalidArgument,
         _ if m.contains("not found") || m.contains("no such") => ErrorKind::NotFound,
         _ => ErrorKind::Internal,
     }
@@ -210,13 +215,24 @@ pub(crate) enum StartFailure {
     NotFound,
     /// Not executable, or a directory.
     NotExecutable,
+    /// The working directory does not exist.
+    WorkdirMissing,
+    /// The user is not in the container's `/etc/passwd`.
+    UnknownUser,
+    /// The group is not in the container's `/etc/group`.
+    UnknownGroup,
+    /// The container stopped between the exec's creation and its start.
+    ContainerStopped,
 }
 
 /// Whether the first output of an exec opens like the runtime's report of a failed start.
 pub(crate) fn looks_like_start_failure(data: &[u8]) -> bool {
     let head = &data[..data.len().min(512)];
     let text = String::from_utf8_lossy(head).to_ascii_lowercase();
-    text.contains("exec failed") || text.contains("oci runtime")
+    text.contains("exec failed")
+        || text.contains("oci runtime")
+        || text.contains("unable to find user")
+        || text.contains("unable to find group")
 }
 
 /// Reads the runtime's report (and the exit code it gave) as a start failure, if it is one.
@@ -225,13 +241,31 @@ pub(crate) fn start_failure(code: i64, report: &[u8]) -> Option<StartFailure> {
         return None;
     }
     let text = String::from_utf8_lossy(report).to_ascii_lowercase();
+    if let Some(f) = identity_failure(&text) {
+        return Some(f);
+    }
     if !(text.contains("oci runtime") || text.contains("exec failed")) {
         return None;
     }
-    if text.contains("not found") || text.contains("no such file or directory") {
+    if text.contains("stopped state") {
+        Some(StartFailure::ContainerStopped)
+    } else if text.contains("chdir to cwd") {
+        Some(StartFailure::WorkdirMissing)
+    } else if text.contains("not found") || text.contains("no such file or directory") {
         Some(StartFailure::NotFound)
     } else if text.contains("permission denied") || text.contains("is a directory") {
         Some(StartFailure::NotExecutable)
+    } else {
+        None
+    }
+}
+
+/// An unknown user or group, as the runtime (or Podman's API, on start) words it.
+pub(crate) fn identity_failure(lowercase_text: &str) -> Option<StartFailure> {
+    if lowercase_text.contains("unable to find user") {
+        Some(StartFailure::UnknownUser)
+    } else if lowercase_text.contains("unable to find group") {
+        Some(StartFailure::UnknownGroup)
     } else {
         None
     }
@@ -289,6 +323,31 @@ mod tests {
             },
         );
         assert_eq!(e.kind(), ErrorKind::Conflict);
+        for (status, message, kind) in [
+            (
+                500,
+                "unable to find user nosuch: no matching entries in passwd file",
+                ErrorKind::InvalidArgument,
+            ),
+            (
+                500,
+                "extraction point is not a directory",
+                ErrorKind::InvalidArgument,
+            ),
+            (500, "no such container", ErrorKind::NotFound),
+            (500, "name is already in use", ErrorKind::Conflict),
+            (500, "something else", ErrorKind::Internal),
+            (400, "bad parameter", ErrorKind::InvalidArgument),
+        ] {
+            assert_eq!(kind_of_status(status, message), kind, "{status} {message}");
+        }
+        let e = map_err(
+            "x",
+            BollardError::IOError {
+                err: std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"),
+            },
+        );
+        assert_eq!(e.kind(), ErrorKind::EngineUnavailable);
     }
 
     #[test]
@@ -303,6 +362,11 @@ mod tests {
             (127, crun, Some(NotFound)),
             (126, docker_perm, Some(NotExecutable)),
             (126, runc, Some(NotExecutable)),
+            (126, br#"OCI runtime exec failed: exec failed: unable to start container process: chdir to cwd ("/nonexistent") set in config.json failed: no such file or directory: unknown"#, Some(WorkdirMissing)),
+            (127, br#"runc: exec failed: unable to start container process: chdir to cwd ("/x") set in config.json failed: no such file or directory: OCI runtime attempted to invoke a command that was not found"#, Some(WorkdirMissing)),
+            (126, b"unable to find user nosuch: no matching entries in passwd file\r\n", Some(UnknownUser)),
+            (126, b"unable to find group g: no matching entries in group file\r\n", Some(UnknownGroup)),
+            (126, b"OCI runtime exec failed: exec failed: cannot exec in a stopped state: unknown\r\n", Some(ContainerStopped)),
             (1, docker, None),
             (0, docker, None),
             (127, b"sh: something else", None),

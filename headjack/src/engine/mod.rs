@@ -1,5 +1,5 @@
 //! The container engine: the only module that talks bollard, and the one place that knows the
-//! Docker API's semantics (DESIGN §7; docs/ARCHITECTURE.md "engine").
+//! Docker API's semantics (docs/ARCHITECTURE.md#engine).
 //!
 //! Everything else in the crate speaks in headjack's own types, so a bollard upgrade (0.22
 //! changes several signatures) touches this folder alone, and a second backend (Kubernetes) can
@@ -25,7 +25,7 @@ use tracing::Instrument;
 use crate::error::{Error, ErrorKind, Result};
 
 pub(crate) use containers::{ContainerDetails, ContainerPlan, PlanMount};
-pub(crate) use errors::{StartFailure, looks_like_start_failure, start_failure};
+pub(crate) use errors::{StartFailure, identity_failure, looks_like_start_failure, start_failure};
 pub(crate) use exec::{ExecOutputChunk, ExecParams, InputSink, OutputStream};
 pub(crate) use images::{BuildParams, Credentials, ImageDetails};
 
@@ -118,7 +118,7 @@ fn default_candidates() -> Vec<String> {
 }
 
 impl Engine {
-    /// Connects to `host` if given, else to the first engine that answers (DESIGN §7).
+    /// Connects to `host` if given, else to the first engine that answers (docs/ARCHITECTURE.md#engine).
     pub(crate) async fn connect(host: Option<&str>) -> Result<Engine> {
         let candidates = match host {
             Some(h) => vec![h.to_string()],

@@ -20,8 +20,8 @@ use tokio::time::Instant;
 use super::stream::{ExecResizer, ExecStdin, ExecStream};
 use super::{Chunk, Exec, ExecOutput, ExitStatus, StreamKind};
 use crate::engine::{
-    Engine, ExecOutputChunk, ExecParams, OutputStream, StartFailure, looks_like_start_failure,
-    start_failure,
+    Engine, ExecOutputChunk, ExecParams, OutputStream, StartFailure, identity_failure,
+    looks_like_start_failure, start_failure,
 };
 use crate::error::{Error, ErrorKind, Result};
 
@@ -60,7 +60,29 @@ pub(crate) async fn start(
         stdin: exec.stdin.is_some() || exec.stdin_stream,
         tty: exec.tty,
     };
-    let (exec_id, output, input) = engine.exec(container, params).await?;
+    let (exec_id, output, input) = match engine.exec(container, params).await {
+        Ok(started) => started,
+        // Podman refuses an unknown user when starting the exec (Docker runs it and reports
+        // 126): give both the same outcome, exit 126 with one clear line on stderr.
+        Err(e) => match identity_failure(&e.message().to_ascii_lowercase()) {
+            Some(failure) => {
+                let line = failure.message(&exec.argv[0], exec.workdir.as_deref(), user.as_deref());
+                return Ok(ExecStream::ended(
+                    vec![Chunk {
+                        stream: StreamKind::Stderr,
+                        data: Bytes::from(line),
+                    }],
+                    ExitStatus {
+                        code: failure.exit_code(),
+                        timed_out: false,
+                        oom_killed: false,
+                        kill_failed: false,
+                    },
+                ));
+            }
+            None => return Err(e),
+        },
+    };
     let (tx, rx) = mpsc::channel(64);
     let (status_tx, status_rx) = oneshot::channel();
     let stdin = input.map(|sink| ExecStdin::new(sink, exec.tty));
@@ -76,6 +98,7 @@ pub(crate) async fn start(
         marker,
         user,
         program: exec.argv[0].clone(),
+        workdir: exec.workdir.clone(),
         // A timeout too long to represent is no timeout at all.
         deadline: exec.timeout.and_then(|t| Instant::now().checked_add(t)),
         oom_seen,
@@ -132,6 +155,7 @@ struct Driver {
     marker: String,
     user: Option<String>,
     program: String,
+    workdir: Option<String>,
     deadline: Option<Instant>,
     /// The container's OOM-kill count when last looked at (shared by the instance's execs).
     oom_seen: Arc<AtomicU64>,
@@ -256,6 +280,11 @@ impl Driver {
         let failure = Some(&report)
             .filter(|r| matches!(end, End::Finished) && !r.is_empty())
             .and_then(|r| start_failure(code, r));
+        if failure == Some(StartFailure::ContainerStopped) {
+            return Err(self
+                .vanished(Error::new(ErrorKind::Conflict, "the container stopped"))
+                .await);
+        }
         let mut tail = queued;
         match failure {
             Some(failure) => {
@@ -267,7 +296,11 @@ impl Driver {
                 code = failure.exit_code();
                 tail.push_back(Chunk {
                     stream: StreamKind::Stderr,
-                    data: Bytes::from(failure.message(&self.program)),
+                    data: Bytes::from(failure.message(
+                        &self.program,
+                        self.workdir.as_deref(),
+                        self.user.as_deref(),
+                    )),
                 });
             }
             None => tail.extend(held),
@@ -453,11 +486,13 @@ impl StartFailure {
     fn exit_code(self) -> i64 {
         match self {
             StartFailure::NotFound => ExitStatus::COMMAND_NOT_FOUND,
-            StartFailure::NotExecutable => ExitStatus::CANNOT_EXECUTE,
+            _ => ExitStatus::CANNOT_EXECUTE,
         }
     }
 
-    fn message(self, program: &str) -> String {
+    /// headjack's one line on stderr for a command that could not be started.
+    fn message(self, program: &str, workdir: Option<&str>, user: Option<&str>) -> String {
+        let user = user.unwrap_or("the container's user");
         match self {
             StartFailure::NotFound => format!(
                 "headjack: {program}: command not found in the container (not on $PATH, or no such file)\n"
@@ -465,6 +500,19 @@ impl StartFailure {
             StartFailure::NotExecutable => format!(
                 "headjack: {program}: cannot be run in the container (permission denied: not executable, or a directory)\n"
             ),
+            StartFailure::WorkdirMissing => format!(
+                "headjack: {program}: the working directory {} does not exist in the container\n",
+                workdir.unwrap_or("(the container's)")
+            ),
+            StartFailure::UnknownUser => format!(
+                "headjack: {program}: user {user} does not exist in the container (no entry in its /etc/passwd)\n"
+            ),
+            StartFailure::UnknownGroup => format!(
+                "headjack: {program}: the group of user {user} does not exist in the container (no entry in its /etc/group)\n"
+            ),
+            StartFailure::ContainerStopped => {
+                format!("headjack: {program}: the container is not running any more\n")
+            }
         }
     }
 }

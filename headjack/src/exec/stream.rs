@@ -39,6 +39,17 @@ impl ExecStream {
         }
     }
 
+    /// A stream of a command that already ended: `chunks`, then `status`.
+    pub(crate) fn ended(chunks: Vec<Chunk>, status: ExitStatus) -> ExecStream {
+        let (tx, rx) = mpsc::channel(chunks.len().max(1));
+        for c in chunks {
+            let _ = tx.try_send(Ok(c));
+        }
+        let (status_tx, status_rx) = oneshot::channel();
+        let _ = status_tx.send(Ok(status));
+        ExecStream::new(rx, status_rx, None, ExecResizer::none())
+    }
+
     /// The next chunk, or `None` when the command's output has ended.
     pub async fn next(&mut self) -> Option<Result<Chunk>> {
         self.chunks.recv().await
@@ -88,14 +99,37 @@ impl ExecStream {
 /// (cheap to clone, usable from any task while the stream is read).
 #[derive(Clone)]
 pub struct ExecResizer {
-    engine: Engine,
-    exec_id: String,
+    target: ResizeTarget,
+}
+
+/// Where a resize goes.
+#[derive(Clone)]
+enum ResizeTarget {
+    /// An engine exec.
+    Engine {
+        engine: Box<Engine>,
+        exec_id: String,
+    },
+    /// A command that never got a terminal (it could not be started).
+    Nothing,
 }
 
 impl ExecResizer {
     /// Resizes the terminal of engine exec `exec_id`.
     pub(crate) fn engine(engine: Engine, exec_id: String) -> ExecResizer {
-        ExecResizer { engine, exec_id }
+        ExecResizer {
+            target: ResizeTarget::Engine {
+                engine: Box::new(engine),
+                exec_id,
+            },
+        }
+    }
+
+    /// For a command without a terminal to resize.
+    pub(crate) fn none() -> ExecResizer {
+        ExecResizer {
+            target: ResizeTarget::Nothing,
+        }
     }
 
     /// Sets the terminal to `rows` × `cols`. A resize after the command ended may fail with
@@ -106,14 +140,26 @@ impl ExecResizer {
                 "a terminal of {rows} rows × {cols} columns: both must be at least 1"
             )));
         }
-        self.engine.resize_exec(&self.exec_id, rows, cols).await
+        match &self.target {
+            ResizeTarget::Engine { engine, exec_id } => {
+                engine.resize_exec(exec_id, rows, cols).await
+            }
+            ResizeTarget::Nothing => Err(Error::new(
+                crate::error::ErrorKind::Conflict,
+                "the command has no terminal to resize (it did not start)",
+            )),
+        }
     }
 }
 
 impl std::fmt::Debug for ExecResizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let exec_id = match &self.target {
+            ResizeTarget::Engine { exec_id, .. } => exec_id.as_str(),
+            ResizeTarget::Nothing => "",
+        };
         f.debug_struct("ExecResizer")
-            .field("exec_id", &self.exec_id)
+            .field("exec_id", &exec_id)
             .finish()
     }
 }

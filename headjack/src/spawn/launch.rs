@@ -85,7 +85,26 @@ async fn wait_ready(instance: &Instance, spec: &Spec) -> Result<()> {
         match instance.exec(attempt).await {
             Ok(out) if out.success() => return Ok(()),
             Ok(out) => last = format!("exit code {}: {}", out.exit_code, out.stderr_text().trim()),
-            Err(e) => last = e.to_string(),
+            Err(e) => {
+                // The check could not even run: if the container stopped (its keep-alive ended,
+                // the engine restarted), waiting out the deadline cannot help.
+                match instance.status().await {
+                    Ok(Status::Running) => {}
+                    Ok(status) => {
+                        return Err(Error::new(
+                            ErrorKind::Conflict,
+                            format!(
+                                "instance {} stopped while waiting to become ready (it is {}): {e}",
+                                instance.id(),
+                                status.as_str()
+                            ),
+                        ));
+                    }
+                    Err(gone) if gone.kind() == ErrorKind::NotFound => return Err(gone),
+                    Err(_) => {}
+                }
+                last = e.to_string();
+            }
         }
         if tokio::time::Instant::now()
             .checked_add(check.interval)

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::pull;
 use crate::spec::Spec;
 
-/// The default base image's Dockerfile, embedded at compile time (DESIGN §3.4).
+/// The default base image's Dockerfile, embedded at compile time (docs/ARCHITECTURE.md#base-strings).
 pub(crate) const DEFAULT_BASE_DOCKERFILE: &str = include_str!("../../../images/base/Dockerfile");
 
 /// The environment variable that replaces the default base (any base string).

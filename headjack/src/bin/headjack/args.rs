@@ -88,6 +88,34 @@ pub enum Command {
     Images(ImagesArgs),
     /// Show the engine headjack talks to.
     Info,
+    /// Serve headjack to an AI assistant as a Model Context Protocol server on stdin/stdout
+    /// (tools: spawn, exec, read_file, write_file, list_files, list_instances, remove). The
+    /// instances it spawns are removed when the client disconnects or the server stops.
+    Mcp(McpArgs),
+}
+
+/// What `mcp` allows the assistant.
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// The base of spawns that name none (default: the default base).
+    #[arg(long, short = 'b', value_name = "BASE")]
+    pub base: Option<String>,
+    /// A host directory that spawn may mount as a workspace, with everything under it;
+    /// repeatable. Without it, spawn mounts no host directory.
+    #[arg(long, value_name = "DIR")]
+    pub allow_workspace: Vec<PathBuf>,
+    /// Most instances alive at once.
+    #[arg(long, value_name = "N", default_value = "8")]
+    pub max_instances: usize,
+    /// Timeout of exec calls that give none, in seconds.
+    #[arg(long, value_name = "SECS", default_value = "120", value_parser = parse_timeout, allow_hyphen_values = true)]
+    pub exec_timeout: Duration,
+    /// Engine runtime of every instance, e.g. runsc (gVisor).
+    #[arg(long, value_name = "RUNTIME")]
+    pub runtime: Option<String>,
+    /// Label K=V on every instance; repeatable.
+    #[arg(long = "label", short = 'l', value_name = "K=V")]
+    pub labels: Vec<String>,
 }
 
 /// What `run` launches.
@@ -103,10 +131,10 @@ pub struct RunArgs {
     #[arg(long = "env", short = 'e', value_name = "K=V")]
     pub env: Vec<String>,
     /// Memory limit, e.g. 512m, 2g (bytes without a suffix).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, allow_hyphen_values = true)]
     pub memory: Option<u64>,
     /// CPU limit in cores, e.g. 1.5.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_cpus, allow_hyphen_values = true)]
     pub cpus: Option<f64>,
     /// Network: bridge (default), none, or a named engine network.
     #[arg(long, value_name = "NET")]
@@ -119,7 +147,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub keep: bool,
     /// With --keep: let `headjack sweep` remove the instance after this many seconds.
-    #[arg(long, value_name = "SECS", value_parser = parse_timeout, requires = "keep")]
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout, requires = "keep", allow_hyphen_values = true)]
     pub expires: Option<Duration>,
     /// Container name (default headjack-<id>).
     #[arg(long, value_name = "NAME")]
@@ -147,7 +175,7 @@ pub struct ExecOptions {
     #[arg(long, short = 'w', value_name = "DIR")]
     pub workdir: Option<String>,
     /// Kill the command inside the container after this many seconds (exit code 124).
-    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout, allow_hyphen_values = true)]
     pub timeout: Option<Duration>,
     /// Forward our standard input to the command.
     #[arg(long, short = 'i')]
@@ -210,7 +238,7 @@ pub struct StopArgs {
     #[arg(required = true)]
     pub ids: Vec<String>,
     /// Seconds to wait after SIGTERM before SIGKILL.
-    #[arg(long, short = 't', value_name = "SECS", default_value = "10", value_parser = parse_timeout)]
+    #[arg(long, short = 't', value_name = "SECS", default_value = "10", value_parser = parse_timeout, allow_hyphen_values = true)]
     pub time: Duration,
 }
 
@@ -269,6 +297,19 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok((n * mult as f64) as u64)
 }
 
+/// Parses a CPU limit: a positive number of cores.
+pub fn parse_cpus(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 => Ok(n),
+        Ok(_) => Err(format!(
+            "{s:?} is not a positive number of cores (use e.g. 0.5 or 2)"
+        )),
+        Err(_) => Err(format!(
+            "{s:?} is not a number of cores (use e.g. 0.5 or 2)"
+        )),
+    }
+}
+
 /// Parses a positive number of seconds (fractions allowed, an optional `s` suffix).
 pub fn parse_timeout(s: &str) -> Result<Duration, String> {
     let t = s.trim();
@@ -277,7 +318,9 @@ pub fn parse_timeout(s: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("{s:?} is not a number of seconds"))?;
     if !(n.is_finite() && n >= 0.0) || n > 1e9 {
-        return Err(format!("{s:?} is not a usable number of seconds"));
+        return Err(format!(
+            "{s:?} is not a usable number of seconds (from 0 to 1000000000)"
+        ));
     }
     Ok(Duration::from_secs_f64(n))
 }
@@ -322,13 +365,21 @@ pub fn usage_error(e: clap::Error) -> u8 {
         }
         _ => {
             let text = e.render().to_string();
-            let first = text
+            // The first paragraph, joined: clap puts what is missing on the lines that follow
+            // ("the following required arguments were not provided:" / "  --keep").
+            let first: String = text
                 .lines()
                 .map(str::trim)
-                .find(|l| !l.is_empty())
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error:")
-                .trim();
+                .skip_while(|l| l.is_empty())
+                .take_while(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let first = first.trim_start_matches("error:").trim();
+            let first = if first.is_empty() {
+                "invalid arguments"
+            } else {
+                first
+            };
             let tip = text
                 .lines()
                 .map(str::trim)

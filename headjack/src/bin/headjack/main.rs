@@ -5,6 +5,7 @@
 
 mod args;
 mod commands;
+mod mcp;
 mod progress;
 mod run;
 mod term;
@@ -97,6 +98,7 @@ async fn dispatch(cli: Cli) -> u8 {
         Command::Sweep => commands::sweep(&global).await,
         Command::Images(a) => commands::images(&global, a).await,
         Command::Info => commands::info(&global).await,
+        Command::Mcp(a) => mcp::serve(&global, a).await,
     };
     match outcome {
         Ok(code) => code,
