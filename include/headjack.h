@@ -1668,7 +1668,7 @@ headjack_status headjack_exec_wait(const struct headjack_exec *exec,
 
 /**
  * Frees an exec. A command still running is killed inside the container (with everything it
- * started). NULL is ignored.
+ * started); the call returns once the kill went through. NULL is ignored.
  *
  * May be called while other threads are blocked in `headjack_exec_next`, `headjack_exec_wait`
  * or `headjack_exec_write_stdin` on this exec: they return at once (`headjack_exec_next` with

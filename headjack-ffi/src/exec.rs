@@ -401,18 +401,14 @@ pub extern "C" fn headjack_exec_wait(
     fallible(err, || {
         let exec = try_arc(exec, "exec")?;
         let out = out_ref(out_status, "out_status")?;
-        let status = block_on(async {
-            // An interactive command may be waiting for the end of its input.
-            let _ = exec.close_stdin().await;
-            exec.wait().await
-        })??;
+        let status = block_on(exec.wait())??;
         *out = status.into();
         Ok(())
     })
 }
 
 /// Frees an exec. A command still running is killed inside the container (with everything it
-/// started). NULL is ignored.
+/// started); the call returns once the kill went through. NULL is ignored.
 ///
 /// May be called while other threads are blocked in `headjack_exec_next`, `headjack_exec_wait`
 /// or `headjack_exec_write_stdin` on this exec: they return at once (`headjack_exec_next` with

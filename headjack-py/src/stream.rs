@@ -56,8 +56,6 @@ macro_rules! exec_stream_methods {
             fn wait(&self, py: Python<'_>) -> PyResult<<$face as Face>::Out<ExitStatus>> {
                 let exec = self.exec.clone();
                 <$face>::call(py, concat!(stringify!($cls), ".wait"), async move {
-                    // An interactive command may be waiting for the end of its input.
-                    let _ = exec.close_stdin().await;
                     Ok(ExitStatus { inner: exec.wait().await? })
                 }, None)
             }
@@ -103,8 +101,9 @@ macro_rules! exec_stream_methods {
                 }, None)
             }
 
-            /// Stops reading; a command still running is killed inside the container (a
-            /// thread or task blocked reading the output gets the end of it). Idempotent.
+            /// Stops reading; a command still running is killed inside the container, and this
+            /// returns once it is (a thread or task blocked reading the output gets the end of
+            /// it). Idempotent.
             fn close(&self, py: Python<'_>) -> PyResult<<$face as Face>::Out<()>> {
                 let exec = self.exec.clone();
                 closing::<$face, _>(py, concat!(stringify!($cls), ".close"), async move {

@@ -177,16 +177,17 @@ def test_exec_stream(env: headjack.Instance) -> None:
 
 
 def test_exec_stream_close_kills(env: headjack.Instance) -> None:
+    ps = ["sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"]
     s = env.exec_stream(["sleep", "32"])
-    s.close()
-    s.close()
-    listing = b""
-    for _ in range(100):  # the kill runs in the background; poll until it is done
-        listing = env.exec(["sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"]).stdout
-        if b"sleep 32" not in listing:
+    for _ in range(100):
+        if b"sleep 32" in env.exec(ps).stdout:
             break
-        time.sleep(0.1)
-    assert b"sleep 32" not in listing
+        time.sleep(0.05)
+    else:
+        pytest.fail("sleep 32 never started")
+    s.close()  # returns once the kill went through
+    assert b"sleep 32" not in env.exec(ps).stdout
+    s.close()
 
 
 def test_files(env: headjack.Instance, tmp_path: pathlib.Path) -> None:
