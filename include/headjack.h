@@ -9,13 +9,16 @@
  *   argument `err` is not NULL, sets *err to NULL on success or to a new headjack_error on
  *   failure (free it with headjack_error_free). Out-parameters are written only on success.
  * - NULL pointers, invalid UTF-8 and empty argv give HEADJACK_INVALID_ARGUMENT, never a crash.
- * - Every handle from a _new/_connect/_spawn/_attach/_start function has exactly one _free;
- *   `char *` results are freed with headjack_string_free, buffers with headjack_buffer_free,
- *   lists with their own _free. `const char *` results are owned by their handle. Never call
- *   free() on headjack memory.
- * - Calls block the calling thread; callbacks run on that thread before the call returns and
+ * - Every handle from a _new/_connect/_spawn/_attach/_take/_start function has exactly one
+ *   _free; `char *` results are freed with headjack_string_free, buffers with
+ *   headjack_buffer_free, lists with their own _free. `const char *` results are owned by
+ *   their handle. Never call free() on headjack memory. Nothing may be used while another
+ *   thread frees it, except a headjack_exec (the blocked calls return).
+ * - Calls block the calling thread (each engine call is bounded, see
+ *   headjack_client_set_timeout_ms); callbacks run on that thread before the call returns and
  *   must not call headjack functions.
- * - A fork()ed child of a process that used headjack gets HEADJACK_FORKED.
+ * - A fork()ed child of a process that used headjack gets HEADJACK_FORKED, and freeing the
+ *   handles it inherited never touches the parent's containers.
  */
 
 #ifndef HEADJACK_H
@@ -32,7 +35,7 @@
  * constant changes incompatibly; compare it with `headjack_abi_version()` at start-up to make
  * sure the header you compiled against matches the library you linked.
  */
-#define HEADJACK_ABI_VERSION 1
+#define HEADJACK_ABI_VERSION 2
 
 /**
  * The library's major version (semantic versioning).
@@ -54,8 +57,9 @@
  * is a failure, and the call's `headjack_error **err` out-parameter (when not NULL) then holds
  * an error with the same code and a message.
  *
- * The numbers are stable: codes 1 to 12 mirror the core's `ErrorKind`, codes from 100 on are
- * specific to the C ABI. New codes are only ever added; treat an unknown code as a failure.
+ * The numbers are stable: codes 1 to 13 mirror the core's error kinds (the core's `Forked` kind
+ * keeps the C code it had first, `HEADJACK_FORKED`); codes from 100 on are specific to the C
+ * ABI. New codes are only ever added; treat an unknown code as a failure.
  */
 enum headjack_status
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -67,7 +71,8 @@ enum headjack_status
    */
   HEADJACK_OK = 0,
   /**
-   * No container engine answered (no socket, refused, or not a Docker-compatible API).
+   * No container engine answered (no socket, refused, not a Docker-compatible API, or the
+   * connection was lost).
    */
   HEADJACK_ENGINE_UNAVAILABLE = 1,
   /**
@@ -91,12 +96,13 @@ enum headjack_status
    */
   HEADJACK_NOT_FOUND = 6,
   /**
-   * The request conflicts with the current state (name in use, container not running, a
-   * headjack call made from inside a headjack callback, ...).
+   * The request conflicts with the current state (name in use, container not running, the
+   * standard input of a command is not open, a headjack call made from inside a headjack
+   * callback, ...).
    */
   HEADJACK_CONFLICT = 7,
   /**
-   * A deadline passed (readiness check, engine call).
+   * A deadline passed (readiness check, engine call; see `headjack_client_set_timeout_ms`).
    */
   HEADJACK_TIMEOUT = 8,
   /**
@@ -124,6 +130,10 @@ enum headjack_status
    * used in it (use it in the parent only, or in the child only after `exec()`).
    */
   HEADJACK_FORKED = 101,
+  /**
+   * The engine (or this platform) cannot do what was asked; the message says why.
+   */
+  HEADJACK_UNSUPPORTED = 13,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -293,8 +303,8 @@ typedef struct headjack_error headjack_error;
  * `headjack_instance_exec_start`, freed by `headjack_exec_free` (which kills the command if it
  * still runs).
  *
- * Thread-safe: one thread may write to standard input while another pulls output; concurrent
- * `headjack_exec_next` calls are serialised. Not to be freed while in use.
+ * Thread-safe: one thread may write to standard input, resize or free the exec while another
+ * pulls output; concurrent `headjack_exec_next` calls take turns.
  */
 typedef struct headjack_exec headjack_exec;
 
@@ -458,6 +468,11 @@ typedef struct headjack_instance_info {
    * How many labels there are.
    */
   size_t labels_len;
+  /**
+   * The memory limit killed the container's main process (only `headjack_instance_inspect`
+   * reads it; in a `headjack_client_list` it is false).
+   */
+  bool oom_killed;
 } headjack_instance_info;
 
 /**
@@ -572,8 +587,8 @@ typedef void (*headjack_progress_cb)(void *userdata, const struct headjack_progr
  */
 typedef struct headjack_output {
   /**
-   * The exit code; 127 when the command does not exist; -1 if the engine never said. A
-   * non-zero exit is not an error of the call.
+   * The exit code; 127 when the command does not exist; -1 if it is unknown. A non-zero exit
+   * is not an error of the call.
    */
   int64_t exit_code;
   /**
@@ -593,9 +608,18 @@ typedef struct headjack_output {
    */
   bool stderr_truncated;
   /**
-   * The command ran past its timeout and was killed.
+   * The command ran past its timeout and was killed (see `kill_failed`).
    */
   bool timed_out;
+  /**
+   * The memory limit killed the command or a process it waited for.
+   */
+  bool oom_killed;
+  /**
+   * The command timed out, but headjack could not confirm it was killed: processes may still
+   * run in the container (see `headjack_exit_status.kill_failed`).
+   */
+  bool kill_failed;
 } headjack_output;
 
 /**
@@ -614,13 +638,25 @@ typedef void (*headjack_output_cb)(void *userdata,
  */
 typedef struct headjack_exit_status {
   /**
-   * The exit code; 127 when the command does not exist; -1 if the engine never said.
+   * The exit code (128 + N when signal N ended it); 127 when the command does not exist; -1
+   * if it is unknown (the engine never said, or the command could not be killed).
    */
   int64_t code;
   /**
-   * The command ran past its timeout and was killed (with everything it started).
+   * The command ran past its timeout and was killed (see `kill_failed`).
    */
   bool timed_out;
+  /**
+   * The memory limit (`headjack_spec_set_memory`) killed the command or a process it
+   * waited for.
+   */
+  bool oom_killed;
+  /**
+   * The command timed out, but headjack could not confirm it was killed: processes may still
+   * run in the container (the image has no `/bin/sh`, or the command dropped headjack's
+   * marker from its environment, e.g. with `env -i`). Removing the instance ends them.
+   */
+  bool kill_failed;
 } headjack_exit_status;
 
 /**
@@ -754,6 +790,21 @@ headjack_status headjack_client_connect(const char *host,
  * Not to be called while another thread uses the client.
  */
 void headjack_client_free(struct headjack_client *client);
+
+/**
+ * Bounds every engine call made through this client from now on, and through the instances
+ * and pools it spawns or attaches from now on, to `ms` milliseconds (default 60 000): a call
+ * the engine does not answer in time fails with `HEADJACK_TIMEOUT` instead of hanging (e.g.
+ * when the engine is frozen). Transfers (build contexts, file copies, pulls, commits) have a
+ * bound of their own (1 hour); a command's output is never bounded: give the command a
+ * timeout (`headjack_command_set_timeout_ms`). `ms == 0` fails with
+ * `HEADJACK_INVALID_ARGUMENT`.
+ *
+ * Thread-safe: calls already in flight keep the bound they started with.
+ */
+headjack_status headjack_client_set_timeout_ms(const struct headjack_client *client,
+                                               uint64_t ms,
+                                               struct headjack_error **err);
 
 /**
  * The engine this client talks to. Owned by the client (valid until `headjack_client_free`).
@@ -1500,7 +1551,8 @@ headjack_status headjack_command_set_max_output(struct headjack_command *cmd,
  * `headjack_command_set_max_output`).
  *
  * On success `*out` is a new output the caller frees with `headjack_output_free`. A non-zero
- * exit or a timeout is a success of the call: look at `exit_code` and `timed_out`.
+ * exit, a timeout or an out-of-memory kill is a success of the call: look at `exit_code`,
+ * `timed_out`, `oom_killed` and `kill_failed`.
  *
  * Thread-safe: several commands may run in one instance at once. Blocks until the command ends.
  */
@@ -1550,11 +1602,13 @@ headjack_status headjack_instance_exec_start(const struct headjack_instance *ins
  *
  * On success `*out_chunk` is a new chunk the caller frees with `headjack_chunk_free`, or NULL
  * when the output has ended (then call `headjack_exec_wait`). Calling it again after the end,
- * or after `headjack_exec_wait`, keeps returning NULL.
+ * or after `headjack_exec_wait`, keeps returning NULL. When another thread frees the exec
+ * meanwhile, the call returns at once with NULL (and the exec must not be used again).
  *
- * Thread-safe: concurrent calls on one exec are serialised; another thread may write to its standard input meanwhile.
+ * Thread-safe: concurrent calls on one exec take turns; another thread may write to its
+ * standard input, resize it or free it meanwhile.
  */
-headjack_status headjack_exec_next(struct headjack_exec *exec,
+headjack_status headjack_exec_next(const struct headjack_exec *exec,
                                    struct headjack_chunk **out_chunk,
                                    struct headjack_error **err);
 
@@ -1567,23 +1621,26 @@ void headjack_chunk_free(struct headjack_chunk *chunk);
 
 /**
  * Writes `data[0..len]` to the standard input of a command started with
- * `headjack_command_set_interactive(cmd, true)`. Blocks until written.
- * `HEADJACK_INVALID_ARGUMENT` when the command is not interactive or its input was closed.
+ * `headjack_command_set_interactive(cmd, true)`. Blocks until written. `HEADJACK_CONFLICT`
+ * when its standard input is not open (the command is not interactive, or its input was
+ * closed); `HEADJACK_IO` when the command stopped reading.
  *
  * Thread-safe: may run while another thread blocks in `headjack_exec_next`.
  */
-headjack_status headjack_exec_write_stdin(struct headjack_exec *exec,
+headjack_status headjack_exec_write_stdin(const struct headjack_exec *exec,
                                           const uint8_t *data,
                                           size_t len,
                                           struct headjack_error **err);
 
 /**
- * Closes the standard input of an interactive command (it reads EOF). Closing it twice is
- * harmless; `HEADJACK_INVALID_ARGUMENT` when the command is not interactive.
+ * Closes the standard input of an interactive command (it reads end-of-file; on a terminal,
+ * the ^D its line discipline turns into end-of-file). Idempotent; does nothing for a command
+ * that is not interactive.
  *
  * Thread-safe: may run while another thread blocks in `headjack_exec_next`.
  */
-headjack_status headjack_exec_close_stdin(struct headjack_exec *exec, struct headjack_error **err);
+headjack_status headjack_exec_close_stdin(const struct headjack_exec *exec,
+                                          struct headjack_error **err);
 
 /**
  * Resizes the terminal of a command started with `headjack_command_set_tty(cmd, true)` to
@@ -1600,18 +1657,24 @@ headjack_status headjack_exec_resize(const struct headjack_exec *exec,
 /**
  * Closes standard input (if open), discards output not yet pulled, waits for the command to
  * end and returns how it ended in `*out_status`. Calling it again returns the same status.
+ * `HEADJACK_CONFLICT` when another thread freed the exec before the command ended (it was
+ * killed and has no status).
  *
  * Thread-safe: waits for a concurrent `headjack_exec_next` to return first.
  */
-headjack_status headjack_exec_wait(struct headjack_exec *exec,
+headjack_status headjack_exec_wait(const struct headjack_exec *exec,
                                    struct headjack_exit_status *out_status,
                                    struct headjack_error **err);
 
 /**
  * Frees an exec. A command still running is killed inside the container (with everything it
- * started). NULL is ignored.
+ * started); the call returns once the kill went through. NULL is ignored.
  *
- * Not to be called twice, nor while another thread uses the object.
+ * May be called while other threads are blocked in `headjack_exec_next`, `headjack_exec_wait`
+ * or `headjack_exec_write_stdin` on this exec: they return at once (`headjack_exec_next` with
+ * end of output, `headjack_exec_wait` with `HEADJACK_CONFLICT`), and the memory goes when the
+ * last of them has returned. Calls must not start after it (nor be starting concurrently with
+ * it), and it must not be called twice.
  */
 void headjack_exec_free(struct headjack_exec *exec);
 

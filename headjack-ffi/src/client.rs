@@ -2,17 +2,20 @@
 
 use std::ffi::{CString, c_char};
 use std::ptr;
+use std::sync::RwLock;
 
 use headjack_core::Client;
 use headjack_core::client::EngineKind;
 
-use crate::boundary::{
-    arg_mut, arg_ref, arg_str, block_on, cstring, guard, guard_or, opt_str, runtime,
-};
-use crate::error::{headjack_error, headjack_status};
+use crate::args::{arg_millis, arg_str, cstring, opt_str};
+use crate::blocking::block_on;
+use crate::boundary::ffi_panic_boundary;
+use crate::error::{fallible, headjack_error};
+use crate::handle::{Castable, OwnershipBox, box_out, free_box, out_ref, try_ref, write_opt};
 use crate::instance::{headjack_instance, headjack_instance_list, instance_out, list_out};
 use crate::memory::{headjack_string_list, string_list_out, string_out};
-use crate::spec::headjack_spec;
+use crate::spec::{headjack_spec, spec_ref};
+use crate::status::{Failure, headjack_status};
 
 /// Which kind of engine answered.
 #[repr(u32)]
@@ -49,9 +52,35 @@ pub struct headjack_engine_info {
 /// `headjack_client_free`. Thread-safe: one client may serve any number of threads at once;
 /// share one per process. Instances spawned through it stay usable after it is freed.
 pub struct headjack_client {
-    pub(crate) client: Client,
+    _private: [u8; 0],
+}
+
+impl Castable for headjack_client {
+    type Ownership = OwnershipBox;
+    type RustType = ClientHandle;
+    const ENGINE_STATE: bool = true;
+}
+
+/// What a `headjack_client` holds.
+pub(crate) struct ClientHandle {
+    /// Replaced (not mutated) by `headjack_client_set_timeout_ms`; calls clone it (cheap).
+    client: RwLock<Client>,
     info: headjack_engine_info,
     _strings: [CString; 5],
+}
+
+impl ClientHandle {
+    /// The core client, as configured now.
+    pub(crate) fn client(&self) -> Client {
+        self.client
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+pub(crate) fn client_ref<'a>(client: *const headjack_client) -> Result<&'a ClientHandle, Failure> {
+    try_ref(client, "client")
 }
 
 /// Connects to a container engine and negotiates the API version.
@@ -69,9 +98,9 @@ pub extern "C" fn headjack_client_connect(
     out: *mut *mut headjack_client,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         let host = opt_str(host, "host")?.filter(|h| !h.is_empty());
-        let out = arg_mut(out, "out")?;
+        let out = out_ref(out, "out")?;
         let client = block_on(async {
             match host {
                 Some(h) => Client::connect_to(h).await,
@@ -93,11 +122,11 @@ pub extern "C" fn headjack_client_connect(
             os: strings[3].as_ptr(),
             arch: strings[4].as_ptr(),
         };
-        *out = Box::into_raw(Box::new(headjack_client {
-            client,
+        *out = box_out::<headjack_client>(ClientHandle {
+            client: RwLock::new(client),
             info,
             _strings: strings,
-        }));
+        });
         Ok(())
     })
 }
@@ -107,24 +136,30 @@ pub extern "C" fn headjack_client_connect(
 /// Not to be called while another thread uses the client.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_client_free(client: *mut headjack_client) {
-    guard_or((), || {
-        if client.is_null() {
-            return;
-        }
-        // SAFETY: created by headjack_client_connect, freed once.
-        let client = unsafe { Box::from_raw(client) };
-        if crate::boundary::forked() {
-            // Its connections belong to the parent's runtime: leave them alone.
-            std::mem::forget(client);
-            return;
-        }
-        match runtime() {
-            Ok(rt) => {
-                let _entered = rt.enter();
-                drop(client);
-            }
-            Err(_) => drop(client),
-        }
+    ffi_panic_boundary! { free_box(client) }
+}
+
+/// Bounds every engine call made through this client from now on, and through the instances
+/// and pools it spawns or attaches from now on, to `ms` milliseconds (default 60 000): a call
+/// the engine does not answer in time fails with `HEADJACK_TIMEOUT` instead of hanging (e.g.
+/// when the engine is frozen). Transfers (build contexts, file copies, pulls, commits) have a
+/// bound of their own (1 hour); a command's output is never bounded: give the command a
+/// timeout (`headjack_command_set_timeout_ms`). `ms == 0` fails with
+/// `HEADJACK_INVALID_ARGUMENT`.
+///
+/// Thread-safe: calls already in flight keep the bound they started with.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_client_set_timeout_ms(
+    client: *const headjack_client,
+    ms: u64,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    fallible(err, || {
+        let handle = client_ref(client)?;
+        let timeout = arg_millis(ms, "ms")?;
+        let mut current = handle.client.write().unwrap_or_else(|p| p.into_inner());
+        *current = current.with_timeout(timeout);
+        Ok(())
     })
 }
 
@@ -136,10 +171,9 @@ pub extern "C" fn headjack_client_free(client: *mut headjack_client) {
 pub extern "C" fn headjack_client_info(
     client: *const headjack_client,
 ) -> *const headjack_engine_info {
-    guard_or(ptr::null(), || {
-        // SAFETY: NULL or a live client.
-        unsafe { client.as_ref() }.map_or(ptr::null(), |c| &c.info as *const headjack_engine_info)
-    })
+    ffi_panic_boundary! {
+        client_ref(client).map_or(ptr::null(), |c| &c.info as *const headjack_engine_info)
+    }
 }
 
 /// Resolves the spec's base, creates and starts a container, and waits until it is ready (see
@@ -158,11 +192,13 @@ pub extern "C" fn headjack_client_spawn(
     out: *mut *mut headjack_instance,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let client = arg_ref(client, "client")?;
-        let spec = arg_ref(spec, "spec")?;
-        let out = arg_mut(out, "out")?;
-        let instance = spec.snapshot().run(|s| client.client.spawn(s))?;
+    fallible(err, || {
+        let client = client_ref(client)?.client();
+        let spec = spec_ref(spec)?;
+        let out = out_ref(out, "out")?;
+        let instance = spec
+            .snapshot()
+            .run(|s| async move { client.spawn(s).await })?;
         *out = instance_out(instance);
         Ok(())
     })
@@ -183,12 +219,13 @@ pub extern "C" fn headjack_client_resolve(
     out_reference: *mut *mut c_char,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let client = arg_ref(client, "client")?;
-        let spec = arg_ref(spec, "spec")?;
-        let out = arg_mut(out_reference, "out_reference")?;
-        let spec = spec.snapshot();
-        let resolved = spec.run(|s| async move { client.client.resolve(&s).await })?;
+    fallible(err, || {
+        let client = client_ref(client)?.client();
+        let spec = spec_ref(spec)?;
+        let out = out_ref(out_reference, "out_reference")?;
+        let resolved = spec
+            .snapshot()
+            .run(|s| async move { client.resolve(&s).await })?;
         *out = string_out(&resolved.reference);
         Ok(())
     })
@@ -209,11 +246,11 @@ pub extern "C" fn headjack_client_attach(
     out: *mut *mut headjack_instance,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let client = arg_ref(client, "client")?;
+    fallible(err, || {
+        let client = client_ref(client)?.client();
         let id = arg_str(id_or_name, "id_or_name")?;
-        let out = arg_mut(out, "out")?;
-        let instance = block_on(client.client.attach(id))??;
+        let out = out_ref(out, "out")?;
+        let instance = block_on(client.attach(id))??;
         *out = instance_out(instance);
         Ok(())
     })
@@ -229,10 +266,10 @@ pub extern "C" fn headjack_client_list(
     out: *mut *mut headjack_instance_list,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let client = arg_ref(client, "client")?;
-        let out = arg_mut(out, "out")?;
-        let infos = block_on(client.client.list())??;
+    fallible(err, || {
+        let client = client_ref(client)?.client();
+        let out = out_ref(out, "out")?;
+        let infos = block_on(client.list())??;
         *out = list_out(infos);
         Ok(())
     })
@@ -250,13 +287,10 @@ pub extern "C" fn headjack_client_sweep(
     out_removed: *mut *mut headjack_string_list,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let client = arg_ref(client, "client")?;
-        let removed = block_on(client.client.sweep())??;
-        // SAFETY: NULL or writable.
-        if let Some(out) = unsafe { out_removed.as_mut() } {
-            *out = string_list_out(&removed);
-        }
+    fallible(err, || {
+        let client = client_ref(client)?.client();
+        let removed = block_on(client.sweep())??;
+        write_opt(out_removed, || string_list_out(&removed));
         Ok(())
     })
 }
@@ -275,13 +309,10 @@ pub extern "C" fn headjack_client_prune_images(
     out_removed: *mut *mut headjack_string_list,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let client = arg_ref(client, "client")?;
-        let removed = block_on(client.client.prune_images(keep_last))??;
-        // SAFETY: NULL or writable.
-        if let Some(out) = unsafe { out_removed.as_mut() } {
-            *out = string_list_out(&removed);
-        }
+    fallible(err, || {
+        let client = client_ref(client)?.client();
+        let removed = block_on(client.prune_images(keep_last))??;
+        write_opt(out_removed, || string_list_out(&removed));
         Ok(())
     })
 }

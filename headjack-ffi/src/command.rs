@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use headjack_core::Exec;
 
-use crate::boundary::{arg_argv, arg_bytes, arg_mut, arg_ref, arg_str, guard, guard_or};
-use crate::error::{Failure, headjack_error, headjack_status};
+use crate::args::{arg_argv, arg_bytes, arg_str};
+use crate::boundary::ffi_panic_boundary;
+use crate::error::{fallible, headjack_error};
+use crate::handle::{Castable, OwnershipBox, box_out, free_box, out_ref, try_ref};
+use crate::status::{Failure, headjack_status};
 
 /// A command to run in an instance: its argument vector (no shell involved) and options.
 /// Create it with `headjack_command_new`, configure it with the `headjack_command_set_*`
@@ -18,41 +21,37 @@ use crate::error::{Failure, headjack_error, headjack_status};
 /// A command may be used from several threads (calls on it are serialised), but not freed while
 /// in use.
 pub struct headjack_command {
-    state: Mutex<CommandState>,
+    _private: [u8; 0],
 }
 
-#[derive(Clone)]
-struct CommandState {
-    exec: Exec,
-    timeout: Option<Duration>,
-    interactive: bool,
+impl Castable for headjack_command {
+    type Ownership = OwnershipBox;
+    type RustType = CommandHandle;
 }
 
-impl headjack_command {
+/// What a `headjack_command` holds: the core command, which every setter updates in place.
+pub(crate) struct CommandHandle {
+    exec: Mutex<Exec>,
+}
+
+impl CommandHandle {
     /// The core command, ready to run.
     pub(crate) fn exec(&self) -> Exec {
-        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let mut exec = st.exec.clone();
-        if let Some(t) = st.timeout {
-            exec = exec.timeout(t);
-        }
-        if st.interactive {
-            exec = exec.interactive(true);
-        }
-        exec
-    }
-
-    fn update(&self, f: impl FnOnce(&mut CommandState)) -> Result<(), Failure> {
-        f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()));
-        Ok(())
+        self.exec.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn map(&self, f: impl FnOnce(Exec) -> Exec) -> Result<(), Failure> {
-        self.update(|st| {
-            let exec = std::mem::replace(&mut st.exec, Exec::new(Vec::<String>::new()));
-            st.exec = f(exec);
-        })
+        let mut exec = self.exec.lock().unwrap_or_else(|p| p.into_inner());
+        *exec = f(std::mem::replace(
+            &mut *exec,
+            Exec::new(Vec::<String>::new()),
+        ));
+        Ok(())
     }
+}
+
+pub(crate) fn cmd_ref<'a>(cmd: *const headjack_command) -> Result<&'a CommandHandle, Failure> {
+    try_ref(cmd, "cmd")
 }
 
 /// A new command running `argv[0..argc]` (each a NUL-terminated UTF-8 string; `argv[0]` is the
@@ -69,22 +68,18 @@ pub extern "C" fn headjack_command_new(
     out: *mut *mut headjack_command,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         let argv = arg_argv(argv, argc, "argv")?;
-        let out = arg_mut(out, "out")?;
+        let out = out_ref(out, "out")?;
         if argv[0].is_empty() {
             return Err(Failure::new(
                 headjack_status::HEADJACK_INVALID_ARGUMENT,
                 "argv[0] (the program) is empty",
             ));
         }
-        *out = Box::into_raw(Box::new(headjack_command {
-            state: Mutex::new(CommandState {
-                exec: Exec::new(argv),
-                timeout: None,
-                interactive: false,
-            }),
-        }));
+        *out = box_out::<headjack_command>(CommandHandle {
+            exec: Mutex::new(Exec::new(argv)),
+        });
         Ok(())
     })
 }
@@ -94,16 +89,7 @@ pub extern "C" fn headjack_command_new(
 /// Not to be called twice, nor while another thread uses the object.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_command_free(cmd: *mut headjack_command) {
-    guard_or((), || {
-        if !cmd.is_null() {
-            // SAFETY: created by headjack_command_new, freed once.
-            drop(unsafe { Box::from_raw(cmd) });
-        }
-    })
-}
-
-fn cmd_ref<'a>(cmd: *const headjack_command) -> Result<&'a headjack_command, Failure> {
-    arg_ref(cmd, "cmd")
+    ffi_panic_boundary! { free_box(cmd) }
 }
 
 /// Sets environment variable `key` to `value` for this command (on top of the instance's).
@@ -116,7 +102,7 @@ pub extern "C" fn headjack_command_set_env(
     value: *const c_char,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         let cmd = cmd_ref(cmd)?;
         let key = arg_str(key, "key")?;
         let value = arg_str(value, "value")?;
@@ -133,7 +119,7 @@ pub extern "C" fn headjack_command_set_workdir(
     dir: *const c_char,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         let cmd = cmd_ref(cmd)?;
         let dir = arg_str(dir, "dir")?;
         cmd.map(|e| e.workdir(dir))
@@ -149,7 +135,7 @@ pub extern "C" fn headjack_command_set_user(
     user: *const c_char,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         let cmd = cmd_ref(cmd)?;
         let user = arg_str(user, "user")?;
         cmd.map(|e| e.user(user))
@@ -167,7 +153,7 @@ pub extern "C" fn headjack_command_set_stdin(
     len: usize,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         let cmd = cmd_ref(cmd)?;
         let data = arg_bytes(data, len, "data")?.to_vec();
         cmd.map(|e| e.stdin(data))
@@ -184,9 +170,7 @@ pub extern "C" fn headjack_command_set_interactive(
     interactive: bool,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        cmd_ref(cmd)?.update(|st| st.interactive = interactive)
-    })
+    fallible(err, || cmd_ref(cmd)?.map(|e| e.interactive(interactive)))
 }
 
 /// Allocates a terminal: standard output and error then arrive merged as standard output.
@@ -198,7 +182,7 @@ pub extern "C" fn headjack_command_set_tty(
     tty: bool,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || cmd_ref(cmd)?.map(|e| e.tty(tty)))
+    fallible(err, || cmd_ref(cmd)?.map(|e| e.tty(tty)))
 }
 
 /// Kills the command, and everything it started, inside the container after `ms` milliseconds;
@@ -211,8 +195,8 @@ pub extern "C" fn headjack_command_set_timeout_ms(
     ms: u64,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        cmd_ref(cmd)?.update(|st| st.timeout = (ms > 0).then(|| Duration::from_millis(ms)))
+    fallible(err, || {
+        cmd_ref(cmd)?.map(|e| e.timeout((ms > 0).then(|| Duration::from_millis(ms))))
     })
 }
 
@@ -226,5 +210,5 @@ pub extern "C" fn headjack_command_set_max_output(
     bytes: usize,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || cmd_ref(cmd)?.map(|e| e.max_output(bytes)))
+    fallible(err, || cmd_ref(cmd)?.map(|e| e.max_output(bytes)))
 }

@@ -3,16 +3,22 @@
 //! (`headjack_instance_exec_stream`).
 
 use std::ffi::c_void;
-use std::sync::Mutex;
+use std::ptr;
 
-use headjack_core::ExecStream;
-use headjack_core::exec::{Chunk, ExecResizer, ExecStdin, ExitStatus, StreamKind};
+use headjack_core::exec::{Chunk, ExitStatus, SharedExec, StreamKind};
 
-use crate::boundary::{arg_bytes, arg_mut, arg_ref, block_on, guard, guard_or, runtime};
-use crate::command::headjack_command;
-use crate::error::{Failure, headjack_error, headjack_status};
-use crate::instance::headjack_instance;
+use crate::args::arg_bytes;
+use crate::blocking::{block_on, finish};
+use crate::boundary::ffi_panic_boundary;
+use crate::command::{cmd_ref, headjack_command};
+use crate::error::{fallible, headjack_error};
+use crate::handle::{
+    Castable, OwnershipArc, OwnershipBox, arc_out, box_out, free_arc, free_box, out_ref, try_arc,
+    write_opt,
+};
+use crate::instance::{headjack_instance, inst};
 use crate::memory::headjack_buffer;
+use crate::status::{Failure, headjack_status};
 
 /// Which output stream a chunk came from.
 #[repr(u32)]
@@ -37,10 +43,18 @@ impl From<StreamKind> for headjack_stream {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct headjack_exit_status {
-    /// The exit code; 127 when the command does not exist; -1 if the engine never said.
+    /// The exit code (128 + N when signal N ended it); 127 when the command does not exist; -1
+    /// if it is unknown (the engine never said, or the command could not be killed).
     pub code: i64,
-    /// The command ran past its timeout and was killed (with everything it started).
+    /// The command ran past its timeout and was killed (see `kill_failed`).
     pub timed_out: bool,
+    /// The memory limit (`headjack_spec_set_memory`) killed the command or a process it
+    /// waited for.
+    pub oom_killed: bool,
+    /// The command timed out, but headjack could not confirm it was killed: processes may still
+    /// run in the container (the image has no `/bin/sh`, or the command dropped headjack's
+    /// marker from its environment, e.g. with `env -i`). Removing the instance ends them.
+    pub kill_failed: bool,
 }
 
 impl From<ExitStatus> for headjack_exit_status {
@@ -48,6 +62,8 @@ impl From<ExitStatus> for headjack_exit_status {
         headjack_exit_status {
             code: s.code,
             timed_out: s.timed_out,
+            oom_killed: s.oom_killed,
+            kill_failed: s.kill_failed,
         }
     }
 }
@@ -57,8 +73,8 @@ impl From<ExitStatus> for headjack_exit_status {
 #[repr(C)]
 #[derive(Debug)]
 pub struct headjack_output {
-    /// The exit code; 127 when the command does not exist; -1 if the engine never said. A
-    /// non-zero exit is not an error of the call.
+    /// The exit code; 127 when the command does not exist; -1 if it is unknown. A non-zero exit
+    /// is not an error of the call.
     pub exit_code: i64,
     /// Standard output, up to the bound (`headjack_command_set_max_output`). Owned by the output.
     pub stdout_data: headjack_buffer,
@@ -68,15 +84,66 @@ pub struct headjack_output {
     pub stdout_truncated: bool,
     /// Standard error went past the bound; the rest was discarded.
     pub stderr_truncated: bool,
-    /// The command ran past its timeout and was killed.
+    /// The command ran past its timeout and was killed (see `kill_failed`).
     pub timed_out: bool,
+    /// The memory limit killed the command or a process it waited for.
+    pub oom_killed: bool,
+    /// The command timed out, but headjack could not confirm it was killed: processes may still
+    /// run in the container (see `headjack_exit_status.kill_failed`).
+    pub kill_failed: bool,
+}
+
+impl Castable for headjack_output {
+    type Ownership = OwnershipBox;
+    type RustType = OutputBox;
+}
+
+/// A `headjack_output` with the bytes its buffers point into (the output must stay first).
+#[repr(C)]
+pub(crate) struct OutputBox {
+    output: headjack_output,
+    _stdout: Box<[u8]>,
+    _stderr: Box<[u8]>,
+}
+
+/// A buffer viewing `bytes`, which the caller keeps alive.
+fn view(bytes: &mut [u8]) -> headjack_buffer {
+    headjack_buffer {
+        data: if bytes.is_empty() {
+            ptr::null_mut()
+        } else {
+            bytes.as_mut_ptr()
+        },
+        len: bytes.len(),
+    }
+}
+
+fn output_out(o: headjack_core::ExecOutput) -> *mut headjack_output {
+    let mut stdout = o.stdout.into_boxed_slice();
+    let mut stderr = o.stderr.into_boxed_slice();
+    box_out::<headjack_output>(OutputBox {
+        output: headjack_output {
+            exit_code: o.exit_code,
+            stdout_data: view(&mut stdout),
+            stderr_data: view(&mut stderr),
+            stdout_truncated: o.stdout_truncated,
+            stderr_truncated: o.stderr_truncated,
+            timed_out: o.timed_out,
+            oom_killed: o.oom_killed,
+            kill_failed: o.kill_failed,
+        },
+        // The boxed slices' bytes do not move when the boxes do.
+        _stdout: stdout,
+        _stderr: stderr,
+    })
 }
 
 /// Runs `cmd` in `instance` and collects its output (bounded, see
 /// `headjack_command_set_max_output`).
 ///
 /// On success `*out` is a new output the caller frees with `headjack_output_free`. A non-zero
-/// exit or a timeout is a success of the call: look at `exit_code` and `timed_out`.
+/// exit, a timeout or an out-of-memory kill is a success of the call: look at `exit_code`,
+/// `timed_out`, `oom_killed` and `kill_failed`.
 ///
 /// Thread-safe: several commands may run in one instance at once. Blocks until the command ends.
 #[unsafe(no_mangle)]
@@ -86,19 +153,12 @@ pub extern "C" fn headjack_instance_exec(
     out: *mut *mut headjack_output,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let instance = arg_ref(instance, "instance")?;
-        let cmd = arg_ref(cmd, "cmd")?;
-        let out = arg_mut(out, "out")?;
+    fallible(err, || {
+        let instance = inst(instance)?;
+        let cmd = cmd_ref(cmd)?;
+        let out = out_ref(out, "out")?;
         let o = block_on(instance.inner.exec(cmd.exec()))??;
-        *out = Box::into_raw(Box::new(headjack_output {
-            exit_code: o.exit_code,
-            stdout_data: headjack_buffer::from_vec(o.stdout),
-            stderr_data: headjack_buffer::from_vec(o.stderr),
-            stdout_truncated: o.stdout_truncated,
-            stderr_truncated: o.stderr_truncated,
-            timed_out: o.timed_out,
-        }));
+        *out = output_out(o);
         Ok(())
     })
 }
@@ -108,14 +168,7 @@ pub extern "C" fn headjack_instance_exec(
 /// Not to be called twice, nor while another thread uses the object.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_output_free(output: *mut headjack_output) {
-    guard_or((), || {
-        if !output.is_null() {
-            // SAFETY: created by headjack_instance_exec, freed once.
-            let mut o = unsafe { Box::from_raw(output) };
-            o.stdout_data.release();
-            o.stderr_data.release();
-        }
-    })
+    ffi_panic_boundary! { free_box(output) }
 }
 
 /// Receives a command's output as it arrives: `len` bytes at `data` from `stream`. `data` is
@@ -147,15 +200,10 @@ pub extern "C" fn headjack_instance_exec_stream(
     out_status: *mut headjack_exit_status,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let instance = arg_ref(instance, "instance")?;
-        let cmd = arg_ref(cmd, "cmd")?;
-        let Some(cb) = cb else {
-            return Err(Failure::new(
-                headjack_status::HEADJACK_INVALID_ARGUMENT,
-                "cb is NULL",
-            ));
-        };
+    fallible(err, || {
+        let instance = inst(instance)?;
+        let cmd = cmd_ref(cmd)?;
+        let cb = cb.ok_or_else(|| Failure::invalid("cb is NULL"))?;
         let status = block_on(async {
             let mut stream = instance.inner.exec_stream(cmd.exec()).await?;
             while let Some(chunk) = stream.next().await {
@@ -173,10 +221,7 @@ pub extern "C" fn headjack_instance_exec_stream(
             }
             stream.wait().await
         })??;
-        // SAFETY: NULL or writable.
-        if let Some(out) = unsafe { out_status.as_mut() } {
-            *out = status.into();
-        }
+        write_opt(out_status, || status.into());
         Ok(())
     })
 }
@@ -185,13 +230,18 @@ pub extern "C" fn headjack_instance_exec_stream(
 /// `headjack_instance_exec_start`, freed by `headjack_exec_free` (which kills the command if it
 /// still runs).
 ///
-/// Thread-safe: one thread may write to standard input while another pulls output; concurrent
-/// `headjack_exec_next` calls are serialised. Not to be freed while in use.
+/// Thread-safe: one thread may write to standard input, resize or free the exec while another
+/// pulls output; concurrent `headjack_exec_next` calls take turns.
 pub struct headjack_exec {
-    stream: Mutex<Option<ExecStream>>,
-    stdin: tokio::sync::Mutex<Stdin>,
-    resizer: ExecResizer,
-    status: Mutex<Option<ExitStatus>>,
+    _private: [u8; 0],
+}
+
+impl Castable for headjack_exec {
+    // Shared: a thread blocked in `headjack_exec_next` keeps the command's state alive while
+    // another thread frees the handle (which wakes it).
+    type Ownership = OwnershipArc;
+    type RustType = SharedExec;
+    const ENGINE_STATE: bool = true;
 }
 
 /// One piece of output, owned by the caller and freed by `headjack_chunk_free`.
@@ -206,21 +256,16 @@ pub struct headjack_chunk {
     pub len: usize,
 }
 
-/// A `headjack_chunk` with the bytes it points into (the chunk must stay first).
-#[repr(C)]
-struct ChunkBox {
-    chunk: headjack_chunk,
-    _owner: Chunk,
+impl Castable for headjack_chunk {
+    type Ownership = OwnershipBox;
+    type RustType = ChunkBox;
 }
 
-/// The standard input of a running command.
-enum Stdin {
-    /// The command was not started interactive.
-    Never,
-    /// Open for writing.
-    Open(ExecStdin),
-    /// Closed by the caller.
-    Closed,
+/// A `headjack_chunk` with the bytes it points into (the chunk must stay first).
+#[repr(C)]
+pub(crate) struct ChunkBox {
+    chunk: headjack_chunk,
+    _owner: Chunk,
 }
 
 /// Starts `cmd` in `instance` and returns at once; pull its output with `headjack_exec_next`,
@@ -236,18 +281,12 @@ pub extern "C" fn headjack_instance_exec_start(
     out: *mut *mut headjack_exec,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let instance = arg_ref(instance, "instance")?;
-        let cmd = arg_ref(cmd, "cmd")?;
-        let out = arg_mut(out, "out")?;
-        let mut stream = block_on(instance.inner.exec_stream(cmd.exec()))??;
-        let stdin = stream.take_stdin().map_or(Stdin::Never, Stdin::Open);
-        *out = Box::into_raw(Box::new(headjack_exec {
-            resizer: stream.resizer(),
-            stream: Mutex::new(Some(stream)),
-            stdin: tokio::sync::Mutex::new(stdin),
-            status: Mutex::new(None),
-        }));
+    fallible(err, || {
+        let instance = inst(instance)?;
+        let cmd = cmd_ref(cmd)?;
+        let out = out_ref(out, "out")?;
+        let stream = block_on(instance.inner.exec_stream(cmd.exec()))??;
+        *out = arc_out::<headjack_exec>(SharedExec::new(stream)).cast_mut();
         Ok(())
     })
 }
@@ -256,39 +295,31 @@ pub extern "C" fn headjack_instance_exec_start(
 ///
 /// On success `*out_chunk` is a new chunk the caller frees with `headjack_chunk_free`, or NULL
 /// when the output has ended (then call `headjack_exec_wait`). Calling it again after the end,
-/// or after `headjack_exec_wait`, keeps returning NULL.
+/// or after `headjack_exec_wait`, keeps returning NULL. When another thread frees the exec
+/// meanwhile, the call returns at once with NULL (and the exec must not be used again).
 ///
-/// Thread-safe: concurrent calls on one exec are serialised; another thread may write to its standard input meanwhile.
+/// Thread-safe: concurrent calls on one exec take turns; another thread may write to its
+/// standard input, resize it or free it meanwhile.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_exec_next(
-    exec: *mut headjack_exec,
+    exec: *const headjack_exec,
     out_chunk: *mut *mut headjack_chunk,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let exec = arg_ref(exec, "exec")?;
-        let out = arg_mut(out_chunk, "out_chunk")?;
-        let mut guard = exec.stream.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(stream) = guard.as_mut() else {
-            *out = std::ptr::null_mut();
-            return Ok(());
-        };
-        let next = block_on(stream.next())?;
-        *out = match next {
-            None => std::ptr::null_mut(),
-            Some(chunk) => {
-                let chunk = chunk?;
-                let boxed = Box::new(ChunkBox {
-                    chunk: headjack_chunk {
-                        stream: chunk.stream.into(),
-                        data: chunk.data.as_ptr(),
-                        len: chunk.data.len(),
-                    },
-                    _owner: chunk,
-                });
-                Box::into_raw(boxed) as *mut headjack_chunk
-            }
-        };
+    fallible(err, || {
+        let exec = try_arc(exec, "exec")?;
+        let out = out_ref(out_chunk, "out_chunk")?;
+        let next = block_on(exec.next())??;
+        *out = next.map_or(ptr::null_mut(), |chunk| {
+            box_out::<headjack_chunk>(ChunkBox {
+                chunk: headjack_chunk {
+                    stream: chunk.stream.into(),
+                    data: chunk.data.as_ptr(),
+                    len: chunk.data.len(),
+                },
+                _owner: chunk,
+            })
+        });
         Ok(())
     })
 }
@@ -298,54 +329,42 @@ pub extern "C" fn headjack_exec_next(
 /// Not to be called twice, nor while another thread uses the object.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_chunk_free(chunk: *mut headjack_chunk) {
-    guard_or((), || {
-        if !chunk.is_null() {
-            // SAFETY: created by headjack_exec_next as a ChunkBox, freed once.
-            drop(unsafe { Box::from_raw(chunk as *mut ChunkBox) });
-        }
-    })
+    ffi_panic_boundary! { free_box(chunk) }
 }
 
 /// Writes `data[0..len]` to the standard input of a command started with
-/// `headjack_command_set_interactive(cmd, true)`. Blocks until written.
-/// `HEADJACK_INVALID_ARGUMENT` when the command is not interactive or its input was closed.
+/// `headjack_command_set_interactive(cmd, true)`. Blocks until written. `HEADJACK_CONFLICT`
+/// when its standard input is not open (the command is not interactive, or its input was
+/// closed); `HEADJACK_IO` when the command stopped reading.
 ///
 /// Thread-safe: may run while another thread blocks in `headjack_exec_next`.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_exec_write_stdin(
-    exec: *mut headjack_exec,
+    exec: *const headjack_exec,
     data: *const u8,
     len: usize,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let exec = arg_ref(exec, "exec")?;
+    fallible(err, || {
+        let exec = try_arc(exec, "exec")?;
         let data = arg_bytes(data, len, "data")?;
-        block_on(async {
-            match &mut *exec.stdin.lock().await {
-                Stdin::Open(s) => s.write(data).await.map_err(Failure::from),
-                Stdin::Closed => Err(Failure::new(
-                    headjack_status::HEADJACK_INVALID_ARGUMENT,
-                    "this command's standard input was closed by headjack_exec_close_stdin",
-                )),
-                Stdin::Never => Err(not_interactive()),
-            }
-        })?
+        Ok(block_on(exec.write(data))??)
     })
 }
 
-/// Closes the standard input of an interactive command (it reads EOF). Closing it twice is
-/// harmless; `HEADJACK_INVALID_ARGUMENT` when the command is not interactive.
+/// Closes the standard input of an interactive command (it reads end-of-file; on a terminal,
+/// the ^D its line discipline turns into end-of-file). Idempotent; does nothing for a command
+/// that is not interactive.
 ///
 /// Thread-safe: may run while another thread blocks in `headjack_exec_next`.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_exec_close_stdin(
-    exec: *mut headjack_exec,
+    exec: *const headjack_exec,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let exec = arg_ref(exec, "exec")?;
-        block_on(close_stdin(exec, true))?
+    fallible(err, || {
+        let exec = try_arc(exec, "exec")?;
+        Ok(block_on(exec.close_stdin())??)
     })
 }
 
@@ -361,93 +380,48 @@ pub extern "C" fn headjack_exec_resize(
     cols: u16,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let exec = arg_ref(exec, "exec")?;
-        block_on(exec.resizer.resize(rows, cols))??;
-        Ok(())
+    fallible(err, || {
+        let exec = try_arc(exec, "exec")?;
+        Ok(block_on(exec.resize(rows, cols))??)
     })
-}
-
-fn not_interactive() -> Failure {
-    Failure::new(
-        headjack_status::HEADJACK_INVALID_ARGUMENT,
-        "this command's standard input is not open for writing: start it after \
-         headjack_command_set_interactive(cmd, true)",
-    )
-}
-
-/// Closes standard input if open; `strict` makes "never interactive" an error.
-async fn close_stdin(exec: &headjack_exec, strict: bool) -> Result<(), Failure> {
-    let mut stdin = exec.stdin.lock().await;
-    match std::mem::replace(&mut *stdin, Stdin::Closed) {
-        Stdin::Open(s) => s.close().await.map_err(Failure::from),
-        Stdin::Closed => Ok(()),
-        Stdin::Never => {
-            *stdin = Stdin::Never;
-            if strict {
-                Err(not_interactive())
-            } else {
-                Ok(())
-            }
-        }
-    }
 }
 
 /// Closes standard input (if open), discards output not yet pulled, waits for the command to
 /// end and returns how it ended in `*out_status`. Calling it again returns the same status.
+/// `HEADJACK_CONFLICT` when another thread freed the exec before the command ended (it was
+/// killed and has no status).
 ///
 /// Thread-safe: waits for a concurrent `headjack_exec_next` to return first.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_exec_wait(
-    exec: *mut headjack_exec,
+    exec: *const headjack_exec,
     out_status: *mut headjack_exit_status,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let exec = arg_ref(exec, "exec")?;
-        let out = arg_mut(out_status, "out_status")?;
-        let mut status = exec.status.lock().unwrap_or_else(|p| p.into_inner());
-        if status.is_none() {
-            let stream = exec.stream.lock().unwrap_or_else(|p| p.into_inner()).take();
-            let Some(stream) = stream else {
-                return Err(Failure::new(
-                    headjack_status::HEADJACK_INTERNAL,
-                    "the exec has no status and no stream",
-                ));
-            };
-            let s = block_on(async {
-                let _ = close_stdin(exec, false).await;
-                stream.wait().await
-            })??;
-            *status = Some(s);
-        }
-        *out = status.expect("set above").into();
+    fallible(err, || {
+        let exec = try_arc(exec, "exec")?;
+        let out = out_ref(out_status, "out_status")?;
+        let status = block_on(exec.wait())??;
+        *out = status.into();
         Ok(())
     })
 }
 
 /// Frees an exec. A command still running is killed inside the container (with everything it
-/// started). NULL is ignored.
+/// started); the call returns once the kill went through. NULL is ignored.
 ///
-/// Not to be called twice, nor while another thread uses the object.
+/// May be called while other threads are blocked in `headjack_exec_next`, `headjack_exec_wait`
+/// or `headjack_exec_write_stdin` on this exec: they return at once (`headjack_exec_next` with
+/// end of output, `headjack_exec_wait` with `HEADJACK_CONFLICT`), and the memory goes when the
+/// last of them has returned. Calls must not start after it (nor be starting concurrently with
+/// it), and it must not be called twice.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_exec_free(exec: *mut headjack_exec) {
-    guard_or((), || {
-        if exec.is_null() {
-            return;
+    ffi_panic_boundary! {
+        if let Some(exec) = free_arc(exec.cast_const()) {
+            // Kills the command and wakes the threads blocked on it; they hold their own
+            // references.
+            finish(async move { exec.close().await });
         }
-        // SAFETY: created by headjack_instance_exec_start, freed once.
-        let exec = unsafe { Box::from_raw(exec) };
-        if crate::boundary::forked() {
-            std::mem::forget(exec);
-            return;
-        }
-        match runtime() {
-            Ok(rt) => {
-                let _entered = rt.enter();
-                drop(exec);
-            }
-            Err(_) => drop(exec),
-        }
-    })
+    }
 }

@@ -5,9 +5,13 @@ use std::ptr;
 
 use headjack_core::client::BuiltImage;
 
-use crate::boundary::{arg_mut, arg_ref, block_on, cstring, guard, guard_or};
-use crate::client::headjack_client;
-use crate::error::{headjack_error, headjack_status};
+use crate::args::cstring;
+use crate::blocking::block_on;
+use crate::boundary::ffi_panic_boundary;
+use crate::client::{client_ref, headjack_client};
+use crate::error::{fallible, headjack_error};
+use crate::handle::{Castable, OwnershipBox, box_out, free_box, out_ref};
+use crate::status::headjack_status;
 
 /// One image headjack built from a Dockerfile. Its strings belong to the list it is in.
 #[repr(C)]
@@ -40,9 +44,14 @@ pub struct headjack_image_list {
     pub len: usize,
 }
 
+impl Castable for headjack_image_list {
+    type Ownership = OwnershipBox;
+    type RustType = ImageListBox;
+}
+
 /// A `headjack_image_list` with its storage (the list must stay first).
 #[repr(C)]
-struct ImageListBox {
+pub(crate) struct ImageListBox {
     list: headjack_image_list,
     _items: Vec<headjack_image>,
     _strings: Vec<CString>,
@@ -75,11 +84,11 @@ fn image_list_out(images: Vec<BuiltImage>) -> *mut headjack_image_list {
         },
         len: items.len(),
     };
-    Box::into_raw(Box::new(ImageListBox {
+    box_out::<headjack_image_list>(ImageListBox {
         list,
         _items: items,
         _strings: strings,
-    })) as *mut headjack_image_list
+    })
 }
 
 /// The images headjack built on this engine (tagged `localhost/headjack/…`), most recently used
@@ -93,10 +102,10 @@ pub extern "C" fn headjack_client_images(
     out: *mut *mut headjack_image_list,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let client = arg_ref(client, "client")?;
-        let out = arg_mut(out, "out")?;
-        let images = block_on(client.client.images())??;
+    fallible(err, || {
+        let client = client_ref(client)?.client();
+        let out = out_ref(out, "out")?;
+        let images = block_on(client.images())??;
         *out = image_list_out(images);
         Ok(())
     })
@@ -107,10 +116,5 @@ pub extern "C" fn headjack_client_images(
 /// Not to be called twice, nor while another thread uses the object.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_image_list_free(list: *mut headjack_image_list) {
-    guard_or((), || {
-        if !list.is_null() {
-            // SAFETY: created by image_list_out as an ImageListBox, freed once.
-            drop(unsafe { Box::from_raw(list as *mut ImageListBox) });
-        }
-    })
+    ffi_panic_boundary! { free_box(list) }
 }

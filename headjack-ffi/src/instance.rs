@@ -7,11 +7,13 @@ use std::time::Duration;
 use headjack_core::instance::InstanceInfo;
 use headjack_core::{Instance, Status};
 
-use crate::boundary::{
-    arg_bytes, arg_mut, arg_path, arg_ref, arg_str, block_on, cstring, guard, guard_or, opt_str,
-};
-use crate::error::{headjack_error, headjack_status};
+use crate::args::{arg_bytes, arg_mode, arg_path, arg_str, cstring, opt_str};
+use crate::blocking::block_on;
+use crate::boundary::ffi_panic_boundary;
+use crate::error::{fallible, headjack_error};
+use crate::handle::{Castable, OwnershipBox, box_out, free_box, out_ref, try_ref, write_opt};
 use crate::memory::{headjack_buffer, headjack_string_list, string_list_out, string_out};
+use crate::status::{Failure, headjack_status};
 
 /// A running environment (a container). Created by `headjack_client_spawn` or
 /// `headjack_client_attach`; freed by `headjack_instance_free`, which removes the container
@@ -21,6 +23,18 @@ use crate::memory::{headjack_buffer, headjack_string_list, string_list_out, stri
 /// be freed while another thread uses it. After `headjack_instance_remove` every operation fails
 /// with `HEADJACK_NOT_FOUND` (free the handle as usual).
 pub struct headjack_instance {
+    _private: [u8; 0],
+}
+
+impl Castable for headjack_instance {
+    type Ownership = OwnershipBox;
+    type RustType = InstanceHandle;
+    const ENGINE_STATE: bool = true;
+}
+
+/// What a `headjack_instance` holds: the core instance (whose drop removes the container,
+/// unless kept) and its names as C strings.
+pub(crate) struct InstanceHandle {
     pub(crate) inner: Instance,
     id: CString,
     container_id: CString,
@@ -30,17 +44,25 @@ pub struct headjack_instance {
 
 /// Moves a core instance to C.
 pub(crate) fn instance_out(inner: Instance) -> *mut headjack_instance {
-    let id = cstring(inner.id());
-    let container_id = cstring(inner.container_id());
-    let name = cstring(inner.name());
-    let image = cstring(inner.image());
-    Box::into_raw(Box::new(headjack_instance {
+    box_out::<headjack_instance>(InstanceHandle {
+        id: cstring(inner.id()),
+        container_id: cstring(inner.container_id()),
+        name: cstring(inner.name()),
+        image: cstring(inner.image()),
         inner,
-        id,
-        container_id,
-        name,
-        image,
-    }))
+    })
+}
+
+pub(crate) fn inst<'a>(instance: *const headjack_instance) -> Result<&'a InstanceHandle, Failure> {
+    try_ref(instance, "instance")
+}
+
+/// A C string of a live instance, or NULL.
+fn name_of(
+    instance: *const headjack_instance,
+    field: impl FnOnce(&InstanceHandle) -> &CString,
+) -> *const c_char {
+    inst(instance).map_or(ptr::null(), |i| field(i).as_ptr())
 }
 
 /// Frees an instance handle and removes its container (blocking until removed), unless
@@ -55,19 +77,7 @@ pub(crate) fn instance_out(inner: Instance) -> *mut headjack_instance {
 /// Not to be called twice, nor while another thread uses the object.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_instance_free(instance: *mut headjack_instance) {
-    guard_or((), || {
-        if instance.is_null() {
-            return;
-        }
-        // SAFETY: created by instance_out, freed once.
-        crate::boundary::release(unsafe { Box::from_raw(instance) });
-    })
-}
-
-fn inst<'a>(
-    instance: *const headjack_instance,
-) -> Result<&'a headjack_instance, crate::error::Failure> {
-    arg_ref(instance, "instance")
+    ffi_panic_boundary! { free_box(instance) }
 }
 
 /// Keeps the container when the handle is freed (find it again with `headjack_client_attach`;
@@ -79,7 +89,7 @@ pub extern "C" fn headjack_instance_keep(
     instance: *const headjack_instance,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         inst(instance)?.inner.keep();
         Ok(())
     })
@@ -89,10 +99,7 @@ pub extern "C" fn headjack_instance_keep(
 /// until `headjack_instance_free`); NULL when `instance` is NULL. Thread-safe.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_instance_id(instance: *const headjack_instance) -> *const c_char {
-    // SAFETY: NULL or a live instance.
-    guard_or(ptr::null(), || {
-        unsafe { instance.as_ref() }.map_or(ptr::null(), |i| i.id.as_ptr())
-    })
+    ffi_panic_boundary! { name_of(instance, |i| &i.id) }
 }
 
 /// The engine's container ID. Owned by the handle; NULL when `instance` is NULL. Thread-safe.
@@ -100,29 +107,20 @@ pub extern "C" fn headjack_instance_id(instance: *const headjack_instance) -> *c
 pub extern "C" fn headjack_instance_container_id(
     instance: *const headjack_instance,
 ) -> *const c_char {
-    // SAFETY: NULL or a live instance.
-    guard_or(ptr::null(), || {
-        unsafe { instance.as_ref() }.map_or(ptr::null(), |i| i.container_id.as_ptr())
-    })
+    ffi_panic_boundary! { name_of(instance, |i| &i.container_id) }
 }
 
 /// The container name. Owned by the handle; NULL when `instance` is NULL. Thread-safe.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_instance_name(instance: *const headjack_instance) -> *const c_char {
-    // SAFETY: NULL or a live instance.
-    guard_or(ptr::null(), || {
-        unsafe { instance.as_ref() }.map_or(ptr::null(), |i| i.name.as_ptr())
-    })
+    ffi_panic_boundary! { name_of(instance, |i| &i.name) }
 }
 
 /// The fully qualified image reference the container runs. Owned by the handle; NULL when
 /// `instance` is NULL. Thread-safe.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_instance_image(instance: *const headjack_instance) -> *const c_char {
-    // SAFETY: NULL or a live instance.
-    guard_or(ptr::null(), || {
-        unsafe { instance.as_ref() }.map_or(ptr::null(), |i| i.image.as_ptr())
-    })
+    ffi_panic_boundary! { name_of(instance, |i| &i.image) }
 }
 
 /// Writes `data[0..len]` to absolute container path `path` with permission bits `mode` (e.g.
@@ -138,10 +136,11 @@ pub extern "C" fn headjack_instance_write_file(
     mode: u32,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         let instance = inst(instance)?;
         let path = arg_str(path, "path")?;
         let data = arg_bytes(data, len, "data")?;
+        let mode = arg_mode(mode, "mode")?;
         Ok(block_on(
             instance.inner.write_file_with_mode(path, data, mode),
         )??)
@@ -159,10 +158,10 @@ pub extern "C" fn headjack_instance_read_file(
     out: *mut headjack_buffer,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         let instance = inst(instance)?;
         let path = arg_str(path, "path")?;
-        let out = arg_mut(out, "out")?;
+        let out = out_ref(out, "out")?;
         let data = block_on(instance.inner.read_file(path))??;
         *out = headjack_buffer::from_vec(data);
         Ok(())
@@ -181,7 +180,7 @@ pub extern "C" fn headjack_instance_copy_in(
     container_dir: *const c_char,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         let instance = inst(instance)?;
         let src = arg_path(host_path, "host_path")?;
         let dest = arg_str(container_dir, "container_dir")?;
@@ -205,16 +204,15 @@ pub extern "C" fn headjack_instance_copy_out(
     out_written: *mut *mut headjack_string_list,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         let instance = inst(instance)?;
         let src = arg_str(container_path, "container_path")?;
         let dest = arg_path(host_dir, "host_dir")?;
         let written = block_on(instance.inner.copy_out(src, dest))??;
-        // SAFETY: NULL or writable.
-        if let Some(out) = unsafe { out_written.as_mut() } {
+        write_opt(out_written, || {
             let paths: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-            *out = string_list_out(&paths);
-        }
+            string_list_out(&paths)
+        });
         Ok(())
     })
 }
@@ -229,9 +227,9 @@ pub extern "C" fn headjack_instance_logs(
     out: *mut headjack_buffer,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         let instance = inst(instance)?;
-        let out = arg_mut(out, "out")?;
+        let out = out_ref(out, "out")?;
         let chunks = block_on(instance.inner.logs())??;
         *out =
             headjack_buffer::from_vec(chunks.iter().flat_map(|c| c.data.iter().copied()).collect());
@@ -247,7 +245,7 @@ pub extern "C" fn headjack_instance_stop(
     grace_ms: u64,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         Ok(block_on(
             inst(instance)?.inner.stop(Duration::from_millis(grace_ms)),
         )??)
@@ -262,7 +260,7 @@ pub extern "C" fn headjack_instance_kill(
     signal: *const c_char,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         let instance = inst(instance)?;
         let signal = opt_str(signal, "signal")?.unwrap_or("SIGKILL");
         Ok(block_on(instance.inner.kill(signal))??)
@@ -275,7 +273,7 @@ pub extern "C" fn headjack_instance_start(
     instance: *const headjack_instance,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || Ok(block_on(inst(instance)?.inner.start())??))
+    fallible(err, || Ok(block_on(inst(instance)?.inner.start())??))
 }
 
 /// Restarts the container (stop with `grace_ms`, then start). Thread-safe.
@@ -285,7 +283,7 @@ pub extern "C" fn headjack_instance_restart(
     grace_ms: u64,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         Ok(block_on(
             inst(instance)?
                 .inner
@@ -300,7 +298,7 @@ pub extern "C" fn headjack_instance_pause(
     instance: *const headjack_instance,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || Ok(block_on(inst(instance)?.inner.pause())??))
+    fallible(err, || Ok(block_on(inst(instance)?.inner.pause())??))
 }
 
 /// Thaws a paused container. Thread-safe.
@@ -309,7 +307,7 @@ pub extern "C" fn headjack_instance_resume(
     instance: *const headjack_instance,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || Ok(block_on(inst(instance)?.inner.resume())??))
+    fallible(err, || Ok(block_on(inst(instance)?.inner.resume())??))
 }
 
 /// The state of an instance's container.
@@ -359,16 +357,13 @@ pub extern "C" fn headjack_instance_status(
     out_exit_code: *mut i64,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         let instance = inst(instance)?;
-        let out = arg_mut(out_state, "out_state")?;
+        let out = out_ref(out_state, "out_state")?;
         let status = block_on(instance.inner.status())??;
         let (state, code) = state_of(&status);
         *out = state;
-        // SAFETY: NULL or writable.
-        if let Some(c) = unsafe { out_exit_code.as_mut() } {
-            *c = code;
-        }
+        write_opt(out_exit_code, || code);
         Ok(())
     })
 }
@@ -385,14 +380,11 @@ pub extern "C" fn headjack_instance_commit(
     out_reference: *mut *mut c_char,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         let instance = inst(instance)?;
         let reference = arg_str(reference, "reference")?;
         let image = block_on(instance.inner.commit(reference))??;
-        // SAFETY: NULL or writable.
-        if let Some(out) = unsafe { out_reference.as_mut() } {
-            *out = string_out(&image.to_string());
-        }
+        write_opt(out_reference, || string_out(&image.to_string()));
         Ok(())
     })
 }
@@ -405,7 +397,7 @@ pub extern "C" fn headjack_instance_remove(
     instance: *const headjack_instance,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || Ok(block_on(inst(instance)?.inner.remove())??))
+    fallible(err, || Ok(block_on(inst(instance)?.inner.remove())??))
 }
 
 /// What `headjack_client_list` and `headjack_instance_inspect` report about an instance. Owned
@@ -439,6 +431,9 @@ pub struct headjack_instance_info {
     pub label_values: *const *const c_char,
     /// How many labels there are.
     pub labels_len: usize,
+    /// The memory limit killed the container's main process (only `headjack_instance_inspect`
+    /// reads it; in a `headjack_client_list` it is false).
+    pub oom_killed: bool,
 }
 
 /// A list of instances, owned by the caller and freed by `headjack_instance_list_free`.
@@ -499,6 +494,7 @@ fn info_parts(i: &InstanceInfo) -> (headjack_instance_info, InfoStore) {
         label_keys: or_null(&keys),
         label_values: or_null(&values),
         labels_len: labels.len(),
+        oom_killed: i.oom_killed,
     };
     (
         info,
@@ -510,9 +506,14 @@ fn info_parts(i: &InstanceInfo) -> (headjack_instance_info, InfoStore) {
     )
 }
 
+impl Castable for headjack_instance_list {
+    type Ownership = OwnershipBox;
+    type RustType = ListBox;
+}
+
 /// A `headjack_instance_list` with its storage (the list must stay first).
 #[repr(C)]
-struct ListBox {
+pub(crate) struct ListBox {
     list: headjack_instance_list,
     _items: Vec<headjack_instance_info>,
     _stores: Vec<InfoStore>,
@@ -529,11 +530,11 @@ pub(crate) fn list_out(infos: Vec<InstanceInfo>) -> *mut headjack_instance_list 
         },
         len: items.len(),
     };
-    Box::into_raw(Box::new(ListBox {
+    box_out::<headjack_instance_list>(ListBox {
         list,
         _items: items,
         _stores: stores,
-    })) as *mut headjack_instance_list
+    })
 }
 
 /// Frees a list of instances and everything it holds. NULL is ignored.
@@ -541,17 +542,17 @@ pub(crate) fn list_out(infos: Vec<InstanceInfo>) -> *mut headjack_instance_list 
 /// Not to be called twice, nor while another thread uses the object.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_instance_list_free(list: *mut headjack_instance_list) {
-    guard_or((), || {
-        if !list.is_null() {
-            // SAFETY: created by list_out as a ListBox, freed once.
-            drop(unsafe { Box::from_raw(list as *mut ListBox) });
-        }
-    })
+    ffi_panic_boundary! { free_box(list) }
+}
+
+impl Castable for headjack_instance_info {
+    type Ownership = OwnershipBox;
+    type RustType = InfoBox;
 }
 
 /// A `headjack_instance_info` with its storage (the info must stay first).
 #[repr(C)]
-struct InfoBox {
+pub(crate) struct InfoBox {
     info: headjack_instance_info,
     _store: InfoStore,
 }
@@ -564,15 +565,15 @@ pub extern "C" fn headjack_instance_inspect(
     out: *mut *mut headjack_instance_info,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         let instance = inst(instance)?;
-        let out = arg_mut(out, "out")?;
+        let out = out_ref(out, "out")?;
         let info = block_on(instance.inner.inspect())??;
         let (info, store) = info_parts(&info);
-        *out = Box::into_raw(Box::new(InfoBox {
+        *out = box_out::<headjack_instance_info>(InfoBox {
             info,
             _store: store,
-        })) as *mut headjack_instance_info;
+        });
         Ok(())
     })
 }
@@ -583,10 +584,5 @@ pub extern "C" fn headjack_instance_inspect(
 /// Not to be called twice, nor while another thread uses the object.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_instance_info_free(info: *mut headjack_instance_info) {
-    guard_or((), || {
-        if !info.is_null() {
-            // SAFETY: created by headjack_instance_inspect as an InfoBox, freed once.
-            drop(unsafe { Box::from_raw(info as *mut InfoBox) });
-        }
-    })
+    ffi_panic_boundary! { free_box(info) }
 }

@@ -1,27 +1,42 @@
 //! C ABI for headjack: `libheadjack.{so,a}` and `include/headjack.h` (generated from this crate
 //! by cbindgen; see `cbindgen.toml` and `tests/header.rs`).
 //!
-//! The crate has no behaviour of its own: every function checks its C arguments, calls the core
-//! (`headjack_core`) on one process-wide tokio runtime, and converts the result. Conventions
-//! (after rustls-ffi):
+//! The crate has no behaviour of its own: every function checks its C arguments (`args`),
+//! calls the core (`headjack_core`) on its one process-wide runtime (`blocking`), and converts
+//! the result. Conventions (after rustls-ffi):
 //!
-//! - names are `headjack_<type>_<verb>`; handles are opaque; each `_new`/`_connect`/`_spawn`
-//!   has exactly one `_free`;
+//! - names are `headjack_<type>_<verb>`; handles are opaque, and how each is owned (a `Box`, or
+//!   an `Arc` that calls in progress share) is stated once, by its `Castable` impl (`handle`);
+//!   each `_new`/`_connect`/`_spawn`/`_start` has exactly one `_free`;
 //! - every fallible function returns a `headjack_status` and fills a `headjack_error **`
 //!   out-parameter (no thread-local "last error": Go moves goroutines between threads);
-//! - every call runs inside a panic boundary, and blocks the calling thread on the shared runtime,
+//! - no panic crosses into C (`boundary`); calls block the calling thread on the shared runtime,
 //!   so callbacks run on the caller's thread;
-//! - a process forked after first use gets `HEADJACK_FORKED` instead of a hung runtime.
+//! - a process forked after first use gets `HEADJACK_FORKED` instead of a hung runtime, and
+//!   never removes its parent's containers.
+//!
+//! Modules below `boundary` depend only on the ones above them: `status` (codes, `Failure`) ←
+//! `boundary` (panics) ← `handle`, `args`, `blocking` ← `error` (error objects, `fallible`) ←
+//! the handle types.
 
 // The C names (`headjack_status`, `HEADJACK_OK`) are the ABI.
 #![allow(non_camel_case_types)]
 // Every exported function takes raw pointers from C, which has no `unsafe`; their validity is
-// the caller's contract, documented on each function in the header. NULL is always checked.
+// the caller's contract, documented on each function in the header. NULL is always checked,
+// and handle pointers are only dereferenced in `handle`.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 // The header's sections follow the order of these declarations (one per group, because rustfmt
 // sorts the declarations within a group).
+mod status;
+
 mod boundary;
+
+mod args;
+
+mod blocking;
+
+mod handle;
 
 mod version;
 
@@ -52,4 +67,14 @@ pub use instance::*;
 pub use memory::*;
 pub use pool::*;
 pub use spec::*;
+pub use status::*;
 pub use version::*;
+
+// Every handle documented thread-safe is: its Rust value may be shared between threads.
+const _: fn() = || {
+    fn thread_safe<T: Send + Sync>() {}
+    thread_safe::<headjack_core::Pool>();
+    thread_safe::<crate::instance::InstanceHandle>();
+    thread_safe::<headjack_core::exec::SharedExec>();
+    thread_safe::<crate::command::CommandHandle>();
+};

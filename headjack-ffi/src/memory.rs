@@ -3,7 +3,9 @@
 use std::ffi::{CString, c_char};
 use std::ptr;
 
-use crate::boundary::{cstring, guard_or};
+use crate::args::cstring;
+use crate::boundary::ffi_panic_boundary;
+use crate::handle::{Castable, OwnershipBox, box_out, free_box};
 
 /// Frees a string returned by headjack (every `char *` out-parameter). NULL is ignored.
 ///
@@ -13,12 +15,12 @@ use crate::boundary::{cstring, guard_or};
 /// Not to be called twice, nor while another thread uses the object.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_string_free(s: *mut c_char) {
-    guard_or((), || {
+    ffi_panic_boundary! {
         if !s.is_null() {
-            // SAFETY: created by CString::into_raw in this crate, freed once.
+            // SAFETY: created by CString::into_raw in `string_out`, freed once.
             drop(unsafe { CString::from_raw(s) });
         }
-    })
+    }
 }
 
 /// Returns a new C string owned by the caller (freed with `headjack_string_free`).
@@ -81,12 +83,12 @@ impl headjack_buffer {
 /// Not to be called twice, nor while another thread uses the object.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_buffer_free(buf: *mut headjack_buffer) {
-    guard_or((), || {
+    ffi_panic_boundary! {
         // SAFETY: NULL or a buffer filled by headjack.
         if let Some(b) = unsafe { buf.as_mut() } {
             b.release();
         }
-    })
+    }
 }
 
 /// A list of strings owned by headjack: `items[0..len]`, each NUL-terminated UTF-8.
@@ -102,12 +104,18 @@ pub struct headjack_string_list {
     pub len: usize,
 }
 
-/// A `headjack_string_list` with the storage it points into (the list must stay first).
+impl Castable for headjack_string_list {
+    type Ownership = OwnershipBox;
+    type RustType = StringListBox;
+}
+
+/// A `headjack_string_list` with the storage it points into (the list must stay first, so a
+/// pointer to it is a pointer to the whole).
 #[repr(C)]
-struct StringListBox {
+pub(crate) struct StringListBox {
     list: headjack_string_list,
-    pointers: Vec<*const c_char>,
-    strings: Vec<CString>,
+    _pointers: Vec<*const c_char>,
+    _strings: Vec<CString>,
 }
 
 /// Returns a new string list owned by the caller.
@@ -122,11 +130,11 @@ pub(crate) fn string_list_out<S: AsRef<str>>(items: &[S]) -> *mut headjack_strin
         },
         len: pointers.len(),
     };
-    Box::into_raw(Box::new(StringListBox {
+    box_out::<headjack_string_list>(StringListBox {
         list,
-        pointers,
-        strings,
-    })) as *mut headjack_string_list
+        _pointers: pointers,
+        _strings: strings,
+    })
 }
 
 /// Frees a string list and its strings. NULL is ignored.
@@ -134,11 +142,5 @@ pub(crate) fn string_list_out<S: AsRef<str>>(items: &[S]) -> *mut headjack_strin
 /// Not to be called twice, nor while another thread uses the object.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_string_list_free(list: *mut headjack_string_list) {
-    guard_or((), || {
-        if !list.is_null() {
-            // SAFETY: created by `string_list_out` (the list is the first field of the box).
-            let b = unsafe { Box::from_raw(list as *mut StringListBox) };
-            drop((b.pointers, b.strings));
-        }
-    })
+    ffi_panic_boundary! { free_box(list) }
 }

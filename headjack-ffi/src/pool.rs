@@ -2,11 +2,14 @@
 
 use headjack_core::Pool;
 
-use crate::boundary::{arg_mut, arg_ref, block_on, guard, guard_or};
-use crate::client::headjack_client;
-use crate::error::{headjack_error, headjack_status};
+use crate::blocking::block_on;
+use crate::boundary::ffi_panic_boundary;
+use crate::client::{client_ref, headjack_client};
+use crate::error::{fallible, headjack_error};
+use crate::handle::{Castable, OwnershipBox, box_out, free_box, out_ref, try_ref};
 use crate::instance::{headjack_instance, instance_out};
-use crate::spec::headjack_spec;
+use crate::spec::{headjack_spec, spec_ref};
+use crate::status::headjack_status;
 
 /// A pool of ready instances of one spec. Created by `headjack_pool_new`; hand instances out
 /// with `headjack_pool_take`; freed by `headjack_pool_free`, which removes the instances still in
@@ -20,7 +23,13 @@ use crate::spec::headjack_spec;
 /// Thread-safe: any number of threads may take at once. Not to be freed while another thread
 /// uses it.
 pub struct headjack_pool {
-    inner: Pool,
+    _private: [u8; 0],
+}
+
+impl Castable for headjack_pool {
+    type Ownership = OwnershipBox;
+    type RustType = Pool;
+    const ENGINE_STATE: bool = true;
 }
 
 /// Resolves the spec's base (pulling or building it when needed, with progress to the spec's
@@ -40,14 +49,14 @@ pub extern "C" fn headjack_pool_new(
     out: *mut *mut headjack_pool,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let client = arg_ref(client, "client")?;
-        let spec = arg_ref(spec, "spec")?;
-        let out = arg_mut(out, "out")?;
-        let inner = spec
+    fallible(err, || {
+        let client = client_ref(client)?.client();
+        let spec = spec_ref(spec)?;
+        let out = out_ref(out, "out")?;
+        let pool = spec
             .snapshot()
-            .run(|s| async move { Pool::new(&client.client, s, size).await })?;
-        *out = Box::into_raw(Box::new(headjack_pool { inner }));
+            .run(|s| async move { Pool::new(&client, s, size).await })?;
+        *out = box_out::<headjack_pool>(pool);
         Ok(())
     })
 }
@@ -65,10 +74,10 @@ pub extern "C" fn headjack_pool_take(
     out: *mut *mut headjack_instance,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let pool = arg_ref(pool, "pool")?;
-        let out = arg_mut(out, "out")?;
-        let instance = block_on(pool.inner.take())??;
+    fallible(err, || {
+        let pool = try_ref(pool, "pool")?;
+        let out = out_ref(out, "out")?;
+        let instance = block_on(pool.take())??;
         *out = instance_out(instance);
         Ok(())
     })
@@ -79,10 +88,7 @@ pub extern "C" fn headjack_pool_take(
 /// Thread-safe.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_pool_ready(pool: *const headjack_pool) -> usize {
-    guard_or(0, || {
-        // SAFETY: NULL or a live pool.
-        unsafe { pool.as_ref() }.map_or(0, |p| p.inner.ready())
-    })
+    ffi_panic_boundary! { try_ref(pool, "pool").map_or(0, |p| p.ready()) }
 }
 
 /// Frees a pool and removes the instances still in it (blocking until removed); instances spawned
@@ -96,17 +102,5 @@ pub extern "C" fn headjack_pool_ready(pool: *const headjack_pool) -> usize {
 /// object.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_pool_free(pool: *mut headjack_pool) {
-    guard_or((), || {
-        if pool.is_null() {
-            return;
-        }
-        // SAFETY: created by headjack_pool_new, freed once.
-        crate::boundary::release(unsafe { Box::from_raw(pool) });
-    })
+    ffi_panic_boundary! { free_box(pool) }
 }
-
-// The handle is shared across threads (see its doc).
-const _: fn() = || {
-    fn thread_safe<T: Send + Sync>() {}
-    thread_safe::<headjack_pool>();
-};

@@ -9,8 +9,12 @@ use std::time::Duration;
 use headjack_core::spec::{PullPolicy, Readiness};
 use headjack_core::{Base, Mount, Network, Progress, Spec};
 
-use crate::boundary::{arg_argv, arg_path, arg_ref, arg_str, block_on, cstring, guard, guard_or};
-use crate::error::{Failure, headjack_error, headjack_status};
+use crate::args::{arg_argv, arg_path, arg_str, cstring, opt_path};
+use crate::blocking::block_on;
+use crate::boundary::ffi_panic_boundary;
+use crate::error::{fallible, headjack_error};
+use crate::handle::{Castable, OwnershipBox, box_out, free_box, try_ref};
+use crate::status::{Failure, headjack_status};
 
 /// What a progress event is about.
 #[repr(u32)]
@@ -58,47 +62,27 @@ pub(crate) struct ProgressTarget {
 }
 
 impl ProgressTarget {
+    /// Calls the C callback with `event`, flattened through the core's accessors.
     fn deliver(&self, event: &Progress) {
-        let (kind, image, layer, status, line, current, total) = match event {
-            Progress::Pull {
-                image,
-                layer,
-                status,
-                current,
-                total,
-            } => (
-                headjack_progress_kind::HEADJACK_PROGRESS_PULL,
-                image.as_str(),
-                layer.as_deref(),
-                Some(status.as_str()),
-                None,
-                current.map_or(-1, |c| c as i64),
-                total.map_or(-1, |t| t as i64),
-            ),
-            Progress::Build { tag, line } => (
-                headjack_progress_kind::HEADJACK_PROGRESS_BUILD,
-                tag.as_str(),
-                None,
-                None,
-                Some(line.as_str()),
-                -1,
-                -1,
-            ),
+        let kind = match event.kind() {
+            "pull" => headjack_progress_kind::HEADJACK_PROGRESS_PULL,
+            "build" => headjack_progress_kind::HEADJACK_PROGRESS_BUILD,
+            // A kind this version does not know: not part of the C ABI yet.
             _ => return,
         };
-        let image = cstring(image);
-        let layer = layer.map(cstring);
-        let status = status.map(cstring);
-        let line = line.map(cstring);
-        let opt = |s: &Option<std::ffi::CString>| s.as_ref().map_or(ptr::null(), |s| s.as_ptr());
+        let image = cstring(event.image());
+        let [layer, status, line] =
+            [event.layer(), event.status(), event.line()].map(|s| s.map(cstring));
+        let ptr = |s: &Option<std::ffi::CString>| s.as_ref().map_or(ptr::null(), |s| s.as_ptr());
+        let bytes = |n: Option<u64>| n.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
         let event = headjack_progress {
             kind,
             image: image.as_ptr(),
-            layer: opt(&layer),
-            status: opt(&status),
-            line: opt(&line),
-            current,
-            total,
+            layer: ptr(&layer),
+            status: ptr(&status),
+            line: ptr(&line),
+            current: bytes(event.current()),
+            total: bytes(event.total()),
         };
         // SAFETY: the caller registered this function with this userdata.
         unsafe { (self.cb)(self.userdata, &event) };
@@ -121,10 +105,56 @@ pub(crate) struct SpecState {
 /// A spec may be used from several threads (calls on it are serialised), but not freed while
 /// in use.
 pub struct headjack_spec {
+    _private: [u8; 0],
+}
+
+impl Castable for headjack_spec {
+    type Ownership = OwnershipBox;
+    type RustType = SpecHandle;
+}
+
+/// What a `headjack_spec` holds.
+#[derive(Default)]
+pub(crate) struct SpecHandle {
     state: Mutex<SpecState>,
 }
 
-impl headjack_spec {
+pub(crate) fn spec_ref<'a>(spec: *const headjack_spec) -> Result<&'a SpecHandle, Failure> {
+    try_ref(spec, "spec")
+}
+
+/// The body of a setter taking one string: checks `spec`, then `value` (named `what`).
+fn set_str(
+    spec: *const headjack_spec,
+    value: *const c_char,
+    what: &str,
+    err: *mut *mut headjack_error,
+    apply: impl FnOnce(Spec, &str) -> Spec,
+) -> headjack_status {
+    fallible(err, || {
+        let spec = spec_ref(spec)?;
+        let value = arg_str(value, what)?;
+        spec.update(|s| apply(s, value))
+    })
+}
+
+/// The body of a setter taking a `key` and a `value` string.
+fn set_pair(
+    spec: *const headjack_spec,
+    key: *const c_char,
+    value: *const c_char,
+    err: *mut *mut headjack_error,
+    apply: impl FnOnce(Spec, &str, &str) -> Spec,
+) -> headjack_status {
+    fallible(err, || {
+        let spec = spec_ref(spec)?;
+        let key = arg_str(key, "key")?;
+        let value = arg_str(value, "value")?;
+        spec.update(|s| apply(s, key, value))
+    })
+}
+
+impl SpecHandle {
     fn with(&self, f: impl FnOnce(&mut SpecState) -> Result<(), Failure>) -> Result<(), Failure> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut st)
@@ -194,11 +224,7 @@ impl SpecState {
 /// Thread-safe.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_spec_new() -> *mut headjack_spec {
-    guard_or(ptr::null_mut(), || {
-        Box::into_raw(Box::new(headjack_spec {
-            state: Mutex::new(SpecState::default()),
-        }))
-    })
+    ffi_panic_boundary! { box_out::<headjack_spec>(SpecHandle::default()) }
 }
 
 /// Frees a spec. NULL is ignored. Instances spawned from it are not affected.
@@ -206,16 +232,7 @@ pub extern "C" fn headjack_spec_new() -> *mut headjack_spec {
 /// Not to be called twice, nor while another thread uses the object.
 #[unsafe(no_mangle)]
 pub extern "C" fn headjack_spec_free(spec: *mut headjack_spec) {
-    guard_or((), || {
-        if !spec.is_null() {
-            // SAFETY: created by headjack_spec_new, freed once.
-            drop(unsafe { Box::from_raw(spec) });
-        }
-    })
-}
-
-fn spec_ref<'a>(spec: *const headjack_spec) -> Result<&'a headjack_spec, Failure> {
-    arg_ref(spec, "spec")
+    ffi_panic_boundary! { free_box(spec) }
 }
 
 /// Sets the base: `""` for the default base, an image reference (`debian:bookworm-slim`,
@@ -233,7 +250,7 @@ pub extern "C" fn headjack_spec_set_base(
     base: *const c_char,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         let spec = spec_ref(spec)?;
         let base = arg_str(base, "base")?;
         spec.with(|st| {
@@ -258,14 +275,10 @@ pub extern "C" fn headjack_spec_set_dockerfile(
     context: *const c_char,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         let spec = spec_ref(spec)?;
         let path = arg_path(path, "path")?;
-        let context = if context.is_null() {
-            None
-        } else {
-            Some(arg_path(context, "context")?)
-        };
+        let context = opt_path(context, "context")?;
         let mut d = Base::dockerfile(path);
         if let Some(c) = context {
             d = d.context(c);
@@ -287,12 +300,7 @@ pub extern "C" fn headjack_spec_set_build_arg(
     value: *const c_char,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let spec = spec_ref(spec)?;
-        let key = arg_str(key, "key")?;
-        let value = arg_str(value, "value")?;
-        spec.update(|s| s.build_arg(key, value))
-    })
+    set_pair(spec, key, value, err, |s, k, v| s.build_arg(k, v))
 }
 
 /// Builds the Dockerfile base up to stage `stage` (`--target`). Spawning fails with
@@ -305,11 +313,7 @@ pub extern "C" fn headjack_spec_set_build_target(
     stage: *const c_char,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let spec = spec_ref(spec)?;
-        let stage = arg_str(stage, "stage")?;
-        spec.update(|s| s.build_target(stage))
-    })
+    set_str(spec, stage, "stage", err, |s, v| s.build_target(v))
 }
 
 /// Builds the Dockerfile base for `platform` (`--platform`, e.g. `"linux/amd64"`); the same as
@@ -322,11 +326,7 @@ pub extern "C" fn headjack_spec_set_build_platform(
     platform: *const c_char,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let spec = spec_ref(spec)?;
-        let platform = arg_str(platform, "platform")?;
-        spec.update(|s| s.platform(platform))
-    })
+    headjack_spec_set_platform(spec, platform, err)
 }
 
 /// Ignores the engine's layer cache and headjack's build cache when building the Dockerfile
@@ -340,7 +340,7 @@ pub extern "C" fn headjack_spec_set_build_no_cache(
     no_cache: bool,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         spec_ref(spec)?.update(|s| s.build_no_cache(no_cache))
     })
 }
@@ -355,7 +355,7 @@ pub extern "C" fn headjack_spec_set_base_dir(
     dir: *const c_char,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         let spec = spec_ref(spec)?;
         let dir = arg_path(dir, "dir")?;
         spec.update(|s| s.base_dir(dir))
@@ -371,11 +371,7 @@ pub extern "C" fn headjack_spec_set_name(
     name: *const c_char,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let spec = spec_ref(spec)?;
-        let name = arg_str(name, "name")?;
-        spec.update(|s| s.name(name))
-    })
+    set_str(spec, name, "name", err, |s, v| s.name(v))
 }
 
 /// Bind-mounts host directory `dir` at `/workspace` (read-only when `read_only`), which becomes
@@ -389,7 +385,7 @@ pub extern "C" fn headjack_spec_set_workspace(
     read_only: bool,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         let spec = spec_ref(spec)?;
         let dir = arg_path(dir, "dir")?;
         spec.update(|s| s.workspace(dir).workspace_read_only(read_only))
@@ -407,11 +403,7 @@ pub extern "C" fn headjack_spec_set_workspace_target(
     target: *const c_char,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let spec = spec_ref(spec)?;
-        let target = arg_str(target, "target")?;
-        spec.update(|s| s.workspace_target(target))
-    })
+    set_str(spec, target, "target", err, |s, v| s.workspace_target(v))
 }
 
 /// Adds a bind mount of host file or directory `host` (any bytes but NUL; relative paths
@@ -426,7 +418,7 @@ pub extern "C" fn headjack_spec_add_bind_mount(
     read_only: bool,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         let spec = spec_ref(spec)?;
         let host = arg_path(host, "host")?;
         let target = arg_str(target, "target")?;
@@ -446,7 +438,7 @@ pub extern "C" fn headjack_spec_add_volume_mount(
     read_only: bool,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         let spec = spec_ref(spec)?;
         let name = arg_str(name, "name")?;
         let target = arg_str(target, "target")?;
@@ -466,7 +458,7 @@ pub extern "C" fn headjack_spec_add_tmpfs_mount(
     size_bytes: u64,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         let spec = spec_ref(spec)?;
         let target = arg_str(target, "target")?;
         spec.update(|s| s.mount(Mount::tmpfs(target, (size_bytes > 0).then_some(size_bytes))))
@@ -483,12 +475,7 @@ pub extern "C" fn headjack_spec_set_env(
     value: *const c_char,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let spec = spec_ref(spec)?;
-        let key = arg_str(key, "key")?;
-        let value = arg_str(value, "value")?;
-        spec.update(|s| s.env(key, value))
-    })
+    set_pair(spec, key, value, err, |s, k, v| s.env(k, v))
 }
 
 /// Sets the user commands run as unless they say otherwise (`name`, `uid` or `uid:gid`).
@@ -500,11 +487,7 @@ pub extern "C" fn headjack_spec_set_user(
     user: *const c_char,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let spec = spec_ref(spec)?;
-        let user = arg_str(user, "user")?;
-        spec.update(|s| s.user(user))
-    })
+    set_str(spec, user, "user", err, |s, v| s.user(v))
 }
 
 /// Sets the working directory. Default: the workspace mount if any, else the image's.
@@ -516,11 +499,7 @@ pub extern "C" fn headjack_spec_set_workdir(
     dir: *const c_char,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let spec = spec_ref(spec)?;
-        let dir = arg_str(dir, "dir")?;
-        spec.update(|s| s.workdir(dir))
-    })
+    set_str(spec, dir, "dir", err, |s, v| s.workdir(v))
 }
 
 /// Adds a label to the container (`io.headjack.*` keys are reserved: spawning fails).
@@ -533,12 +512,7 @@ pub extern "C" fn headjack_spec_set_label(
     value: *const c_char,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let spec = spec_ref(spec)?;
-        let key = arg_str(key, "key")?;
-        let value = arg_str(value, "value")?;
-        spec.update(|s| s.label(key, value))
-    })
+    set_pair(spec, key, value, err, |s, k, v| s.label(k, v))
 }
 
 /// Sets the CPU limit in cores (e.g. 1.5). Checked when spawning.
@@ -550,7 +524,7 @@ pub extern "C" fn headjack_spec_set_cpus(
     cpus: f64,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || spec_ref(spec)?.update(|s| s.cpus(cpus)))
+    fallible(err, || spec_ref(spec)?.update(|s| s.cpus(cpus)))
 }
 
 /// Sets the memory limit in bytes (swap is limited to the same amount). Checked when spawning.
@@ -562,7 +536,7 @@ pub extern "C" fn headjack_spec_set_memory(
     bytes: u64,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || spec_ref(spec)?.update(|s| s.memory(bytes)))
+    fallible(err, || spec_ref(spec)?.update(|s| s.memory(bytes)))
 }
 
 /// Sets the maximum number of processes (default 4096). Checked when spawning.
@@ -574,7 +548,7 @@ pub extern "C" fn headjack_spec_set_pids(
     limit: i64,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || spec_ref(spec)?.update(|s| s.pids(limit)))
+    fallible(err, || spec_ref(spec)?.update(|s| s.pids(limit)))
 }
 
 /// Sets the network: `"bridge"` (the default), `"none"`, or the name of an existing engine
@@ -587,7 +561,7 @@ pub extern "C" fn headjack_spec_set_network(
     network: *const c_char,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         let spec = spec_ref(spec)?;
         let network = arg_str(network, "network")?;
         spec.update(|s| s.network(Network::parse(network)))
@@ -603,11 +577,7 @@ pub extern "C" fn headjack_spec_set_runtime(
     runtime: *const c_char,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let spec = spec_ref(spec)?;
-        let runtime = arg_str(runtime, "runtime")?;
-        spec.update(|s| s.runtime(runtime))
-    })
+    set_str(spec, runtime, "runtime", err, |s, v| s.runtime(v))
 }
 
 /// Sets when an image base is pulled: `"missing"` (the default), `"always"` or `"never"`.
@@ -620,7 +590,7 @@ pub extern "C" fn headjack_spec_set_pull_policy(
     policy: *const c_char,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         let spec = spec_ref(spec)?;
         let policy = PullPolicy::parse(arg_str(policy, "policy")?)?;
         spec.update(|s| s.pull(policy))
@@ -636,11 +606,7 @@ pub extern "C" fn headjack_spec_set_platform(
     platform: *const c_char,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
-        let spec = spec_ref(spec)?;
-        let platform = arg_str(platform, "platform")?;
-        spec.update(|s| s.platform(platform))
-    })
+    set_str(spec, platform, "platform", err, |s, v| s.platform(v))
 }
 
 /// Lets `headjack_client_sweep` remove the instance `ms` milliseconds after it was spawned,
@@ -653,7 +619,7 @@ pub extern "C" fn headjack_spec_set_expires_after_ms(
     ms: u64,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         spec_ref(spec)?.update(|s| s.expires_after(Duration::from_millis(ms)))
     })
 }
@@ -672,7 +638,7 @@ pub extern "C" fn headjack_spec_set_readiness(
     interval_ms: u64,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         let spec = spec_ref(spec)?;
         let argv = arg_argv(argv, argc, "argv")?;
         let mut check = Readiness::command(argv, Duration::from_millis(timeout_ms));
@@ -693,7 +659,7 @@ pub extern "C" fn headjack_spec_set_progress(
     userdata: *mut c_void,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         spec_ref(spec)?.with(|st| {
             st.progress = cb.map(|cb| ProgressTarget { cb, userdata });
             Ok(())
@@ -711,7 +677,7 @@ pub extern "C" fn headjack_spec_set_hardened(
     hardened: bool,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || spec_ref(spec)?.update(|s| s.hardened(hardened)))
+    fallible(err, || spec_ref(spec)?.update(|s| s.hardened(hardened)))
 }
 
 /// Makes the instance outlive this process: it gets no owner, so `headjack_client_sweep` removes
@@ -726,7 +692,7 @@ pub extern "C" fn headjack_spec_set_detached(
     detached: bool,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || spec_ref(spec)?.update(|s| s.detached(detached)))
+    fallible(err, || spec_ref(spec)?.update(|s| s.detached(detached)))
 }
 
 /// Overrides the keep-alive command (default: the image's `io.headjack.init` label, else
@@ -740,7 +706,7 @@ pub extern "C" fn headjack_spec_set_init(
     argc: usize,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    guard(err, || {
+    fallible(err, || {
         let spec = spec_ref(spec)?;
         let argv = arg_argv(argv, argc, "argv")?;
         spec.update(|s| s.init(argv))

@@ -1,201 +1,288 @@
 //! `Client` (sync) and `AsyncClient` (asyncio): an engine connection and the operations that
-//! do not belong to one instance.
+//! do not belong to one instance, written once (`client_methods!`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
+use tokio::sync::OnceCell;
 
-use crate::args;
+use crate::convert;
 use crate::errors::Outcome;
+use crate::face::{Asyncio, Blocking, Face};
+use crate::fork::ParentOnly;
 use crate::instance::{AsyncInstance, Instance, Slot};
-use crate::pool::{AsyncPool, Pool};
-use crate::runtime::{awaitable, block, is_forked_child};
+use crate::options::{Request, request};
+use crate::pool::{AsyncPool, Held, Pool};
 use crate::types::{BuiltImage, EngineInfo, InstanceInfo, ResolvedImage};
 
-async fn connect(host: Option<String>) -> Outcome<headjack::Client> {
-    Ok(match host {
-        Some(h) => headjack::Client::connect_to(&h).await?,
-        None => headjack::Client::shared().await?.clone(),
-    })
+/// Where to connect, and the connection once made (on first use).
+pub(crate) struct Conn {
+    host: Option<String>,
+    timeout: Option<Duration>,
+    client: OnceCell<headjack::Client>,
 }
 
-/// A connection to a container engine (sync API). `Client()` connects to the first engine
-/// that answers (DOCKER_HOST, the Docker sockets, then Podman's); `Client(host)` to that one.
-#[pyclass(module = "headjack", frozen)]
-pub(crate) struct Client {
-    inner: Option<headjack::Client>,
-}
+type SharedConn = Arc<ParentOnly<Conn>>;
 
-impl Drop for Client {
-    fn drop(&mut self) {
-        if is_forked_child()
-            && let Some(c) = self.inner.take()
-        {
-            std::mem::forget(c);
+impl Conn {
+    fn shared(host: Option<String>, timeout: Option<Duration>) -> SharedConn {
+        Arc::new(ParentOnly::new(Conn {
+            host,
+            timeout,
+            client: OnceCell::new(),
+        }))
+    }
+
+    /// The core client, connecting first if needed.
+    async fn client(&self) -> Outcome<headjack::Client> {
+        let connect = || async {
+            let client = match &self.host {
+                Some(h) => headjack::Client::connect_to(h).await?,
+                None => headjack::Client::shared().await?.clone(),
+            };
+            Ok::<_, headjack::Error>(match self.timeout {
+                Some(t) => client.with_timeout(t),
+                None => client,
+            })
+        };
+        Ok(self.client.get_or_try_init(connect).await?.clone())
+    }
+
+    fn repr(&self, kind: &str) -> String {
+        match self.client.get() {
+            Some(c) => format!("{kind}(host={:?})", c.info().host),
+            None => format!("{kind}(not connected)"),
         }
     }
 }
 
-impl Client {
-    fn core(&self) -> headjack::Client {
-        self.inner
-            .clone()
-            .expect("a Client always holds a connection")
+/// The arguments of both constructors.
+fn conn_args(
+    host: Option<&Bound<'_, PyAny>>,
+    timeout: Option<&Bound<'_, PyAny>>,
+) -> PyResult<SharedConn> {
+    let host = convert::opt_string(host, "host")?;
+    let timeout = convert::opt_seconds(timeout, "timeout")?;
+    if timeout.is_some_and(|t| t.is_zero()) {
+        return Err(PyValueError::new_err(
+            "timeout must be a positive number of seconds (the bound on each engine call)",
+        ));
     }
-
-    /// Connects to the default engine, for the module-level `spawn`.
-    pub(crate) fn shared(py: Python<'_>) -> PyResult<Client> {
-        Ok(Client {
-            inner: Some(block(py, connect(None))?),
-        })
-    }
-
-    /// Spawns with this client (also used by the module-level `spawn`).
-    pub(crate) fn do_spawn(
-        &self,
-        py: Python<'_>,
-        base: Option<&Bound<'_, PyAny>>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Instance> {
-        let spec = args::spec("spawn", base, kwargs)?;
-        let c = self.core();
-        let inst = block(py, async move { Ok(c.spawn(spec).await?) })?;
-        Ok(Instance::new(Slot::new(inst)))
-    }
+    Ok(Conn::shared(host, timeout))
 }
 
-#[pymethods]
-impl Client {
+/// Spawns on the default engine (sync); see `Client.spawn`.
+#[pyfunction]
+#[pyo3(signature = (base=None, **kwargs))]
+pub(crate) fn spawn(
+    py: Python<'_>,
+    base: Option<&Bound<'_, PyAny>>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Instance> {
+    // Arguments are checked before connecting: bad input fails fast, even without an engine.
+    let Request { spec, progress } = request("spawn", base, kwargs)?;
+    Blocking::call(
+        py,
+        "spawn",
+        async move {
+            let client = headjack::Client::shared().await?;
+            Ok(Instance::from(Slot::new(client.spawn(spec).await?)))
+        },
+        progress,
+    )
+}
+
+/// Every method of both client classes, for face `$face`, making `$instance`s and `$pool`s.
+macro_rules! client_methods {
+    ($cls:ident, $face:ty, $instance:ident, $pool:ident, { $($own:tt)* }) => {
+        #[pymethods]
+        impl $cls {
+            /// Resolves the base (pull or build as needed), starts a container and waits until
+            /// it is ready. Keyword arguments describe the instance (see SpawnOptions).
+            #[pyo3(signature = (base=None, **kwargs))]
+            fn spawn(
+                &self,
+                py: Python<'_>,
+                base: Option<&Bound<'_, PyAny>>,
+                kwargs: Option<&Bound<'_, PyDict>>,
+            ) -> PyResult<<$face as Face>::Out<$instance>> {
+                let Request { spec, progress } = request("spawn", base, kwargs)?;
+                let conn = self.conn.clone();
+                <$face>::call(py, concat!(stringify!($cls), ".spawn"), async move {
+                    let inst = conn.client().await?.spawn(spec).await?;
+                    Ok($instance::from(Slot::new(inst)))
+                }, progress)
+            }
+
+            /// Spawns `size` instances of the spec ahead of time (1 to 1024); `take()` hands
+            /// them out at once and a replacement is spawned in the background. Keyword
+            /// arguments as for spawn().
+            #[pyo3(
+                signature = (base=None, *, size=None, **kwargs),
+                text_signature = "($self, base=None, *, size=2, **kwargs)"
+            )]
+            fn pool(
+                &self,
+                py: Python<'_>,
+                base: Option<&Bound<'_, PyAny>>,
+                size: Option<&Bound<'_, PyAny>>,
+                kwargs: Option<&Bound<'_, PyDict>>,
+            ) -> PyResult<<$face as Face>::Out<$pool>> {
+                let size = match size.filter(|s| !s.is_none()) {
+                    Some(s) => convert::size(s, "size")?,
+                    None => 2,
+                };
+                let Request { spec, progress } = request("pool", base, kwargs)?;
+                let conn = self.conn.clone();
+                <$face>::call(py, concat!(stringify!($cls), ".pool"), async move {
+                    let client = conn.client().await?;
+                    Ok($pool::from(Held::new(headjack::Pool::new(&client, spec, size).await?)))
+                }, progress)
+            }
+
+            /// Resolves a base to a local image without starting anything (pulls or builds as
+            /// needed).
+            #[pyo3(signature = (base=None, **kwargs))]
+            fn resolve(
+                &self,
+                py: Python<'_>,
+                base: Option<&Bound<'_, PyAny>>,
+                kwargs: Option<&Bound<'_, PyDict>>,
+            ) -> PyResult<<$face as Face>::Out<ResolvedImage>> {
+                let Request { spec, progress } = request("resolve", base, kwargs)?;
+                let conn = self.conn.clone();
+                <$face>::call(py, concat!(stringify!($cls), ".resolve"), async move {
+                    Ok(ResolvedImage::from(conn.client().await?.resolve(&spec).await?))
+                }, progress)
+            }
+
+            /// Every headjack instance on this engine (any owner).
+            fn list(&self, py: Python<'_>) -> PyResult<<$face as Face>::Out<Vec<InstanceInfo>>> {
+                let conn = self.conn.clone();
+                <$face>::call(py, concat!(stringify!($cls), ".list"), async move {
+                    let all = conn.client().await?.list().await?;
+                    Ok(all.into_iter().map(InstanceInfo::from).collect::<Vec<_>>())
+                }, None)
+            }
+
+            /// A handle to an existing instance by headjack ID, container name or container
+            /// ID. It is kept when closed (this handle did not create it); call remove() to
+            /// remove it.
+            fn attach(
+                &self,
+                py: Python<'_>,
+                id_or_name: &Bound<'_, PyAny>,
+            ) -> PyResult<<$face as Face>::Out<$instance>> {
+                let id = convert::string(id_or_name, "id_or_name")?;
+                let conn = self.conn.clone();
+                <$face>::call(py, concat!(stringify!($cls), ".attach"), async move {
+                    Ok($instance::from(Slot::new(conn.client().await?.attach(&id).await?)))
+                }, None)
+            }
+
+            /// Removes instances whose owner process is gone, or whose expiry passed; returns
+            /// their IDs.
+            fn sweep(&self, py: Python<'_>) -> PyResult<<$face as Face>::Out<Vec<String>>> {
+                let conn = self.conn.clone();
+                <$face>::call(py, concat!(stringify!($cls), ".sweep"), async move {
+                    Ok(conn.client().await?.sweep().await?)
+                }, None)
+            }
+
+            /// Every image headjack built on this engine, most recently used first.
+            fn images(&self, py: Python<'_>) -> PyResult<<$face as Face>::Out<Vec<BuiltImage>>> {
+                let conn = self.conn.clone();
+                <$face>::call(py, concat!(stringify!($cls), ".images"), async move {
+                    let all = conn.client().await?.images().await?;
+                    Ok(all.into_iter().map(BuiltImage::from).collect::<Vec<_>>())
+                }, None)
+            }
+
+            /// Removes all but the `keep_last` most recently used headjack-built images;
+            /// returns the references removed.
+            fn prune_images(
+                &self,
+                py: Python<'_>,
+                keep_last: &Bound<'_, PyAny>,
+            ) -> PyResult<<$face as Face>::Out<Vec<String>>> {
+                let n = convert::size(keep_last, "keep_last")?;
+                let conn = self.conn.clone();
+                <$face>::call(py, concat!(stringify!($cls), ".prune_images"), async move {
+                    Ok(conn.client().await?.prune_images(n).await?)
+                }, None)
+            }
+
+            /// Removes a local image (a snapshot from commit(), a built base, ...) by reference
+            /// or ID. An image that does not exist counts as removed; one in use by a container
+            /// raises ConflictError unless `force`.
+            #[pyo3(signature = (reference, *, force=None))]
+            fn remove_image(
+                &self,
+                py: Python<'_>,
+                reference: &Bound<'_, PyAny>,
+                force: Option<&Bound<'_, PyAny>>,
+            ) -> PyResult<<$face as Face>::Out<()>> {
+                let reference = convert::string(reference, "reference")?;
+                let force = convert::opt_bool(force, "force")?;
+                let conn = self.conn.clone();
+                <$face>::call(py, concat!(stringify!($cls), ".remove_image"), async move {
+                    Ok(conn.client().await?.remove_image(&reference, force).await?)
+                }, None)
+            }
+
+            /// Which engine this is, its version and the negotiated API version.
+            fn info(&self, py: Python<'_>) -> PyResult<<$face as Face>::Out<EngineInfo>> {
+                let conn = self.conn.clone();
+                <$face>::call(py, concat!(stringify!($cls), ".info"), async move {
+                    Ok(EngineInfo::from(conn.client().await?.info()))
+                }, None)
+            }
+
+            /// Does nothing (the connection needs no cleanup); present so that the client can
+            /// be closed like the rest.
+            fn close(&self, py: Python<'_>) -> PyResult<<$face as Face>::Out<()>> {
+                <$face>::ready(py, concat!(stringify!($cls), ".close"), ())
+            }
+
+            fn __repr__(&self) -> String {
+                self.conn.repr(stringify!($cls))
+            }
+
+            $($own)*
+        }
+    };
+}
+
+/// A connection to a container engine (sync API). `Client()` connects to the first engine
+/// that answers (DOCKER_HOST, the Docker sockets, then Podman's); `Client(host)` to that one.
+/// `timeout` bounds each engine call, in seconds (default 60): an engine that does not answer
+/// gives HeadjackTimeoutError instead of a hang.
+#[pyclass(module = "headjack", frozen)]
+pub(crate) struct Client {
+    conn: SharedConn,
+}
+
+client_methods!(Client, Blocking, Instance, Pool, {
     #[new]
-    #[pyo3(signature = (host=None))]
-    fn new(py: Python<'_>, host: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
-        let host = args::opt_string(host, "host")?;
-        Ok(Client {
-            inner: Some(block(py, connect(host))?),
-        })
-    }
-
-    /// Resolves the base (pull or build as needed), starts a container and waits until it is
-    /// ready. Keyword arguments describe the instance (see the stubs / README).
-    #[pyo3(signature = (base=None, **kwargs))]
-    fn spawn(
-        &self,
+    #[pyo3(signature = (host=None, *, timeout=None))]
+    fn new(
         py: Python<'_>,
-        base: Option<&Bound<'_, PyAny>>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Instance> {
-        self.do_spawn(py, base, kwargs)
-    }
-
-    /// Spawns `size` instances of the spec ahead of time; `Pool.take()` hands them out at once
-    /// and a replacement is spawned in the background. Keyword arguments as for spawn().
-    #[pyo3(signature = (base=None, *, size=2, **kwargs))]
-    fn pool(
-        &self,
-        py: Python<'_>,
-        base: Option<&Bound<'_, PyAny>>,
-        size: usize,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Pool> {
-        let spec = args::spec("pool", base, kwargs)?;
-        let c = self.core();
-        let pool = block(
+        host: Option<&Bound<'_, PyAny>>,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let conn = conn_args(host, timeout)?;
+        let connecting = conn.clone();
+        Blocking::call(
             py,
-            async move { Ok(headjack::Pool::new(&c, spec, size).await?) },
+            "Client",
+            async move { connecting.client().await.map(|_| ()) },
+            None,
         )?;
-        Ok(Pool::new(pool))
+        Ok(Client { conn })
     }
-
-    /// Resolves a base to a local image without starting anything (pulls or builds as needed).
-    #[pyo3(signature = (base=None, **kwargs))]
-    fn resolve(
-        &self,
-        py: Python<'_>,
-        base: Option<&Bound<'_, PyAny>>,
-        kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<ResolvedImage> {
-        let spec = args::spec("resolve", base, kwargs)?;
-        let c = self.core();
-        block(py, async move {
-            Ok(ResolvedImage::from(c.resolve(&spec).await?))
-        })
-    }
-
-    /// Every headjack instance on this engine (any owner).
-    fn list(&self, py: Python<'_>) -> PyResult<Vec<InstanceInfo>> {
-        let c = self.core();
-        block(py, async move {
-            Ok(c.list()
-                .await?
-                .into_iter()
-                .map(InstanceInfo::from)
-                .collect())
-        })
-    }
-
-    /// A handle to an existing instance by headjack ID, container name or container ID. It is
-    /// kept when closed (this handle did not create it); call remove() to remove it.
-    fn attach(&self, py: Python<'_>, id_or_name: &Bound<'_, PyAny>) -> PyResult<Instance> {
-        let id = args::string(id_or_name, "id_or_name")?;
-        let c = self.core();
-        let inst = block(py, async move { Ok(c.attach(&id).await?) })?;
-        Ok(Instance::new(Slot::new(inst)))
-    }
-
-    /// Removes instances whose owner process on this host is gone, or whose expiry passed;
-    /// returns their IDs.
-    fn sweep(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        let c = self.core();
-        block(py, async move { Ok(c.sweep().await?) })
-    }
-
-    /// Every image headjack built on this engine, most recently used first.
-    fn images(&self, py: Python<'_>) -> PyResult<Vec<BuiltImage>> {
-        let c = self.core();
-        block(py, async move {
-            Ok(c.images()
-                .await?
-                .into_iter()
-                .map(BuiltImage::from)
-                .collect())
-        })
-    }
-
-    /// Removes all but the `keep_last` most recently used headjack-built images; returns the
-    /// references removed.
-    fn prune_images(&self, py: Python<'_>, keep_last: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
-        let n = usize::try_from(args::count(keep_last, "keep_last")?).unwrap_or(usize::MAX);
-        let c = self.core();
-        block(py, async move { Ok(c.prune_images(n).await?) })
-    }
-
-    /// Removes a local image (a snapshot from commit(), a built base, ...) by reference or ID. An
-    /// image that does not exist counts as removed; one in use by a container raises
-    /// ConflictError unless `force`.
-    #[pyo3(signature = (reference, *, force=None))]
-    fn remove_image(
-        &self,
-        py: Python<'_>,
-        reference: &Bound<'_, PyAny>,
-        force: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        let reference = args::string(reference, "reference")?;
-        let force = args::opt_bool(force, "force")?;
-        let c = self.core();
-        block(
-            py,
-            async move { Ok(c.remove_image(&reference, force).await?) },
-        )
-    }
-
-    /// Which engine this is, its version and the negotiated API version.
-    fn info(&self) -> EngineInfo {
-        EngineInfo::from(self.core().info())
-    }
-
-    /// Does nothing (the connection needs no cleanup); present so `with Client() as c:` works.
-    fn close(&self) {}
 
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
@@ -205,213 +292,50 @@ impl Client {
     fn __exit__(&self, _exc: &Bound<'_, PyTuple>) -> bool {
         false
     }
+});
 
-    fn __repr__(&self) -> String {
-        format!("Client(host={:?})", self.core().info().host)
-    }
-}
-
-/// A connection to a container engine (asyncio API): every operation returns an awaitable.
-/// Connects on first use (or in `async with`).
+/// A connection to a container engine (asyncio API): every operation returns a coroutine.
+/// Connects on first use (or in `async with`, or `await client.connect()`). `timeout` bounds
+/// each engine call, in seconds (default 60).
 #[pyclass(module = "headjack", frozen)]
 pub(crate) struct AsyncClient {
-    host: Option<String>,
-    cell: Arc<tokio::sync::OnceCell<headjack::Client>>,
+    conn: SharedConn,
 }
 
-impl AsyncClient {
-    fn client(&self) -> impl Future<Output = Outcome<headjack::Client>> + Send + 'static {
-        let (cell, host) = (self.cell.clone(), self.host.clone());
-        async move { Ok(cell.get_or_try_init(|| connect(host)).await?.clone()) }
-    }
-}
-
-impl Drop for AsyncClient {
-    fn drop(&mut self) {
-        if is_forked_child() {
-            let cell = std::mem::replace(&mut self.cell, Arc::new(tokio::sync::OnceCell::new()));
-            std::mem::forget(cell);
-        }
-    }
-}
-
-#[pymethods]
-impl AsyncClient {
+client_methods!(AsyncClient, Asyncio, AsyncInstance, AsyncPool, {
     #[new]
-    #[pyo3(signature = (host=None))]
-    fn new(host: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    #[pyo3(signature = (host=None, *, timeout=None))]
+    fn new(host: Option<&Bound<'_, PyAny>>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
         Ok(AsyncClient {
-            host: args::opt_string(host, "host")?,
-            cell: Arc::new(tokio::sync::OnceCell::new()),
+            conn: conn_args(host, timeout)?,
         })
     }
 
     /// Connects now (otherwise the first operation does); resolves to this client.
-    fn connect<'py>(slf: PyRef<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let fut = slf.client();
+    fn connect(slf: PyRef<'_, Self>, py: Python<'_>) -> PyResult<crate::aio::Coroutine> {
+        let conn = slf.conn.clone();
         let me: Py<Self> = slf.into();
-        awaitable(py, async move {
-            fut.await?;
-            Ok(me)
-        })
-    }
-
-    /// Resolves the base, starts a container and waits until it is ready; resolves to an
-    /// AsyncInstance. Cancelling the awaiting task removes a container already created.
-    #[pyo3(signature = (base=None, **kwargs))]
-    fn spawn<'py>(
-        &self,
-        py: Python<'py>,
-        base: Option<&Bound<'py, PyAny>>,
-        kwargs: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let spec = args::spec("spawn", base, kwargs)?;
-        let client = self.client();
-        awaitable(py, async move {
-            let inst = client.await?.spawn(spec).await?;
-            Ok(AsyncInstance::new(Slot::new(inst)))
-        })
-    }
-
-    /// Resolves to an AsyncPool of `size` instances spawned ahead of time; see Client.pool.
-    #[pyo3(signature = (base=None, *, size=2, **kwargs))]
-    fn pool<'py>(
-        &self,
-        py: Python<'py>,
-        base: Option<&Bound<'py, PyAny>>,
-        size: usize,
-        kwargs: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let spec = args::spec("pool", base, kwargs)?;
-        let client = self.client();
-        awaitable(py, async move {
-            let pool = headjack::Pool::new(&client.await?, spec, size).await?;
-            Ok(AsyncPool::new(pool))
-        })
-    }
-
-    /// Resolves a base to a local image without starting anything.
-    #[pyo3(signature = (base=None, **kwargs))]
-    fn resolve<'py>(
-        &self,
-        py: Python<'py>,
-        base: Option<&Bound<'py, PyAny>>,
-        kwargs: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let spec = args::spec("resolve", base, kwargs)?;
-        let client = self.client();
-        awaitable(py, async move {
-            Ok(ResolvedImage::from(client.await?.resolve(&spec).await?))
-        })
-    }
-
-    /// Every headjack instance on this engine (any owner).
-    fn list<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let client = self.client();
-        awaitable(py, async move {
-            Ok(client
-                .await?
-                .list()
-                .await?
-                .into_iter()
-                .map(InstanceInfo::from)
-                .collect::<Vec<_>>())
-        })
-    }
-
-    /// A handle to an existing instance (kept when closed; remove() removes it).
-    fn attach<'py>(
-        &self,
-        py: Python<'py>,
-        id_or_name: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let id = args::string(id_or_name, "id_or_name")?;
-        let client = self.client();
-        awaitable(py, async move {
-            Ok(AsyncInstance::new(Slot::new(
-                client.await?.attach(&id).await?,
-            )))
-        })
-    }
-
-    /// Removes orphaned or expired instances; resolves to their IDs.
-    fn sweep<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let client = self.client();
-        awaitable(py, async move { Ok(client.await?.sweep().await?) })
-    }
-
-    /// Every image headjack built on this engine, most recently used first.
-    fn images<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let client = self.client();
-        awaitable(py, async move {
-            Ok(client
-                .await?
-                .images()
-                .await?
-                .into_iter()
-                .map(BuiltImage::from)
-                .collect::<Vec<_>>())
-        })
-    }
-
-    /// Removes all but the `keep_last` most recently used headjack-built images.
-    fn prune_images<'py>(
-        &self,
-        py: Python<'py>,
-        keep_last: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let n = usize::try_from(args::count(keep_last, "keep_last")?).unwrap_or(usize::MAX);
-        let client = self.client();
-        awaitable(py, async move { Ok(client.await?.prune_images(n).await?) })
-    }
-
-    /// Removes a local image by reference or ID (see Client.remove_image).
-    #[pyo3(signature = (reference, *, force=None))]
-    fn remove_image<'py>(
-        &self,
-        py: Python<'py>,
-        reference: &Bound<'py, PyAny>,
-        force: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let reference = args::string(reference, "reference")?;
-        let force = args::opt_bool(force, "force")?;
-        let client = self.client();
-        awaitable(py, async move {
-            Ok(client.await?.remove_image(&reference, force).await?)
-        })
-    }
-
-    /// Which engine this is (connects first if needed).
-    fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let client = self.client();
-        awaitable(
+        Asyncio::call(
             py,
-            async move { Ok(EngineInfo::from(client.await?.info())) },
+            "AsyncClient.connect",
+            async move {
+                conn.client().await?;
+                Ok(me)
+            },
+            None,
         )
     }
 
-    /// Does nothing (the connection needs no cleanup); resolves to None.
-    fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(py, async move { Ok(()) })
-    }
-
-    fn __aenter__<'py>(slf: PyRef<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    fn __aenter__(slf: PyRef<'_, Self>, py: Python<'_>) -> PyResult<crate::aio::Coroutine> {
         Self::connect(slf, py)
     }
 
     #[pyo3(signature = (*_exc))]
-    fn __aexit__<'py>(
+    fn __aexit__(
         &self,
-        py: Python<'py>,
-        _exc: &Bound<'py, PyTuple>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(py, async move { Ok(false) })
+        py: Python<'_>,
+        _exc: &Bound<'_, PyTuple>,
+    ) -> PyResult<crate::aio::Coroutine> {
+        Asyncio::ready(py, "AsyncClient.__aexit__", false)
     }
-
-    fn __repr__(&self) -> String {
-        match self.cell.get() {
-            Some(c) => format!("AsyncClient(host={:?})", c.info().host),
-            None => "AsyncClient(not connected)".into(),
-        }
-    }
-}
+});

@@ -1,26 +1,28 @@
-//! The exception hierarchy, mapped once from `headjack::ErrorKind`.
+//! The exception hierarchy, mapped once from `headjack::ErrorKind`, and `Failure`, what a call
+//! that went wrong carries until it becomes an exception (on a Python thread).
 //!
 //! `HeadjackError` is the base; each kind has one subclass. Some also derive from the builtin
 //! that Python code already catches for that situation (`TimeoutError`, `ValueError`,
-//! `OSError`). The classes are created at import with `type(...)`, because a class with two
-//! bases cannot be declared with `create_exception!`.
+//! `OSError`, `RuntimeError`). The classes are created at import with `type(...)`, because a
+//! class with two bases cannot be declared with `create_exception!`.
 
-use pyo3::exceptions::{PyException, PyOSError, PyTimeoutError, PyValueError};
+use pyo3::exceptions::{PyException, PyOSError, PyRuntimeError, PyTimeoutError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyTuple, PyType};
 
 use headjack::ErrorKind;
 
+/// Makes the Python object an exception carries as `.result` (on a Python thread).
+pub(crate) type MakeResult = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
+
 /// A failure inside a call: from the core, or from the binding's own plumbing.
 pub(crate) enum Failure {
     /// A core error (mapped by its kind).
     Core(headjack::Error),
     /// A core error raised by `check=True`, with the result that caused it.
-    Checked(headjack::Error, Box<crate::types::ExecResult>),
-    /// Called in a child process forked after headjack started its runtime.
-    Forked,
-    /// The runtime could not start or a task vanished.
+    Checked(headjack::Error, MakeResult),
+    /// A task running the call vanished.
     Runtime(String),
 }
 
@@ -113,6 +115,18 @@ const CLASSES: &[(&str, Option<ErrorKind>, Extra, &str)] = &[
         Extra::None,
         "A bug, or an engine answer headjack does not understand.",
     ),
+    (
+        "ForkedError",
+        Some(ErrorKind::Forked),
+        Extra::Runtime,
+        "This process is a fork() of one that already used headjack: use headjack in the parent, or start children with multiprocessing's 'spawn' or 'forkserver' method. Closing an inherited instance or pool in the child leaves the parent's containers alone.",
+    ),
+    (
+        "UnsupportedError",
+        Some(ErrorKind::Unsupported),
+        Extra::None,
+        "The engine (or this platform) cannot do what was asked; the message says why.",
+    ),
 ];
 
 #[derive(Clone, Copy)]
@@ -121,6 +135,7 @@ enum Extra {
     Timeout,
     Value,
     OS,
+    Runtime,
 }
 
 static TYPES: PyOnceLock<Vec<Py<PyType>>> = PyOnceLock::new();
@@ -159,6 +174,7 @@ fn create(py: Python<'_>) -> PyResult<Vec<Py<PyType>>> {
             Extra::Timeout => bases.push(py.get_type::<PyTimeoutError>()),
             Extra::Value => bases.push(py.get_type::<PyValueError>()),
             Extra::OS => bases.push(py.get_type::<PyOSError>()),
+            Extra::Runtime => bases.push(py.get_type::<PyRuntimeError>()),
         }
         let cls = type_.call1((*name, PyTuple::new(py, bases)?, ns))?;
         out.push(cls.cast_into::<PyType>()?.unbind());
@@ -191,8 +207,15 @@ pub(crate) fn base(py: Python<'_>) -> Bound<'_, PyType> {
 
 fn build(py: Python<'_>, e: &headjack::Error) -> PyResult<PyErr> {
     let cls = class_for(py, Some(e.kind()));
-    let exc = cls.call1((e.message(),))?;
-    exc.setattr("message", e.message())?;
+    let message = match e.kind() {
+        ErrorKind::Forked => format!(
+            "{} (with multiprocessing, use the 'spawn' or 'forkserver' start method)",
+            e.message()
+        ),
+        _ => e.message().to_string(),
+    };
+    let exc = cls.call1((message.as_str(),))?;
+    exc.setattr("message", message)?;
     if cls.is(&types(py)[0]) {
         // A kind this binding does not know yet: keep its stable name on the instance.
         exc.setattr("kind", e.kind().as_str())?;
@@ -220,20 +243,18 @@ pub(crate) fn to_py(py: Python<'_>, f: Failure) -> PyErr {
         Failure::Core(e) => build(py, &e).unwrap_or_else(|err| err),
         Failure::Checked(e, result) => match build(py, &e) {
             Ok(err) => {
-                if let Ok(obj) = Py::new(py, *result) {
+                if let Ok(obj) = result(py) {
                     let _ = err.value(py).setattr("result", obj);
                 }
                 err
             }
             Err(err) => err,
         },
-        Failure::Forked => plain(
-            py,
-            "headjack cannot be used in a process forked after it started (the child has none of \
-             the parent's runtime threads); use headjack in the parent, or start children with \
-             multiprocessing's 'spawn' or 'forkserver' method"
-                .into(),
-        ),
         Failure::Runtime(m) => plain(py, format!("headjack's runtime failed: {m}")),
     }
+}
+
+/// `Ok`, or the Python exception for the failure.
+pub(crate) fn or_raise<T>(py: Python<'_>, outcome: Outcome<T>) -> PyResult<T> {
+    outcome.map_err(|f| to_py(py, f))
 }

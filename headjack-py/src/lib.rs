@@ -1,41 +1,51 @@
 //! Python bindings for headjack: the native module `headjack._headjack`.
 //!
-//! Thin by rule: every behaviour lives in the core crate. This crate converts arguments and
-//! results, maps `headjack::ErrorKind` to exception classes once (`errors`), runs sync calls on
-//! the shared runtime with the GIL released (`runtime::block`) and turns async calls into
-//! asyncio awaitables (`runtime::awaitable`).
+//! Thin by rule: every behaviour lives in the core crate. This crate converts arguments
+//! (`convert`, `options`) and results (`types`), maps `headjack::ErrorKind` to exception
+//! classes once (`errors`), and runs each call on the core's shared runtime through one of two
+//! faces (`face`): blocking with the GIL released (`runtime`), or as an asyncio coroutine
+//! (`aio`). Each class pair (sync and async) is written once over the face.
+//!
+//! Modules depend only on the ones listed before them: `convert`, `errors`, `fork`,
+//! `progress` ← `runtime` ← `aio` ← `face` ← `types` ← `options` ← `stream` ← `instance` ←
+//! `pool` ← `client`.
 
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 
-mod args;
-mod client;
+mod convert;
 mod errors;
-mod instance;
-mod pool;
+mod fork;
+mod progress;
+
 mod runtime;
-mod stream;
+
+mod aio;
+
+mod face;
+
 mod types;
 
-/// Spawns an instance on the default engine (sync). See `Client.spawn`.
-#[pyfunction]
-#[pyo3(signature = (base=None, **kwargs))]
-fn spawn(
-    py: Python<'_>,
-    base: Option<&Bound<'_, PyAny>>,
-    kwargs: Option<&Bound<'_, PyDict>>,
-) -> PyResult<instance::Instance> {
-    // Check arguments before connecting, so bad input fails fast even without an engine.
-    args::spec("spawn", base, kwargs)?;
-    client::Client::shared(py)?.do_spawn(py, base, kwargs)
-}
+mod options;
+
+mod stream;
+
+mod instance;
+
+mod pool;
+
+mod client;
 
 /// The native module.
 #[pymodule(gil_used = false)]
 fn _headjack(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // Not in `__all__` (`add` would put it there): private, for the consistency test.
+    m.as_any().setattr(
+        "_SPAWN_OPTIONS",
+        pyo3::types::PyTuple::new(m.py(), options::names())?,
+    )?;
     errors::register(m)?;
-    m.add_function(wrap_pyfunction!(spawn, m)?)?;
+    m.add_function(wrap_pyfunction!(client::spawn, m)?)?;
     m.add_class::<client::Client>()?;
     m.add_class::<client::AsyncClient>()?;
     m.add_class::<instance::Instance>()?;

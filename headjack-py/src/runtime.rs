@@ -1,84 +1,105 @@
-//! The one tokio runtime shared by the sync and asyncio APIs, the fork guard, and the helper
-//! that runs a core future from a sync call with the GIL released.
+//! Running core futures for Python on the core's one process-wide runtime
+//! (`headjack::blocking`), shared by the sync and asyncio faces.
+//!
+//! The rule that keeps interpreter shutdown safe: the runtime's threads never touch Python.
+//! They run the future and hand back Rust values ([`Update`]); everything that needs the GIL —
+//! converting results, raising, calling a `progress=` callable — happens on the thread that
+//! made the call ([`block`]) or on the event loop's thread (`aio`).
 
-use std::future::Future;
-use std::sync::OnceLock;
-use std::sync::mpsc::{RecvTimeoutError, sync_channel};
+use std::future::{Future, pending};
+use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use tokio::runtime::Runtime;
+use tokio::sync::mpsc::UnboundedReceiver;
 
-use crate::errors::{self, Failure};
+use headjack::Progress;
 
-/// The runtime and the process that created it.
-struct Shared {
-    runtime: Runtime,
-    pid: u32,
-}
-
-static SHARED: OnceLock<Shared> = OnceLock::new();
+use crate::errors::{Failure, Outcome, or_raise, to_py};
+use crate::progress::Relay;
 
 /// How often a blocked sync call wakes up to let Python handle signals (Ctrl-C).
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
 
-/// True in a child forked after the runtime started: its worker threads do not exist there.
-pub(crate) fn is_forked_child() -> bool {
-    SHARED.get().is_some_and(|s| s.pid != std::process::id())
+/// What the task running a call reports, in order: progress events, then the outcome.
+pub(crate) enum Update<T> {
+    Progress(Progress),
+    Done(Outcome<T>),
 }
 
-/// The shared runtime, created on first use (so a process that imports headjack but only
-/// uses it after `fork()` works). Fails in a forked child of a process that already used it.
-pub(crate) fn runtime() -> Result<&'static Runtime, Failure> {
-    if is_forked_child() {
-        return Err(Failure::Forked);
-    }
-    if let Some(s) = SHARED.get() {
-        return Ok(&s.runtime);
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("headjack-rt")
-        .build()
-        .map_err(|e| Failure::Runtime(e.to_string()))?;
-    let shared = SHARED.get_or_init(|| Shared {
-        runtime,
-        pid: std::process::id(),
-    });
-    // The asyncio bridge uses the same runtime. Setting it twice only fails when it is already set
-    // to this very runtime, which is fine.
-    let _ = pyo3_async_runtimes::tokio::init_with_runtime(&shared.runtime);
-    Ok(&shared.runtime)
+/// The shared runtime, or the exception saying why there is none (a forked child).
+pub(crate) fn runtime(py: Python<'_>) -> PyResult<&'static tokio::runtime::Runtime> {
+    headjack::blocking::runtime().map_err(|e| to_py(py, Failure::Core(e)))
 }
 
-/// Runs `fut` on the shared runtime and waits for it with the GIL released. Every
-/// [`SIGNAL_POLL`] the wait lets Python run its signal handlers: if one raises (Ctrl-C gives
-/// `KeyboardInterrupt`), the future is dropped — which kills a running exec inside the
-/// container — and the exception propagates.
-pub(crate) fn block<F, T>(py: Python<'_>, fut: F) -> PyResult<T>
+/// Runs `fut` to completion, passing each progress event from `events` and then the outcome
+/// to `report` (which must not touch Python: it runs on a runtime thread).
+pub(crate) async fn drive<T>(
+    fut: impl Future<Output = Outcome<T>>,
+    mut events: Option<UnboundedReceiver<Progress>>,
+    mut report: impl FnMut(Update<T>),
+) {
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            biased;
+            event = next_event(&mut events) => match event {
+                Some(e) => report(Update::Progress(e)),
+                None => events = None,
+            },
+            outcome = &mut fut => {
+                if let Some(rx) = events.as_mut() {
+                    while let Ok(e) = rx.try_recv() {
+                        report(Update::Progress(e));
+                    }
+                }
+                report(Update::Done(outcome));
+                return;
+            }
+        }
+    }
+}
+
+/// The next event; never resolves when there are no (more) events to wait for.
+async fn next_event(events: &mut Option<UnboundedReceiver<Progress>>) -> Option<Progress> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => pending().await,
+    }
+}
+
+/// Runs `fut` on the shared runtime and waits for it with the GIL released, delivering its
+/// progress events to `progress` on this thread. Every [`SIGNAL_POLL`] the wait lets Python
+/// run its signal handlers: if one raises (Ctrl-C gives `KeyboardInterrupt`), the future is
+/// dropped — which kills a running exec inside the container — and the exception propagates.
+pub(crate) fn block<F, T>(py: Python<'_>, fut: F, progress: Option<&Relay>) -> PyResult<T>
 where
-    F: Future<Output = Result<T, Failure>> + Send + 'static,
+    F: Future<Output = Outcome<T>> + Send + 'static,
     T: Send + 'static,
 {
-    let rt = runtime().map_err(|f| errors::to_py(py, f))?;
-    let (tx, rx) = sync_channel(1);
-    let task = rt.spawn(async move {
-        let _ = tx.send(fut.await);
-    });
+    let rt = runtime(py)?;
+    let (tx, rx) = channel();
+    let events = progress.and_then(Relay::take_events);
+    let task = rt.spawn(drive(fut, events, move |u| {
+        let _ = tx.send(u);
+    }));
+    // Dropping the call (an exception in a progress callable, Ctrl-C) stops the work.
+    let task = AbortOnDrop(task.abort_handle());
     let mut rx = rx;
     loop {
         let (got, back) = py.detach(move || (rx.recv_timeout(SIGNAL_POLL), rx));
         rx = back;
         match got {
-            Ok(result) => return result.map_err(|f| errors::to_py(py, f)),
-            Err(RecvTimeoutError::Timeout) => {
-                if let Err(interrupt) = py.check_signals() {
-                    task.abort();
-                    return Err(interrupt);
+            Ok(Update::Progress(event)) => {
+                if let Some(relay) = progress {
+                    relay.deliver(py, &event);
                 }
             }
+            Ok(Update::Done(outcome)) => return or_raise(py, outcome),
+            Err(RecvTimeoutError::Timeout) => py.check_signals()?,
             Err(RecvTimeoutError::Disconnected) => {
-                return Err(errors::to_py(
+                drop(task);
+                return Err(to_py(
                     py,
                     Failure::Runtime("the task running this call stopped unexpectedly".into()),
                 ));
@@ -87,18 +108,11 @@ where
     }
 }
 
-/// Turns `fut` into an asyncio awaitable on the shared runtime. Cancelling the awaitable drops
-/// the future (for an exec: kills the command inside the container).
-pub(crate) fn awaitable<'py, F, T>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
-where
-    F: Future<Output = Result<T, Failure>> + Send + 'static,
-    T: for<'a> IntoPyObject<'a> + Send + 'static,
-{
-    runtime().map_err(|f| errors::to_py(py, f))?;
-    pyo3_async_runtimes::tokio::future_into_py(py, async move {
-        match fut.await {
-            Ok(v) => Ok(v),
-            Err(f) => Err(Python::attach(|py| errors::to_py(py, f))),
-        }
-    })
+/// Aborts a task when dropped.
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyBytes;
 
-use crate::args;
+use crate::convert as args;
 
 /// A Dockerfile base with build options. `base="./Dockerfile"` is the short form.
 #[pyclass(name = "Dockerfile", module = "headjack", frozen)]
@@ -171,6 +171,18 @@ fn py_bool(b: bool) -> &'static str {
     if b { "True" } else { "False" }
 }
 
+/// The rare outcomes, for a repr: only the ones that happened.
+fn flags(oom_killed: bool, kill_failed: bool) -> String {
+    let mut s = String::new();
+    if oom_killed {
+        s.push_str(", oom_killed=True");
+    }
+    if kill_failed {
+        s.push_str(", kill_failed=True");
+    }
+    s
+}
+
 /// The collected result of `exec`: exit code, output (bounded) and flags.
 #[pyclass(module = "headjack", frozen)]
 pub(crate) struct ExecResult {
@@ -225,10 +237,23 @@ impl ExecResult {
         self.out.stderr_truncated
     }
 
-    /// The command ran past its timeout and was killed inside the container.
+    /// The command ran past its timeout and was killed inside the container (see kill_failed).
     #[getter]
     fn timed_out(&self) -> bool {
         self.out.timed_out
+    }
+
+    /// The memory limit killed the command (or a process it waited for).
+    #[getter]
+    fn oom_killed(&self) -> bool {
+        self.out.oom_killed
+    }
+
+    /// The command timed out but headjack could not confirm it was killed: processes may still
+    /// run in the container (e.g. it dropped headjack's marker with `env -i`) until it is removed.
+    #[getter]
+    fn kill_failed(&self) -> bool {
+        self.out.kill_failed
     }
 
     /// Exit code 0 and no timeout.
@@ -251,11 +276,12 @@ impl ExecResult {
 
     fn __repr__(&self) -> String {
         format!(
-            "ExecResult(exit_code={}, stdout={} bytes, stderr={} bytes, timed_out={})",
+            "ExecResult(exit_code={}, stdout={} bytes, stderr={} bytes, timed_out={}{})",
             self.out.exit_code,
             self.out.stdout.len(),
             self.out.stderr.len(),
-            py_bool(self.out.timed_out)
+            py_bool(self.out.timed_out),
+            flags(self.out.oom_killed, self.out.kill_failed)
         )
     }
 }
@@ -275,10 +301,23 @@ impl ExitStatus {
         self.inner.code
     }
 
-    /// The command ran past its timeout and was killed inside the container.
+    /// The command ran past its timeout and was killed inside the container (see kill_failed).
     #[getter]
     fn timed_out(&self) -> bool {
         self.inner.timed_out
+    }
+
+    /// The memory limit killed the command (or a process it waited for).
+    #[getter]
+    fn oom_killed(&self) -> bool {
+        self.inner.oom_killed
+    }
+
+    /// The command timed out but headjack could not confirm it was killed: processes may still
+    /// run in the container until it is removed.
+    #[getter]
+    fn kill_failed(&self) -> bool {
+        self.inner.kill_failed
     }
 
     /// Exit code 0 and no timeout.
@@ -289,9 +328,10 @@ impl ExitStatus {
 
     fn __repr__(&self) -> String {
         format!(
-            "ExitStatus(exit_code={}, timed_out={})",
+            "ExitStatus(exit_code={}, timed_out={}{})",
             self.inner.code,
-            py_bool(self.inner.timed_out)
+            py_bool(self.inner.timed_out),
+            flags(self.inner.oom_killed, self.inner.kill_failed)
         )
     }
 }
@@ -339,6 +379,33 @@ impl Chunk {
     }
 }
 
+/// The next chunk of an async stream: a `Chunk`, or `StopAsyncIteration` at the end.
+pub(crate) struct NextChunk(pub(crate) Option<Chunk>);
+
+impl<'py> IntoPyObject<'py> for NextChunk {
+    type Target = Chunk;
+    type Output = Bound<'py, Chunk>;
+    type Error = PyErr;
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, Chunk>> {
+        match self.0 {
+            Some(c) => Bound::new(py, c),
+            None => Err(pyo3::exceptions::PyStopAsyncIteration::new_err(())),
+        }
+    }
+}
+
+/// File contents going back to Python as `bytes`.
+pub(crate) struct BytesOut(pub(crate) Vec<u8>);
+
+impl<'py> IntoPyObject<'py> for BytesOut {
+    type Target = PyBytes;
+    type Output = Bound<'py, PyBytes>;
+    type Error = std::convert::Infallible;
+    fn into_pyobject(self, py: Python<'py>) -> Result<Self::Output, Self::Error> {
+        Ok(PyBytes::new(py, &self.0))
+    }
+}
+
 /// What `list` and `inspect` report about an instance.
 #[pyclass(module = "headjack", frozen, get_all)]
 pub(crate) struct InstanceInfo {
@@ -362,6 +429,8 @@ pub(crate) struct InstanceInfo {
     expires: Option<u64>,
     /// All labels of the container.
     labels: HashMap<String, String>,
+    /// The memory limit killed the container's main process (inspect only; list says False).
+    oom_killed: bool,
 }
 
 impl From<headjack::instance::InstanceInfo> for InstanceInfo {
@@ -381,6 +450,7 @@ impl From<headjack::instance::InstanceInfo> for InstanceInfo {
             owner: i.owner,
             expires: i.expires,
             labels: i.labels,
+            oom_killed: i.oom_killed,
         }
     }
 }

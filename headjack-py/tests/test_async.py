@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import collections.abc
+import gc
+import pathlib
+import threading
+
 import pytest
 
 import headjack
-from conftest import BASE, containers_of
+from conftest import BASE, containers_of, docker, unique
 
 LABELS = {"io.headjack.test": "1"}
 PS = ["sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"]
@@ -162,3 +167,93 @@ async def test_reading_task_does_not_block_writing_task() -> None:
         await asyncio.wait_for(s.close_stdin(), 30)
         assert await asyncio.wait_for(reader, 30) == b"got-one\ngot-two\n"
         assert s.status is not None and s.status.success
+
+
+async def test_async_methods_return_real_coroutines() -> None:
+    hj = headjack.AsyncClient()
+    spawning = hj.spawn(BASE, labels=LABELS)
+    assert asyncio.iscoroutine(spawning) and isinstance(spawning, collections.abc.Coroutine)
+    async with await spawning as env:
+        task = asyncio.create_task(env.exec(["echo", "in the background"]))
+        assert (await task).stdout == b"in the background\n"
+        # Nothing runs before it is awaited (and closing it unawaited is harmless).
+        never = env.exec(["sleep", "36"])
+        assert "AsyncInstance.exec" in repr(never) and "not started" in repr(never)
+        await asyncio.sleep(0.3)
+        assert b"sleep 36" not in (await env.exec(PS)).stdout
+        never.close()
+        # A coroutine runs once.
+        once = env.exec(["true"])
+        assert (await once).exit_code == 0
+        with pytest.raises(RuntimeError, match="cannot reuse already awaited coroutine"):
+            await once
+        # asyncio's helpers take them as they take any coroutine.
+        done, _ = await asyncio.wait([asyncio.ensure_future(env.status())])
+        assert done.pop().result() == "running"
+        assert await asyncio.wait_for(env.read_file("/etc/passwd"), 30)
+        # Methods with no engine call return at once on both faces.
+        assert not asyncio.iscoroutine(env.logs_stream())
+        env.keep()  # sync on both faces
+        assert env.kept
+
+
+async def test_closing_a_started_coroutine_kills_its_command() -> None:
+    async with await headjack.AsyncClient().spawn(BASE, labels=LABELS) as env:
+        running = env.exec(["sleep", "37"])
+        waiting = asyncio.ensure_future(running)
+        for _ in range(100):
+            if b"sleep 37" in (await env.exec(PS)).stdout:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("sleep 37 never started")
+        running.close()  # as when a coroutine is collected while it runs
+        listing = b"sleep 37"
+        for _ in range(100):
+            listing = (await env.exec(PS)).stdout
+            if b"sleep 37" not in listing:
+                break
+            await asyncio.sleep(0.1)
+        assert b"sleep 37" not in listing
+        waiting.cancel()
+
+
+async def test_a_pending_call_keeps_its_instance() -> None:
+    env = await headjack.AsyncClient().spawn(BASE, labels=LABELS)
+    iid = env.id
+    pending = env.exec(["echo", "kept"])
+    del env
+    gc.collect()
+    assert containers_of(iid), "collected while a call on it was pending"
+    assert (await pending).stdout == b"kept\n"
+    del pending
+    gc.collect()
+    assert containers_of(iid) == [], "a collected instance is removed"
+
+
+async def test_progress_is_delivered_on_the_event_loop_thread(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "Dockerfile").write_text(f"FROM {BASE}\nRUN echo {unique('async-build')}\n")
+    threads: set[int] = set()
+    events: list[dict[str, object]] = []
+
+    def on_progress(event: dict[str, object]) -> None:
+        threads.add(threading.get_ident())
+        events.append(event)
+
+    hj = headjack.AsyncClient()
+    resolved = await hj.resolve(str(tmp_path / "Dockerfile"), progress=on_progress)
+    try:
+        assert resolved.built
+        assert any(e["kind"] == "build" for e in events)
+        assert threads == {threading.get_ident()}
+    finally:
+        docker("rmi", resolved.reference)
+
+
+async def test_async_exec_outcomes() -> None:
+    async with await headjack.AsyncClient().spawn(BASE, labels=LABELS, memory=32 << 20) as env:
+        r = await env.exec(["sh", "-c", "head -c 200000000 /dev/zero | tail -c 100000000 >/dev/null"])
+        assert r.oom_killed and r.exit_code != 0
+        s = await env.exec_stream(["env", "-i", "sleep", "303"], timeout=0.5)
+        status = await s.wait()
+        assert status.timed_out and status.kill_failed

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import builtins
+import json
 import pathlib
+import socketserver
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,6 +28,8 @@ KINDS = {
     headjack.LocalIOError: "io",
     headjack.InvalidArgumentError: "invalid_argument",
     headjack.InternalError: "internal",
+    headjack.ForkedError: "forked",
+    headjack.UnsupportedError: "unsupported",
 }
 
 
@@ -38,6 +44,7 @@ def test_hierarchy() -> None:
     assert issubclass(headjack.InvalidArgumentError, ValueError)
     assert issubclass(headjack.InvalidBaseError, ValueError)
     assert issubclass(headjack.LocalIOError, OSError)
+    assert issubclass(headjack.ForkedError, RuntimeError)
     assert len(set(KINDS.values())) == len(KINDS)
 
 
@@ -128,6 +135,10 @@ BAD_SPAWN: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"cpus": True}, TypeError, "cpus"),
     ({"expires_after": -1}, ValueError, "non-negative"),
     ({"expires_after": float("nan")}, ValueError, "finite"),
+    ({"expires_after": 1e19}, ValueError, "100 years"),
+    ({"expires_after": 1e30}, ValueError, r"at most 1\.845e19\), got 1e\+30"),
+    ({"readiness": ["true"], "readiness_timeout": float("inf")}, ValueError, "readiness_timeout"),
+    ({"memory": 10**30}, ValueError, "memory must be from 0 to"),
     ({"pull": "sometimes"}, ValueError, "sometimes"),
     ({"pull": 3}, TypeError, "pull must be a str"),
     ({"workspace": 3}, TypeError, "workspace"),
@@ -164,6 +175,9 @@ BAD_EXEC: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"argv": ["ls", 3]}, TypeError, r"argv\[1\] must be a str"),
     ({"argv": ["true"], "timeout": "5"}, TypeError, "timeout must be a number"),
     ({"argv": ["true"], "timeout": -1}, ValueError, "non-negative"),
+    ({"argv": ["true"], "timeout": 1e30}, ValueError, r"timeout must be .*\(at most 1\.845e19\), got 1e\+30"),
+    ({"argv": ["true"], "timeout": 10**400}, ValueError, "timeout must be"),
+    ({"argv": ["true"], "max_output": 2**64}, ValueError, "max_output must be from 0 to"),
     ({"argv": ["true"], "env": {"A": None}}, TypeError, "env"),
     ({"argv": ["true"], "stdin": 5}, TypeError, "stdin must be bytes or str"),
     ({"argv": ["true"], "check": "yes"}, TypeError, "check must be a bool"),
@@ -209,6 +223,94 @@ def test_other_bad_arguments(env: headjack.Instance, client: headjack.Client) ->
     with pytest.raises(ValueError, match="rows"):
         s.resize(0, 10)
     s.close()
+
+
+def test_huge_durations_saturate_or_are_refused(env: headjack.Instance, client: headjack.Client) -> None:
+    # A timeout too long to represent as a deadline is no timeout: the command runs normally.
+    assert env.exec(["echo", "ok"], timeout=1e19).stdout == b"ok\n"
+    s = env.exec_stream(["true"], timeout=1e19)
+    assert s.wait().success
+    with client.spawn(BASE, readiness=["true"], readiness_timeout=1e19, readiness_interval=1e19,
+                      labels={"io.headjack.test": "1"}) as ready:
+        assert ready.exec(["true"]).exit_code == 0
+    with pytest.raises(ValueError, match="grace"):
+        env.stop(grace=float("inf"))
+
+
+def test_pool_sizes_are_bounded(client: headjack.Client) -> None:
+    with pytest.raises(headjack.InvalidArgumentError, match="between 1 and 1024"):
+        client.pool(BASE, size=10**12)
+    with pytest.raises(ValueError, match="size must be from 0 to"):
+        client.pool(BASE, size=10**30)
+    with pytest.raises(ValueError, match="size must be >= 0"):
+        client.pool(BASE, size=-1)
+
+
+class FrozenEngine(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """An engine that answers the version handshake, then never answers again (as a frozen
+    dockerd does): only the client's call bound can end a call to it."""
+
+    daemon_threads = True
+    VERSION = json.dumps({
+        "Version": "20.10.24", "ApiVersion": "1.41", "MinAPIVersion": "1.12", "Os": "linux",
+        "Arch": "amd64", "Components": [{"Name": "Engine", "Version": "20.10.24"}],
+    }).encode()
+
+    def __init__(self, path: str) -> None:
+        self.thawed = threading.Event()
+        super().__init__(path, FrozenHandler)
+
+
+class FrozenHandler(socketserver.StreamRequestHandler):
+    server: FrozenEngine
+
+    def handle(self) -> None:
+        while True:
+            line = self.rfile.readline()
+            if not line:
+                return
+            path = line.split()[1].decode() if len(line.split()) > 1 else ""
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass  # the request's headers
+            if not path.endswith("/version"):
+                self.server.thawed.wait()  # frozen
+                return
+            body = FrozenEngine.VERSION
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Api-Version: 1.41\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+
+@pytest.fixture
+def frozen_engine(tmp_path: pathlib.Path) -> Iterator[str]:
+    path = str(tmp_path / "frozen.sock")
+    server = FrozenEngine(path)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"unix://{path}"
+    finally:
+        server.thawed.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_client_timeout_bounds_engine_calls(frozen_engine: str) -> None:
+    assert isinstance(headjack.Client(timeout=30).list(), list)
+    frozen = headjack.Client(frozen_engine, timeout=0.5)
+    assert frozen.info().version == "20.10.24"  # known from the handshake: no call
+    with pytest.raises(headjack.HeadjackTimeoutError, match="did not answer within 500ms"):
+        frozen.list()
+    with pytest.raises(ValueError, match="positive"):
+        headjack.Client(timeout=0)
+    with pytest.raises(TypeError, match="timeout must be a number"):
+        headjack.Client(timeout="5")  # type: ignore[arg-type]
+
+
+async def test_async_client_timeout(frozen_engine: str) -> None:
+    frozen = headjack.AsyncClient(frozen_engine, timeout=0.5)
+    with pytest.raises(headjack.HeadjackTimeoutError, match="did not answer"):
+        await frozen.list()
+    assert isinstance(await headjack.AsyncClient(timeout=30).list(), list)
 
 
 def test_exceptions_are_catchable_by_builtin(env: headjack.Instance) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import pathlib
+import threading
 import time
 
 import pytest
@@ -176,16 +177,17 @@ def test_exec_stream(env: headjack.Instance) -> None:
 
 
 def test_exec_stream_close_kills(env: headjack.Instance) -> None:
+    ps = ["sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"]
     s = env.exec_stream(["sleep", "32"])
-    s.close()
-    s.close()
-    listing = b""
-    for _ in range(100):  # the kill runs in the background; poll until it is done
-        listing = env.exec(["sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"]).stdout
-        if b"sleep 32" not in listing:
+    for _ in range(100):
+        if b"sleep 32" in env.exec(ps).stdout:
             break
-        time.sleep(0.1)
-    assert b"sleep 32" not in listing
+        time.sleep(0.05)
+    else:
+        pytest.fail("sleep 32 never started")
+    s.close()  # returns once the kill went through
+    assert b"sleep 32" not in env.exec(ps).stdout
+    s.close()
 
 
 def test_files(env: headjack.Instance, tmp_path: pathlib.Path) -> None:
@@ -284,7 +286,13 @@ def test_client_calls(client: headjack.Client) -> None:
 def test_dockerfile_base_and_progress(tmp_path: pathlib.Path, client: headjack.Client) -> None:
     (tmp_path / "Dockerfile").write_text(f"FROM {BASE}\nRUN echo hi > /hi\n")
     events: list[dict[str, object]] = []
-    with headjack.spawn(base=str(tmp_path / "Dockerfile"), progress=events.append,
+    threads: set[int] = set()
+
+    def on_progress(event: dict[str, object]) -> None:
+        threads.add(threading.get_ident())
+        events.append(event)
+
+    with headjack.spawn(base=str(tmp_path / "Dockerfile"), progress=on_progress,
                         labels={"io.headjack.test": "1"}) as env:
         assert env.read_file("/hi") == b"hi\n"
         assert env.image.startswith("localhost/headjack/")
@@ -292,6 +300,34 @@ def test_dockerfile_base_and_progress(tmp_path: pathlib.Path, client: headjack.C
     again = client.resolve(headjack.Dockerfile(tmp_path / "Dockerfile", context=tmp_path))
     assert again.reference == env.image and not again.built
     assert all(e["kind"] in ("build", "pull") for e in events)
+    # Delivered on the calling thread (headjack's own threads never call Python).
+    assert threads <= {threading.get_ident()}
     assert any(i.reference == env.image for i in client.images())
     client.remove_image(env.image)
     assert not any(i.reference == env.image for i in client.images())
+
+
+HOG = "head -c 200000000 /dev/zero | tail -c 100000000 >/dev/null"
+
+
+def test_oom_and_unkillable_timeouts_are_reported(client: headjack.Client) -> None:
+    with client.spawn(BASE, memory=32 << 20, labels={"io.headjack.test": "1"}) as env:
+        r = env.exec(["sh", "-c", HOG])
+        assert r.oom_killed and r.exit_code != 0 and not r.timed_out and not r.kill_failed
+        assert "oom_killed=True" in repr(r)
+        with pytest.raises(headjack.ExecError, match="out of memory") as e:
+            env.exec(["sh", "-c", HOG], check=True)
+        assert e.value.result is not None and e.value.result.oom_killed
+        status = env.exec_stream(["sh", "-c", HOG]).wait()
+        assert status.oom_killed and not status.success
+        ok = env.exec(["sh", "-c", "head -c 1000000 /dev/zero | wc -c"])
+        assert ok.exit_code == 0 and not ok.oom_killed
+        # `env -i` drops headjack's kill marker: the timeout cannot kill it on the engine path,
+        # and the result says so instead of claiming a kill.
+        r = env.exec(["env", "-i", "sleep", "304"], timeout=0.5)
+        assert r.timed_out and r.kill_failed and not r.success and "kill_failed=True" in repr(r)
+        with pytest.raises(headjack.HeadjackTimeoutError, match="could not kill"):
+            env.exec(["env", "-i", "sleep", "305"], timeout=0.5, check=True)
+        assert env.inspect().oom_killed is False  # the keep-alive process was not the one killed
+    # Leaving the block removed the instance, and the surviving sleeps with it.
+    assert containers_of(env.id) == []

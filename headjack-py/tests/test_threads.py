@@ -91,14 +91,14 @@ def test_forked_child_gets_clear_error(env: headjack.Instance, client: headjack.
         code = 1
         try:
             client.list()
-        except headjack.HeadjackError as e:
-            code = 0 if "forked" in str(e) else 2
+        except headjack.ForkedError as e:
+            code = 0 if "fork()" in str(e) and "forkserver" in str(e) else 2
         except BaseException:
             code = 3
         try:
             env.exec(["true"])
             code = 4
-        except headjack.HeadjackError:
+        except headjack.ForkedError:
             pass
         except BaseException:
             code = 5

@@ -30,6 +30,8 @@ static void status_names(void) {
     CHECK(strcmp(headjack_status_name(HEADJACK_INTERNAL), "internal") == 0);
     CHECK(strcmp(headjack_status_name(HEADJACK_PANIC), "panic") == 0);
     CHECK(strcmp(headjack_status_name(HEADJACK_FORKED), "forked") == 0);
+    CHECK(strcmp(headjack_status_name(HEADJACK_UNSUPPORTED), "unsupported") == 0);
+    CHECK(HEADJACK_UNSUPPORTED == 13 && HEADJACK_FORKED == 101); /* codes never change */
     CHECK(strcmp(headjack_status_name(4242), "unknown") == 0);
 }
 
@@ -266,6 +268,8 @@ static void handles_null(void) {
     headjack_image_list *images = NULL;
     FAILS(NUL_ARG, "client is NULL", headjack_client_images(NULL, &images, &err));
     CHECK(images == NULL);
+    FAILS(NUL_ARG, "client is NULL", headjack_client_set_timeout_ms(NULL, 1000, &err));
+    FAILS(NUL_ARG, "client is NULL", headjack_client_set_timeout_ms(NULL, 0, &err));
 
     /* Pool. */
     headjack_pool *pool = NULL;

@@ -1,11 +1,13 @@
 /*
  * Engine test of libheadjack: spawns instances from the busybox fixture on a real engine and
  * drives them through the C API: collected exec (exit code, both streams, truncation, env),
- * stdin, timeout, streamed exec both ways (pull iterator and callback), interactive stdin,
+ * stdin, timeout, streamed exec both ways (pull iterator and callback), interactive stdin, an
+ * exec freed while other threads block on it, out-of-memory and unkillable timeouts reported,
  * files (write/read from memory, copy in/out by path), lifecycle, inspect, commit (and a spawn
  * from the snapshot), attach + keep, remove (then use after remove), sweep, and that freeing an
- * instance removes its container (checked through a second client's list), and a warm pool
- * (take, background refill, free removes what it holds).
+ * instance removes its container (checked through a second client's list), a forked child
+ * that frees the handles it inherited (the parent's containers survive), the engine call
+ * timeout, and a warm pool (take, background refill, free removes what it holds).
  *
  * Environment (the first three as tests/env/run/env.sh exports them):
  *   HEADJACK_TEST_BUSYBOX      the base image (default localhost/headjack-test/busybox:latest)
@@ -17,6 +19,7 @@
  * headjack-ffi/tests/c_programs.rs sets them, runs this program and cleans up after it.
  */
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -317,19 +320,16 @@ static void pull_iterator(const headjack_instance *inst) {
     headjack_chunk *after = (headjack_chunk *)(uintptr_t)1;
     MUST(headjack_exec_next(exec, &after, &err));
     CHECK(after == NULL);
-    headjack_exit_status st = {0, true};
+    headjack_exit_status st = {0, true, true, true};
     MUST(headjack_exec_wait(exec, &st, &err));
-    CHECK(st.code == 5 && !st.timed_out);
-    headjack_exit_status again = {0, true};
+    CHECK(st.code == 5 && !st.timed_out && !st.oom_killed && !st.kill_failed);
+    headjack_exit_status again = {0, true, true, true};
     MUST(headjack_exec_wait(exec, &again, &err));
     CHECK(again.code == 5);
-    /* Not interactive: no stdin to write to. */
-    {
-        headjack_error *err = NULL;
-        CHECK(headjack_exec_write_stdin(exec, (const uint8_t *)"x", 1, &err) ==
-              HEADJACK_INVALID_ARGUMENT);
-        headjack_error_free(err);
-    }
+    /* Not interactive: no stdin to write to; closing it is harmless. */
+    FAILS(HEADJACK_CONFLICT, "not open",
+          headjack_exec_write_stdin(exec, (const uint8_t *)"x", 1, &err));
+    MUST(headjack_exec_close_stdin(exec, &err));
     headjack_exec_free(exec);
 }
 
@@ -369,12 +369,8 @@ static void interactive(const headjack_instance *inst) {
     MUST(headjack_exec_write_stdin(exec, (const uint8_t *)"tail", 4, &err));
     MUST(headjack_exec_close_stdin(exec, &err));
     MUST(headjack_exec_close_stdin(exec, &err)); /* twice is harmless */
-    {
-        headjack_error *err = NULL;
-        CHECK(headjack_exec_write_stdin(exec, (const uint8_t *)"x", 1, &err) ==
-              HEADJACK_INVALID_ARGUMENT);
-        headjack_error_free(err);
-    }
+    FAILS(HEADJACK_CONFLICT, "not open",
+          headjack_exec_write_stdin(exec, (const uint8_t *)"x", 1, &err));
     char rest[16] = {0};
     if (!drain(exec, rest, sizeof rest)) return;
     CHECK(strcmp(rest, "tail") == 0);
@@ -409,6 +405,256 @@ static void interactive(const headjack_instance *inst) {
     MUST(headjack_instance_exec_start(inst, cmd, &exec, &err));
     headjack_command_free(cmd);
     headjack_exec_free(exec);
+}
+
+/* Whether a process whose command line contains `needle` runs in `inst`, polled for up to
+ * `seconds` until it does not (a kill runs in the background). -1 on error. */
+static int still_running(const headjack_instance *inst, const char *needle, int seconds) {
+    const struct timespec tick = {0, 100 * 1000 * 1000};
+    for (int i = 0;; i++) {
+        headjack_output *out =
+            RUN(inst, "sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '");
+        if (!out) return -1;
+        int found = 0;
+        if (out->stdout_data.len > 0) {
+            char *text = calloc(out->stdout_data.len + 1, 1);
+            if (text) {
+                memcpy(text, out->stdout_data.data, out->stdout_data.len);
+                found = strstr(text, needle) != NULL;
+                free(text);
+            }
+        }
+        headjack_output_free(out);
+        if (!found || i >= seconds * 10) return found;
+        nanosleep(&tick, NULL);
+    }
+}
+
+struct blocked_call {
+    headjack_exec *exec;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int first_chunk; /* the reader pulled the first chunk and goes on to block */
+    headjack_status next_status;
+    int next_end;    /* the blocked headjack_exec_next returned end of output */
+    headjack_status wait_status;
+    int done;        /* both threads returned */
+};
+
+static void *blocked_reader(void *arg) {
+    struct blocked_call *b = arg;
+    headjack_chunk *chunk = NULL;
+    headjack_error *err = NULL;
+    headjack_status s = headjack_exec_next(b->exec, &chunk, &err);
+    headjack_chunk_free(chunk);
+    headjack_error_free(err);
+    pthread_mutex_lock(&b->lock);
+    b->first_chunk = s == HEADJACK_OK && chunk != NULL;
+    pthread_cond_broadcast(&b->cond);
+    pthread_mutex_unlock(&b->lock);
+    /* Blocks: the command prints nothing more. */
+    chunk = (headjack_chunk *)(uintptr_t)1;
+    err = NULL;
+    s = headjack_exec_next(b->exec, &chunk, &err);
+    headjack_error_free(err);
+    pthread_mutex_lock(&b->lock);
+    b->next_status = s;
+    b->next_end = chunk == NULL;
+    b->done++;
+    pthread_cond_broadcast(&b->cond);
+    pthread_mutex_unlock(&b->lock);
+    return NULL;
+}
+
+static void *blocked_waiter(void *arg) {
+    struct blocked_call *b = arg;
+    headjack_exit_status st;
+    headjack_error *err = NULL;
+    headjack_status s = headjack_exec_wait(b->exec, &st, &err);
+    if (s != HEADJACK_CONFLICT)
+        fprintf(stderr, "blocked wait: %s: %s\n", headjack_status_name(s),
+                err ? headjack_error_message(err) : "(no error)");
+    headjack_error_free(err);
+    pthread_mutex_lock(&b->lock);
+    b->wait_status = s;
+    b->done++;
+    pthread_cond_broadcast(&b->cond);
+    pthread_mutex_unlock(&b->lock);
+    return NULL;
+}
+
+/* Freeing an exec while one thread blocks in headjack_exec_next and another in
+ * headjack_exec_wait wakes both (end of output; no status) and kills the command. */
+static void free_while_blocked(const headjack_instance *inst) {
+    headjack_command *cmd = NULL;
+    struct blocked_call b = {.exec = NULL, .next_status = HEADJACK_PANIC,
+                             .wait_status = HEADJACK_PANIC};
+    pthread_mutex_init(&b.lock, NULL);
+    pthread_cond_init(&b.cond, NULL);
+    MUST(headjack_command_new(ARGV("sh", "-c", "echo ready; exec sleep 301"), 3, &cmd, &err));
+    MUST(headjack_instance_exec_start(inst, cmd, &b.exec, &err));
+    headjack_command_free(cmd);
+    pthread_t reader, waiter;
+    if (pthread_create(&reader, NULL, blocked_reader, &b) != 0) {
+        failures++;
+        headjack_exec_free(b.exec);
+        return;
+    }
+    pthread_mutex_lock(&b.lock);
+    while (!b.first_chunk && b.done == 0) pthread_cond_wait(&b.cond, &b.lock);
+    pthread_mutex_unlock(&b.lock);
+    CHECK(b.first_chunk);
+    if (pthread_create(&waiter, NULL, blocked_waiter, &b) != 0) {
+        failures++;
+        headjack_exec_free(b.exec);
+        pthread_join(reader, NULL);
+        return;
+    }
+    /* Let both threads enter their calls and block (a free must not race a call's start). */
+    const struct timespec settle = {0, 500 * 1000 * 1000};
+    nanosleep(&settle, NULL);
+    CHECK(still_running(inst, "sleep 301", 0) == 1);
+    headjack_exec_free(b.exec);
+    /* Both return: bounded by a minute so that a regression fails instead of hanging. */
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 60;
+    pthread_mutex_lock(&b.lock);
+    while (b.done < 2) {
+        if (pthread_cond_timedwait(&b.cond, &b.lock, &deadline) != 0) break;
+    }
+    int done = b.done;
+    pthread_mutex_unlock(&b.lock);
+    if (done < 2) {
+        fprintf(stderr, "headjack_exec_free did not wake the blocked calls (%d of 2 returned)\n",
+                done);
+        failures++;
+        return; /* the threads still block: leave them (the process fails) */
+    }
+    pthread_join(reader, NULL);
+    pthread_join(waiter, NULL);
+    CHECK(b.next_status == HEADJACK_OK && b.next_end);
+    CHECK(b.wait_status == HEADJACK_CONFLICT);
+    /* The free returned once the kill went through. */
+    CHECK(still_running(inst, "sleep 301", 0) == 0);
+    pthread_mutex_destroy(&b.lock);
+    pthread_cond_destroy(&b.cond);
+}
+
+/* A command killed by the memory limit is reported as such, collected and pulled. */
+static void out_of_memory(const headjack_client *client) {
+    headjack_spec *spec = fixture_spec();
+    headjack_instance *inst = NULL;
+    MUST(headjack_spec_set_memory(spec, 32u << 20, &err));
+    MUST(headjack_client_spawn(client, spec, &inst, &err));
+    headjack_spec_free(spec);
+    const char *hog = "head -c 200000000 /dev/zero | tail -c 100000000 >/dev/null";
+    headjack_output *out = RUN(inst, "sh", "-c", hog);
+    if (out) {
+        CHECK(out->oom_killed && out->exit_code != 0 && !out->timed_out && !out->kill_failed);
+        printf("out of memory: exit %lld, oom_killed %d\n", (long long)out->exit_code,
+               out->oom_killed);
+        headjack_output_free(out);
+    }
+    headjack_command *cmd = NULL;
+    headjack_exec *exec = NULL;
+    headjack_exit_status st = {0, false, false, true};
+    MUST(headjack_command_new(ARGV("sh", "-c", hog), 3, &cmd, &err));
+    MUST(headjack_instance_exec_start(inst, cmd, &exec, &err));
+    headjack_command_free(cmd);
+    MUST(headjack_exec_wait(exec, &st, &err));
+    CHECK(st.oom_killed && st.code != 0 && !st.kill_failed);
+    headjack_exec_free(exec);
+    /* A command that stays within the limit is not reported. */
+    out = RUN(inst, "sh", "-c", "head -c 1000000 /dev/zero | wc -c");
+    if (out) {
+        CHECK(out->exit_code == 0 && !out->oom_killed);
+        headjack_output_free(out);
+    }
+    headjack_instance_free(inst);
+}
+
+/* A timed-out command that dropped headjack's kill marker (env -i) cannot be killed on the
+ * engine's exec path: the result says so instead of claiming a kill. Removing the instance
+ * ends it. */
+static void unkillable_timeout(const headjack_client *client) {
+    headjack_spec *spec = fixture_spec();
+    headjack_instance *inst = NULL;
+    MUST(headjack_client_spawn(client, spec, &inst, &err));
+    headjack_spec_free(spec);
+    headjack_command *cmd = NULL;
+    headjack_output *out = NULL;
+    MUST(headjack_command_new(ARGV("env", "-i", "sleep", "302"), 4, &cmd, &err));
+    MUST(headjack_command_set_timeout_ms(cmd, 500, &err));
+    MUST(headjack_instance_exec(inst, cmd, &out, &err));
+    printf("unkillable: exit %lld, timed_out %d, kill_failed %d, stderr %.*s\n",
+           (long long)out->exit_code, out->timed_out, out->kill_failed,
+           (int)out->stderr_data.len, (const char *)out->stderr_data.data);
+    CHECK(out->timed_out && out->kill_failed && !out->oom_killed);
+    headjack_output_free(out);
+    headjack_exit_status st = {0, false, false, false};
+    headjack_exec *exec = NULL;
+    MUST(headjack_instance_exec_start(inst, cmd, &exec, &err));
+    MUST(headjack_exec_wait(exec, &st, &err));
+    CHECK(st.timed_out && st.kill_failed);
+    headjack_exec_free(exec);
+    headjack_command_free(cmd);
+    CHECK(still_running(inst, "sleep 302", 0) == 1);
+    headjack_instance_free(inst); /* removes the container, and the sleeps with it */
+}
+
+/* A fork()ed child that frees the handles it inherited leaves the parent's containers alone,
+ * and every call in it fails with HEADJACK_FORKED. */
+static void forked_child_frees(headjack_client *client, const headjack_instance *parents) {
+    headjack_spec *spec = fixture_spec();
+    headjack_instance *inst = NULL;
+    MUST(headjack_client_spawn(client, spec, &inst, &err));
+    headjack_spec_free(spec);
+    char id[64];
+    snprintf(id, sizeof id, "%s", headjack_instance_id(inst));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        failures++;
+        headjack_instance_free(inst);
+        return;
+    }
+    if (pid == 0) {
+        headjack_output *out = NULL;
+        headjack_command *cmd = NULL;
+        headjack_error *err = NULL;
+        int ok = headjack_command_new(ARGV("true"), 1, &cmd, &err) == HEADJACK_OK;
+        headjack_status s = headjack_instance_exec(parents, cmd, &out, &err);
+        ok = ok && s == HEADJACK_FORKED && out == NULL;
+        headjack_error_free(err);
+        headjack_command_free(cmd);
+        /* Freeing what the parent made: memory abandoned, containers untouched. */
+        headjack_instance_free(inst);
+        headjack_client_free(client);
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(listed(client, id) == 1);
+    headjack_output *out = RUN(inst, "echo", "still here");
+    if (out) {
+        CHECK(buf_is(&out->stdout_data, "still here\n"));
+        headjack_output_free(out);
+    }
+    headjack_instance_free(inst);
+    CHECK(listed(client, id) == 0);
+}
+
+/* The engine call timeout: 0 is refused, a bound applies to later calls. */
+static void call_timeout(headjack_client *client) {
+    FAILS(HEADJACK_INVALID_ARGUMENT, "at least 1 millisecond",
+          headjack_client_set_timeout_ms(client, 0, &err));
+    MUST(headjack_client_set_timeout_ms(client, 30 * 1000, &err));
+    headjack_instance_list *list = NULL;
+    MUST(headjack_client_list(client, &list, &err));
+    headjack_instance_list_free(list);
 }
 
 struct collector {
@@ -451,7 +697,7 @@ static void callback_stream(const headjack_client *client, const headjack_instan
     headjack_spec_free(spec);
     char other[64];
     snprintf(other, sizeof other, "%s", headjack_instance_id(c.to_free));
-    headjack_exit_status st = {-2, true};
+    headjack_exit_status st = {-2, true, true, true};
     MUST(headjack_command_new(ARGV("sh", "-c", "echo one; echo two >&2; echo three"), 3, &cmd,
                               &err));
     MUST(headjack_instance_exec_stream(inst, cmd, on_output, &c, &st, &err));
@@ -459,7 +705,7 @@ static void callback_stream(const headjack_client *client, const headjack_instan
     CHECK(c.calls >= 2);
     CHECK(c.out_len == 10 && memcmp(c.out, "one\nthree\n", 10) == 0);
     CHECK(c.err_len == 4 && memcmp(c.err, "two\n", 4) == 0);
-    CHECK(st.code == 0 && !st.timed_out);
+    CHECK(st.code == 0 && !st.timed_out && !st.oom_killed && !st.kill_failed);
     CHECK(c.nested == HEADJACK_CONFLICT);
     CHECK(c.to_free == NULL);
     CHECK(listed(client, other) == 0);
@@ -486,6 +732,10 @@ static void files(const headjack_instance *inst) {
     CHECK(buf.len == 0);
     headjack_buffer_free(&buf);
 
+    FAILS(HEADJACK_INVALID_ARGUMENT, "07777",
+          headjack_instance_write_file(inst, "/tmp/bad-mode", data, 1, 010000, &err));
+    FAILS(HEADJACK_INVALID_ARGUMENT, "07777",
+          headjack_instance_write_file(inst, "/tmp/bad-mode", data, 1, 0xFFFFFFFFu, &err));
     {
         headjack_error *err = NULL;
         CHECK(headjack_instance_read_file(inst, "/no/such/file", &buf, &err) == HEADJACK_NOT_FOUND);
@@ -580,6 +830,7 @@ static void lifecycle(const headjack_instance *inst) {
     CHECK(strcmp(info->container_id, headjack_instance_container_id(inst)) == 0);
     CHECK(info->state == HEADJACK_STATE_RUNNING && strcmp(info->state_name, "running") == 0);
     CHECK(info->owner[0] != '\0');
+    CHECK(!info->oom_killed);
     int labelled = 0;
     for (size_t i = 0; i < info->labels_len; i++) {
         if (strcmp(info->label_keys[i], "io.headjack.test") == 0 &&
@@ -731,10 +982,15 @@ static void body(void) {
     command_options(inst);
     pull_iterator(inst);
     interactive(inst);
+    free_while_blocked(inst);
     callback_stream(client, inst);
     files(inst);
     lifecycle(inst);
     snapshot(client, inst);
+    out_of_memory(client);
+    unkillable_timeout(client);
+    forked_child_frees(client, inst);
+    call_timeout(second);
     pull_progress(client);
     build_progress(client);
 

@@ -9,7 +9,7 @@ Sync API::
         print(r.exit_code, r.stdout, r.stderr, r.timed_out)
     # the container is removed here, also when the block raised
 
-asyncio API::
+asyncio API (every async method returns a coroutine, e.g. for ``asyncio.create_task``)::
 
     async with headjack.AsyncClient() as hj:
         async with await hj.spawn(base="debian:bookworm-slim") as env:
@@ -20,6 +20,7 @@ Everything lives in the Rust core; this package is a thin binding over it.
 
 from __future__ import annotations
 
+from ._options import SpawnOptions
 from ._headjack import (
     AsyncClient,
     AsyncExecStream,
@@ -39,6 +40,7 @@ from ._headjack import (
     ExecStream,
     ExecTimeoutError,
     ExitStatus,
+    ForkedError,
     HeadjackError,
     HeadjackTimeoutError,
     ImageNotFoundError,
@@ -54,6 +56,7 @@ from ._headjack import (
     Pool,
     PullError,
     ResolvedImage,
+    UnsupportedError,
     __version__,
     spawn,
 )
@@ -77,6 +80,7 @@ __all__ = [
     "ExecStream",
     "ExecTimeoutError",
     "ExitStatus",
+    "ForkedError",
     "HeadjackError",
     "HeadjackTimeoutError",
     "ImageNotFoundError",
@@ -92,6 +96,8 @@ __all__ = [
     "Pool",
     "PullError",
     "ResolvedImage",
+    "SpawnOptions",
+    "UnsupportedError",
     "__version__",
     "spawn",
 ]

@@ -8,7 +8,10 @@ from typing import Any, Literal, TypedDict, Union, final
 
 from typing_extensions import Self, TypeAlias, Unpack
 
+from headjack._options import SpawnOptions
+
 __version__: str
+_SPAWN_OPTIONS: tuple[str, ...]
 __all__ = [
     "AsyncClient",
     "AsyncExecStream",
@@ -28,6 +31,7 @@ __all__ = [
     "ExecStream",
     "ExecTimeoutError",
     "ExitStatus",
+    "ForkedError",
     "HeadjackError",
     "HeadjackTimeoutError",
     "ImageNotFoundError",
@@ -43,45 +47,13 @@ __all__ = [
     "Pool",
     "PullError",
     "ResolvedImage",
+    "UnsupportedError",
     "__version__",
     "spawn",
 ]
 
 _StrPath: TypeAlias = Union[str, os.PathLike[str]]
 _Data: TypeAlias = Union[bytes, bytearray, memoryview, str]
-
-# A progress event: {"kind": "pull", "image", "layer", "status", "current", "total"} or
-# {"kind": "build", "tag", "line"}.
-_ProgressEvent: TypeAlias = dict[str, Any]
-
-class _SpawnOptions(TypedDict, total=False):
-    """Keyword arguments of ``spawn`` and ``resolve`` (None means "not given")."""
-
-    base_dir: _StrPath | None
-    name: str | None
-    workspace: _StrPath | None
-    workspace_read_only: bool | None
-    workspace_target: str | None
-    mounts: Sequence[Mount] | None
-    env: Mapping[str, str] | None
-    user: str | None
-    workdir: str | None
-    labels: Mapping[str, str] | None
-    cpus: float | None
-    memory: int | None
-    pids: int | None
-    network: str | None
-    runtime: str | None
-    pull: Literal["missing", "always", "never"] | None
-    platform: str | None
-    expires_after: float | None
-    readiness: Sequence[str] | None
-    readiness_timeout: float | None
-    readiness_interval: float | None
-    progress: Callable[[_ProgressEvent], object] | None
-    hardened: bool | None
-    detached: bool | None
-    init: Sequence[str] | None
 
 _Base: TypeAlias = Union[str, os.PathLike[str], Dockerfile, None]
 
@@ -137,6 +109,12 @@ class InvalidArgumentError(HeadjackError, ValueError):
 
 class InternalError(HeadjackError):
     """A bug, or an engine answer headjack does not understand."""
+
+class ForkedError(HeadjackError, RuntimeError):
+    """This process is a fork() of one that already used headjack."""
+
+class UnsupportedError(HeadjackError):
+    """The engine (or this platform) cannot do what was asked."""
 
 # --- values ---------------------------------------------------------------------------------
 
@@ -195,6 +173,10 @@ class ExecResult:
     @property
     def timed_out(self) -> bool: ...
     @property
+    def oom_killed(self) -> bool: ...
+    @property
+    def kill_failed(self) -> bool: ...
+    @property
     def success(self) -> bool: ...
     @property
     def stdout_text(self) -> str: ...
@@ -209,6 +191,10 @@ class ExitStatus:
     def exit_code(self) -> int: ...
     @property
     def timed_out(self) -> bool: ...
+    @property
+    def oom_killed(self) -> bool: ...
+    @property
+    def kill_failed(self) -> bool: ...
     @property
     def success(self) -> bool: ...
 
@@ -245,6 +231,8 @@ class InstanceInfo:
     def expires(self) -> int | None: ...
     @property
     def labels(self) -> dict[str, str]: ...
+    @property
+    def oom_killed(self) -> bool: ...
 
 @final
 class EngineInfo:
@@ -519,7 +507,7 @@ class AsyncPool:
     async def take(self) -> AsyncInstance: ...
     @property
     def ready(self) -> int: ...
-    def close(self) -> None: ...
+    async def close(self) -> None: ...
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
         self,
@@ -535,10 +523,10 @@ class AsyncPool:
 class Client:
     """A connection to a container engine (sync API)."""
 
-    def __new__(cls, host: str | None = None) -> Self: ...
-    def spawn(self, base: _Base = None, **kwargs: Unpack[_SpawnOptions]) -> Instance: ...
-    def pool(self, base: _Base = None, *, size: int = 2, **kwargs: Unpack[_SpawnOptions]) -> Pool: ...
-    def resolve(self, base: _Base = None, **kwargs: Unpack[_SpawnOptions]) -> ResolvedImage: ...
+    def __new__(cls, host: str | None = None, *, timeout: float | None = None) -> Self: ...
+    def spawn(self, base: _Base = None, **kwargs: Unpack[SpawnOptions]) -> Instance: ...
+    def pool(self, base: _Base = None, *, size: int = 2, **kwargs: Unpack[SpawnOptions]) -> Pool: ...
+    def resolve(self, base: _Base = None, **kwargs: Unpack[SpawnOptions]) -> ResolvedImage: ...
     def list(self) -> builtins.list[InstanceInfo]: ...
     def attach(self, id_or_name: str) -> Instance: ...
     def sweep(self) -> builtins.list[str]: ...
@@ -560,11 +548,11 @@ class Client:
 class AsyncClient:
     """A connection to a container engine (asyncio API); connects on first use."""
 
-    def __new__(cls, host: str | None = None) -> Self: ...
+    def __new__(cls, host: str | None = None, *, timeout: float | None = None) -> Self: ...
     async def connect(self) -> Self: ...
-    async def spawn(self, base: _Base = None, **kwargs: Unpack[_SpawnOptions]) -> AsyncInstance: ...
-    async def pool(self, base: _Base = None, *, size: int = 2, **kwargs: Unpack[_SpawnOptions]) -> AsyncPool: ...
-    async def resolve(self, base: _Base = None, **kwargs: Unpack[_SpawnOptions]) -> ResolvedImage: ...
+    async def spawn(self, base: _Base = None, **kwargs: Unpack[SpawnOptions]) -> AsyncInstance: ...
+    async def pool(self, base: _Base = None, *, size: int = 2, **kwargs: Unpack[SpawnOptions]) -> AsyncPool: ...
+    async def resolve(self, base: _Base = None, **kwargs: Unpack[SpawnOptions]) -> ResolvedImage: ...
     async def list(self) -> builtins.list[InstanceInfo]: ...
     async def attach(self, id_or_name: str) -> AsyncInstance: ...
     async def sweep(self) -> builtins.list[str]: ...
@@ -582,5 +570,5 @@ class AsyncClient:
         /,
     ) -> Literal[False]: ...
 
-def spawn(base: _Base = None, **kwargs: Unpack[_SpawnOptions]) -> Instance:
+def spawn(base: _Base = None, **kwargs: Unpack[SpawnOptions]) -> Instance:
     """Spawns an instance on the default engine (sync)."""

@@ -83,12 +83,10 @@ impl SharedExec {
             return Ok(None);
         };
         let next = tokio::select! {
+            biased;
+            // `close` takes the stream and kills the command.
+            _ = self.close_requested() => return Ok(None),
             next = stream.next() => next,
-            // Dropping the stream (below) kills the command.
-            _ = self.close_requested() => {
-                *slot = None;
-                return Ok(None);
-            }
         };
         match next {
             Some(Ok(c)) => Ok(Some(c)),
@@ -105,22 +103,17 @@ impl SharedExec {
         }
     }
 
-    /// Waits for the command to end (discarding output not yet read) and returns its status.
+    /// Closes standard input (the command sees end-of-file), waits for the command to end
+    /// (discarding output not yet read) and returns its status.
     ///
     /// # Errors
     ///
     /// [`ErrorKind::Conflict`] when the handle was closed before the command ended (it was
     /// killed and has no status); engine or agent failures.
     pub async fn wait(&self) -> Result<ExitStatus> {
-        *self.stdin.lock().await = None;
-        let stream = self.stream.lock().await.take();
-        if let Some(s) = stream {
-            tokio::select! {
-                status = s.wait() => self.set_status(status?),
-                // Dropping the wait (and the stream in it) kills the command.
-                _ = self.close_requested() => {}
-            }
-        }
+        // An interactive command may be waiting for the end of its input.
+        let _ = self.close_stdin().await;
+        while self.next().await?.is_some() {}
         self.status().ok_or_else(|| {
             Error::new(
                 ErrorKind::Conflict,
@@ -169,12 +162,17 @@ impl SharedExec {
         self.resizer.resize(rows, cols).await
     }
 
-    /// Kills the command if it still runs (it and everything it started) and wakes a reader
-    /// blocked in [`SharedExec::next`]. Idempotent.
+    /// Kills the command if it still runs (it and everything it started), waking a reader
+    /// blocked in [`SharedExec::next`] or [`SharedExec::wait`], and returns once the kill went
+    /// through: the command is gone when it returns (or known unkillable, see
+    /// [`ExitStatus::kill_failed`]). Idempotent.
     pub async fn close(&self) {
         self.closed.send_replace(true);
         // The stream first: killing the command also frees a writer blocked on a full pipe.
-        *self.stream.lock().await = None;
+        let stream = self.stream.lock().await.take();
+        if let Some(s) = stream {
+            let _ = s.cancel().await;
+        }
         *self.stdin.lock().await = None;
     }
 }

@@ -1,0 +1,214 @@
+//! The keyword arguments that describe an instance (`spawn`, `pool`, `resolve`, on both faces),
+//! turned into a core `Spec`.
+//!
+//! The options are defined once, in `headjack/_options.py` (`SpawnOptions`: names, types and
+//! docs, which the stubs and the README use). [`OPTIONS`] is how each is applied, in the same
+//! order; `tests/test_faces.py` checks that the two lists, both faces and the stubs agree.
+
+use std::time::Duration;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+
+use headjack::spec::{PullPolicy, Readiness};
+use headjack::{Mount, Network, Spec};
+
+use crate::convert::{argv, boolean, count, number, path, seconds, str_map, string, wrong};
+use crate::progress::Relay;
+use crate::types::{PyDockerfile, PyMount};
+
+/// A spec in the making, with the options that only make sense together.
+struct Draft {
+    spec: Spec,
+    readiness: Option<Vec<String>>,
+    readiness_timeout: Duration,
+    readiness_interval: Option<Duration>,
+    progress: Option<Relay>,
+}
+
+impl Draft {
+    fn with(&mut self, f: impl FnOnce(Spec) -> Spec) {
+        self.spec = f(std::mem::take(&mut self.spec));
+    }
+}
+
+/// How one option changes the draft: `(draft, value, option name)`.
+type Apply = fn(&mut Draft, &Bound<'_, PyAny>, &str) -> PyResult<()>;
+
+/// Sets one spec field from a converted value.
+fn set<T>(d: &mut Draft, value: PyResult<T>, f: impl FnOnce(Spec, T) -> Spec) -> PyResult<()> {
+    let value = value?;
+    d.spec = f(std::mem::take(&mut d.spec), value);
+    Ok(())
+}
+
+/// Every option, in the order of `SpawnOptions`.
+const OPTIONS: &[(&str, Apply)] = &[
+    ("base_dir", |d, v, w| {
+        set(d, path(v, w), |s, p| s.base_dir(p))
+    }),
+    ("name", |d, v, w| set(d, string(v, w), |s, n| s.name(n))),
+    ("workspace", |d, v, w| {
+        set(d, path(v, w), |s, p| s.workspace(p))
+    }),
+    ("workspace_read_only", |d, v, w| {
+        set(d, boolean(v, w), |s, b| s.workspace_read_only(b))
+    }),
+    ("workspace_target", |d, v, w| {
+        set(d, string(v, w), |s, t| s.workspace_target(t))
+    }),
+    ("mounts", apply_mounts),
+    ("env", |d, v, w| {
+        set(d, str_map(v, w), |s, pairs| {
+            pairs.into_iter().fold(s, |s, (k, v)| s.env(k, v))
+        })
+    }),
+    ("user", |d, v, w| set(d, string(v, w), |s, u| s.user(u))),
+    ("workdir", |d, v, w| {
+        set(d, string(v, w), |s, p| s.workdir(p))
+    }),
+    ("labels", |d, v, w| {
+        set(d, str_map(v, w), |s, pairs| {
+            pairs.into_iter().fold(s, |s, (k, v)| s.label(k, v))
+        })
+    }),
+    ("cpus", |d, v, w| {
+        set(
+            d,
+            number(v, w, "a number of CPU cores (int or float)"),
+            |s, n| s.cpus(n),
+        )
+    }),
+    ("memory", |d, v, w| set(d, count(v, w), |s, n| s.memory(n))),
+    ("pids", |d, v, w| {
+        // Past i64 the core's own range check names the limit.
+        set(d, count(v, w), |s, n| {
+            s.pids(i64::try_from(n).unwrap_or(i64::MAX))
+        })
+    }),
+    ("network", |d, v, w| {
+        set(d, string(v, w), |s, n| s.network(Network::parse(&n)))
+    }),
+    ("runtime", |d, v, w| {
+        set(d, string(v, w), |s, r| s.runtime(r))
+    }),
+    ("pull", |d, v, w| {
+        let policy = string(v, w).and_then(|p| {
+            PullPolicy::parse(&p).map_err(|e| PyValueError::new_err(e.message().to_string()))
+        });
+        set(d, policy, |s, p| s.pull(p))
+    }),
+    ("platform", |d, v, w| {
+        set(d, string(v, w), |s, p| s.platform(p))
+    }),
+    ("expires_after", |d, v, w| {
+        set(d, seconds(v, w), |s, t| s.expires_after(t))
+    }),
+    ("readiness", |d, v, w| {
+        d.readiness = Some(argv(v, w)?);
+        Ok(())
+    }),
+    ("readiness_timeout", |d, v, w| {
+        d.readiness_timeout = seconds(v, w)?;
+        Ok(())
+    }),
+    ("readiness_interval", |d, v, w| {
+        d.readiness_interval = Some(seconds(v, w)?);
+        Ok(())
+    }),
+    ("progress", |d, v, w| {
+        if !v.is_callable() {
+            return Err(wrong(w, "a callable taking one dict", v));
+        }
+        let (relay, emit) = Relay::new(v.clone().unbind());
+        d.progress = Some(relay);
+        set(d, Ok(emit), |s, e| s.progress_fn(e))
+    }),
+    ("hardened", |d, v, w| {
+        set(d, boolean(v, w), |s, b| s.hardened(b))
+    }),
+    ("detached", |d, v, w| {
+        set(d, boolean(v, w), |s, b| s.detached(b))
+    }),
+    ("init", |d, v, w| set(d, argv(v, w), |s, a| s.init(a))),
+];
+
+fn apply_mounts(d: &mut Draft, v: &Bound<'_, PyAny>, what: &str) -> PyResult<()> {
+    if !(v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>()) {
+        return Err(wrong(what, "a list of headjack.Mount", v));
+    }
+    for (i, m) in v.try_iter()?.enumerate() {
+        let m = m?;
+        let mount: Mount = m
+            .cast::<PyMount>()
+            .map_err(|_| wrong(&format!("{what}[{i}]"), "a headjack.Mount", &m))?
+            .get()
+            .inner
+            .clone();
+        d.with(|s| s.mount(mount));
+    }
+    Ok(())
+}
+
+/// The option names, in order (the native module exports them as `_SPAWN_OPTIONS`).
+pub(crate) fn names() -> Vec<&'static str> {
+    OPTIONS.iter().map(|(name, _)| *name).collect()
+}
+
+/// What `spawn`, `pool` and `resolve` were asked for: the spec, and where its progress goes.
+pub(crate) struct Request {
+    pub(crate) spec: Spec,
+    pub(crate) progress: Option<Relay>,
+}
+
+/// Builds the request of `func` from `base` and its keyword arguments. `None` values mean "not
+/// given".
+pub(crate) fn request(
+    func: &str,
+    base: Option<&Bound<'_, PyAny>>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Request> {
+    let mut d = Draft {
+        spec: Spec::new(),
+        readiness: None,
+        readiness_timeout: Duration::from_secs(60),
+        readiness_interval: None,
+        progress: None,
+    };
+    if let Some(b) = base.filter(|b| !b.is_none()) {
+        if let Ok(df) = b.cast::<PyDockerfile>() {
+            d.with(|s| s.base(df.get().inner.clone()));
+        } else if b.is_instance_of::<PyString>() {
+            let b = string(b, "base")?;
+            d.with(|s| s.base(b));
+        } else if b.hasattr("__fspath__")? {
+            let p = path(b, "base")?;
+            d.with(|s| s.base(headjack::Dockerfile::new(p)));
+        } else {
+            return Err(wrong("base", "a str, a headjack.Dockerfile or None", b));
+        }
+    }
+    for (k, v) in kwargs.into_iter().flat_map(|kw| kw.iter()) {
+        let key = string(&k, "keyword names")?;
+        let Some((name, apply)) = OPTIONS.iter().find(|(name, _)| *name == key) else {
+            return Err(PyTypeError::new_err(format!(
+                "{func}() got an unexpected keyword argument '{key}'"
+            )));
+        };
+        if !v.is_none() {
+            apply(&mut d, &v, name)?;
+        }
+    }
+    if let Some(command) = d.readiness.take() {
+        let mut check = Readiness::command(command, d.readiness_timeout);
+        if let Some(i) = d.readiness_interval {
+            check = check.interval(i);
+        }
+        d.with(|s| s.readiness(check));
+    }
+    Ok(Request {
+        spec: d.spec,
+        progress: d.progress,
+    })
+}
