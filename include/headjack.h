@@ -1236,6 +1236,17 @@ headjack_status headjack_spec_set_detached(struct headjack_spec *spec,
                                            struct headjack_error **err);
 
 /**
+ * Runs commands through the engine's exec instead of headjack's in-container agent (which,
+ * by default, is every instance's PID 1: commands start in about a millisecond and a timeout
+ * kills every process a command started). `false` turns it off again.
+ *
+ * Thread-safe: calls on one spec are serialised.
+ */
+headjack_status headjack_spec_set_engine_exec(struct headjack_spec *spec,
+                                              bool engine_exec,
+                                              struct headjack_error **err);
+
+/**
  * Overrides the keep-alive command (default: the image's `io.headjack.init` label, else
  * `sleep infinity`).
  *
@@ -1268,6 +1279,13 @@ void headjack_instance_free(struct headjack_instance *instance);
  */
 headjack_status headjack_instance_keep(const struct headjack_instance *instance,
                                        struct headjack_error **err);
+
+/**
+ * Whether headjack's in-container agent runs as the instance's PID 1 (false for NULL, for
+ * instances spawned with `headjack_spec_set_engine_exec`, or where it could not run).
+ * Thread-safe.
+ */
+bool headjack_instance_has_agent(const struct headjack_instance *instance);
 
 /**
  * headjack's ID for this instance (label `io.headjack.instance`). Owned by the handle (valid

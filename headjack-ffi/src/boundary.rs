@@ -23,6 +23,12 @@ impl PanicDefault for headjack_status {
     }
 }
 
+impl PanicDefault for bool {
+    fn panic_default() -> Self {
+        false
+    }
+}
+
 impl PanicDefault for usize {
     fn panic_default() -> Self {
         0

@@ -95,6 +95,14 @@ pub extern "C" fn headjack_instance_keep(
     })
 }
 
+/// Whether headjack's in-container agent runs as the instance's PID 1 (false for NULL, for
+/// instances spawned with `headjack_spec_set_engine_exec`, or where it could not run).
+/// Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_instance_has_agent(instance: *const headjack_instance) -> bool {
+    ffi_panic_boundary! { inst(instance).is_ok_and(|i| i.inner.has_agent()) }
+}
+
 /// headjack's ID for this instance (label `io.headjack.instance`). Owned by the handle (valid
 /// until `headjack_instance_free`); NULL when `instance` is NULL. Thread-safe.
 #[unsafe(no_mangle)]

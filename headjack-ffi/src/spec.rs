@@ -695,6 +695,20 @@ pub extern "C" fn headjack_spec_set_detached(
     fallible(err, || spec_ref(spec)?.update(|s| s.detached(detached)))
 }
 
+/// Runs commands through the engine's exec instead of headjack's in-container agent (which,
+/// by default, is every instance's PID 1: commands start in about a millisecond and a timeout
+/// kills every process a command started). `false` turns it off again.
+///
+/// Thread-safe: calls on one spec are serialised.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_engine_exec(
+    spec: *mut headjack_spec,
+    engine_exec: bool,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    fallible(err, || spec_ref(spec)?.update(|s| s.engine_exec(engine_exec)))
+}
+
 /// Overrides the keep-alive command (default: the image's `io.headjack.init` label, else
 /// `sleep infinity`).
 ///

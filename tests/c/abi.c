@@ -99,6 +99,8 @@ static void spec_arguments(void) {
     FAILS(NUL_ARG, "spec is NULL", headjack_spec_set_progress(NULL, NULL, NULL, &err));
     FAILS(NUL_ARG, "spec is NULL", headjack_spec_set_hardened(NULL, true, &err));
     FAILS(NUL_ARG, "spec is NULL", headjack_spec_set_detached(NULL, true, &err));
+    FAILS(NUL_ARG, "spec is NULL", headjack_spec_set_engine_exec(NULL, true, &err));
+    CHECK(!headjack_instance_has_agent(NULL));
     FAILS(NUL_ARG, "spec is NULL", headjack_spec_set_init(NULL, argv, 1, &err));
     FAILS(NUL_ARG, "spec is NULL", headjack_spec_set_dockerfile(NULL, "Dockerfile", NULL, &err));
     FAILS(NUL_ARG, "spec is NULL", headjack_spec_set_build_arg(NULL, "K", "V", &err));

@@ -576,12 +576,33 @@ static void out_of_memory(const headjack_client *client) {
 
 /* A timed-out command that dropped headjack's kill marker (env -i) cannot be killed on the
  * engine's exec path: the result says so instead of claiming a kill. Removing the instance
- * ends it. */
-static void unkillable_timeout(const headjack_client *client) {
+ * ends it. Through the in-container agent (the default) the same command is killed, with
+ * everything it started. */
+static void agent_kills_what_the_engine_path_cannot(const headjack_client *client) {
     headjack_spec *spec = fixture_spec();
     headjack_instance *inst = NULL;
     MUST(headjack_client_spawn(client, spec, &inst, &err));
     headjack_spec_free(spec);
+    CHECK(headjack_instance_has_agent(inst));
+    headjack_command *cmd = NULL;
+    headjack_output *out = NULL;
+    MUST(headjack_command_new(ARGV("sh", "-c", "setsid sleep 303 & env -i sleep 303"), 3, &cmd, &err));
+    MUST(headjack_command_set_timeout_ms(cmd, 500, &err));
+    MUST(headjack_instance_exec(inst, cmd, &out, &err));
+    CHECK(out->timed_out && !out->kill_failed);
+    headjack_output_free(out);
+    headjack_command_free(cmd);
+    CHECK(still_running(inst, "sleep 303", 0) == 0);
+    headjack_instance_free(inst);
+}
+
+static void unkillable_timeout(const headjack_client *client) {
+    headjack_spec *spec = fixture_spec();
+    headjack_instance *inst = NULL;
+    MUST(headjack_spec_set_engine_exec(spec, true, &err));
+    MUST(headjack_client_spawn(client, spec, &inst, &err));
+    headjack_spec_free(spec);
+    CHECK(!headjack_instance_has_agent(inst));
     headjack_command *cmd = NULL;
     headjack_output *out = NULL;
     MUST(headjack_command_new(ARGV("env", "-i", "sleep", "302"), 4, &cmd, &err));
@@ -989,6 +1010,7 @@ static void body(void) {
     snapshot(client, inst);
     out_of_memory(client);
     unkillable_timeout(client);
+    agent_kills_what_the_engine_path_cannot(client);
     forked_child_frees(client, inst);
     call_timeout(second);
     pull_progress(client);
