@@ -28,7 +28,15 @@ HEADJACK_TEST_HOST="$HEADJACK_TEST_DOCKER_HOST" cargo test -p headjack --feature
 
 step "core against Podman ($HEADJACK_TEST_PODMAN_HOST)"
 HEADJACK_TEST_HOST="$HEADJACK_TEST_PODMAN_HOST" \
-  cargo test -p headjack --test runtime --test spec_options --test builds --test registry --test defects
+  cargo test -p headjack --test runtime --test spec_options --test builds --test registry --test defects \
+    --test agent
+
+step "exec tests on the engine's exec path (no in-container agent), Docker"
+HEADJACK_TEST_HOST="$HEADJACK_TEST_DOCKER_HOST" HEADJACK_TEST_ENGINE_EXEC=1 \
+  cargo test -p headjack --test runtime --test spec_options --test defects
+
+step "the in-container agent: protocol, agent binary, containers on Docker, Podman and gVisor"
+cargo test -p headjack-agent
 
 step "egress proxy: policy, parsers, in-process, Docker and Podman end to end"
 cargo test -p headjack-egress

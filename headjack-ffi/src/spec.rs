@@ -706,7 +706,9 @@ pub extern "C" fn headjack_spec_set_engine_exec(
     engine_exec: bool,
     err: *mut *mut headjack_error,
 ) -> headjack_status {
-    fallible(err, || spec_ref(spec)?.update(|s| s.engine_exec(engine_exec)))
+    fallible(err, || {
+        spec_ref(spec)?.update(|s| s.engine_exec(engine_exec))
+    })
 }
 
 /// Overrides the keep-alive command (default: the image's `io.headjack.init` label, else

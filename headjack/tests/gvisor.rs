@@ -21,6 +21,8 @@ async fn runsc_runtime_runs_under_gvisor() {
         )
         .await
         .unwrap();
+    // The in-container agent runs under gVisor too.
+    assert!(env.has_agent(), "the agent did not come up under gVisor");
     // gVisor's kernel introduces itself in dmesg; a runc container has no such lines.
     let out = env.exec(["dmesg"]).await.unwrap();
     assert!(
