@@ -20,7 +20,7 @@ if [ -z "${SKIP_LINT:-}" ]; then
   step "cargo fmt --check"
   cargo fmt --all -- --check
   step "cargo clippy"
-  cargo clippy -p headjack -p headjack-ffi -p headjack-py -p headjack-egress --all-targets --features headjack/cli -- -D warnings
+  cargo clippy -p headjack -p headjack-ffi -p headjack-py -p headjack-agent -p headjack-egress --all-targets --features headjack/cli -- -D warnings
 fi
 
 step "core + CLI against Docker ($HEADJACK_TEST_DOCKER_HOST)"

@@ -192,9 +192,17 @@ async fn main() -> headjack::Result<()> {
         theirs.push(t.elapsed());
     }
     let exec_ours = median(ours);
-    report("exec round trip of `true`", exec_ours, median(theirs), 0.8);
+    report(
+        "exec round trip of `true` (agent)",
+        exec_ours,
+        median(theirs),
+        0.05,
+    );
     docker(&host, &["rm", "-f", &id]);
     drop(env);
+
+    // 2b. The in-container agent against the engine's exec path, same run.
+    agent_section(&client, &spec, rounds, spawn_ours).await?;
 
     // 3. 32 concurrent spawns.
     let n = 32;
@@ -377,6 +385,116 @@ async fn main() -> headjack::Result<()> {
             py_spawn.as_secs_f64() / spawn_ours.as_secs_f64()
         );
     }
+    Ok(())
+}
+
+/// The in-container agent (issue 11): exec p50/p90 against the engine's exec path, cold spawn
+/// to first exec on both paths, 8 instances exec'ing in parallel, 100 MB written and read back,
+/// and the agent's resident memory and binary size.
+async fn agent_section(
+    client: &Client,
+    spec: &dyn Fn() -> Spec,
+    rounds: usize,
+    spawn_agent: Duration,
+) -> headjack::Result<()> {
+    let pct = |mut v: Vec<Duration>, p: usize| {
+        v.sort();
+        v[(v.len() * p / 100).min(v.len() - 1)]
+    };
+    let agent = client.spawn(spec()).await?;
+    let engine = client.spawn(spec().engine_exec(true)).await?;
+    assert!(agent.has_agent() && !engine.has_agent());
+    let (mut a, mut e) = (Vec::new(), Vec::new());
+    for i in 0..300 {
+        let t = Instant::now();
+        agent.exec(["true"]).await?;
+        a.push(t.elapsed());
+        if i % 10 == 0 {
+            let t = Instant::now();
+            engine.exec(["true"]).await?;
+            e.push(t.elapsed());
+        }
+    }
+    println!(
+        "{:<58} p50 {:>9}  p90 {:>9}  (target p50 <= 2 ms)",
+        "exec round trip of `true` through the agent (300 runs)",
+        ms(pct(a.clone(), 50)),
+        ms(pct(a.clone(), 90))
+    );
+    report(
+        "exec round trip: agent vs the engine's exec path",
+        pct(a, 50),
+        pct(e, 50),
+        0.05,
+    );
+
+    // Cold spawn -> first exec without the agent (today's path), for comparison.
+    let mut cold = Vec::new();
+    for _ in 0..rounds.min(7) {
+        let t = Instant::now();
+        let env = client.spawn(spec().engine_exec(true)).await?;
+        env.exec(["true"]).await?;
+        cold.push(t.elapsed());
+        env.remove().await?;
+    }
+    report(
+        "cold spawn -> first exec: agent vs engine exec path",
+        spawn_agent,
+        median(cold),
+        1.0,
+    );
+
+    // Throughput: 8 instances, each running execs back to back, for 3 s.
+    let envs = futures_util::future::try_join_all((0..8).map(|_| client.spawn(spec()))).await?;
+    let t = Instant::now();
+    let window = Duration::from_secs(3);
+    let counts = futures_util::future::join_all(envs.iter().map(|env| async move {
+        let mut n = 0u32;
+        while t.elapsed() < window {
+            if env.exec(["true"]).await.is_ok() {
+                n += 1;
+            }
+        }
+        n
+    }))
+    .await;
+    let total: u32 = counts.iter().sum();
+    println!(
+        "{:<58} {:>9.0} execs/s  (target >= 1000)",
+        "exec throughput, 8 instances in parallel",
+        f64::from(total) / t.elapsed().as_secs_f64()
+    );
+    drop(envs);
+
+    // 100 MB written and read back: through the agent vs the engine's archive API.
+    let data = vec![0x5au8; 100 << 20];
+    let mut times = Vec::new();
+    for env in [&agent, &engine] {
+        let t = Instant::now();
+        env.write_file("/tmp/blob", &data).await?;
+        let back = env.read_file_limited("/tmp/blob", 200 << 20).await?;
+        times.push(t.elapsed());
+        assert_eq!(back.len(), data.len());
+    }
+    report(
+        "100 MB write + read: agent vs archive API",
+        times[0],
+        times[1],
+        1.0,
+    );
+
+    // The agent's own footprint.
+    let status = agent.read_file("/proc/1/status").await?;
+    let rss = String::from_utf8_lossy(&status)
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().to_string()))
+        .unwrap_or_default();
+    let size = agent.stat("/.headjack/headjack-agent").await?.size;
+    println!(
+        "{:<58} RSS {rss} (target <= 3 MB), binary {:.2} MB",
+        "the agent inside a container (after the runs above)",
+        size as f64 / 1e6
+    );
     Ok(())
 }
 
