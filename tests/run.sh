@@ -19,6 +19,8 @@ source tests/env/run/env.sh
 if [ -z "${SKIP_LINT:-}" ]; then
   step "cargo fmt --check"
   cargo fmt --all -- --check
+  step "shellcheck"
+  git ls-files -z '*.sh' | xargs -0 shellcheck -x
   step "cargo clippy"
   cargo clippy -p headjack -p headjack-ffi -p headjack-py -p headjack-agent -p headjack-egress --all-targets --features headjack/cli -- -D warnings
 fi
