@@ -10,26 +10,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{busybox, client, spec};
+use common::{busybox, client, example, spec};
 use headjack::instance::FileKind;
 use headjack::{Dockerfile, ErrorKind, Exec, Spec};
-
-fn example(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(
-        bin.exists(),
-        "{} is missing: run the tests with `cargo test` (it builds examples)",
-        bin.display()
-    );
-    bin
-}
 
 /// The command lines of the container's processes, read through `/proc` by the agent itself (no
 /// shell needed).

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{busybox, client, container_exists, spec};
+use common::{busybox, client, container_exists, example, spec};
 use headjack::exec::Exec;
 use headjack::spec::Readiness;
 use headjack::{Client, ErrorKind, Network, Spec};
@@ -33,23 +33,6 @@ fn repo_root() -> PathBuf {
         .parent()
         .unwrap()
         .to_path_buf()
-}
-
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(
-        bin.exists(),
-        "{} is missing: run the tests with `cargo test` (it builds examples)",
-        bin.display()
-    );
-    bin
 }
 
 /// Reads the first line a child prints (its instance ID).

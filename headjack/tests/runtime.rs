@@ -499,18 +499,7 @@ fn drop_removes_the_container_on_a_current_thread_runtime_and_outside_any_runtim
 async fn sweep_removes_instances_of_a_killed_process_and_expired_ones() {
     let c = client().await;
     // A child process spawns an instance and is killed with SIGKILL: no Drop runs.
-    let exe = std::env::current_exe().unwrap();
-    let child_bin = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/sweep_child");
-    assert!(
-        child_bin.exists(),
-        "{} is missing: run the tests with `cargo test` (it builds examples)",
-        child_bin.display()
-    );
+    let child_bin = common::example("sweep_child");
     let mut child = std::process::Command::new(&child_bin)
         .env("HEADJACK_TEST_HOST", common::host())
         .env("HEADJACK_TEST_BUSYBOX", busybox())

@@ -96,17 +96,26 @@ impl Session {
         mode: u32,
         owner: (u32, u32),
     ) -> Result<()> {
+        let mut w = self.writer(path, mode, owner).await?;
+        w.write(data).await.map_err(from_agent)?;
+        w.finish().await.map_err(from_agent)
+    }
+
+    /// A new file at `path` (written under a temporary name, renamed into place by `finish`).
+    async fn writer(
+        &self,
+        path: &str,
+        mode: u32,
+        owner: (u32, u32),
+    ) -> Result<headjack_agent::client::FileWriter> {
         let req = WriteFileRequest::new(path)
             .mode(mode)
             .owner(owner.0, owner.1);
-        let mut w = self
-            .channel()
+        self.channel()
             .await?
             .write_file(req)
             .await
-            .map_err(from_agent)?;
-        w.write(data).await.map_err(from_agent)?;
-        w.finish().await.map_err(from_agent)
+            .map_err(from_agent)
     }
 
     /// Streams host file `from` into `path`.
@@ -120,15 +129,7 @@ impl Session {
         let mut file = tokio::fs::File::open(from).await.map_err(what)?;
         let mode = file.metadata().await.map_err(what)?.permissions();
         let mode = std::os::unix::fs::PermissionsExt::mode(&mode) & 0o7777;
-        let req = WriteFileRequest::new(path)
-            .mode(mode)
-            .owner(owner.0, owner.1);
-        let mut w = self
-            .channel()
-            .await?
-            .write_file(req)
-            .await
-            .map_err(from_agent)?;
+        let mut w = self.writer(path, mode, owner).await?;
         let mut buf = vec![0u8; 256 << 10];
         loop {
             let n = file.read(&mut buf).await.map_err(what)?;

@@ -66,3 +66,21 @@ pub fn container_exists(id: &str) -> bool {
         .expect("the docker CLI runs");
     out.status.success()
 }
+
+/// The path of example program `name` (a test helper; `cargo test` builds the examples).
+pub fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo test` (it builds examples)",
+        bin.display()
+    );
+    bin
+}
