@@ -96,6 +96,19 @@ impl Pool {
     }
 }
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The ready instances go at once, concurrently, not one after the other.
+        let ready: Vec<Instance> = self
+            .ready
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .collect();
+        crate::instance::remove_all_on_drop(ready);
+    }
+}
+
 impl Inner {
     /// Starts background spawns until ready + pending reaches the pool size.
     fn refill(this: &Arc<Inner>) {

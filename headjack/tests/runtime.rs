@@ -677,3 +677,19 @@ async fn stdin_and_terminal_resize_work_while_another_task_reads() {
     assert_eq!(out.exit_code, 0, "{}", out.stdout_text());
     assert!(out.stdout_text().contains("eof-0"), "{}", out.stdout_text());
 }
+
+/// Issue 9 item 17: many instances go at once with `Instance::remove_all` (dropping them one by
+/// one waits for each removal in turn).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_all_removes_many_instances_together() {
+    let c = client().await;
+    let envs = futures_util::future::try_join_all((0..6).map(|_| c.spawn(spec())))
+        .await
+        .unwrap();
+    let ids: Vec<String> = envs.iter().map(|e| e.container_id().to_string()).collect();
+    envs[0].keep();
+    headjack::Instance::remove_all(envs).await.unwrap();
+    for id in ids {
+        assert!(!container_exists(&id), "{id} was left behind");
+    }
+}
