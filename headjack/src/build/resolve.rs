@@ -141,6 +141,8 @@ pub(crate) async fn resolve(
         platform: df.platform_name(),
         no_cache: df.is_no_cache(),
         progress,
+        builder: engine.default_builder(),
+        secrets: &[],
     };
     let tar = bytes::Bytes::from(tar);
     let mut built = engine.build(&params, tar.clone()).await;

@@ -5,10 +5,11 @@
 //! changes several signatures) touches this folder alone, and a second backend (Kubernetes) can
 //! later implement the same operations. One file per API area, as bollard does it:
 //! [`containers`] (create, lifecycle, inspect, list, logs, archives), [`images`] (inspect, pull,
-//! build, tag, remove, commit), [`exec`], [`raw`] (untyped JSON GETs) and [`errors`] (every
-//! classification of engine answers and texts). Every call runs inside a `tracing` span and maps
+//! tag, remove, commit), [`build`] (BuildKit and classic builds, build secrets), [`exec`],
+//! [`raw`] (untyped requests) and [`errors`] (every classification of engine answers and texts). Every call runs inside a `tracing` span and maps
 //! engine errors to [`Error`] with a message naming what was asked.
 
+mod build;
 mod containers;
 mod errors;
 mod exec;
@@ -17,6 +18,7 @@ mod raw;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use bollard::Docker;
@@ -24,10 +26,11 @@ use tracing::Instrument;
 
 use crate::error::{Error, ErrorKind, Result};
 
+pub(crate) use build::{BuildParams, BuildSecret, BuilderKind, BuilderProfile, clean_line};
 pub(crate) use containers::{ContainerDetails, ContainerPlan, PlanMount};
 pub(crate) use errors::{StartFailure, looks_like_start_failure, start_failure};
 pub(crate) use exec::{ExecOutputChunk, ExecParams, InputSink, OutputStream};
-pub(crate) use images::{BuildParams, Credentials, ImageDetails};
+pub(crate) use images::{Credentials, ImageDetails};
 
 /// Which engine answered.
 #[non_exhaustive]
@@ -74,6 +77,8 @@ pub(crate) struct Engine {
     transfer: Docker,
     info: Arc<EngineInfo>,
     timeout: Duration,
+    /// Set when the engine refused a BuildKit build: later builds go to the classic builder.
+    buildkit_unavailable: Arc<AtomicBool>,
 }
 
 /// Where to look for an engine when the caller named none, in order.
@@ -198,6 +203,7 @@ impl Engine {
                 docker: negotiated,
                 info: Arc::new(info),
                 timeout: DEFAULT_TIMEOUT,
+                buildkit_unavailable: Arc::default(),
             })
         }
         .instrument(span)
@@ -215,6 +221,7 @@ impl Engine {
             transfer: self.transfer.clone(),
             info: self.info.clone(),
             timeout,
+            buildkit_unavailable: self.buildkit_unavailable.clone(),
         }
     }
 
