@@ -2,7 +2,14 @@
 //!
 //! The file set is the one the docker CLI sends for the same directory and ignore file (see
 //! [`IgnoreRules`]); the tar differs from the CLI's only in being reproducible: sorted entries,
-//! fixed mtime, owner 0:0 without names, and modes reduced to 0755/0644 from the user exec bit.
+//! a fixed mtime and owner 0:0 without names. Permission bits (including setuid, setgid and
+//! sticky) are kept exactly, as `docker build` keeps them: a `chmod 600` key stays private in
+//! the image.
+//!
+//! The mtime is fixed because the content, not the moment of the last edit, decides a build:
+//! the cache key leaves mtimes out, so the tar must too, or two builds with one key could give
+//! different images. Files copied into an image therefore carry that date (2006-07-24), not their
+//! mtime on the host; tools in a build that compare mtimes across the copy (make) see old files.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -20,6 +27,9 @@ use crate::{Error, ErrorKind, Result};
 /// Fixed (the docker CLI uses a random `.dockerfile.<hex>`) so that the tar is reproducible;
 /// `.1`, `.2`, … are appended when the context itself holds that name.
 pub(crate) const OUTSIDE_DOCKERFILE_NAME: &str = ".headjack-dockerfile";
+
+/// The directory name for generated files (see [`Context::generated_dir`]).
+pub(crate) const GENERATED_DIR_NAME: &str = ".headjack-heredocs";
 
 /// The mtime of every tar entry (the one the `tar` crate's deterministic mode uses; some tools
 /// mishandle 0).
@@ -49,8 +59,8 @@ pub(crate) struct Entry {
     pub(crate) rel_path: String,
     /// File, directory or symlink.
     pub(crate) kind: EntryKind,
-    /// The user exec bit, for files (false for directories and symlinks).
-    pub(crate) executable: bool,
+    /// Permission bits (`mode & 0o7777`) of files and directories; 0 for symlinks.
+    pub(crate) mode: u32,
     /// Content length in bytes, for files (0 otherwise).
     pub(crate) size: u64,
     /// sha256 of the content, for files.
@@ -207,15 +217,38 @@ impl Context {
         self.ignore_file.as_deref()
     }
 
-    /// Writes the context as an uncompressed, reproducible tar.
-    ///
-    /// Entries come in `rel_path` order with mtime fixed, uid/gid 0, no user or group names, mode
-    /// 0755 for directories and executables and 0644 otherwise (0777 for symlinks, as any tar
-    /// has), long names as GNU long-name records; an outside Dockerfile comes last under
-    /// [`dockerfile_name_in_tar`](Self::dockerfile_name_in_tar). Every file is re-hashed while it
-    /// is written: if it changed since the walk this is an `Io` error, so an image is never built
-    /// from content other than the one its cache key names.
+    /// A directory name at the root of the context that no entry uses, for files headjack
+    /// generates for the build (`.headjack-heredocs`, then `.1`, `.2`, …).
+    pub(crate) fn generated_dir(&self) -> String {
+        let mut taken: Vec<&str> = self.entries.iter().map(|e| e.rel_path.as_str()).collect();
+        if let DockerfilePlace::Outside(name) = &self.dockerfile {
+            taken.push(name);
+        }
+        free_name(GENERATED_DIR_NAME, &taken)
+    }
+
+    /// Writes the context as an uncompressed, reproducible tar (see [`Context::write_tar_with`]).
+    #[cfg(test)]
     pub(crate) fn write_tar(&self, out: impl Write) -> Result<()> {
+        self.write_tar_with(out, None, &[])
+    }
+
+    /// Writes the context as an uncompressed, reproducible tar, with the Dockerfile's content
+    /// replaced by `dockerfile` if given (a translation of the bytes read during the walk) and
+    /// `generated` files added under [`Context::generated_dir`].
+    ///
+    /// Entries come in `rel_path` order with mtime fixed, uid/gid 0, no user or group names,
+    /// the exact permission bits of files and directories (0777 for symlinks, as any tar has),
+    /// long names as GNU long-name records; an outside Dockerfile comes next under
+    /// [`dockerfile_name_in_tar`](Self::dockerfile_name_in_tar), generated files last. Every file
+    /// is re-hashed while it is written: if it changed since the walk this is an `Io` error, so
+    /// an image is never built from content other than the one its cache key names.
+    pub(crate) fn write_tar_with(
+        &self,
+        out: impl Write,
+        dockerfile: Option<&[u8]>,
+        generated: &[Generated],
+    ) -> Result<()> {
         let tar_err = |e: io::Error| Error::io("writing the build context tar", e);
         let mut builder = tar::Builder::new(out);
         for entry in &self.entries {
@@ -223,7 +256,7 @@ impl Context {
             match entry.kind {
                 EntryKind::Dir => {
                     header.set_entry_type(tar::EntryType::Directory);
-                    header.set_mode(0o755);
+                    header.set_mode(entry.mode);
                     let name = format!("{}/", entry.rel_path);
                     builder
                         .append_data(&mut header, name, io::empty())
@@ -237,9 +270,21 @@ impl Context {
                         .append_link(&mut header, &entry.rel_path, target)
                         .map_err(tar_err)?;
                 }
+                EntryKind::File
+                    if dockerfile.is_some()
+                        && matches!(&self.dockerfile, DockerfilePlace::Inside(rel) if *rel == entry.rel_path) =>
+                {
+                    let bytes = dockerfile.unwrap_or_default();
+                    header.set_entry_type(tar::EntryType::Regular);
+                    header.set_mode(entry.mode);
+                    header.set_size(bytes.len() as u64);
+                    builder
+                        .append_data(&mut header, &entry.rel_path, bytes)
+                        .map_err(tar_err)?;
+                }
                 EntryKind::File => {
                     header.set_entry_type(tar::EntryType::Regular);
-                    header.set_mode(if entry.executable { 0o755 } else { 0o644 });
+                    header.set_mode(entry.mode);
                     header.set_size(entry.size);
                     let file = open_regular(&entry.abs_path).map_err(|e| {
                         Error::io(format!("cannot read {}", entry.abs_path.display()), e)
@@ -264,13 +309,44 @@ impl Context {
             }
         }
         if let DockerfilePlace::Outside(name) = &self.dockerfile {
+            let bytes = dockerfile.unwrap_or(&self.dockerfile_bytes);
             let mut header = base_header();
             header.set_entry_type(tar::EntryType::Regular);
             header.set_mode(0o644);
-            header.set_size(self.dockerfile_bytes.len() as u64);
+            header.set_size(bytes.len() as u64);
             builder
-                .append_data(&mut header, name, self.dockerfile_bytes.as_slice())
+                .append_data(&mut header, name, bytes)
                 .map_err(tar_err)?;
+        }
+        if !generated.is_empty() {
+            let root = self.generated_dir();
+            let mut dirs: Vec<String> = vec![root.clone()];
+            for g in generated {
+                let mut parent = Path::new(&g.path).parent();
+                while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
+                    dirs.push(format!("{root}/{}", p.display()));
+                    parent = p.parent();
+                }
+            }
+            dirs.sort();
+            dirs.dedup();
+            for dir in dirs {
+                let mut header = base_header();
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(0o755);
+                builder
+                    .append_data(&mut header, format!("{dir}/"), io::empty())
+                    .map_err(tar_err)?;
+            }
+            for g in generated {
+                let mut header = base_header();
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(g.mode);
+                header.set_size(g.data.len() as u64);
+                builder
+                    .append_data(&mut header, format!("{root}/{}", g.path), g.data.as_slice())
+                    .map_err(tar_err)?;
+            }
         }
         let mut out = builder.into_inner().map_err(tar_err)?;
         out.flush().map_err(tar_err)
@@ -387,7 +463,7 @@ fn collect_entries(root: &Path, rules: &IgnoreRules, forced: &[String]) -> Resul
         let mut entry = Entry {
             rel_path,
             kind,
-            executable: false,
+            mode: 0,
             size: 0,
             digest: None,
             link_target: None,
@@ -396,7 +472,16 @@ fn collect_entries(root: &Path, rules: &IgnoreRules, forced: &[String]) -> Resul
         // A file's size and mode are read when it is hashed, from the open file, so that the
         // stat calls run on the hashing threads too.
         match kind {
-            EntryKind::File | EntryKind::Dir => {}
+            EntryKind::File => {}
+            EntryKind::Dir => {
+                let meta = dent.metadata().map_err(|e| {
+                    Error::io(
+                        format!("cannot read {} in the build context", dent.path().display()),
+                        io::Error::from(e),
+                    )
+                })?;
+                entry.mode = permission_bits(&meta);
+            }
             EntryKind::Symlink => {
                 let target = fs::read_link(dent.path()).map_err(|e| {
                     Error::io(format!("cannot read link {}", dent.path().display()), e)
@@ -432,35 +517,51 @@ fn non_utf8(path: &Path) -> Error {
     ))
 }
 
-/// The user exec bit, which is all of a file's mode that the tar and the key keep.
+/// The permission bits the tar and the key keep (`mode & 0o7777`).
 #[cfg(unix)]
-fn is_executable(meta: &fs::Metadata) -> bool {
+fn permission_bits(meta: &fs::Metadata) -> u32 {
     use std::os::unix::fs::PermissionsExt;
-    meta.permissions().mode() & 0o100 != 0
+    meta.permissions().mode() & 0o7777
 }
 
-/// Without Unix modes, nothing is executable.
+/// Without Unix modes: what `docker build` sends from Windows (0755 directories, 0644 files).
 #[cfg(not(unix))]
-fn is_executable(_meta: &fs::Metadata) -> bool {
-    false
+fn permission_bits(meta: &fs::Metadata) -> u32 {
+    if meta.is_dir() { 0o755 } else { 0o644 }
 }
 
 /// The reserved tar name for an outside Dockerfile that no entry uses.
 fn reserved_name(entries: &[Entry]) -> String {
-    let taken = |name: &str| {
-        entries.iter().any(|e| {
-            e.rel_path == name
-                || (e.rel_path.starts_with(name)
-                    && e.rel_path.as_bytes().get(name.len()) == Some(&b'/'))
+    let taken: Vec<&str> = entries.iter().map(|e| e.rel_path.as_str()).collect();
+    free_name(OUTSIDE_DOCKERFILE_NAME, &taken)
+}
+
+/// `base`, or `base.1`, `base.2`, … : the first that is neither one of `taken` nor a directory
+/// above one of them.
+fn free_name(base: &str, taken: &[&str]) -> String {
+    let used = |name: &str| {
+        taken.iter().any(|t| {
+            *t == name || (t.starts_with(name) && t.as_bytes().get(name.len()) == Some(&b'/'))
         })
     };
-    let mut name = OUTSIDE_DOCKERFILE_NAME.to_string();
+    let mut name = base.to_string();
     let mut n = 1;
-    while taken(&name) {
-        name = format!("{OUTSIDE_DOCKERFILE_NAME}.{n}");
+    while used(&name) {
+        name = format!("{base}.{n}");
         n += 1;
     }
     name
+}
+
+/// A file headjack generates for a build (a heredoc's document), written under
+/// [`Context::generated_dir`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Generated {
+    /// Path below the generated directory, `/`-separated.
+    pub(crate) path: String,
+    /// Permission bits.
+    pub(crate) mode: u32,
+    pub(crate) data: Vec<u8>,
 }
 
 /// What hashing a file finds out about it.
@@ -470,8 +571,8 @@ struct FileFacts {
     digest: [u8; 32],
     /// The bytes hashed: the size when the file was opened, or less if it shrank meanwhile.
     size: u64,
-    /// The user exec bit.
-    executable: bool,
+    /// Permission bits.
+    mode: u32,
 }
 
 /// Hashes every file entry and records its size and exec bit, on several threads when there
@@ -501,7 +602,7 @@ fn hash_files(entries: &mut [Entry]) -> Result<()> {
         let entry = &mut entries[i];
         entry.digest = Some(facts.digest);
         entry.size = facts.size;
-        entry.executable = facts.executable;
+        entry.mode = facts.mode;
     }
     Ok(())
 }
@@ -582,7 +683,7 @@ fn hash_file(path: &Path, buf: &mut [u8]) -> Result<FileFacts> {
     Ok(FileFacts {
         digest: hasher.finalize().into(),
         size: meta.len() - left,
-        executable: is_executable(&meta),
+        mode: permission_bits(&meta),
     })
 }
 
@@ -853,13 +954,19 @@ pub(crate) mod tests {
         ];
         let make = |mtime: SystemTime, mode: u32| {
             let dir = tree(&files);
-            fs::set_permissions(
-                dir.path().join("bin/run"),
-                fs::Permissions::from_mode(0o700),
-            )
-            .unwrap();
-            fs::set_permissions(dir.path().join("data/x"), fs::Permissions::from_mode(mode))
-                .unwrap();
+            let set = |p: &str, m: u32| {
+                fs::set_permissions(dir.path().join(p), fs::Permissions::from_mode(m)).unwrap()
+            };
+            for (p, m) in [
+                ("Dockerfile", 0o644),
+                ("bin/run", 0o4750),
+                ("data/y", 0o664),
+                ("bin", 0o755),
+                ("data", 0o1770),
+            ] {
+                set(p, m);
+            }
+            set("data/x", mode);
             symlink("../data/x", dir.path().join("bin/link")).unwrap();
             for p in ["Dockerfile", "bin/run", "data/x", "data/y"] {
                 File::options()
@@ -875,11 +982,14 @@ pub(crate) mod tests {
             SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000),
             0o600,
         );
-        let b = make(SystemTime::now(), 0o664);
-        let (mut tar_a, mut tar_b) = (Vec::new(), Vec::new());
+        let b = make(SystemTime::now(), 0o600);
+        let c = make(SystemTime::now(), 0o644);
+        let (mut tar_a, mut tar_b, mut tar_c) = (Vec::new(), Vec::new(), Vec::new());
         walk(a.path()).write_tar(&mut tar_a).unwrap();
         walk(b.path()).write_tar(&mut tar_b).unwrap();
-        assert!(tar_a == tar_b, "tars differ between locations/mtimes/modes");
+        walk(c.path()).write_tar(&mut tar_c).unwrap();
+        assert!(tar_a == tar_b, "tars differ between locations/mtimes");
+        assert!(tar_a != tar_c, "a mode change did not reach the tar");
         let listing = tar_listing(&tar_a);
         let summary: Vec<_> = listing
             .iter()
@@ -891,10 +1001,59 @@ pub(crate) mod tests {
                 ("Dockerfile", 'f', 0o644, "FROM scratch\n"),
                 ("bin/", 'd', 0o755, ""),
                 ("bin/link", 'l', 0o777, "../data/x"),
-                ("bin/run", 'f', 0o755, "#!/bin/sh\n"),
-                ("data/", 'd', 0o755, ""),
-                ("data/x", 'f', 0o644, "x"),
-                ("data/y", 'f', 0o644, "yy"),
+                ("bin/run", 'f', 0o4750, "#!/bin/sh\n"),
+                ("data/", 'd', 0o1770, ""),
+                ("data/x", 'f', 0o600, "x"),
+                ("data/y", 'f', 0o664, "yy"),
+            ]
+        );
+    }
+
+    #[test]
+    fn translated_dockerfile_and_generated_files_go_into_the_tar() {
+        let dir = tree(&[
+            ("Dockerfile", "FROM scratch\n"),
+            ("a", "a"),
+            (".headjack-heredocs", "taken"),
+        ]);
+        #[cfg(unix)]
+        for p in ["Dockerfile", "a", ".headjack-heredocs"] {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(dir.path().join(p), fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let ctx = walk(dir.path());
+        assert_eq!(ctx.generated_dir(), ".headjack-heredocs.1");
+        let generated = [
+            Generated {
+                path: "run-1/EOF".into(),
+                mode: 0o755,
+                data: b"#!/bin/sh\n".to_vec(),
+            },
+            Generated {
+                path: "copy-2/CONF".into(),
+                mode: 0o644,
+                data: b"k=v\n".to_vec(),
+            },
+        ];
+        let mut tar = Vec::new();
+        ctx.write_tar_with(&mut tar, Some(b"FROM scratch\n\n"), &generated)
+            .unwrap();
+        let listing = tar_listing(&tar);
+        let summary: Vec<_> = listing
+            .iter()
+            .map(|(p, k, m, body)| (p.as_str(), *k, *m, body.as_str()))
+            .collect();
+        assert_eq!(summary[0], (".headjack-heredocs", 'f', 0o644, "taken"));
+        assert_eq!(summary[1], ("Dockerfile", 'f', 0o644, "FROM scratch\n\n"));
+        assert_eq!(summary[2], ("a", 'f', 0o644, "a"));
+        assert_eq!(
+            &summary[3..],
+            [
+                (".headjack-heredocs.1/", 'd', 0o755, ""),
+                (".headjack-heredocs.1/copy-2/", 'd', 0o755, ""),
+                (".headjack-heredocs.1/run-1/", 'd', 0o755, ""),
+                (".headjack-heredocs.1/run-1/EOF", 'f', 0o755, "#!/bin/sh\n"),
+                (".headjack-heredocs.1/copy-2/CONF", 'f', 0o644, "k=v\n"),
             ]
         );
     }

@@ -3,6 +3,7 @@
 mod cache;
 mod context;
 mod dockerfile;
+mod frontend;
 mod ignore;
 mod key;
 mod resolve;

@@ -7,10 +7,11 @@ use std::path::Path;
 
 use super::cache::{TAG_PREFIX, key_mutex, lock_file, record_use, recorded};
 use super::context::Context;
-use super::dockerfile::external_images;
+use super::dockerfile::analyse;
+use super::frontend::{self, Inputs, syntax_directive};
 use super::key::{KeyInputs, cache_key, image_tag};
-use crate::base::Dockerfile;
-use crate::engine::{BuildParams, Engine, ImageDetails};
+use crate::base::{Builder, Dockerfile};
+use crate::engine::{BuildParams, BuildSecret, BuilderKind, Engine, ImageDetails};
 use crate::error::{Error, ErrorKind, Result};
 use crate::progress::ProgressFn;
 use crate::pull;
@@ -53,8 +54,11 @@ pub(crate) async fn resolve(
         .await
         .map_err(|e| Error::internal(format!("context walk task failed: {e}")))??;
     let text = String::from_utf8_lossy(context.dockerfile_bytes()).into_owned();
-    let from_refs = external_images(&text, df.build_args())
+    let analysis = analyse(&text, df.build_args())
         .map_err(|e| e.context(format!("reading {}", path.display())))?;
+    for id in df.secrets().keys() {
+        check_secret_id(id)?;
+    }
     // FROM images are resolved (pulled when missing) before the key: their IDs are part of it.
     let policy = if pull == PullPolicy::Never {
         PullPolicy::Never
@@ -62,7 +66,8 @@ pub(crate) async fn resolve(
         PullPolicy::Missing
     };
     let mut from_images = Vec::new();
-    for r in from_refs {
+    let mut shells = HashMap::new();
+    for r in analysis.images.iter().cloned() {
         let image = ImageRef::parse(&r).map_err(|e| {
             Error::new(
                 ErrorKind::InvalidBase,
@@ -73,17 +78,21 @@ pub(crate) async fn resolve(
                 ),
             )
         })?;
-        let id = pull::ensure_image(engine, &image, policy, df.platform_name(), progress)
-            .await?
-            .id;
-        from_images.push((r, id));
+        let details =
+            pull::ensure_image(engine, &image, policy, df.platform_name(), progress).await?;
+        if let Some(shell) = details.shell {
+            shells.insert(r.clone(), shell);
+        }
+        from_images.push((r, details.id));
     }
+    let secret_ids: Vec<&str> = df.secrets().keys().map(String::as_str).collect();
     let key = cache_key(&KeyInputs {
         dockerfile: context.dockerfile_bytes(),
         build_args: df.build_args(),
         target: df.target_stage(),
         platform: df.platform_name(),
         from_images: &from_images,
+        secret_ids: &secret_ids,
         context: &context,
     });
     let tag = image_tag(&path, &key);
@@ -115,9 +124,74 @@ pub(crate) async fn resolve(
     {
         return Ok(cache_hit(&key, &path, tag, img));
     }
+
+    // What the engine's builder understands decides what it is sent.
+    let builder = match df.builder_choice() {
+        Builder::Classic => BuilderKind::Classic,
+        _ => engine.default_builder(),
+    };
+    let profile = engine.builder_profile(builder);
+    let syntax_image_present = match syntax_directive(&text) {
+        Some((_, image)) if profile.syntax_directive => {
+            engine.image(&image).await.ok().flatten().is_some()
+        }
+        _ => false,
+    };
+    let generated_dir = context.generated_dir();
+    let translation = frontend::translate(&Inputs {
+        text: &text,
+        analysis: &analysis,
+        profile: &profile,
+        shells: &shells,
+        generated_dir: &generated_dir,
+        syntax_image_present,
+    })
+    .map_err(|e| e.context(path.display()))?;
+    if translation.dockerfile.is_some() {
+        tracing::info!(
+            dockerfile = %path.display(),
+            builder = %profile.name,
+            documents = translation.generated.len(),
+            "Dockerfile rewritten for the engine's frontend"
+        );
+    }
+    for id in &translation.secret_mounts {
+        if !df.secrets().contains_key(id) {
+            tracing::warn!(
+                dockerfile = %path.display(),
+                secret = %id,
+                "the Dockerfile mounts a build secret that was not given; the step runs without it"
+            );
+        }
+    }
+    // Secret values are read only now that a build runs; only a builder that takes them
+    // gets them (one that cannot refused any secret mount above).
+    let mut secrets = Vec::new();
+    if profile.secrets {
+        for (id, source) in df.secrets() {
+            let value = source.read(id)?;
+            if value.len() > MAX_SECRET_BYTES {
+                return Err(Error::invalid_argument(format!(
+                    "build secret {id} is {} bytes; BuildKit takes at most {MAX_SECRET_BYTES} \
+                     bytes per secret (pass a larger file as build context or mount)",
+                    value.len()
+                )));
+            }
+            secrets.push(BuildSecret {
+                id: id.clone(),
+                value,
+            });
+        }
+    }
     let tar = tokio::task::spawn_blocking(move || {
         let mut buf = Vec::new();
-        context.write_tar(&mut buf).map(|_| (buf, context))
+        context
+            .write_tar_with(
+                &mut buf,
+                translation.dockerfile.as_deref(),
+                &translation.generated,
+            )
+            .map(|_| (buf, context))
     })
     .await
     .map_err(|e| Error::internal(format!("context packing task failed: {e}")))??;
@@ -141,8 +215,8 @@ pub(crate) async fn resolve(
         platform: df.platform_name(),
         no_cache: df.is_no_cache(),
         progress,
-        builder: engine.default_builder(),
-        secrets: &[],
+        builder,
+        secrets: &secrets,
     };
     let tar = bytes::Bytes::from(tar);
     let mut built = engine.build(&params, tar.clone()).await;
@@ -176,6 +250,26 @@ pub(crate) async fn resolve(
         details: img,
         built: true,
     })
+}
+
+/// The largest secret value BuildKit accepts (its `MaxSecretSize`).
+const MAX_SECRET_BYTES: usize = 500 * 1024;
+
+/// Refuses a secret id that BuildKit or a mount option could misread.
+fn check_secret_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid_argument(format!(
+            "build secret id {id:?} is not usable: use 1 to 128 characters from A-Z a-z 0-9 _ . - \
+             (the id in RUN --mount=type=secret,id=…)"
+        )))
+    }
 }
 
 /// Whether a build failed because an image it reused from the layer cache was removed under it

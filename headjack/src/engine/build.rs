@@ -34,8 +34,7 @@ use super::{Engine, EngineKind, TRANSFER_TIMEOUT};
 use crate::error::{Error, ErrorKind, Result};
 use crate::progress::{Progress, ProgressFn};
 
-pub(crate) use logtail::clean_line;
-use logtail::{LogTail, build_error};
+use logtail::{LogTail, build_error, clean_line};
 use status::BuildStatus;
 
 /// Which builder runs a build.
@@ -92,6 +91,8 @@ pub(crate) struct BuilderProfile {
     pub copy_link: bool,
     /// `ADD --checksum`.
     pub add_checksum: bool,
+    /// Heredocs (`RUN <<EOF`, `COPY <<EOF`; Dockerfile 1.4).
+    pub heredocs: bool,
     /// Honours `# syntax=` by running that frontend image.
     pub syntax_directive: bool,
 }
@@ -131,6 +132,7 @@ impl Engine {
                     // The built-in frontend: dockerfile 1.4 from Docker 23, 1.6 from Docker 25.
                     copy_link: major >= 23,
                     add_checksum: major >= 25,
+                    heredocs: major >= 23,
                     syntax_directive: true,
                 }
             }
@@ -142,6 +144,7 @@ impl Engine {
                 copy_chmod: true,
                 copy_link: major >= 5,
                 add_checksum: major >= 5,
+                heredocs: major >= 5,
                 syntax_directive: false,
             },
             _ => BuilderProfile {
@@ -152,6 +155,7 @@ impl Engine {
                 copy_chmod: false,
                 copy_link: false,
                 add_checksum: false,
+                heredocs: false,
                 syntax_directive: false,
             },
         }

@@ -25,6 +25,8 @@ pub(crate) struct ImageDetails {
     pub entrypoint: Option<Vec<String>>,
     pub cmd: Option<Vec<String>>,
     pub user: Option<String>,
+    /// `Config.Shell` (what shell-form instructions of a build on this image run with).
+    pub shell: Option<Vec<String>>,
 }
 
 /// A local image listed by label.
@@ -51,6 +53,7 @@ impl Engine {
                         entrypoint: config.entrypoint,
                         cmd: config.cmd,
                         user: config.user.filter(|u| !u.is_empty()),
+                        shell: config.shell.filter(|s| !s.is_empty()),
                     }))
                 }
                 Err(e) if is_404(&e) => Ok(None),
