@@ -8,7 +8,7 @@ use std::path::Path;
 use super::cache::{TAG_PREFIX, key_mutex, lock_file, record_use, recorded};
 use super::context::Context;
 use super::dockerfile::analyse;
-use super::frontend::{self, Inputs, syntax_directive};
+use super::frontend::{self, Inputs, is_official_frontend, syntax_directive};
 use super::key::{KeyInputs, cache_key, image_tag};
 use crate::base::{Builder, Dockerfile};
 use crate::engine::{BuildParams, BuildSecret, BuilderKind, Engine, ImageDetails};
@@ -137,6 +137,12 @@ pub(crate) async fn resolve(
         }
         _ => false,
     };
+    // A frontend image BuildKit has to pull: if the build fails, that is the likely reason.
+    let missing_frontend = syntax_directive(&text)
+        .map(|(_, image)| image)
+        .filter(|image| {
+            profile.syntax_directive && !syntax_image_present && !is_official_frontend(image)
+        });
     let generated_dir = context.generated_dir();
     let translation = frontend::translate(&Inputs {
         text: &text,
@@ -228,12 +234,19 @@ pub(crate) async fn resolve(
         tracing::info!(%tag, error = %e, "a cached parent image vanished mid-build; building again");
         built = engine.build(&params, tar).await;
     }
-    built.map_err(|e| {
-        if e.kind() == ErrorKind::BuildFailed {
-            e
-        } else {
-            e.context(format!("building {}", path.display()))
-        }
+    built.map_err(|e| match &missing_frontend {
+        Some(image) if e.kind() == ErrorKind::BuildFailed => Error::new(
+            ErrorKind::ImageNotFound,
+            format!(
+                "{}: its `# syntax={image}` line asks for the Dockerfile frontend image {image}, \
+                 which the engine does not have and could not pull ({}); load the image into the \
+                 engine, or remove the line to build with the engine's built-in frontend",
+                path.display(),
+                e.message().lines().next().unwrap_or_default()
+            ),
+        ),
+        _ if e.kind() == ErrorKind::BuildFailed => e,
+        _ => e.context(format!("building {}", path.display())),
     })?;
     let img = engine.image(&tag).await?.ok_or_else(|| {
         Error::new(
