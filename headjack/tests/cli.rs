@@ -601,9 +601,12 @@ fn build_resolves_once_per_content() {
     cleanup.images.push(tag.clone());
     assert!(tag.starts_with("localhost/headjack/"), "{}", show(&o));
     let err = text(&o.stderr);
+    // Classic builders print `Step 1/2 : …`, BuildKit `#2 [1/2] FROM …`.
     assert!(
-        err.lines()
-            .any(|l| l.to_ascii_lowercase().starts_with("build: step")),
+        err.lines().any(|l| {
+            let l = l.to_ascii_lowercase();
+            l.starts_with("build: step") || l.starts_with("build: #")
+        }),
         "build steps expected: {}",
         show(&o)
     );
@@ -664,6 +667,57 @@ fn build_resolves_once_per_content() {
     std::fs::write(&bad, format!("FROM {}\nRUN exit 7\n", busybox())).unwrap();
     let o = run(&["build", "-q", bad.to_str().unwrap()]);
     assert_failure(&o, "exit 7");
+}
+
+#[test]
+fn build_secrets_reach_the_step_and_nothing_else() {
+    let mut cleanup = Cleanup::default();
+    let dir = tempfile::tempdir().unwrap();
+    let n = nonce();
+    let df = dir.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        format!(
+            "FROM {}\nRUN --mount=type=secret,id=tok --mount=type=secret,id=file test \"$(cat /run/secrets/tok)\" = \"env-secret-{n}\" && test \"$(cat /run/secrets/file)\" = \"file-secret-{n}\" && echo ok-{n} > /ok\n",
+            busybox()
+        ),
+    )
+    .unwrap();
+    let secret_file = dir.path().join("secret.txt");
+    std::fs::write(&secret_file, format!("file-secret-{n}")).unwrap();
+    let df = df.to_str().unwrap().to_string();
+    let file_arg = format!("id=file,src={}", secret_file.display());
+    let o = hj()
+        .args([
+            "build",
+            "--json",
+            &df,
+            "--secret",
+            "id=tok,env=HJ_TEST_SECRET",
+            "--secret",
+            &file_arg,
+        ])
+        .env("HJ_TEST_SECRET", format!("env-secret-{n}"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let v = json(&o);
+    let tag = v["reference"].as_str().unwrap().to_string();
+    cleanup.images.push(tag.clone());
+    assert!(!text(&o.stderr).contains("secret-"), "{}", show(&o));
+    let o = run(&["run", "--base", &tag, "--", "cat", "/ok"]);
+    assert_eq!(text(&o.stdout), format!("ok-{n}\n"), "{}", show(&o));
+    // A missing variable is a usage-level failure naming the secret and the variable.
+    let o = run(&[
+        "build",
+        "--no-cache",
+        &df,
+        "--secret",
+        "id=tok,env=HJ_TEST_UNSET_VARIABLE",
+    ]);
+    assert_failure(&o, "HJ_TEST_UNSET_VARIABLE");
+    let o = run(&["build", &df, "--secret", "id=tok"]);
+    assert_failure(&o, "src=FILE or env=VAR");
 }
 
 /// A process on the far side of a pseudo-terminal, its output collected by a thread.
