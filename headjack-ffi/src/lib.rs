@@ -35,6 +35,8 @@ mod images;
 
 mod spec;
 
+mod secrets;
+
 mod instance;
 
 mod command;
@@ -51,5 +53,6 @@ pub use images::*;
 pub use instance::*;
 pub use memory::*;
 pub use pool::*;
+pub use secrets::*;
 pub use spec::*;
 pub use version::*;

@@ -130,7 +130,7 @@ impl headjack_spec {
         f(&mut st)
     }
 
-    fn update(&self, f: impl FnOnce(Spec) -> Spec) -> Result<(), Failure> {
+    pub(crate) fn update(&self, f: impl FnOnce(Spec) -> Spec) -> Result<(), Failure> {
         self.with(|st| {
             let spec = std::mem::take(&mut st.spec);
             st.spec = f(spec);
@@ -214,7 +214,7 @@ pub extern "C" fn headjack_spec_free(spec: *mut headjack_spec) {
     })
 }
 
-fn spec_ref<'a>(spec: *const headjack_spec) -> Result<&'a headjack_spec, Failure> {
+pub(crate) fn spec_ref<'a>(spec: *const headjack_spec) -> Result<&'a headjack_spec, Failure> {
     arg_ref(spec, "spec")
 }
 
