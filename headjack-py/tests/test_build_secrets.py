@@ -94,3 +94,14 @@ def test_the_classic_builder_refuses_secret_mounts(
     with pytest.raises(headjack.HeadjackError, match="classic builder") as e:
         client.resolve(spec)
     assert "classic-secret" not in str(e.value)
+
+
+def test_a_failing_build_has_no_colour_codes(tmp_path: pathlib.Path, client: headjack.Client) -> None:
+    nonce = uuid.uuid4().hex
+    df = _dockerfile(tmp_path, f"RUN printf '\\033[91mE: red failure {nonce}\\033[0m\\n' && exit 5")
+    with pytest.raises(headjack.BuildError) as e:
+        client.resolve(str(df))
+    err = e.value
+    assert err.step is not None and "exit 5" in err.step
+    assert any(f"red failure {nonce}" in line for line in err.log_tail)
+    assert "\x1b" not in str(err) and not any("\x1b" in line for line in err.log_tail)

@@ -720,6 +720,51 @@ fn build_secrets_reach_the_step_and_nothing_else() {
     assert_failure(&o, "src=FILE or env=VAR");
 }
 
+#[test]
+fn a_failing_build_is_reported_without_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = nonce();
+    let df = dir.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        format!(
+            "FROM {}\nRUN printf '\\033[91mE: red failure {n}\\033[0m\\n' && exit 5\n",
+            busybox()
+        ),
+    )
+    .unwrap();
+    let df = df.to_str().unwrap();
+    for quiet in [true, false] {
+        for args in [
+            vec!["build"],
+            vec!["build", "--json"],
+            vec!["run", "--base"],
+        ] {
+            let mut args = args.clone();
+            if quiet {
+                args.insert(1, "-q");
+            }
+            args.push(df);
+            if args[0] == "run" {
+                args.extend(["--", "true"]);
+            }
+            let o = run(&args);
+            if quiet {
+                assert_failure(&o, &format!("red failure {n}"));
+            } else {
+                // Progress lines come first; they are free of escape sequences too.
+                assert_eq!(code(&o), 125, "{}", show(&o));
+                assert!(text(&o.stderr).contains(&format!("red failure {n}")));
+            }
+            assert!(
+                !o.stderr.contains(&0x1b) && !o.stdout.contains(&0x1b),
+                "{}",
+                show(&o)
+            );
+        }
+    }
+}
+
 /// A process on the far side of a pseudo-terminal, its output collected by a thread.
 struct Pty {
     master: std::fs::File,

@@ -972,6 +972,71 @@ mod tests {
         assert_eq!(syntax_directive("FROM a\n# syntax=x\n"), None);
     }
 
+    /// Dockerfile-like text from lines that exercise heredocs, stages, shells and directives.
+    fn dockerfile_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let line = prop_oneof![
+            Just("FROM a".to_string()),
+            Just("FROM a AS s".to_string()),
+            Just("FROM s".to_string()),
+            Just("RUN <<EOF".to_string()),
+            Just("RUN <<-EOF".to_string()),
+            Just("RUN --mount=type=cache,target=/c <<EOF".to_string()),
+            Just("RUN cat <<A <<'B' > /x".to_string()),
+            Just("COPY <<'X' /x".to_string()),
+            Just("COPY --chmod=600 <<X <<-EOF /d/".to_string()),
+            Just("ADD <<X /x".to_string()),
+            Just("EOF".to_string()),
+            Just("\tEOF".to_string()),
+            Just("X".to_string()),
+            Just("A".to_string()),
+            Just("B".to_string()),
+            Just("#!/bin/sh".to_string()),
+            Just("echo $HOME \\".to_string()),
+            Just("SHELL [\"/bin/bash\", \"-c\"]".to_string()),
+            Just("COPY src /dst".to_string()),
+            Just("# syntax=docker/dockerfile:1".to_string()),
+            Just("RUN a \\".to_string()),
+            Just("  b".to_string()),
+            Just(String::new()),
+            "[ -~]{0,12}",
+        ];
+        (proptest::collection::vec(line, 0..14), proptest::bool::ANY)
+            .prop_map(|(lines, crlf)| lines.join(if crlf { "\r\n" } else { "\n" }))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn translation_never_panics_keeps_line_numbers_and_leaves_no_heredoc(
+            text in dockerfile_text(),
+        ) {
+            let Ok(analysis) = analyse(&text, &BTreeMap::new()) else {
+                return Ok(());
+            };
+            for p in [old(), profile(false, false)] {
+                let result = translate(&Inputs {
+                    text: &text,
+                    analysis: &analysis,
+                    profile: &p,
+                    shells: &HashMap::new(),
+                    generated_dir: ".headjack-heredocs",
+                    syntax_image_present: false,
+                });
+                let Ok(t) = result else { continue };
+                let Some(out) = t.dockerfile else { continue };
+                let out = String::from_utf8(out).unwrap();
+                proptest::prop_assert_eq!(out.lines().count(), text.lines().count(), "{:?}", out);
+                let again = analyse(&out, &BTreeMap::new()).unwrap();
+                proptest::prop_assert!(
+                    again.instructions.iter().all(|i| i.heredocs.is_empty()),
+                    "{:?}",
+                    out
+                );
+                proptest::prop_assert_eq!(again.stages.len(), analysis.stages.len());
+            }
+        }
+    }
+
     #[test]
     fn roots_wildcards_and_variables_may_see_everything() {
         for src in [

@@ -178,6 +178,20 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn cleaned_lines_hold_no_control_characters(raw in "(\\PC|[\\x00-\\x1f\\x7f\\x{9b}]|\\x1b\\[[0-9;]{0,6}[A-Za-z]){0,40}") {
+            let clean = clean_line(&raw);
+            proptest::prop_assert!(
+                clean.chars().all(|c| c == '\t' || !c.is_control()),
+                "{:?} -> {:?}",
+                raw,
+                clean
+            );
+            proptest::prop_assert_eq!(clean_line(&clean), clean.clone(), "not idempotent");
+        }
+    }
+
     #[test]
     fn log_tail_finds_docker_and_podman_steps() {
         let mut t = LogTail::default();
