@@ -14,12 +14,14 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
 use walkdir::WalkDir;
 
 use super::ignore::{IgnoreRules, MatchInfo};
+use crate::engine::{Content, SyncDirs, SyncEntry, SyncKind};
 use crate::{Error, ErrorKind, Result};
 
 /// The name under which a Dockerfile from outside the context is put into the tar.
@@ -69,6 +71,9 @@ pub(crate) struct Entry {
     pub(crate) link_target: Option<String>,
     /// Where the entry is on disk.
     pub(crate) abs_path: PathBuf,
+    /// The ignore rules exclude it, but it is sent because the builder reads it (the
+    /// Dockerfile or the ignore file, as the docker CLI sends them).
+    pub(crate) only_forced: bool,
 }
 
 /// Where the Dockerfile goes in the tar.
@@ -88,6 +93,8 @@ pub(crate) struct Context {
     dockerfile: DockerfilePlace,
     /// The Dockerfile as read during the walk (what an outside Dockerfile is sent as).
     dockerfile_bytes: Vec<u8>,
+    /// The context directory, canonical.
+    root: PathBuf,
     /// The ignore file that was applied, if any.
     #[cfg(test)]
     ignore_file: Option<PathBuf>,
@@ -169,6 +176,7 @@ impl Context {
             entries,
             dockerfile,
             dockerfile_bytes,
+            root,
             #[cfg(test)]
             ignore_file,
         })
@@ -215,6 +223,115 @@ impl Context {
     #[cfg(test)]
     pub(crate) fn ignore_file(&self) -> Option<&Path> {
         self.ignore_file.as_deref()
+    }
+
+    /// The context as BuildKit reads it over a session, the way `docker build` sends a
+    /// directory: `context` holds what the ignore rules select (the Dockerfile and the ignore
+    /// file only when the rules keep them; parents of kept files always, as fsutil sends them)
+    /// plus the `generated` files under [`Context::generated_dir`]; `dockerfile` holds the
+    /// Dockerfile to build, as `Dockerfile`.
+    pub(crate) fn sync_dirs(&self, dockerfile: Vec<u8>, generated: &[Generated]) -> SyncDirs {
+        let mut context: Vec<SyncEntry> = Vec::with_capacity(self.entries.len());
+        let mut dirs: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        for e in self.entries.iter().filter(|e| !e.only_forced) {
+            let kind = match e.kind {
+                EntryKind::Dir => {
+                    dirs.insert(&e.rel_path);
+                    SyncKind::Dir
+                }
+                EntryKind::Symlink => SyncKind::Symlink {
+                    target: e.link_target.clone().unwrap_or_default(),
+                },
+                EntryKind::File => SyncKind::File {
+                    size: e.size,
+                    content: Content::Disk {
+                        path: e.abs_path.clone(),
+                        digest: e.digest.unwrap_or_default(),
+                    },
+                },
+            };
+            context.push(SyncEntry {
+                path: e.rel_path.clone(),
+                mode: e.mode,
+                kind,
+            });
+        }
+        // Parents the rules exclude but a kept path lies under (`dir` for `!dir/keep`).
+        let mut missing: Vec<String> = Vec::new();
+        for e in context.iter() {
+            let mut parent = Path::new(&e.path).parent();
+            while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
+                let name = p.to_string_lossy();
+                if !dirs.contains(name.as_ref()) && !missing.iter().any(|m| *m == name) {
+                    missing.push(name.into_owned());
+                }
+                parent = p.parent();
+            }
+        }
+        for dir in missing {
+            let mode = fs::symlink_metadata(self.root.join(&dir))
+                .map(|m| permission_bits(&m))
+                .unwrap_or(0o755);
+            context.push(SyncEntry {
+                path: dir,
+                mode,
+                kind: SyncKind::Dir,
+            });
+        }
+        if !generated.is_empty() {
+            let root = self.generated_dir();
+            let mut gen_dirs = vec![root.clone()];
+            for g in generated {
+                let mut parent = Path::new(&g.path).parent();
+                while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
+                    gen_dirs.push(format!("{root}/{}", p.display()));
+                    parent = p.parent();
+                }
+                context.push(SyncEntry {
+                    path: format!("{root}/{}", g.path),
+                    mode: g.mode,
+                    kind: SyncKind::File {
+                        size: g.data.len() as u64,
+                        content: Content::Memory(g.data.as_slice().into()),
+                    },
+                });
+            }
+            gen_dirs.sort();
+            gen_dirs.dedup();
+            context.extend(gen_dirs.into_iter().map(|path| SyncEntry {
+                path,
+                mode: 0o755,
+                kind: SyncKind::Dir,
+            }));
+        }
+        SyncDirs::sort(&mut context);
+        let dockerfile = vec![SyncEntry {
+            path: "Dockerfile".into(),
+            mode: 0o644,
+            kind: SyncKind::File {
+                size: dockerfile.len() as u64,
+                content: Content::Memory(dockerfile.into()),
+            },
+        }];
+        // Builds of one directory share the engine's copy of it: later transfers send only
+        // what changed.
+        let shared_key = hex::encode(Sha256::digest(
+            format!("headjack:{}", self.root.display()).as_bytes(),
+        ));
+        SyncDirs {
+            dirs: [
+                ("context".to_string(), context),
+                ("dockerfile".to_string(), dockerfile),
+            ]
+            .into_iter()
+            .collect(),
+            shared_key,
+            matcher: Arc::new(|patterns: &[String]| {
+                let rules = IgnoreRules::parse(&patterns.join("\n")).ok()?;
+                Some(Box::new(move |path: &str| rules.is_excluded(path))
+                    as Box<dyn Fn(&str) -> bool + Send>)
+            }),
+        }
     }
 
     /// A directory name at the root of the context that no entry uses, for files headjack
@@ -424,11 +541,16 @@ fn collect_entries(root: &Path, rules: &IgnoreRules, forced: &[String]) -> Resul
         let file_type = dent.file_type();
 
         let is_forced = forced.iter().any(|f| *f == rel);
-        let (excluded, info) = if rules.is_empty() || is_forced {
+        let (mut excluded, info) = if rules.is_empty() {
             (false, MatchInfo::default())
         } else {
             rules.matches_with_parent(&rel, parents.last())
         };
+        // Sent because the builder reads it, although the rules exclude it.
+        let only_forced = is_forced && excluded;
+        if is_forced {
+            excluded = false;
+        }
         if file_type.is_dir() {
             parents.push(info);
         }
@@ -468,6 +590,7 @@ fn collect_entries(root: &Path, rules: &IgnoreRules, forced: &[String]) -> Resul
             digest: None,
             link_target: None,
             abs_path: dent.path().to_path_buf(),
+            only_forced,
         };
         // A file's size and mode are read when it is hashed, from the open file, so that the
         // stat calls run on the hashing threads too.
@@ -1006,6 +1129,80 @@ pub(crate) mod tests {
                 ("data/x", 'f', 0o600, "x"),
                 ("data/y", 'f', 0o664, "yy"),
             ]
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn session_dirs_hold_what_the_rules_select() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tree(&[
+            ("Dockerfile", "FROM scratch\n"),
+            (
+                ".dockerignore",
+                "Dockerfile\n.dockerignore\nskip\n!skip/keep\n",
+            ),
+            ("a.txt", "a"),
+            ("skip/drop", "d"),
+            ("skip/keep", "k"),
+        ]);
+        fs::set_permissions(dir.path().join("skip"), fs::Permissions::from_mode(0o750)).unwrap();
+        let ctx = walk(dir.path());
+        // The tar has the Dockerfile and the ignore file (the classic builder needs them).
+        assert!(paths(&ctx).contains(&"Dockerfile") && paths(&ctx).contains(&".dockerignore"));
+        let generated = [Generated {
+            path: "copy-1/EOF".into(),
+            mode: 0o644,
+            data: b"doc".to_vec(),
+        }];
+        let dirs = ctx.sync_dirs(b"FROM scratch\n# rewritten\n".to_vec(), &generated);
+        let context: Vec<(&str, u32)> = dirs.dirs["context"]
+            .iter()
+            .map(|e| (e.path.as_str(), e.mode))
+            .collect();
+        let gen_mode = 0o755;
+        assert_eq!(
+            context,
+            [
+                (".headjack-heredocs", gen_mode),
+                (".headjack-heredocs/copy-1", gen_mode),
+                (".headjack-heredocs/copy-1/EOF", 0o644),
+                (
+                    "a.txt",
+                    fs::metadata(dir.path().join("a.txt"))
+                        .unwrap()
+                        .permissions()
+                        .mode()
+                        & 0o7777
+                ),
+                ("skip", 0o750),
+                (
+                    "skip/keep",
+                    fs::metadata(dir.path().join("skip/keep"))
+                        .unwrap()
+                        .permissions()
+                        .mode()
+                        & 0o7777
+                ),
+            ]
+        );
+        let df = &dirs.dirs["dockerfile"];
+        assert_eq!(df.len(), 1);
+        assert_eq!(df[0].path, "Dockerfile");
+        match &df[0].kind {
+            SyncKind::File {
+                content: Content::Memory(b),
+                ..
+            } => assert_eq!(&b[..], b"FROM scratch\n# rewritten\n"),
+            other => panic!("{other:?}"),
+        }
+        // Include patterns as BuildKit sends them select subtrees.
+        let m = (dirs.matcher)(&["skip".to_string()]).unwrap();
+        assert!(m("skip/keep") && m("skip") && !m("a.txt"));
+        // One directory, one shared key.
+        assert_eq!(
+            walk(dir.path()).sync_dirs(vec![], &[]).shared_key,
+            dirs.shared_key
         );
     }
 

@@ -24,11 +24,13 @@
 //!
 //! The rewritten Dockerfile keeps every other line as written and every line number (a replaced
 //! instruction leaves blank lines where its continuation and heredoc lines were), so the
-//! engine's messages still point at the user's lines. It replaces the original in the context
-//! sent; generated documents live in one directory at the context root. Both are visible to a
-//! `COPY .` of the whole context, so a Dockerfile that copies the context root (or a wildcard or
-//! variable that could match the directory) together with a translated `COPY <<EOF` or `#!`
-//! heredoc is refused, instead of copying documents the user never wrote into the image.
+//! engine's messages still point at the user's lines. BuildKit reads it apart from the context
+//! (the original stays in the context, as written); a classic builder reads it from the context
+//! tar, where it takes the original's place. Generated documents live in one directory at the
+//! context root, visible to a `COPY .` of the whole context, so a Dockerfile that copies the
+//! context root (or a wildcard or variable that could match the directory) together with a
+//! translated `COPY <<EOF` or `#!` heredoc is refused, instead of copying documents the user
+//! never wrote into the image.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;

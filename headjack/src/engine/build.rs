@@ -1,19 +1,22 @@
 //! Image builds through the engine API, with BuildKit or the classic builder.
 //!
-//! One request path serves both: `POST /build` with the context tar, the answer read as a
-//! stream of JSON messages. With `version=2` Docker builds with its embedded BuildKit and
-//! reports progress as BuildKit status messages (protobuf in base64, decoded by [`proto`] and
-//! turned into lines by [`status`]); without it, the classic builder (Docker) or buildah
-//! (Podman's compatible API) prints plain lines.
+//! One request path serves both: `POST /build`, the answer read as a stream of JSON messages.
+//! With `version=2` Docker builds with its embedded BuildKit and reports progress as BuildKit
+//! status messages (protobuf in base64, decoded by [`proto`] and turned into lines by
+//! [`status`]); BuildKit then reads the build context and the Dockerfile over a [`session`]
+//! (`remote=client-session`, [`filesync`]), as `docker build` sends a directory. Without
+//! `version=2` the classic builder (Docker) or buildah (Podman's compatible API) gets a context
+//! tar and prints plain lines.
 //!
-//! Build secrets take the way each engine offers: a BuildKit [`session`] that serves them while
-//! the build runs (Docker), or files appended to the context tar and named in the `secrets`
-//! parameter, which Podman moves out of the context before the build starts. The classic
-//! builder has none and refuses `RUN --mount`, so a secret can never reach it.
+//! Build secrets take the way each engine offers: the BuildKit session serves them while the
+//! build runs (Docker), or they are files appended to the context tar and named in the
+//! `secrets` parameter, which Podman moves out of the context before the build starts. The
+//! classic builder has none and refuses `RUN --mount`, so a secret can never reach it.
 //!
 //! This is also where headjack knows what each engine's Dockerfile frontend understands
 //! ([`BuilderProfile`]), so the build module can translate or refuse before a build starts.
 
+mod filesync;
 mod logtail;
 mod proto;
 mod session;
@@ -34,7 +37,9 @@ use super::{Engine, EngineKind, TRANSFER_TIMEOUT};
 use crate::error::{Error, ErrorKind, Result};
 use crate::progress::{Progress, ProgressFn};
 
+pub(crate) use filesync::{Content, SyncDirs, SyncEntry, SyncKind};
 use logtail::{LogTail, build_error, clean_line};
+use session::Services;
 use status::BuildStatus;
 
 /// Which builder runs a build.
@@ -56,6 +61,15 @@ impl std::fmt::Debug for BuildSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "BuildSecret({}, {} bytes)", self.id, self.value.len())
     }
+}
+
+/// What [`Engine::build`] sends the builder.
+pub(crate) enum BuildInput {
+    /// A context tar holding the Dockerfile (classic builder, buildah; BuildKit reads it too).
+    Tar(Bytes),
+    /// Directories served over a BuildKit session (`context` and `dockerfile`), as the docker
+    /// CLI sends them; BuildKit only.
+    Session(Arc<SyncDirs>),
 }
 
 /// Parameters of [`Engine::build`].
@@ -161,36 +175,41 @@ impl Engine {
         }
     }
 
-    /// Builds `context_tar`, streaming progress lines to `params.progress`. Success is
-    /// confirmed by inspecting the tag afterwards (Podman and old engines may end a failed
-    /// build with a clean end of stream).
+    /// Builds `input`, streaming progress lines to `params.progress`. Success is confirmed by
+    /// inspecting the tag afterwards (Podman and old engines may end a failed build with a
+    /// clean end of stream).
     ///
     /// Secret values are redacted from every progress line and error this reports.
     ///
     /// # Errors
     ///
     /// `BuildFailed` naming the failing step and the tail of its output; `Unsupported` for
-    /// secrets on a builder without them; `EngineUnavailable`/`Timeout` when the engine is lost.
+    /// secrets on a builder without them, and when the engine refuses a BuildKit build (then
+    /// [`Engine::default_builder`] says `Classic` from now on: build again with a tar);
+    /// `EngineUnavailable`/`Timeout` when the engine is lost.
     ///
-    /// Cancel safety: dropping the future closes the connection, which cancels the build.
-    pub(crate) async fn build(&self, params: &BuildParams<'_>, context_tar: Bytes) -> Result<()> {
-        let builder = match params.builder {
-            BuilderKind::BuildKit if self.default_builder() == BuilderKind::Classic => {
-                BuilderKind::Classic
-            }
-            b => b,
+    /// Cancel safety: dropping the future closes the connection (and the session), which
+    /// cancels the build.
+    pub(crate) async fn build(&self, params: &BuildParams<'_>, input: &BuildInput) -> Result<()> {
+        let builder = match input {
+            BuildInput::Session(_) => BuilderKind::BuildKit,
+            BuildInput::Tar(_) => params.builder,
         };
         let span = tracing::info_span!("engine.build", tag = params.tag, ?builder);
         async {
-            match self.build_with(params, builder, context_tar.clone()).await {
+            match self.build_with(params, builder, input).await {
                 Err(e) if builder == BuilderKind::BuildKit && buildkit_refused(&e) => {
-                    // Configured without BuildKit (or too old): remember, and build classically.
-                    tracing::info!(error = %e, "the engine refused a BuildKit build; using the classic builder");
+                    tracing::info!(error = %e, "the engine refused a BuildKit build");
                     self.buildkit_unavailable.store(true, Ordering::Relaxed);
-                    if !params.secrets.is_empty() {
-                        return Err(no_secrets(&self.builder_profile(BuilderKind::Classic)));
-                    }
-                    self.build_with(params, BuilderKind::Classic, context_tar).await
+                    Err(Error::new(
+                        ErrorKind::Unsupported,
+                        format!(
+                            "{} refused a BuildKit build ({}); later builds use its classic \
+                             builder",
+                            self.info.version,
+                            e.message()
+                        ),
+                    ))
                 }
                 other => other,
             }
@@ -203,7 +222,7 @@ impl Engine {
         &self,
         params: &BuildParams<'_>,
         builder: BuilderKind,
-        mut context_tar: Bytes,
+        input: &BuildInput,
     ) -> Result<()> {
         let redact = Redactor::new(params.secrets);
         let mut query = vec![
@@ -224,25 +243,48 @@ impl Engine {
             query.push(("nocache", "1".into()));
         }
         let mut session_guard = None;
+        let mut body = Bytes::new();
         if builder == BuilderKind::BuildKit {
             query.push(("version", "2".into()));
-            if !params.secrets.is_empty() {
-                let values: HashMap<String, Vec<u8>> = params
-                    .secrets
-                    .iter()
-                    .map(|s| (s.id.clone(), s.value.clone()))
-                    .collect();
-                let session = session::start(self, Arc::new(values)).await?;
+            let dirs = match input {
+                BuildInput::Session(dirs) => Some(dirs.clone()),
+                BuildInput::Tar(tar) => {
+                    body = tar.clone();
+                    None
+                }
+            };
+            if dirs.is_some() {
+                // BuildKit reads the context and the Dockerfile from the session.
+                query.push(("remote", "client-session".into()));
+            }
+            if dirs.is_some() || !params.secrets.is_empty() {
+                let services = Services {
+                    secrets: params
+                        .secrets
+                        .iter()
+                        .map(|s| (s.id.clone(), s.value.clone()))
+                        .collect(),
+                    dirs,
+                };
+                let session = session::start(self, Arc::new(services)).await?;
                 query.push(("session", session.id().to_string()));
                 session_guard = Some(session);
             }
-        } else if !params.secrets.is_empty() {
-            if self.info.kind != EngineKind::Podman {
-                return Err(no_secrets(&self.builder_profile(BuilderKind::Classic)));
+        } else {
+            let BuildInput::Tar(tar) = input else {
+                return Err(Error::internal(
+                    "a classic build was given session directories instead of a context tar",
+                ));
+            };
+            body = tar.clone();
+            if !params.secrets.is_empty() {
+                if self.info.kind != EngineKind::Podman {
+                    return Err(no_secrets(&self.builder_profile(BuilderKind::Classic)));
+                }
+                let (tar, specs) = append_secret_files(&body, params.secrets)?;
+                body = tar;
+                query.push(("secrets", serde_json::to_string(&specs).unwrap_or_default()));
             }
-            let (tar, specs) = append_secret_files(&context_tar, params.secrets)?;
-            context_tar = tar;
-            query.push(("secrets", serde_json::to_string(&specs).unwrap_or_default()));
         }
         let query: Vec<String> = query
             .into_iter()
@@ -263,7 +305,7 @@ impl Engine {
             let req = Request::post(uri)
                 .header("Host", "docker")
                 .header("Content-Type", "application/x-tar")
-                .body(Full::new(context_tar))
+                .body(Full::new(body))
                 .map_err(|e| Error::internal(format!("building the build request: {e}")))?;
             sender
                 .send_request(req)

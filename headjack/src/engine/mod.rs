@@ -26,7 +26,10 @@ use tracing::Instrument;
 
 use crate::error::{Error, ErrorKind, Result};
 
-pub(crate) use build::{BuildParams, BuildSecret, BuilderKind, BuilderProfile};
+pub(crate) use build::{
+    BuildInput, BuildParams, BuildSecret, BuilderKind, BuilderProfile, Content, SyncDirs,
+    SyncEntry, SyncKind,
+};
 pub(crate) use containers::{ContainerDetails, ContainerPlan, PlanMount};
 pub(crate) use errors::{StartFailure, looks_like_start_failure, start_failure};
 pub(crate) use exec::{ExecOutputChunk, ExecParams, InputSink, OutputStream};

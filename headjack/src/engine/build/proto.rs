@@ -1,7 +1,7 @@
 //! Just enough protobuf for the BuildKit messages headjack exchanges with the engine: the
 //! status stream of a build (`moby.buildkit.v1.StatusResponse`, read), the secrets service
-//! (`GetSecretRequest` read, `GetSecretResponse` written) and the health check the engine sends
-//! to a session.
+//! (`GetSecretRequest` read, `GetSecretResponse` written), the file transfer of a build context
+//! (fsutil's `Packet` and `Stat`, both ways) and the health check the engine sends to a session.
 //!
 //! Hand-written instead of generated: four messages do not justify a code generator and a gRPC
 //! stack, and a decoder this small can be fuzzed whole. Unknown fields are skipped, as protobuf
@@ -228,6 +228,111 @@ pub(crate) fn get_secret_request_id(buf: &[u8]) -> Decoded<String> {
     Ok(id)
 }
 
+/// An fsutil packet type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PacketType {
+    Stat = 0,
+    Req = 1,
+    Data = 2,
+    Fin = 3,
+    Err = 4,
+}
+
+/// An fsutil `Packet` as the receiving side sends it: a request for a file (`Req` with its
+/// ID), the end (`Fin`) or an error (`Err` with its text in `data`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Packet {
+    pub(crate) kind: PacketType,
+    pub(crate) id: u32,
+    pub(crate) data: Vec<u8>,
+}
+
+impl Packet {
+    /// Decodes one packet (a stat in it is skipped: the receiver sends none).
+    ///
+    /// # Errors
+    ///
+    /// Truncated or malformed input, or an unknown packet type.
+    pub(crate) fn decode(buf: &[u8]) -> Decoded<Packet> {
+        let mut p = Packet {
+            kind: PacketType::Stat,
+            id: 0,
+            data: Vec::new(),
+        };
+        let mut r = Reader::new(buf);
+        while let Some((n, val)) = r.field()? {
+            match (n, val) {
+                (1, Value::Varint(t)) => {
+                    p.kind = match t {
+                        0 => PacketType::Stat,
+                        1 => PacketType::Req,
+                        2 => PacketType::Data,
+                        3 => PacketType::Fin,
+                        4 => PacketType::Err,
+                        _ => return Err(DecodeError("unknown packet type")),
+                    }
+                }
+                (3, Value::Varint(id)) => {
+                    p.id = u32::try_from(id).map_err(|_| DecodeError("packet ID out of range"))?
+                }
+                (4, Value::Bytes(b)) => p.data = b.to_vec(),
+                _ => {}
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// fsutil's `Stat` of one file, directory or symlink. `mode` is a Go `os.FileMode`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Stat {
+    pub(crate) path: String,
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) size: i64,
+    pub(crate) mod_time: i64,
+    pub(crate) linkname: String,
+}
+
+fn put_varint_field(out: &mut Vec<u8>, field: u64, v: u64) {
+    if v != 0 {
+        put_varint(out, field << 3);
+        put_varint(out, v);
+    }
+}
+
+/// A `Packet` carrying a stat (`None`: the end of the listing).
+pub(crate) fn stat_packet(stat: Option<&Stat>) -> Vec<u8> {
+    let mut out = Vec::new();
+    // type = PACKET_STAT (0) is the default and not written.
+    if let Some(st) = stat {
+        let mut m = Vec::with_capacity(st.path.len() + st.linkname.len() + 32);
+        put_bytes(&mut m, 1, st.path.as_bytes());
+        put_varint_field(&mut m, 2, u64::from(st.mode));
+        put_varint_field(&mut m, 3, u64::from(st.uid));
+        put_varint_field(&mut m, 4, u64::from(st.gid));
+        put_varint_field(&mut m, 5, st.size as u64);
+        put_varint_field(&mut m, 6, st.mod_time as u64);
+        if !st.linkname.is_empty() {
+            put_bytes(&mut m, 7, st.linkname.as_bytes());
+        }
+        put_bytes(&mut out, 2, &m);
+    }
+    out
+}
+
+/// A `Packet` of type `kind` for file `id` with `data`.
+pub(crate) fn packet(kind: PacketType, id: u32, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 16);
+    put_varint_field(&mut out, 1, kind as u64);
+    put_varint_field(&mut out, 3, u64::from(id));
+    if !data.is_empty() {
+        put_bytes(&mut out, 4, data);
+    }
+    out
+}
+
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -262,6 +367,20 @@ pub(crate) mod encode {
     fn put_varint_field(out: &mut Vec<u8>, field: u64, v: u64) {
         put_varint(out, field << 3);
         put_varint(out, v);
+    }
+
+    /// A Stat message on its own, decoded back by the tests.
+    pub(crate) fn stat_fields(packet: &[u8]) -> Vec<(u64, Vec<u8>)> {
+        let mut r = Reader::new(packet);
+        let mut out = Vec::new();
+        while let Ok(Some((n, v))) = r.field() {
+            match v {
+                Value::Bytes(b) => out.push((n, b.to_vec())),
+                Value::Varint(x) => out.push((n, x.to_be_bytes().to_vec())),
+                Value::Fixed => {}
+            }
+        }
+        out
     }
 
     pub(crate) fn timestamp(t: &Timestamp) -> Vec<u8> {
@@ -344,6 +463,51 @@ mod tests {
     }
 
     #[test]
+    fn packets_both_ways() {
+        // REQ for file 7, as the receiver sends it.
+        assert_eq!(
+            Packet::decode(&[0x08, 1, 0x18, 7]).unwrap(),
+            Packet {
+                kind: PacketType::Req,
+                id: 7,
+                data: vec![]
+            }
+        );
+        assert_eq!(Packet::decode(&[0x08, 3]).unwrap().kind, PacketType::Fin);
+        let err = Packet::decode(&[0x08, 4, 0x22, 2, b'n', b'o']).unwrap();
+        assert_eq!(
+            (err.kind, err.data.as_slice()),
+            (PacketType::Err, &b"no"[..])
+        );
+        assert!(Packet::decode(&[0x08, 9]).is_err());
+        assert!(Packet::decode(&[0x18, 0xff, 0xff, 0xff, 0xff, 0x1f]).is_err());
+        // DATA for file 2, and the empty DATA that ends a file.
+        assert_eq!(
+            packet(PacketType::Data, 2, b"ab"),
+            [0x08, 2, 0x18, 2, 0x22, 2, b'a', b'b']
+        );
+        assert_eq!(packet(PacketType::Data, 0, b""), [0x08, 2]);
+        assert_eq!(packet(PacketType::Fin, 0, b""), [0x08, 3]);
+        // The end of the listing is an empty message; a stat is field 2.
+        assert!(stat_packet(None).is_empty());
+        let st = Stat {
+            path: "dir/f".into(),
+            mode: 0o644,
+            size: 3,
+            mod_time: 1_153_704_088_000_000_000,
+            ..Stat::default()
+        };
+        let p = stat_packet(Some(&st));
+        let fields = encode::stat_fields(&p);
+        assert_eq!(fields.len(), 1);
+        assert_eq!(fields[0].0, 2);
+        let inner = encode::stat_fields(&fields[0].1);
+        let numbers: Vec<u64> = inner.iter().map(|(n, _)| *n).collect();
+        assert_eq!(numbers, [1, 2, 5, 6]);
+        assert_eq!(inner[0].1, b"dir/f");
+    }
+
+    #[test]
     fn malformed_input_is_an_error() {
         for bad in [
             &[0x0a][..],          // key without length
@@ -394,6 +558,14 @@ mod tests {
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = StatusResponse::decode(&bytes);
             let _ = get_secret_request_id(&bytes);
+            let _ = Packet::decode(&bytes);
+        }
+
+        #[test]
+        fn packets_round_trip(kind in 0u8..5, id in any::<u32>(), data in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let kind = [PacketType::Stat, PacketType::Req, PacketType::Data, PacketType::Fin, PacketType::Err][kind as usize];
+            let p = Packet::decode(&packet(kind, id, &data)).unwrap();
+            prop_assert_eq!(p, Packet { kind, id, data });
         }
 
         #[test]

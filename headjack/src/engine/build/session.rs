@@ -1,11 +1,12 @@
-//! A BuildKit session: the channel through which the engine asks the client for build secrets
-//! while a build runs.
+//! A BuildKit session: the channel through which the engine asks the client for the build
+//! context and build secrets while a build runs.
 //!
 //! The client opens `POST /session` with `Upgrade: h2c`; after the engine's `101`, the roles
 //! turn around: the engine is the gRPC client and headjack serves, over HTTP/2 on that
 //! connection, the services it announced in `X-Docker-Expose-Session-Grpc-Method` headers:
-//! the health check and `moby.buildkit.secrets.v1.Secrets/GetSecret`. A build names the session
-//! in its `session` parameter. The session ends when the [`Session`] is dropped.
+//! the health check, `moby.filesync.v1.FileSync/DiffCopy` ([`super::filesync`]) and
+//! `moby.buildkit.secrets.v1.Secrets/GetSecret`. A build names the session in its `session`
+//! parameter. The session ends when the [`Session`] is dropped.
 //!
 //! Secret values live in memory only; they cross the engine's socket when the engine asks for
 //! one, and nowhere else.
@@ -18,12 +19,24 @@ use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 
+use super::filesync::{self, SyncDirs};
 use super::proto;
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
 
 const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
 const GET_SECRET: &str = "/moby.buildkit.secrets.v1.Secrets/GetSecret";
+const DIFF_COPY: &str = "/moby.filesync.v1.FileSync/DiffCopy";
+
+/// What a session serves.
+#[derive(Default)]
+pub(crate) struct Services {
+    /// Build secrets, id → value.
+    pub(crate) secrets: HashMap<String, Vec<u8>>,
+    /// Directories for BuildKit to read (the context and the Dockerfile), if it reads them
+    /// from the session.
+    pub(crate) dirs: Option<Arc<SyncDirs>>,
+}
 
 /// The largest gRPC request headjack reads (secret requests and health checks are tiny).
 const MAX_REQUEST: usize = 64 * 1024;
@@ -47,16 +60,13 @@ impl Drop for Session {
     }
 }
 
-/// Opens a session serving `secrets` (id → value).
+/// Opens a session serving `services`.
 ///
 /// # Errors
 ///
 /// `EngineUnavailable` when the engine cannot be reached, `Unsupported` when it does not offer
 /// sessions, `Timeout` when it does not answer within the engine's bound.
-pub(crate) async fn start(
-    engine: &Engine,
-    secrets: Arc<HashMap<String, Vec<u8>>>,
-) -> Result<Session> {
+pub(crate) async fn start(engine: &Engine, services: Arc<Services>) -> Result<Session> {
     let id = new_id();
     let io = engine.dial().await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
@@ -73,8 +83,18 @@ pub(crate) async fn start(
         .header("Upgrade", "h2c")
         .header("X-Docker-Expose-Session-Uuid", &id)
         .header("X-Docker-Expose-Session-Name", "headjack")
-        .header("X-Docker-Expose-Session-Sharedkey", "headjack");
-    for method in [HEALTH_CHECK, GET_SECRET] {
+        .header(
+            "X-Docker-Expose-Session-Sharedkey",
+            services
+                .dirs
+                .as_ref()
+                .map_or("headjack", |d| d.shared_key.as_str()),
+        );
+    let mut methods = vec![HEALTH_CHECK, GET_SECRET];
+    if services.dirs.is_some() {
+        methods.push(DIFF_COPY);
+    }
+    for method in methods {
         req = req.header("X-Docker-Expose-Session-Grpc-Method", method);
     }
     let req = req
@@ -105,13 +125,13 @@ pub(crate) async fn start(
     let upgraded = hyper::upgrade::on(response)
         .await
         .map_err(|e| lost("opening a build session", e))?;
-    let task = tokio::spawn(serve(TokioIo::new(upgraded), secrets));
+    let task = tokio::spawn(serve(TokioIo::new(upgraded), services));
     tracing::debug!(session = %id, "build session open");
     Ok(Session { id, task })
 }
 
 /// Serves gRPC calls on the upgraded connection until it closes.
-async fn serve(io: TokioIo<hyper::upgrade::Upgraded>, secrets: Arc<HashMap<String, Vec<u8>>>) {
+async fn serve(io: TokioIo<hyper::upgrade::Upgraded>, services: Arc<Services>) {
     let mut conn = match h2::server::handshake(io).await {
         Ok(c) => c,
         Err(e) => {
@@ -127,9 +147,17 @@ async fn serve(io: TokioIo<hyper::upgrade::Upgraded>, secrets: Arc<HashMap<Strin
                 return;
             }
         };
-        let secrets = secrets.clone();
+        let services = services.clone();
         tokio::spawn(async move {
-            if let Err(e) = answer(request, respond, &secrets).await {
+            if request.uri().path() == DIFF_COPY
+                && let Some(dirs) = &services.dirs
+            {
+                if let Err(e) = filesync::diff_copy(request, respond, dirs).await {
+                    tracing::debug!(error = %e, "build context transfer failed");
+                }
+                return;
+            }
+            if let Err(e) = answer(request, respond, &services.secrets).await {
                 tracing::debug!(error = %e, "build session call failed");
             }
         });
