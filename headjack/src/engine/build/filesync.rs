@@ -244,15 +244,38 @@ pub(crate) async fn diff_copy(
     let mut out = respond.send_response(head, false)?;
     let mut body = request.into_body();
 
+    // The receiver asks for files while the listing is still being sent: read its requests as
+    // they come (h2 closes a connection whose small frames pile up unread).
+    let (tx, mut requests) = tokio::sync::mpsc::unbounded_channel();
+    let reader = tokio::spawn(async move {
+        let mut pending = BytesMut::new();
+        loop {
+            let next = match next_message(&mut body, &mut pending).await {
+                Ok(Some(raw)) => {
+                    Packet::decode(&raw).map_err(|e| SyncError::Protocol(e.to_string()))
+                }
+                Ok(None) => Err(SyncError::Protocol(
+                    "the receiver hung up before FIN".into(),
+                )),
+                Err(e) => Err(e),
+            };
+            let end = next.is_err();
+            if tx.send(next).is_err() || end {
+                return;
+            }
+        }
+    });
+    let _reader = AbortOnDrop(reader);
+
     for entry in &chosen {
         send(&mut out, &proto::stat_packet(Some(&stat_of(entry)))).await?;
     }
     send(&mut out, &proto::stat_packet(None)).await?;
 
-    let mut pending = BytesMut::new();
+    let mut sent = 0usize;
     let result = loop {
-        let packet = match next_message(&mut body, &mut pending).await? {
-            Some(raw) => Packet::decode(&raw).map_err(|e| SyncError::Protocol(e.to_string()))?,
+        let packet = match requests.recv().await {
+            Some(p) => p?,
             None => {
                 break Err(SyncError::Protocol(
                     "the receiver hung up before FIN".into(),
@@ -264,6 +287,7 @@ pub(crate) async fn diff_copy(
                 let entry = chosen.get(packet.id as usize).ok_or_else(|| {
                     SyncError::Protocol(format!("request for unknown file {}", packet.id))
                 })?;
+                sent += 1;
                 if let Err(why) = send_file(&mut out, packet.id, entry).await? {
                     tracing::warn!(file = %entry.path, %why, "a build context file changed while it was sent");
                     send(&mut out, &proto::packet(PacketType::Err, 0, why.as_bytes())).await?;
@@ -271,6 +295,7 @@ pub(crate) async fn diff_copy(
                 }
             }
             PacketType::Fin => {
+                tracing::debug!(dir = %name, files = sent, "build context directory sent");
                 send(&mut out, &proto::packet(PacketType::Fin, 0, b"")).await?;
                 break Ok(());
             }
@@ -287,6 +312,15 @@ pub(crate) async fn diff_copy(
     trailers.insert("grpc-status", http::HeaderValue::from(0u16));
     out.send_trailers(trailers)?;
     result
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Sends one file's content as DATA packets and the empty DATA packet that ends it; the inner

@@ -132,7 +132,13 @@ pub(crate) async fn start(engine: &Engine, services: Arc<Services>) -> Result<Se
 
 /// Serves gRPC calls on the upgraded connection until it closes.
 async fn serve(io: TokioIo<hyper::upgrade::Upgraded>, services: Arc<Services>) {
-    let mut conn = match h2::server::handshake(io).await {
+    // BuildKit asks for each file of a context in its own small message; allow them a budget
+    // well above h2's default, which is sized for ordinary HTTP traffic.
+    let mut conn = match h2::server::Builder::new()
+        .data_frame_budget(4 << 20)
+        .handshake(io)
+        .await
+    {
         Ok(c) => c,
         Err(e) => {
             tracing::debug!(error = %e, "build session handshake failed");
