@@ -432,12 +432,6 @@ fn builder_context(dir: &Path, base: &str, nonce: &str) {
 /// BuildKit vs the classic builder: a first build, a rebuild after the last-copied file changed,
 /// and a dependency reinstall (apt, after its input changed) without and with a cache mount.
 async fn builders(client: &Client, host: &str, base: &str, rounds: usize) -> headjack::Result<()> {
-    use headjack::base::{Base, Builder};
-    let kinds = [
-        ("buildkit", Builder::BuildKit),
-        ("classic", Builder::Classic),
-    ];
-    let root = tempfile_dir().join("builders");
     let run = format!(
         "{}-{}",
         std::process::id(),
@@ -446,7 +440,50 @@ async fn builders(client: &Client, host: &str, base: &str, rounds: usize) -> hea
             .unwrap()
             .as_nanos()
     );
+    let root = tempfile_dir().join("builders");
     let mut built = Vec::new();
+    let result = compare_builders(client, base, rounds, &run, &root, &mut built).await;
+    // Whatever happened: the images, the cache mounts and the contexts go.
+    for r in built {
+        let _ = Command::new("docker")
+            .args(["rmi", &r])
+            .env("DOCKER_HOST", host)
+            .output();
+    }
+    let df = docker(
+        host,
+        &["system", "df", "-v", "--format", "{{json .BuildCache}}"],
+    );
+    let records: serde_json::Value = serde_json::from_str(&df).unwrap_or_default();
+    for rec in records.as_array().into_iter().flatten() {
+        let desc = rec["Description"].as_str().unwrap_or_default();
+        if rec["CacheType"] == "exec.cachemount"
+            && desc.contains(&run)
+            && let Some(id) = rec["ID"].as_str()
+        {
+            let _ = docker(
+                host,
+                &["builder", "prune", "-f", "--filter", &format!("id={id}")],
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    result
+}
+
+async fn compare_builders(
+    client: &Client,
+    base: &str,
+    rounds: usize,
+    run: &str,
+    root: &Path,
+    built: &mut Vec<String>,
+) -> headjack::Result<()> {
+    use headjack::base::{Base, Builder};
+    let kinds = [
+        ("buildkit", Builder::BuildKit),
+        ("classic", Builder::Classic),
+    ];
     let mut first = [Vec::new(), Vec::new()];
     let mut rebuild = [Vec::new(), Vec::new()];
     for round in 0..rounds {
@@ -546,30 +583,6 @@ async fn builders(client: &Client, host: &str, base: &str, rounds: usize) -> hea
         ("classic", classic),
     );
 
-    for r in built {
-        let _ = Command::new("docker")
-            .args(["rmi", &r])
-            .env("DOCKER_HOST", host)
-            .output();
-    }
-    let df = docker(
-        host,
-        &["system", "df", "-v", "--format", "{{json .BuildCache}}"],
-    );
-    let records: serde_json::Value = serde_json::from_str(&df).unwrap_or_default();
-    for rec in records.as_array().into_iter().flatten() {
-        let desc = rec["Description"].as_str().unwrap_or_default();
-        if rec["CacheType"] == "exec.cachemount"
-            && desc.contains(&run)
-            && let Some(id) = rec["ID"].as_str()
-        {
-            let _ = docker(
-                host,
-                &["builder", "prune", "-f", "--filter", &format!("id={id}")],
-            );
-        }
-    }
-    let _ = std::fs::remove_dir_all(&root);
     Ok(())
 }
 
