@@ -198,7 +198,10 @@ impl Engine {
         let span = tracing::info_span!("engine.build", tag = params.tag, ?builder);
         async {
             match self.build_with(params, builder, input).await {
-                Err(e) if builder == BuilderKind::BuildKit && buildkit_refused(&e) => {
+                Err(e)
+                    if builder == BuilderKind::BuildKit
+                        && (buildkit_refused(&e) || session::refused(&e)) =>
+                {
                     tracing::info!(error = %e, "the engine refused a BuildKit build");
                     self.buildkit_unavailable.store(true, Ordering::Relaxed);
                     Err(Error::new(
@@ -592,6 +595,28 @@ mod tests {
         assert!(version_at_least("1.41", 1, 39));
         assert!(!version_at_least("1.38", 1, 39));
         assert!(version_at_least("2.0", 1, 39));
+    }
+
+    #[test]
+    fn engines_without_buildkit_are_recognised() {
+        let daemon = Error::new(
+            ErrorKind::InvalidArgument,
+            "building x: engine answered 400 Bad Request: buildkit not supported by daemon",
+        );
+        assert!(buildkit_refused(&daemon));
+        let disabled = Error::new(
+            ErrorKind::InvalidArgument,
+            "building x: engine answered 400: BuildKit is not enabled on daemon",
+        );
+        assert!(buildkit_refused(&disabled));
+        let other = Error::new(ErrorKind::InvalidArgument, "building x: bad platform");
+        assert!(!buildkit_refused(&other));
+        let no_session = Error::new(
+            ErrorKind::Unsupported,
+            format!("{} (HTTP 404 Not Found): …", "the engine refused a build session"),
+        );
+        assert!(session::refused(&no_session));
+        assert!(!session::refused(&other));
     }
 
     #[test]

@@ -41,6 +41,13 @@ pub(crate) struct Services {
 /// The largest gRPC request headjack reads (secret requests and health checks are tiny).
 const MAX_REQUEST: usize = 64 * 1024;
 
+const SESSION_REFUSED: &str = "the engine refused a build session";
+
+/// Whether `e` is [`start`]'s error for an engine without sessions.
+pub(crate) fn refused(e: &Error) -> bool {
+    e.kind() == ErrorKind::Unsupported && e.message().starts_with(SESSION_REFUSED)
+}
+
 /// A running session; dropping it closes the connection and ends the session on the engine.
 pub(crate) struct Session {
     id: String,
@@ -116,8 +123,8 @@ pub(crate) async fn start(engine: &Engine, services: Arc<Services>) -> Result<Se
         return Err(Error::new(
             ErrorKind::Unsupported,
             format!(
-                "the engine refused a build session (HTTP {}); it cannot pass build secrets to \
-                 BuildKit",
+                "{SESSION_REFUSED} (HTTP {}): BuildKit cannot read the build context or secrets \
+                 from headjack",
                 response.status()
             ),
         ));
