@@ -613,7 +613,10 @@ mod tests {
         assert!(!buildkit_refused(&other));
         let no_session = Error::new(
             ErrorKind::Unsupported,
-            format!("{} (HTTP 404 Not Found): …", "the engine refused a build session"),
+            format!(
+                "{} (HTTP 404 Not Found): …",
+                "the engine refused a build session"
+            ),
         );
         assert!(session::refused(&no_session));
         assert!(!session::refused(&other));
