@@ -1258,6 +1258,48 @@ headjack_status headjack_spec_set_init(struct headjack_spec *spec,
                                        struct headjack_error **err);
 
 /**
+ * Gives the Dockerfile base the build secret `id` with the `len` bytes at `data` (copied; you
+ * may clear your buffer afterwards). The value reaches `RUN --mount=type=secret,id=<id>` steps
+ * only: never the image, its history, labels, logs, progress events or errors. The id (not the
+ * value) is part of the build's cache key. A later secret with the same id replaces an earlier
+ * one. Ids are 1 to 128 characters from `A-Z a-z 0-9 _ . -` (checked when the base is built).
+ * Spawning fails with `HEADJACK_INVALID_ARGUMENT` when the base is not a Dockerfile; on a builder
+ * without secrets (Docker's classic builder) a Dockerfile that mounts one is refused before
+ * anything is built, with a message naming the builder.
+ *
+ * Thread-safe: calls on one spec are serialised.
+ */
+headjack_status headjack_spec_set_build_secret(struct headjack_spec *spec,
+                                               const char *id,
+                                               const uint8_t *data,
+                                               size_t len,
+                                               struct headjack_error **err);
+
+/**
+ * Like `headjack_spec_set_build_secret`, with the value read from the file at `path` when a
+ * build needs it (not on a cache hit); a file that cannot be read then fails the build with
+ * `HEADJACK_INVALID_ARGUMENT` naming the secret and the path.
+ *
+ * Thread-safe: calls on one spec are serialised.
+ */
+headjack_status headjack_spec_set_build_secret_file(struct headjack_spec *spec,
+                                                    const char *id,
+                                                    const char *path,
+                                                    struct headjack_error **err);
+
+/**
+ * Like `headjack_spec_set_build_secret`, with the value read from this process's environment
+ * variable `name` when a build needs it; an unset variable then fails the build with
+ * `HEADJACK_INVALID_ARGUMENT` naming the secret and the variable.
+ *
+ * Thread-safe: calls on one spec are serialised.
+ */
+headjack_status headjack_spec_set_build_secret_env(struct headjack_spec *spec,
+                                                   const char *id,
+                                                   const char *name,
+                                                   struct headjack_error **err);
+
+/**
  * Frees an instance handle and removes its container (blocking until removed), unless
  * `headjack_instance_keep` was called or the handle came from `headjack_client_attach`. NULL is
  * ignored. A removal failure is logged (through `tracing`) and otherwise ignored; call

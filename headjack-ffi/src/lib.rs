@@ -50,6 +50,8 @@ mod images;
 
 mod spec;
 
+mod secrets;
+
 mod instance;
 
 mod command;
@@ -66,6 +68,7 @@ pub use images::*;
 pub use instance::*;
 pub use memory::*;
 pub use pool::*;
+pub use secrets::*;
 pub use spec::*;
 pub use status::*;
 pub use version::*;

@@ -160,7 +160,7 @@ impl SpecHandle {
         f(&mut st)
     }
 
-    fn update(&self, f: impl FnOnce(Spec) -> Spec) -> Result<(), Failure> {
+    pub(crate) fn update(&self, f: impl FnOnce(Spec) -> Spec) -> Result<(), Failure> {
         self.with(|st| {
             let spec = std::mem::take(&mut st.spec);
             st.spec = f(spec);

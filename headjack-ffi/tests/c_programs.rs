@@ -220,6 +220,35 @@ fn abi_program_passes_under_asan() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("abi: all checks passed"));
 }
 
+/// Build secrets from memory, a file and an environment variable reach the step and no
+/// progress line; bad arguments and an unset variable are clear errors.
+#[test]
+fn secrets_program_passes_under_asan() {
+    let exe = compile("tests/c/secrets.c", "secrets");
+    let env = EngineEnv::new("ffi-secrets");
+    let result = env.command(&exe).output();
+    let left = env.leftovers();
+    let out = result.expect("running tests/c/secrets.c");
+    let _built = ImageGuard(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("cleanup-image: "))
+            .map(str::to_string)
+            .collect(),
+    );
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{}", show("tests/c/secrets.c", &out));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("Sanitizer"),
+        "tests/c/secrets.c: sanitizer report"
+    );
+    assert!(
+        left.is_empty(),
+        "tests/c/secrets.c left containers behind: {left:?}"
+    );
+}
+
 /// Spawn, exec (collected, pulled, callback), stdin, timeout, files, lifecycle, commit, attach,
 /// remove, sweep, pull progress, and free removes the container.
 #[test]

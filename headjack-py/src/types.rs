@@ -3,9 +3,11 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
+use headjack::base::{Builder, SecretSource};
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyString};
 
 use crate::convert as args;
 
@@ -18,7 +20,8 @@ pub(crate) struct PyDockerfile {
 #[pymethods]
 impl PyDockerfile {
     #[new]
-    #[pyo3(signature = (path, *, context=None, build_args=None, target=None, platform=None, no_cache=None))]
+    #[pyo3(signature = (path, *, context=None, build_args=None, target=None, platform=None, no_cache=None, secrets=None, builder=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         path: &Bound<'_, PyAny>,
         context: Option<&Bound<'_, PyAny>>,
@@ -26,6 +29,8 @@ impl PyDockerfile {
         target: Option<&Bound<'_, PyAny>>,
         platform: Option<&Bound<'_, PyAny>>,
         no_cache: Option<&Bound<'_, PyAny>>,
+        secrets: Option<&Bound<'_, PyAny>>,
+        builder: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mut d = headjack::Dockerfile::new(args::path(path, "path")?);
         if let Some(c) = context.filter(|c| !c.is_none()) {
@@ -43,7 +48,40 @@ impl PyDockerfile {
             d = d.platform(p);
         }
         d = d.no_cache(args::opt_bool(no_cache, "no_cache")?);
+        if let Some(map) = secrets.filter(|m| !m.is_none()) {
+            for (id, source) in secret_map(map)? {
+                d = d.secret(id, source);
+            }
+        }
+        if let Some(b) = args::opt_string(builder, "builder")? {
+            d = d.builder(match b.as_str() {
+                "auto" => Builder::Auto,
+                "buildkit" => Builder::BuildKit,
+                "classic" => Builder::Classic,
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "builder must be \"auto\", \"buildkit\" or \"classic\", not {other:?}"
+                    )));
+                }
+            });
+        }
         Ok(PyDockerfile { inner: d })
+    }
+
+    /// The ids of the build secrets (their values are never shown).
+    #[getter]
+    fn secret_ids(&self) -> Vec<String> {
+        self.inner.secrets().keys().cloned().collect()
+    }
+
+    /// The builder: "auto", "buildkit" or "classic".
+    #[getter]
+    fn builder(&self) -> &'static str {
+        match self.inner.builder_choice() {
+            Builder::BuildKit => "buildkit",
+            Builder::Classic => "classic",
+            _ => "auto",
+        }
     }
 
     /// The Dockerfile's path, as given.
@@ -89,6 +127,50 @@ impl PyDockerfile {
     fn __repr__(&self) -> String {
         format!("Dockerfile({:?})", self.inner.path().display().to_string())
     }
+}
+
+/// `secrets={"id": source}`: `bytes` (or `bytearray`, `memoryview`) is the value itself; an
+/// `os.PathLike` or `"file:PATH"` names a file and `"env:NAME"` an environment variable, both
+/// read when a build needs them. Any other `str` is refused without echoing it: it may be a
+/// value passed by mistake, and a secret never goes into a message.
+fn secret_map(v: &Bound<'_, PyAny>) -> PyResult<Vec<(String, SecretSource)>> {
+    if !v.hasattr("items")? || v.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(
+            "secrets must be a dict of id to bytes, os.PathLike, \"env:NAME\" or \"file:PATH\"",
+        ));
+    }
+    let mut out = Vec::new();
+    for pair in v.call_method0("items")?.try_iter()? {
+        let (k, val): (Bound<'_, PyAny>, Bound<'_, PyAny>) = pair?.extract()?;
+        let id = args::string(&k, "secrets keys")?;
+        let what = format!("secrets[{id:?}]");
+        let source = if let Ok(s) = val.cast::<PyString>() {
+            let text = s.to_cow()?;
+            if let Some(name) = text.strip_prefix("env:").filter(|n| !n.is_empty()) {
+                SecretSource::Env(name.to_string())
+            } else if let Some(path) = text.strip_prefix("file:").filter(|p| !p.is_empty()) {
+                SecretSource::File(path.into())
+            } else {
+                return Err(PyValueError::new_err(format!(
+                    "{what}: a str must be \"env:NAME\" or \"file:PATH\"; pass the value itself \
+                     as bytes (for example token.encode())"
+                )));
+            }
+        } else if val.is_instance_of::<PyBytes>()
+            || val.is_instance_of::<pyo3::types::PyByteArray>()
+            || val.is_instance_of::<pyo3::types::PyMemoryView>()
+        {
+            SecretSource::Memory(args::data(&val, &what)?)
+        } else if val.hasattr("__fspath__")? {
+            SecretSource::File(args::path(&val, &what)?)
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "{what} must be bytes, os.PathLike, \"env:NAME\" or \"file:PATH\""
+            )));
+        };
+        out.push((id, source));
+    }
+    Ok(out)
 }
 
 /// An extra mount for `spawn(mounts=[...])`. Create with `Mount.bind`, `Mount.volume` or

@@ -11,10 +11,13 @@
 //! - the same content copied to a fresh directory (a hit: same key, new tag), vs `docker build`
 //!   of the copy;
 //! - the same after changing one file that the Dockerfile copies last, vs `docker build`;
+//! - on Docker, BuildKit against the classic builder: a first build, a rebuild after changing
+//!   the last-copied file, and a dependency reinstall (apt) without and with a cache mount;
 //! - with `--python`, exec round trip and spawn latency through the Python API (needs the venv
 //!   that `headjack-py/run-tests.sh` makes).
 //!
-//! Options: `--rounds N` (default 15), `--quick` (smaller context, fewer rounds).
+//! Options: `--rounds N` (default 15), `--quick` (smaller context, fewer rounds), `--builders`
+//! (only the BuildKit/classic comparison, on Docker).
 
 use std::path::Path;
 use std::process::Command;
@@ -119,6 +122,14 @@ async fn main() -> headjack::Result<()> {
         client.info().version,
         client.info().api_version
     );
+    if args.iter().any(|a| a == "--builders") {
+        // Only the builder comparison (section 6).
+        let result = builders(&client, &host, &image, rounds.min(5)).await;
+        let _ = std::fs::remove_dir_all(
+            std::env::temp_dir().join(format!("headjack-bench-{}", std::process::id())),
+        );
+        return result;
+    }
     let spec = || {
         Spec::new()
             .base(image.as_str())
@@ -338,7 +349,18 @@ async fn main() -> headjack::Result<()> {
         .output();
     let _ = std::fs::remove_dir_all(&ctx);
 
-    // 6. Python API vs Rust API.
+    // 6. BuildKit against the classic builder, same engine, same run.
+    if client.info().kind == headjack::client::EngineKind::Docker {
+        builders(
+            &client,
+            &host,
+            &image,
+            if quick { 2 } else { rounds.min(5) },
+        )
+        .await?;
+    }
+
+    // 7. Python API vs Rust API.
     if python {
         let out = Command::new(".venv/bin/python")
             .args([
@@ -495,6 +517,190 @@ async fn agent_section(
         "the agent inside a container (after the runs above)",
         size as f64 / 1e6
     );
+    Ok(())
+}
+
+/// Prints two builders' medians and their ratio (below 1.0: the first is faster).
+fn compare(name: &str, a: (&str, Duration), b: (&str, Duration)) {
+    println!(
+        "{name:<58} {} {:>10}  {} {:>10}  ratio {:.2}",
+        a.0,
+        ms(a.1),
+        b.0,
+        ms(b.1),
+        a.1.as_secs_f64() / b.1.as_secs_f64()
+    );
+}
+
+/// A context of `files` small files with a unique nonce (no layer cache can serve it) and a
+/// Dockerfile that copies it, runs a step and copies `last.txt` last.
+fn builder_context(dir: &Path, base: &str, nonce: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    write_context(dir, 200, 2 << 20, base);
+    std::fs::write(dir.join("nonce.txt"), nonce).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!(
+            "FROM {base}\nCOPY d000 /ctx/d000\nCOPY . /ctx/\nRUN find /ctx -type f | wc -l > /count\nCOPY last.txt /last.txt\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// BuildKit vs the classic builder: a first build, a rebuild after the last-copied file changed,
+/// and a dependency reinstall (apt, after its input changed) without and with a cache mount.
+async fn builders(client: &Client, host: &str, base: &str, rounds: usize) -> headjack::Result<()> {
+    let run = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let root = tempfile_dir().join("builders");
+    let mut built = Vec::new();
+    let result = compare_builders(client, base, rounds, &run, &root, &mut built).await;
+    // Whatever happened: the images, the cache mounts and the contexts go.
+    for r in built {
+        let _ = Command::new("docker")
+            .args(["rmi", &r])
+            .env("DOCKER_HOST", host)
+            .output();
+    }
+    let df = docker(
+        host,
+        &["system", "df", "-v", "--format", "{{json .BuildCache}}"],
+    );
+    let records: serde_json::Value = serde_json::from_str(&df).unwrap_or_default();
+    for rec in records.as_array().into_iter().flatten() {
+        let desc = rec["Description"].as_str().unwrap_or_default();
+        if rec["CacheType"] == "exec.cachemount"
+            && desc.contains(&run)
+            && let Some(id) = rec["ID"].as_str()
+        {
+            let _ = docker(
+                host,
+                &["builder", "prune", "-f", "--filter", &format!("id={id}")],
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    result
+}
+
+async fn compare_builders(
+    client: &Client,
+    base: &str,
+    rounds: usize,
+    run: &str,
+    root: &Path,
+    built: &mut Vec<String>,
+) -> headjack::Result<()> {
+    use headjack::base::{Base, Builder};
+    let kinds = [
+        ("buildkit", Builder::BuildKit),
+        ("classic", Builder::Classic),
+    ];
+    let mut first = [Vec::new(), Vec::new()];
+    let mut rebuild = [Vec::new(), Vec::new()];
+    for round in 0..rounds {
+        for (k, (name, builder)) in kinds.iter().enumerate() {
+            let dir = root.join(format!("{name}-{round}"));
+            builder_context(&dir, base, &format!("{run}-{name}-{round}"));
+            let df = || Base::dockerfile(dir.join("Dockerfile")).builder(*builder);
+            let t = Instant::now();
+            let r = client.resolve(&Spec::new().base(df())).await?;
+            first[k].push(t.elapsed());
+            assert!(r.built);
+            built.push(r.reference);
+            std::fs::write(dir.join("last.txt"), format!("v2-{run}-{round}")).unwrap();
+            let t = Instant::now();
+            let r = client.resolve(&Spec::new().base(df())).await?;
+            rebuild[k].push(t.elapsed());
+            assert!(r.built);
+            built.push(r.reference);
+        }
+    }
+    let [bk, cl] = first;
+    compare(
+        "first build (200 files, 2 MB, one RUN)",
+        ("buildkit", median(bk)),
+        ("classic", median(cl)),
+    );
+    let [bk, cl] = rebuild;
+    compare(
+        "rebuild after changing the last-copied file",
+        ("buildkit", median(bk)),
+        ("classic", median(cl)),
+    );
+
+    // Reinstalling dependencies after their input changed, from the Debian image with apt.
+    let debian = std::env::var("HEADJACK_TEST_DEBIAN")
+        .unwrap_or_else(|_| "docker.io/library/debian:bookworm-slim".into());
+    let cache_id = format!("headjack-bench-apt-{run}");
+    let install = "apt-get update -qq && xargs apt-get install -y -qq --no-install-recommends < /deps.txt > /dev/null";
+    let variants = [
+        ("classic, no cache mount", Builder::Classic, String::new()),
+        ("buildkit, no cache mount", Builder::BuildKit, String::new()),
+        (
+            "buildkit, apt cache mounts",
+            Builder::BuildKit,
+            format!(
+                "--mount=type=cache,id={cache_id}-archives,target=/var/cache/apt,sharing=locked \
+                 --mount=type=cache,id={cache_id}-lists,target=/var/lib/apt/lists,sharing=locked "
+            ),
+        ),
+    ];
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); variants.len()];
+    for (v, (name, builder, mounts)) in variants.iter().enumerate() {
+        let dir = root.join(format!("apt-{v}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("deps.txt"), "jq\n").unwrap();
+        std::fs::write(
+            dir.join("Dockerfile"),
+            format!(
+                "FROM {debian}\nRUN rm -f /etc/apt/apt.conf.d/docker-clean\nCOPY version.txt deps.txt /\nRUN {mounts}{install} # headjack-bench {run}\n"
+            ),
+        )
+        .unwrap();
+        // Round 0 warms the layer cache and the cache mounts; it is not counted.
+        for round in 0..=rounds.min(3) {
+            std::fs::write(dir.join("version.txt"), format!("{run}-{name}-{round}")).unwrap();
+            let t = Instant::now();
+            let r = client
+                .resolve(
+                    &Spec::new().base(Base::dockerfile(dir.join("Dockerfile")).builder(*builder)),
+                )
+                .await?;
+            if round > 0 {
+                times[v].push(t.elapsed());
+            }
+            built.push(r.reference);
+        }
+    }
+    let mut medians = times.into_iter().map(median);
+    let (classic, bk, bk_mount) = (
+        medians.next().unwrap(),
+        medians.next().unwrap(),
+        medians.next().unwrap(),
+    );
+    compare(
+        "dependency reinstall (apt-get install jq), no cache mount",
+        ("buildkit", bk),
+        ("classic", classic),
+    );
+    compare(
+        "dependency reinstall, BuildKit with vs without cache mount",
+        ("mount", bk_mount),
+        ("none", bk),
+    );
+    compare(
+        "dependency reinstall, BuildKit + cache mount vs classic",
+        ("mount", bk_mount),
+        ("classic", classic),
+    );
+
     Ok(())
 }
 

@@ -127,12 +127,13 @@ impl From<Dockerfile> for Base {
 /// A Dockerfile to build, with its build options.
 ///
 /// ```
-/// use headjack::base::{Base, Dockerfile};
+/// use headjack::base::{Base, Dockerfile, SecretSource};
 ///
 /// let base: Base = Base::dockerfile("ci/dev.Dockerfile")
 ///     .context(".")
 ///     .build_arg("VERSION", "1.2")
 ///     .target("dev")
+///     .secret("npm_token", SecretSource::Env("NPM_TOKEN".into()))
 ///     .into();
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -143,6 +144,84 @@ pub struct Dockerfile {
     target: Option<String>,
     platform: Option<String>,
     no_cache: bool,
+    secrets: BTreeMap<String, SecretSource>,
+    builder: Builder,
+}
+
+/// Where a build secret's value comes from. The value is read when a build needs it (never on
+/// a cache hit), handed to the engine's builder for `RUN --mount=type=secret,id=…` steps, and
+/// kept out of layers, history, labels, headjack's cache records, progress lines, logs and
+/// errors.
+///
+/// `Debug` shows the source (file path, variable name) but never a value.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum SecretSource {
+    /// The value itself.
+    Memory(Vec<u8>),
+    /// The content of a file, read at build time.
+    File(PathBuf),
+    /// An environment variable of this process, read at build time.
+    Env(String),
+}
+
+impl fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretSource::Memory(v) => write!(f, "Memory(<{} bytes>)", v.len()),
+            SecretSource::File(p) => f.debug_tuple("File").field(p).finish(),
+            SecretSource::Env(n) => f.debug_tuple("Env").field(n).finish(),
+        }
+    }
+}
+
+impl SecretSource {
+    /// The value, read now.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidArgument` naming the secret's id and its source when a variable is unset or a
+    /// file cannot be read (never showing a value).
+    pub fn read(&self, id: &str) -> Result<Vec<u8>> {
+        match self {
+            SecretSource::Memory(v) => Ok(v.clone()),
+            SecretSource::File(p) => std::fs::read(p).map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!(
+                        "build secret {id}: cannot read {}: {e}; check the path given for it",
+                        p.display()
+                    ),
+                )
+                .with_source(e)
+            }),
+            SecretSource::Env(name) => std::env::var_os(name)
+                .map(std::ffi::OsString::into_encoded_bytes)
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::InvalidArgument,
+                        format!(
+                            "build secret {id}: the environment variable {name} is not set; set \
+                             it or give the secret another source"
+                        ),
+                    )
+                }),
+        }
+    }
+}
+
+/// Which builder builds a Dockerfile.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Builder {
+    /// BuildKit where the engine offers it (Docker), else the engine's classic builder
+    /// (Podman's buildah, or Docker engines without BuildKit).
+    #[default]
+    Auto,
+    /// BuildKit; on an engine without it, the classic builder (as [`Builder::Auto`]).
+    BuildKit,
+    /// The classic builder, even where BuildKit is available (no secrets, no `RUN --mount`,
+    /// no `COPY --chmod` on Docker).
+    Classic,
 }
 
 impl Dockerfile {
@@ -155,6 +234,8 @@ impl Dockerfile {
             target: None,
             platform: None,
             no_cache: false,
+            secrets: BTreeMap::new(),
+            builder: Builder::Auto,
         }
     }
 
@@ -188,6 +269,35 @@ impl Dockerfile {
     pub fn no_cache(mut self, no_cache: bool) -> Self {
         self.no_cache = no_cache;
         self
+    }
+
+    /// Makes a build secret available to `RUN --mount=type=secret,id=<id>` steps; a later source
+    /// for an id replaces an earlier one. The id takes part in the cache key, the value never
+    /// does (see the README's "Build secrets"): changing only a secret's value reuses the image
+    /// built with the old one; use [`Dockerfile::no_cache`] or a build arg to force a rebuild.
+    ///
+    /// Ids are 1 to 128 characters from `A-Z a-z 0-9 _ . -`; others are refused when the
+    /// Dockerfile is resolved.
+    pub fn secret(mut self, id: impl Into<String>, source: SecretSource) -> Self {
+        self.secrets.insert(id.into(), source);
+        self
+    }
+
+    /// Chooses the builder (default [`Builder::Auto`]). The choice is not part of the cache
+    /// key: an image built by either builder serves both.
+    pub fn builder(mut self, builder: Builder) -> Self {
+        self.builder = builder;
+        self
+    }
+
+    /// The build secrets by id (sources only; values are read at build time).
+    pub fn secrets(&self) -> &BTreeMap<String, SecretSource> {
+        &self.secrets
+    }
+
+    /// The chosen builder.
+    pub fn builder_choice(&self) -> Builder {
+        self.builder
     }
 
     /// The Dockerfile's path (as given, or absolute once resolved).

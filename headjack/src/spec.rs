@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::base::{Base, Dockerfile};
+use crate::base::{Base, Dockerfile, SecretSource};
 use crate::error::{Error, Result};
 use crate::progress::{Progress, ProgressFn};
 use crate::reference::ImageRef;
@@ -210,6 +210,7 @@ pub(crate) struct BuildOptions {
     pub args: BTreeMap<String, String>,
     pub target: Option<String>,
     pub no_cache: bool,
+    pub secrets: BTreeMap<String, SecretSource>,
 }
 
 impl BuildOptions {
@@ -227,6 +228,9 @@ impl BuildOptions {
         }
         if self.no_cache {
             d = d.no_cache(true);
+        }
+        for (id, source) in &self.secrets {
+            d = d.secret(id, source.clone());
         }
         d
     }
@@ -331,6 +335,15 @@ impl Spec {
     /// rejected by `spawn`.
     pub fn build_arg(mut self, key: impl Into<String>, value: impl Into<String>) -> Spec {
         self.build.args.insert(key.into(), value.into());
+        self
+    }
+
+    /// Makes a build secret available to the Dockerfile base's `RUN --mount=type=secret,id=<id>`
+    /// steps (see [`crate::base::Dockerfile::secret`]): never in the image, its history, labels,
+    /// logs or errors; its id, not its value, is part of the cache key. A spec with build
+    /// options and a base that is not a Dockerfile is rejected by `spawn`.
+    pub fn build_secret(mut self, id: impl Into<String>, source: SecretSource) -> Spec {
+        self.build.secrets.insert(id.into(), source);
         self
     }
 

@@ -610,9 +610,12 @@ fn build_resolves_once_per_content() {
     cleanup.images.push(tag.clone());
     assert!(tag.starts_with("localhost/headjack/"), "{}", show(&o));
     let err = text(&o.stderr);
+    // Classic builders print `Step 1/2 : …`, BuildKit `#2 [1/2] FROM …`.
     assert!(
-        err.lines()
-            .any(|l| l.to_ascii_lowercase().starts_with("build: step")),
+        err.lines().any(|l| {
+            let l = l.to_ascii_lowercase();
+            l.starts_with("build: step") || l.starts_with("build: #")
+        }),
         "build steps expected: {}",
         show(&o)
     );
@@ -673,6 +676,102 @@ fn build_resolves_once_per_content() {
     std::fs::write(&bad, format!("FROM {}\nRUN exit 7\n", busybox())).unwrap();
     let o = run(&["build", "-q", bad.to_str().unwrap()]);
     assert_failure(&o, "exit 7");
+}
+
+#[test]
+fn build_secrets_reach_the_step_and_nothing_else() {
+    let mut cleanup = Cleanup::default();
+    let dir = tempfile::tempdir().unwrap();
+    let n = nonce();
+    let df = dir.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        format!(
+            "FROM {}\nRUN --mount=type=secret,id=tok --mount=type=secret,id=file test \"$(cat /run/secrets/tok)\" = \"env-secret-{n}\" && test \"$(cat /run/secrets/file)\" = \"file-secret-{n}\" && echo ok-{n} > /ok\n",
+            busybox()
+        ),
+    )
+    .unwrap();
+    let secret_file = dir.path().join("secret.txt");
+    std::fs::write(&secret_file, format!("file-secret-{n}")).unwrap();
+    let df = df.to_str().unwrap().to_string();
+    let file_arg = format!("id=file,src={}", secret_file.display());
+    let o = hj()
+        .args([
+            "build",
+            "--json",
+            &df,
+            "--secret",
+            "id=tok,env=HJ_TEST_SECRET",
+            "--secret",
+            &file_arg,
+        ])
+        .env("HJ_TEST_SECRET", format!("env-secret-{n}"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let v = json(&o);
+    let tag = v["reference"].as_str().unwrap().to_string();
+    cleanup.images.push(tag.clone());
+    assert!(!text(&o.stderr).contains("secret-"), "{}", show(&o));
+    let o = run(&["run", "--base", &tag, "--", "cat", "/ok"]);
+    assert_eq!(text(&o.stdout), format!("ok-{n}\n"), "{}", show(&o));
+    // A missing variable is a usage-level failure naming the secret and the variable.
+    let o = run(&[
+        "build",
+        "--no-cache",
+        &df,
+        "--secret",
+        "id=tok,env=HJ_TEST_UNSET_VARIABLE",
+    ]);
+    assert_failure(&o, "HJ_TEST_UNSET_VARIABLE");
+    let o = run(&["build", &df, "--secret", "id=tok"]);
+    assert_failure(&o, "src=FILE or env=VAR");
+}
+
+#[test]
+fn a_failing_build_is_reported_without_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = nonce();
+    let df = dir.path().join("Dockerfile");
+    std::fs::write(
+        &df,
+        format!(
+            "FROM {}\nRUN printf '\\033[91mE: red failure {n}\\033[0m\\n' && exit 5\n",
+            busybox()
+        ),
+    )
+    .unwrap();
+    let df = df.to_str().unwrap();
+    for quiet in [true, false] {
+        for args in [
+            vec!["build"],
+            vec!["build", "--json"],
+            vec!["run", "--base"],
+        ] {
+            let mut args = args.clone();
+            if quiet {
+                args.insert(1, "-q");
+            }
+            args.push(df);
+            if args[0] == "run" {
+                args.extend(["--", "true"]);
+            }
+            let o = run(&args);
+            if quiet {
+                assert_failure(&o, &format!("red failure {n}"));
+            } else {
+                // Progress lines come first; they are free of escape sequences too.
+                assert_eq!(code(&o), 125, "{}", show(&o));
+                assert!(text(&o.stderr).contains(&format!("red failure {n}")));
+            }
+            assert!(
+                !o.stderr.contains(&0x1b) && !o.stdout.contains(&0x1b),
+                "{}",
+                show(&o)
+            );
+        }
+    }
 }
 
 /// A process on the far side of a pseudo-terminal, its output collected by a thread.
@@ -876,7 +975,12 @@ fn tty_flag_with_a_command_and_progress_on_a_terminal() {
     let (status, pty) = pty.wait_keep();
     assert_eq!(status, 0);
     let all = text(&pty.out.0.lock().unwrap());
-    assert!(all.to_ascii_lowercase().contains("build: step"), "{all}");
+    // Classic builders print `Step 1/2 : …`, BuildKit `#5 [2/2] RUN …`.
+    let all_lower = all.to_ascii_lowercase();
+    assert!(
+        all_lower.contains("build: step") || all_lower.contains("build: #"),
+        "{all}"
+    );
     // It did build: asking again is a cache hit.
     let o = run(&["build", "--json", df.to_str().unwrap()]);
     let v = json(&o);

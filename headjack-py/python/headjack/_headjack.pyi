@@ -131,6 +131,8 @@ class Dockerfile:
         target: str | None = None,
         platform: str | None = None,
         no_cache: bool | None = None,
+        secrets: Mapping[str, bytes | bytearray | memoryview | os.PathLike[str] | str] | None = None,
+        builder: Literal["auto", "buildkit", "classic"] | None = None,
     ) -> Self: ...
     @property
     def path(self) -> str: ...
@@ -144,6 +146,10 @@ class Dockerfile:
     def platform(self) -> str | None: ...
     @property
     def no_cache(self) -> bool: ...
+    @property
+    def secret_ids(self) -> list[str]: ...
+    @property
+    def builder(self) -> Literal["auto", "buildkit", "classic"]: ...
 
 @final
 class Mount:

@@ -2,17 +2,26 @@
 //!
 //! The file set is the one the docker CLI sends for the same directory and ignore file (see
 //! [`IgnoreRules`]); the tar differs from the CLI's only in being reproducible: sorted entries,
-//! fixed mtime, owner 0:0 without names, and modes reduced to 0755/0644 from the user exec bit.
+//! a fixed mtime and owner 0:0 without names. Permission bits (including setuid, setgid and
+//! sticky) are kept exactly, as `docker build` keeps them: a `chmod 600` key stays private in
+//! the image.
+//!
+//! The mtime is fixed because the content, not the moment of the last edit, decides a build:
+//! the cache key leaves mtimes out, so the tar must too, or two builds with one key could give
+//! different images. Files copied into an image therefore carry that date (2006-07-24), not their
+//! mtime on the host; tools in a build that compare mtimes across the copy (make) see old files.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
 use walkdir::WalkDir;
 
 use super::ignore::{IgnoreRules, MatchInfo};
+use crate::engine::{Content, SyncDirs, SyncEntry, SyncKind};
 use crate::{Error, ErrorKind, Result};
 
 /// The name under which a Dockerfile from outside the context is put into the tar.
@@ -20,6 +29,9 @@ use crate::{Error, ErrorKind, Result};
 /// Fixed (the docker CLI uses a random `.dockerfile.<hex>`) so that the tar is reproducible;
 /// `.1`, `.2`, … are appended when the context itself holds that name.
 pub(crate) const OUTSIDE_DOCKERFILE_NAME: &str = ".headjack-dockerfile";
+
+/// The directory name for generated files (see [`Context::generated_dir`]).
+pub(crate) const GENERATED_DIR_NAME: &str = ".headjack-heredocs";
 
 /// The mtime of every tar entry (the one the `tar` crate's deterministic mode uses; some tools
 /// mishandle 0).
@@ -49,8 +61,8 @@ pub(crate) struct Entry {
     pub(crate) rel_path: String,
     /// File, directory or symlink.
     pub(crate) kind: EntryKind,
-    /// The user exec bit, for files (false for directories and symlinks).
-    pub(crate) executable: bool,
+    /// Permission bits (`mode & 0o7777`) of files and directories; 0 for symlinks.
+    pub(crate) mode: u32,
     /// Content length in bytes, for files (0 otherwise).
     pub(crate) size: u64,
     /// sha256 of the content, for files.
@@ -59,6 +71,9 @@ pub(crate) struct Entry {
     pub(crate) link_target: Option<String>,
     /// Where the entry is on disk.
     pub(crate) abs_path: PathBuf,
+    /// The ignore rules exclude it, but it is sent because the builder reads it (the
+    /// Dockerfile or the ignore file, as the docker CLI sends them).
+    pub(crate) only_forced: bool,
 }
 
 /// Where the Dockerfile goes in the tar.
@@ -78,6 +93,8 @@ pub(crate) struct Context {
     dockerfile: DockerfilePlace,
     /// The Dockerfile as read during the walk (what an outside Dockerfile is sent as).
     dockerfile_bytes: Vec<u8>,
+    /// The context directory, canonical.
+    root: PathBuf,
     /// The ignore file that was applied, if any.
     #[cfg(test)]
     ignore_file: Option<PathBuf>,
@@ -159,6 +176,7 @@ impl Context {
             entries,
             dockerfile,
             dockerfile_bytes,
+            root,
             #[cfg(test)]
             ignore_file,
         })
@@ -207,15 +225,147 @@ impl Context {
         self.ignore_file.as_deref()
     }
 
-    /// Writes the context as an uncompressed, reproducible tar.
-    ///
-    /// Entries come in `rel_path` order with mtime fixed, uid/gid 0, no user or group names, mode
-    /// 0755 for directories and executables and 0644 otherwise (0777 for symlinks, as any tar
-    /// has), long names as GNU long-name records; an outside Dockerfile comes last under
-    /// [`dockerfile_name_in_tar`](Self::dockerfile_name_in_tar). Every file is re-hashed while it
-    /// is written: if it changed since the walk this is an `Io` error, so an image is never built
-    /// from content other than the one its cache key names.
+    /// The context as BuildKit reads it over a session, the way `docker build` sends a
+    /// directory: `context` holds what the ignore rules select (the Dockerfile and the ignore
+    /// file only when the rules keep them; parents of kept files always, as fsutil sends them)
+    /// plus the `generated` files under [`Context::generated_dir`]; `dockerfile` holds the
+    /// Dockerfile to build, as `Dockerfile`.
+    pub(crate) fn sync_dirs(&self, dockerfile: Vec<u8>, generated: &[Generated]) -> SyncDirs {
+        let mut context: Vec<SyncEntry> = Vec::with_capacity(self.entries.len());
+        let mut dirs: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        for e in self.entries.iter().filter(|e| !e.only_forced) {
+            let kind = match e.kind {
+                EntryKind::Dir => {
+                    dirs.insert(&e.rel_path);
+                    SyncKind::Dir
+                }
+                EntryKind::Symlink => SyncKind::Symlink {
+                    target: e.link_target.clone().unwrap_or_default(),
+                },
+                EntryKind::File => SyncKind::File {
+                    size: e.size,
+                    content: Content::Disk {
+                        path: e.abs_path.clone(),
+                        digest: e.digest.unwrap_or_default(),
+                    },
+                },
+            };
+            context.push(SyncEntry {
+                path: e.rel_path.clone(),
+                mode: e.mode,
+                kind,
+            });
+        }
+        // Parents the rules exclude but a kept path lies under (`dir` for `!dir/keep`).
+        let mut missing: Vec<String> = Vec::new();
+        for e in context.iter() {
+            let mut parent = Path::new(&e.path).parent();
+            while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
+                let name = p.to_string_lossy();
+                if !dirs.contains(name.as_ref()) && !missing.iter().any(|m| *m == name) {
+                    missing.push(name.into_owned());
+                }
+                parent = p.parent();
+            }
+        }
+        for dir in missing {
+            let mode = fs::symlink_metadata(self.root.join(&dir))
+                .map(|m| permission_bits(&m))
+                .unwrap_or(0o755);
+            context.push(SyncEntry {
+                path: dir,
+                mode,
+                kind: SyncKind::Dir,
+            });
+        }
+        if !generated.is_empty() {
+            let root = self.generated_dir();
+            let mut gen_dirs = vec![root.clone()];
+            for g in generated {
+                let mut parent = Path::new(&g.path).parent();
+                while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
+                    gen_dirs.push(format!("{root}/{}", p.display()));
+                    parent = p.parent();
+                }
+                context.push(SyncEntry {
+                    path: format!("{root}/{}", g.path),
+                    mode: g.mode,
+                    kind: SyncKind::File {
+                        size: g.data.len() as u64,
+                        content: Content::Memory(g.data.as_slice().into()),
+                    },
+                });
+            }
+            gen_dirs.sort();
+            gen_dirs.dedup();
+            context.extend(gen_dirs.into_iter().map(|path| SyncEntry {
+                path,
+                mode: 0o755,
+                kind: SyncKind::Dir,
+            }));
+        }
+        SyncDirs::sort(&mut context);
+        let dockerfile = vec![SyncEntry {
+            path: "Dockerfile".into(),
+            mode: 0o644,
+            kind: SyncKind::File {
+                size: dockerfile.len() as u64,
+                content: Content::Memory(dockerfile.into()),
+            },
+        }];
+        // Builds of one directory share the engine's copy of it: later transfers send only
+        // what changed.
+        let shared_key = hex::encode(Sha256::digest(
+            format!("headjack:{}", self.root.display()).as_bytes(),
+        ));
+        SyncDirs {
+            dirs: [
+                ("context".to_string(), context),
+                ("dockerfile".to_string(), dockerfile),
+            ]
+            .into_iter()
+            .collect(),
+            shared_key,
+            matcher: Arc::new(|patterns: &[String]| {
+                let rules = IgnoreRules::parse(&patterns.join("\n")).ok()?;
+                Some(Box::new(move |path: &str| rules.is_excluded(path))
+                    as Box<dyn Fn(&str) -> bool + Send>)
+            }),
+        }
+    }
+
+    /// A directory name at the root of the context that no entry uses, for files headjack
+    /// generates for the build (`.headjack-heredocs`, then `.1`, `.2`, …).
+    pub(crate) fn generated_dir(&self) -> String {
+        let mut taken: Vec<&str> = self.entries.iter().map(|e| e.rel_path.as_str()).collect();
+        if let DockerfilePlace::Outside(name) = &self.dockerfile {
+            taken.push(name);
+        }
+        free_name(GENERATED_DIR_NAME, &taken)
+    }
+
+    /// Writes the context as an uncompressed, reproducible tar (see [`Context::write_tar_with`]).
+    #[cfg(test)]
     pub(crate) fn write_tar(&self, out: impl Write) -> Result<()> {
+        self.write_tar_with(out, None, &[])
+    }
+
+    /// Writes the context as an uncompressed, reproducible tar, with the Dockerfile's content
+    /// replaced by `dockerfile` if given (a translation of the bytes read during the walk) and
+    /// `generated` files added under [`Context::generated_dir`].
+    ///
+    /// Entries come in `rel_path` order with mtime fixed, uid/gid 0, no user or group names,
+    /// the exact permission bits of files and directories (0777 for symlinks, as any tar has),
+    /// long names as GNU long-name records; an outside Dockerfile comes next under
+    /// [`dockerfile_name_in_tar`](Self::dockerfile_name_in_tar), generated files last. Every file
+    /// is re-hashed while it is written: if it changed since the walk this is an `Io` error, so
+    /// an image is never built from content other than the one its cache key names.
+    pub(crate) fn write_tar_with(
+        &self,
+        out: impl Write,
+        dockerfile: Option<&[u8]>,
+        generated: &[Generated],
+    ) -> Result<()> {
         let tar_err = |e: io::Error| Error::io("writing the build context tar", e);
         let mut builder = tar::Builder::new(out);
         for entry in &self.entries {
@@ -223,7 +373,7 @@ impl Context {
             match entry.kind {
                 EntryKind::Dir => {
                     header.set_entry_type(tar::EntryType::Directory);
-                    header.set_mode(0o755);
+                    header.set_mode(entry.mode);
                     let name = format!("{}/", entry.rel_path);
                     builder
                         .append_data(&mut header, name, io::empty())
@@ -237,9 +387,21 @@ impl Context {
                         .append_link(&mut header, &entry.rel_path, target)
                         .map_err(tar_err)?;
                 }
+                EntryKind::File
+                    if dockerfile.is_some()
+                        && matches!(&self.dockerfile, DockerfilePlace::Inside(rel) if *rel == entry.rel_path) =>
+                {
+                    let bytes = dockerfile.unwrap_or_default();
+                    header.set_entry_type(tar::EntryType::Regular);
+                    header.set_mode(entry.mode);
+                    header.set_size(bytes.len() as u64);
+                    builder
+                        .append_data(&mut header, &entry.rel_path, bytes)
+                        .map_err(tar_err)?;
+                }
                 EntryKind::File => {
                     header.set_entry_type(tar::EntryType::Regular);
-                    header.set_mode(if entry.executable { 0o755 } else { 0o644 });
+                    header.set_mode(entry.mode);
                     header.set_size(entry.size);
                     let file = open_regular(&entry.abs_path).map_err(|e| {
                         Error::io(format!("cannot read {}", entry.abs_path.display()), e)
@@ -264,13 +426,44 @@ impl Context {
             }
         }
         if let DockerfilePlace::Outside(name) = &self.dockerfile {
+            let bytes = dockerfile.unwrap_or(&self.dockerfile_bytes);
             let mut header = base_header();
             header.set_entry_type(tar::EntryType::Regular);
             header.set_mode(0o644);
-            header.set_size(self.dockerfile_bytes.len() as u64);
+            header.set_size(bytes.len() as u64);
             builder
-                .append_data(&mut header, name, self.dockerfile_bytes.as_slice())
+                .append_data(&mut header, name, bytes)
                 .map_err(tar_err)?;
+        }
+        if !generated.is_empty() {
+            let root = self.generated_dir();
+            let mut dirs: Vec<String> = vec![root.clone()];
+            for g in generated {
+                let mut parent = Path::new(&g.path).parent();
+                while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
+                    dirs.push(format!("{root}/{}", p.display()));
+                    parent = p.parent();
+                }
+            }
+            dirs.sort();
+            dirs.dedup();
+            for dir in dirs {
+                let mut header = base_header();
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(0o755);
+                builder
+                    .append_data(&mut header, format!("{dir}/"), io::empty())
+                    .map_err(tar_err)?;
+            }
+            for g in generated {
+                let mut header = base_header();
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(g.mode);
+                header.set_size(g.data.len() as u64);
+                builder
+                    .append_data(&mut header, format!("{root}/{}", g.path), g.data.as_slice())
+                    .map_err(tar_err)?;
+            }
         }
         let mut out = builder.into_inner().map_err(tar_err)?;
         out.flush().map_err(tar_err)
@@ -348,11 +541,16 @@ fn collect_entries(root: &Path, rules: &IgnoreRules, forced: &[String]) -> Resul
         let file_type = dent.file_type();
 
         let is_forced = forced.iter().any(|f| *f == rel);
-        let (excluded, info) = if rules.is_empty() || is_forced {
+        let (mut excluded, info) = if rules.is_empty() {
             (false, MatchInfo::default())
         } else {
             rules.matches_with_parent(&rel, parents.last())
         };
+        // Sent because the builder reads it, although the rules exclude it.
+        let only_forced = is_forced && excluded;
+        if is_forced {
+            excluded = false;
+        }
         if file_type.is_dir() {
             parents.push(info);
         }
@@ -387,16 +585,26 @@ fn collect_entries(root: &Path, rules: &IgnoreRules, forced: &[String]) -> Resul
         let mut entry = Entry {
             rel_path,
             kind,
-            executable: false,
+            mode: 0,
             size: 0,
             digest: None,
             link_target: None,
             abs_path: dent.path().to_path_buf(),
+            only_forced,
         };
         // A file's size and mode are read when it is hashed, from the open file, so that the
         // stat calls run on the hashing threads too.
         match kind {
-            EntryKind::File | EntryKind::Dir => {}
+            EntryKind::File => {}
+            EntryKind::Dir => {
+                let meta = dent.metadata().map_err(|e| {
+                    Error::io(
+                        format!("cannot read {} in the build context", dent.path().display()),
+                        io::Error::from(e),
+                    )
+                })?;
+                entry.mode = permission_bits(&meta);
+            }
             EntryKind::Symlink => {
                 let target = fs::read_link(dent.path()).map_err(|e| {
                     Error::io(format!("cannot read link {}", dent.path().display()), e)
@@ -432,35 +640,51 @@ fn non_utf8(path: &Path) -> Error {
     ))
 }
 
-/// The user exec bit, which is all of a file's mode that the tar and the key keep.
+/// The permission bits the tar and the key keep (`mode & 0o7777`).
 #[cfg(unix)]
-fn is_executable(meta: &fs::Metadata) -> bool {
+fn permission_bits(meta: &fs::Metadata) -> u32 {
     use std::os::unix::fs::PermissionsExt;
-    meta.permissions().mode() & 0o100 != 0
+    meta.permissions().mode() & 0o7777
 }
 
-/// Without Unix modes, nothing is executable.
+/// Without Unix modes: what `docker build` sends from Windows (0755 directories, 0644 files).
 #[cfg(not(unix))]
-fn is_executable(_meta: &fs::Metadata) -> bool {
-    false
+fn permission_bits(meta: &fs::Metadata) -> u32 {
+    if meta.is_dir() { 0o755 } else { 0o644 }
 }
 
 /// The reserved tar name for an outside Dockerfile that no entry uses.
 fn reserved_name(entries: &[Entry]) -> String {
-    let taken = |name: &str| {
-        entries.iter().any(|e| {
-            e.rel_path == name
-                || (e.rel_path.starts_with(name)
-                    && e.rel_path.as_bytes().get(name.len()) == Some(&b'/'))
+    let taken: Vec<&str> = entries.iter().map(|e| e.rel_path.as_str()).collect();
+    free_name(OUTSIDE_DOCKERFILE_NAME, &taken)
+}
+
+/// `base`, or `base.1`, `base.2`, … : the first that is neither one of `taken` nor a directory
+/// above one of them.
+fn free_name(base: &str, taken: &[&str]) -> String {
+    let used = |name: &str| {
+        taken.iter().any(|t| {
+            *t == name || (t.starts_with(name) && t.as_bytes().get(name.len()) == Some(&b'/'))
         })
     };
-    let mut name = OUTSIDE_DOCKERFILE_NAME.to_string();
+    let mut name = base.to_string();
     let mut n = 1;
-    while taken(&name) {
-        name = format!("{OUTSIDE_DOCKERFILE_NAME}.{n}");
+    while used(&name) {
+        name = format!("{base}.{n}");
         n += 1;
     }
     name
+}
+
+/// A file headjack generates for a build (a heredoc's document), written under
+/// [`Context::generated_dir`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Generated {
+    /// Path below the generated directory, `/`-separated.
+    pub(crate) path: String,
+    /// Permission bits.
+    pub(crate) mode: u32,
+    pub(crate) data: Vec<u8>,
 }
 
 /// What hashing a file finds out about it.
@@ -470,8 +694,8 @@ struct FileFacts {
     digest: [u8; 32],
     /// The bytes hashed: the size when the file was opened, or less if it shrank meanwhile.
     size: u64,
-    /// The user exec bit.
-    executable: bool,
+    /// Permission bits.
+    mode: u32,
 }
 
 /// Hashes every file entry and records its size and exec bit, on several threads when there
@@ -501,7 +725,7 @@ fn hash_files(entries: &mut [Entry]) -> Result<()> {
         let entry = &mut entries[i];
         entry.digest = Some(facts.digest);
         entry.size = facts.size;
-        entry.executable = facts.executable;
+        entry.mode = facts.mode;
     }
     Ok(())
 }
@@ -582,7 +806,7 @@ fn hash_file(path: &Path, buf: &mut [u8]) -> Result<FileFacts> {
     Ok(FileFacts {
         digest: hasher.finalize().into(),
         size: meta.len() - left,
-        executable: is_executable(&meta),
+        mode: permission_bits(&meta),
     })
 }
 
@@ -853,13 +1077,19 @@ pub(crate) mod tests {
         ];
         let make = |mtime: SystemTime, mode: u32| {
             let dir = tree(&files);
-            fs::set_permissions(
-                dir.path().join("bin/run"),
-                fs::Permissions::from_mode(0o700),
-            )
-            .unwrap();
-            fs::set_permissions(dir.path().join("data/x"), fs::Permissions::from_mode(mode))
-                .unwrap();
+            let set = |p: &str, m: u32| {
+                fs::set_permissions(dir.path().join(p), fs::Permissions::from_mode(m)).unwrap()
+            };
+            for (p, m) in [
+                ("Dockerfile", 0o644),
+                ("bin/run", 0o4750),
+                ("data/y", 0o664),
+                ("bin", 0o755),
+                ("data", 0o1770),
+            ] {
+                set(p, m);
+            }
+            set("data/x", mode);
             symlink("../data/x", dir.path().join("bin/link")).unwrap();
             for p in ["Dockerfile", "bin/run", "data/x", "data/y"] {
                 File::options()
@@ -875,11 +1105,14 @@ pub(crate) mod tests {
             SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000),
             0o600,
         );
-        let b = make(SystemTime::now(), 0o664);
-        let (mut tar_a, mut tar_b) = (Vec::new(), Vec::new());
+        let b = make(SystemTime::now(), 0o600);
+        let c = make(SystemTime::now(), 0o644);
+        let (mut tar_a, mut tar_b, mut tar_c) = (Vec::new(), Vec::new(), Vec::new());
         walk(a.path()).write_tar(&mut tar_a).unwrap();
         walk(b.path()).write_tar(&mut tar_b).unwrap();
-        assert!(tar_a == tar_b, "tars differ between locations/mtimes/modes");
+        walk(c.path()).write_tar(&mut tar_c).unwrap();
+        assert!(tar_a == tar_b, "tars differ between locations/mtimes");
+        assert!(tar_a != tar_c, "a mode change did not reach the tar");
         let listing = tar_listing(&tar_a);
         let summary: Vec<_> = listing
             .iter()
@@ -891,10 +1124,133 @@ pub(crate) mod tests {
                 ("Dockerfile", 'f', 0o644, "FROM scratch\n"),
                 ("bin/", 'd', 0o755, ""),
                 ("bin/link", 'l', 0o777, "../data/x"),
-                ("bin/run", 'f', 0o755, "#!/bin/sh\n"),
-                ("data/", 'd', 0o755, ""),
-                ("data/x", 'f', 0o644, "x"),
-                ("data/y", 'f', 0o644, "yy"),
+                ("bin/run", 'f', 0o4750, "#!/bin/sh\n"),
+                ("data/", 'd', 0o1770, ""),
+                ("data/x", 'f', 0o600, "x"),
+                ("data/y", 'f', 0o664, "yy"),
+            ]
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn session_dirs_hold_what_the_rules_select() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tree(&[
+            ("Dockerfile", "FROM scratch\n"),
+            (
+                ".dockerignore",
+                "Dockerfile\n.dockerignore\nskip\n!skip/keep\n",
+            ),
+            ("a.txt", "a"),
+            ("skip/drop", "d"),
+            ("skip/keep", "k"),
+        ]);
+        fs::set_permissions(dir.path().join("skip"), fs::Permissions::from_mode(0o750)).unwrap();
+        let ctx = walk(dir.path());
+        // The tar has the Dockerfile and the ignore file (the classic builder needs them).
+        assert!(paths(&ctx).contains(&"Dockerfile") && paths(&ctx).contains(&".dockerignore"));
+        let generated = [Generated {
+            path: "copy-1/EOF".into(),
+            mode: 0o644,
+            data: b"doc".to_vec(),
+        }];
+        let dirs = ctx.sync_dirs(b"FROM scratch\n# rewritten\n".to_vec(), &generated);
+        let context: Vec<(&str, u32)> = dirs.dirs["context"]
+            .iter()
+            .map(|e| (e.path.as_str(), e.mode))
+            .collect();
+        let gen_mode = 0o755;
+        assert_eq!(
+            context,
+            [
+                (".headjack-heredocs", gen_mode),
+                (".headjack-heredocs/copy-1", gen_mode),
+                (".headjack-heredocs/copy-1/EOF", 0o644),
+                (
+                    "a.txt",
+                    fs::metadata(dir.path().join("a.txt"))
+                        .unwrap()
+                        .permissions()
+                        .mode()
+                        & 0o7777
+                ),
+                ("skip", 0o750),
+                (
+                    "skip/keep",
+                    fs::metadata(dir.path().join("skip/keep"))
+                        .unwrap()
+                        .permissions()
+                        .mode()
+                        & 0o7777
+                ),
+            ]
+        );
+        let df = &dirs.dirs["dockerfile"];
+        assert_eq!(df.len(), 1);
+        assert_eq!(df[0].path, "Dockerfile");
+        match &df[0].kind {
+            SyncKind::File {
+                content: Content::Memory(b),
+                ..
+            } => assert_eq!(&b[..], b"FROM scratch\n# rewritten\n"),
+            other => panic!("{other:?}"),
+        }
+        // Include patterns as BuildKit sends them select subtrees.
+        let m = (dirs.matcher)(&["skip".to_string()]).unwrap();
+        assert!(m("skip/keep") && m("skip") && !m("a.txt"));
+        // One directory, one shared key.
+        assert_eq!(
+            walk(dir.path()).sync_dirs(vec![], &[]).shared_key,
+            dirs.shared_key
+        );
+    }
+
+    #[test]
+    fn translated_dockerfile_and_generated_files_go_into_the_tar() {
+        let dir = tree(&[
+            ("Dockerfile", "FROM scratch\n"),
+            ("a", "a"),
+            (".headjack-heredocs", "taken"),
+        ]);
+        #[cfg(unix)]
+        for p in ["Dockerfile", "a", ".headjack-heredocs"] {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(dir.path().join(p), fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let ctx = walk(dir.path());
+        assert_eq!(ctx.generated_dir(), ".headjack-heredocs.1");
+        let generated = [
+            Generated {
+                path: "run-1/EOF".into(),
+                mode: 0o755,
+                data: b"#!/bin/sh\n".to_vec(),
+            },
+            Generated {
+                path: "copy-2/CONF".into(),
+                mode: 0o644,
+                data: b"k=v\n".to_vec(),
+            },
+        ];
+        let mut tar = Vec::new();
+        ctx.write_tar_with(&mut tar, Some(b"FROM scratch\n\n"), &generated)
+            .unwrap();
+        let listing = tar_listing(&tar);
+        let summary: Vec<_> = listing
+            .iter()
+            .map(|(p, k, m, body)| (p.as_str(), *k, *m, body.as_str()))
+            .collect();
+        assert_eq!(summary[0], (".headjack-heredocs", 'f', 0o644, "taken"));
+        assert_eq!(summary[1], ("Dockerfile", 'f', 0o644, "FROM scratch\n\n"));
+        assert_eq!(summary[2], ("a", 'f', 0o644, "a"));
+        assert_eq!(
+            &summary[3..],
+            [
+                (".headjack-heredocs.1/", 'd', 0o755, ""),
+                (".headjack-heredocs.1/copy-2/", 'd', 0o755, ""),
+                (".headjack-heredocs.1/run-1/", 'd', 0o755, ""),
+                (".headjack-heredocs.1/run-1/EOF", 'f', 0o755, "#!/bin/sh\n"),
+                (".headjack-heredocs.1/copy-2/CONF", 'f', 0o644, "k=v\n"),
             ]
         );
     }

@@ -1,12 +1,14 @@
-//! Just enough Dockerfile parsing for the cache key: which external images a build reads.
+//! Just enough Dockerfile parsing for the cache key and the frontend translation: which
+//! external images a build reads, which stage each instruction belongs to, and the heredocs
+//! of `RUN`, `COPY` and `ADD`.
 //!
 //! The key includes the local image ID of every image a build starts from or copies from, so a
 //! re-pulled or rebuilt parent changes it. This module finds their references as the builder
 //! will see them: `FROM` lines (not `scratch`, not earlier stage names) after substituting the
 //! global `ARG`s, plus `COPY --from=<image>` and `RUN --mount=…,from=<image>`. It follows the
 //! Dockerfile reference for parser directives (`# escape=`), line continuations, comments,
-//! case-insensitive instructions and BuildKit heredocs (skipped, so their bodies are not read as
-//! instructions).
+//! case-insensitive instructions and BuildKit heredocs (Dockerfile 1.4: read as BuildKit's
+//! parser reads them, so their bodies are not taken for instructions).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
@@ -17,34 +19,84 @@ use crate::{Error, ErrorKind, Result};
 
 /// One instruction after joining continuation lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Instruction {
+pub(crate) struct Instruction {
     /// The 1-based line where it starts, for messages.
-    line: usize,
+    pub(crate) line: usize,
+    /// The 1-based last line, heredoc bodies included.
+    pub(crate) end_line: usize,
     /// The instruction word, uppercased.
-    keyword: String,
+    pub(crate) keyword: String,
     /// Everything after the keyword, trimmed.
-    args: String,
+    pub(crate) args: String,
+    /// Its heredocs, in order (RUN, COPY and ADD in shell form only).
+    pub(crate) heredocs: Vec<Heredoc>,
+}
+
+/// A heredoc attached to an instruction (`<<EOF` … `EOF`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Heredoc {
+    /// The delimiter word, quotes removed: the file name a `COPY` heredoc creates.
+    pub(crate) name: String,
+    /// `<<-`: leading tabs are removed from the body (and the delimiter line).
+    pub(crate) chomp: bool,
+    /// The delimiter was not quoted: a `COPY` heredoc's body is variable-expanded.
+    pub(crate) expand: bool,
+    /// The body as written, every line with its line ending, tabs not yet chomped.
+    pub(crate) content: String,
+}
+
+/// Where a stage starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StageBase {
+    /// An external image, as written after `ARG` substitution.
+    Image(String),
+    /// An earlier stage, by index.
+    Stage(usize),
+    /// `scratch`.
+    Scratch,
+}
+
+/// A Dockerfile's instructions, stages and external images.
+#[derive(Debug, Clone)]
+pub(crate) struct Analysis {
+    pub(crate) instructions: Vec<Instruction>,
+    /// The escape character (`\\` or `` ` ``).
+    pub(crate) escape: char,
+    /// For each instruction, the stage it belongs to (`None` before the first `FROM`).
+    pub(crate) stage_of: Vec<Option<usize>>,
+    /// Each stage's base.
+    pub(crate) stages: Vec<StageBase>,
+    /// The external images read, in order of first appearance, without duplicates.
+    pub(crate) images: Vec<String>,
 }
 
 /// Declared ARGs of a scope: `None` is declared without a value (unset).
 type Vars = HashMap<String, Option<String>>;
 
-/// The image references a Dockerfile reads, in order of first appearance, without duplicates.
+/// The image references a Dockerfile reads, in order of first appearance, without duplicates
+/// (see [`analyse`]).
+#[cfg(test)]
+pub(crate) fn external_images(
+    dockerfile: &str,
+    build_args: &BTreeMap<String, String>,
+) -> Result<Vec<String>> {
+    analyse(dockerfile, build_args).map(|a| a.images)
+}
+
+/// Reads a Dockerfile's instructions, stages and external images.
 ///
 /// `build_args` override the defaults of declared `ARG`s (an undeclared build arg is not
 /// visible, as in Docker). References are returned as written after substitution, not
 /// normalised. A Dockerfile without `FROM`, a `FROM` that names nothing after substitution or a
 /// `${VAR:?message}` on an unset variable is an `InvalidBase` error naming the line.
-pub(crate) fn external_images(
-    dockerfile: &str,
-    build_args: &BTreeMap<String, String>,
-) -> Result<Vec<String>> {
+pub(crate) fn analyse(dockerfile: &str, build_args: &BTreeMap<String, String>) -> Result<Analysis> {
     let escape = escape_char(dockerfile);
     let instructions = instructions(dockerfile, escape);
     let mut global: Vars = HashMap::new();
     let mut stage: Vars = HashMap::new();
-    let mut stages: Vec<String> = Vec::new();
-    let mut in_stage = false;
+    let mut stage_names: Vec<String> = Vec::new();
+    let mut stages: Vec<StageBase> = Vec::new();
+    let mut stage_of = Vec::with_capacity(instructions.len());
     let mut images = Vec::new();
     let mut seen = HashSet::new();
 
@@ -55,13 +107,14 @@ pub(crate) fn external_images(
                 format!("Dockerfile line {}: {why}", ins.line),
             )
         };
+        let in_stage = !stages.is_empty();
         // Adds a reference unless it is a stage, a stage index or scratch.
-        let mut add = |reference: String, stages: &[String]| {
+        let mut add = |reference: String, stage_names: &[String]| {
             let lower = reference.to_ascii_lowercase();
             let internal = lower.is_empty()
                 || lower == "scratch"
                 || lower.bytes().all(|b| b.is_ascii_digit())
-                || stages.contains(&lower);
+                || stage_names.contains(&lower);
             if !internal && seen.insert(reference.clone()) {
                 images.push(reference);
             }
@@ -94,7 +147,6 @@ pub(crate) fn external_images(
                 }
             }
             "FROM" => {
-                in_stage = true;
                 stage.clear();
                 let words: Vec<String> = split_words(&ins.args, escape)
                     .into_iter()
@@ -110,15 +162,27 @@ pub(crate) fn external_images(
                          default before the first FROM or pass it as a build arg"
                     )));
                 }
-                add(image, &stages);
+                let lower = image.to_ascii_lowercase();
+                let base = if lower == "scratch" {
+                    StageBase::Scratch
+                } else if let Some(i) = stage_names.iter().position(|s| *s == lower) {
+                    StageBase::Stage(i)
+                } else {
+                    StageBase::Image(image.clone())
+                };
+                add(image, &stage_names);
+                stages.push(base);
+                // Unnamed stages get an unmatchable placeholder, so indexes stay aligned.
                 if words.len() >= 3 && words[1].eq_ignore_ascii_case("as") {
-                    stages.push(words[2].to_ascii_lowercase());
+                    stage_names.push(words[2].to_ascii_lowercase());
+                } else {
+                    stage_names.push(String::from("\0"));
                 }
             }
             "COPY" | "ADD" => {
                 for flag in leading_flags(&ins.args, escape) {
                     if let Some(from) = flag.strip_prefix("--from=") {
-                        add(expand(from, &stage, escape).map_err(fail)?, &stages);
+                        add(expand(from, &stage, escape).map_err(fail)?, &stage_names);
                     }
                 }
             }
@@ -131,28 +195,38 @@ pub(crate) fn external_images(
                         if let Some((key, value)) = field.split_once('=')
                             && key.trim().eq_ignore_ascii_case("from")
                         {
-                            add(expand(value.trim(), &stage, escape).map_err(fail)?, &stages);
+                            add(
+                                expand(value.trim(), &stage, escape).map_err(fail)?,
+                                &stage_names,
+                            );
                         }
                     }
                 }
             }
             _ => {}
         }
+        stage_of.push(stages.len().checked_sub(1));
     }
-    if !in_stage {
+    if stages.is_empty() {
         return Err(Error::new(
             ErrorKind::InvalidBase,
             "the Dockerfile has no FROM instruction".to_string(),
         ));
     }
-    Ok(images)
+    Ok(Analysis {
+        instructions,
+        escape,
+        stage_of,
+        stages,
+        images,
+    })
 }
 
 /// The escape character set by a `# escape=` parser directive (default `\`).
 ///
 /// Directives are only read at the very top; the first line that is not a known directive ends
 /// them (so an unknown `# foo=bar` first hides a later `# escape=`, as in Docker).
-fn escape_char(text: &str) -> char {
+pub(crate) fn escape_char(text: &str) -> char {
     static DIRECTIVE: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$").expect("valid regex")
     });
@@ -176,19 +250,19 @@ fn escape_char(text: &str) -> char {
 }
 
 /// Splits the text into instructions: comments and blank lines dropped, continuation lines
-/// joined, heredoc bodies skipped.
+/// joined, heredoc bodies attached to their instruction.
+///
+/// A heredoc marker without its delimiter line later is left alone (no body): BuildKit's 1.4
+/// parser calls that an error, older parsers read on, and the builder decides.
 fn instructions(text: &str, escape: char) -> Vec<Instruction> {
-    static HEREDOC: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r#"(?:^|\s)\d*<<(-?)(["']?)([A-Za-z_][A-Za-z0-9_]*)(["']?)"#)
-            .expect("valid regex")
-    });
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let lines: Vec<&str> = text.lines().collect();
+    // Lines with their endings: heredoc bodies keep them.
+    let raw_lines: Vec<&str> = text.split_inclusive('\n').collect();
     let mut out = Vec::new();
     let mut current: Option<(usize, String)> = None;
     let mut i = 0;
-    while i < lines.len() {
-        let raw = lines[i];
+    while i < raw_lines.len() {
+        let raw = strip(raw_lines[i]);
         i += 1;
         let start = raw.trim_start();
         // Comments and blank lines are dropped, also in the middle of a continuation.
@@ -208,34 +282,118 @@ fn instructions(text: &str, escape: char) -> Vec<Instruction> {
             continue;
         }
         let (line, text) = current.take().expect("set above");
-        let ins = split_instruction(line, &text);
-        if matches!(ins.keyword.as_str(), "RUN" | "COPY" | "ADD") {
-            // Skip heredoc bodies; a marker without its terminator is not a heredoc.
-            for caps in HEREDOC.captures_iter(&ins.args) {
-                if caps[2] != caps[4] {
-                    continue;
-                }
-                let strip_tabs = &caps[1] == "-";
-                let word = &caps[3];
-                let end = lines[i..].iter().position(|l| {
-                    let l = if strip_tabs {
-                        l.trim_start_matches('\t')
-                    } else {
-                        l
-                    };
-                    l == word
+        let mut ins = split_instruction(line, &text);
+        ins.end_line = i;
+        if matches!(ins.keyword.as_str(), "RUN" | "COPY" | "ADD")
+            && text.contains("<<")
+            && !is_json_form(&ins.args, escape)
+        {
+            for (name, chomp, expand) in heredoc_markers(&text) {
+                let end = raw_lines[i..].iter().position(|l| {
+                    let l = strip(l);
+                    let l = if chomp { l.trim_start_matches('\t') } else { l };
+                    l == name
                 });
-                if let Some(end) = end {
-                    i += end + 1;
-                }
+                let Some(end) = end else {
+                    continue;
+                };
+                let content: String = raw_lines[i..i + end].concat();
+                i += end + 1;
+                ins.end_line = i;
+                ins.heredocs.push(Heredoc {
+                    name,
+                    chomp,
+                    expand,
+                    content,
+                });
             }
         }
         out.push(ins);
     }
     if let Some((line, text)) = current {
-        out.push(split_instruction(line, &text));
+        let mut ins = split_instruction(line, &text);
+        ins.end_line = raw_lines.len();
+        out.push(ins);
     }
     out
+}
+
+/// A line without its ending (`\n` or `\r\n`).
+fn strip(l: &str) -> &str {
+    l.strip_suffix('\n')
+        .map_or(l, |l| l.strip_suffix('\r').unwrap_or(l))
+}
+
+/// The heredoc markers of an instruction line, as BuildKit finds them: every word (quotes and
+/// escapes kept) of the form `[n]<<[-]WORD` whose WORD is one shell word; its quotes removed it is
+/// the delimiter, and any quote in it turns expansion off. Returns (name, chomp, expand).
+fn heredoc_markers(line: &str) -> Vec<(String, bool, bool)> {
+    static MARKER: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"^(\d*)<<(-?)([^<]*)$").expect("valid regex"));
+    let mut out = Vec::new();
+    for word in split_words(line, '\\') {
+        let Some(caps) = MARKER.captures(&word) else {
+            continue;
+        };
+        let rest = &caps[3];
+        if rest.is_empty() {
+            continue;
+        }
+        let words = split_words(rest, '\\');
+        if words.len() != 1 {
+            continue;
+        }
+        let Ok(name) = expand(&words[0], &HashMap::new(), '\\') else {
+            continue;
+        };
+        let quotes = |s: &str| s.matches(['\'', '"']).count();
+        let expand_body = quotes(&name) == quotes(&words[0]);
+        out.push((name, &caps[2] == "-", expand_body));
+    }
+    out
+}
+
+/// Whether the arguments (after any `--flag`s) are a JSON array of strings (the exec form),
+/// which cannot carry heredocs.
+pub(crate) fn is_json_form(args: &str, escape: char) -> bool {
+    let rest = after_flags(args, escape).trim_start();
+    if !rest.starts_with('[') {
+        return false;
+    }
+    let mut values = serde_json::Deserializer::from_str(rest).into_iter::<Vec<String>>();
+    matches!(values.next(), Some(Ok(_)))
+}
+
+/// The arguments after the leading `--flag` words (quote-aware), as written.
+pub(crate) fn after_flags(args: &str, escape: char) -> &str {
+    let mut rest = args.trim_start();
+    while rest.starts_with("--") {
+        let end = word_end(rest, escape);
+        rest = rest[end..].trim_start();
+    }
+    rest
+}
+
+/// The byte index where the first word of `s` ends (quotes and escapes respected).
+fn word_end(s: &str, escape: char) -> usize {
+    let mut quote: Option<char> = None;
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some('"') if c == escape => {
+                chars.next();
+            }
+            Some(_) => {}
+            None if c == '"' || c == '\'' => quote = Some(c),
+            None if c == escape => {
+                chars.next();
+            }
+            None if c.is_whitespace() => return i,
+            None => {}
+        }
+    }
+    s.len()
 }
 
 /// Splits `KEYWORD args` into an [`Instruction`].
@@ -244,13 +402,15 @@ fn split_instruction(line: usize, text: &str) -> Instruction {
     let (keyword, args) = text.split_once([' ', '\t']).unwrap_or((text, ""));
     Instruction {
         line,
+        end_line: line,
         keyword: keyword.to_ascii_uppercase(),
         args: args.trim().to_string(),
+        heredocs: Vec::new(),
     }
 }
 
 /// The `--flag=value` words before the first other word.
-fn leading_flags(args: &str, escape: char) -> Vec<String> {
+pub(crate) fn leading_flags(args: &str, escape: char) -> Vec<String> {
     split_words(args, escape)
         .into_iter()
         .take_while(|w| w.starts_with("--"))
@@ -258,7 +418,7 @@ fn leading_flags(args: &str, escape: char) -> Vec<String> {
 }
 
 /// Splits on whitespace outside quotes and `${…}`; quotes and escapes are kept for [`expand`].
-fn split_words(text: &str, escape: char) -> Vec<String> {
+pub(crate) fn split_words(text: &str, escape: char) -> Vec<String> {
     let mut words = Vec::new();
     let mut word = String::new();
     let mut quote: Option<char> = None;
@@ -308,7 +468,7 @@ fn split_words(text: &str, escape: char) -> Vec<String> {
 /// Expands `$X`, `${X}` and `${X:-w}`, `${X-w}`, `${X:+w}`, `${X+w}`, `${X:?w}`, `${X?w}` with
 /// `vars` (unset variables expand to nothing) and removes quotes, like the Dockerfile shell
 /// lexer. Single quotes prevent expansion; the escape character makes the next one literal.
-fn expand(word: &str, vars: &Vars, escape: char) -> std::result::Result<String, String> {
+pub(crate) fn expand(word: &str, vars: &Vars, escape: char) -> std::result::Result<String, String> {
     let chars: Vec<char> = word.chars().collect();
     let mut out = String::new();
     let mut i = 0;
@@ -638,6 +798,90 @@ mod tests {
     }
 
     #[test]
+    fn heredocs_are_read_as_buildkit_reads_them() {
+        let text = "FROM a\nRUN <<EOF\nline 1\n  # not a comment\nEOF\nCOPY <<-\"A B\" <<'C' 3<<D /x/\n\tone\n\tA B\ntwo\r\nC\nthree\nD\nRUN cat <<NOPE\nRUN echo 1<<2\n";
+        let got = instructions(text, '\\');
+        let kw: Vec<(&str, usize, usize)> = got
+            .iter()
+            .map(|i| (i.keyword.as_str(), i.line, i.end_line))
+            .collect();
+        assert_eq!(
+            kw,
+            [
+                ("FROM", 1, 1),
+                ("RUN", 2, 5),
+                ("COPY", 6, 12),
+                ("RUN", 13, 13),
+                ("RUN", 14, 14)
+            ]
+        );
+        let h = &got[1].heredocs;
+        assert_eq!(
+            h,
+            &[Heredoc {
+                name: "EOF".into(),
+                chomp: false,
+                expand: true,
+                content: "line 1\n  # not a comment\n".into(),
+            }]
+        );
+        let h: Vec<(&str, bool, bool, &str)> = got[2]
+            .heredocs
+            .iter()
+            .map(|h| (h.name.as_str(), h.chomp, h.expand, h.content.as_str()))
+            .collect();
+        assert_eq!(
+            h,
+            [
+                ("A B", true, false, "\tone\n"),
+                ("C", false, false, "two\r\n"),
+                ("D", false, true, "three\n"),
+            ]
+        );
+        // No terminator, no heredoc; a shift is not a marker; the exec form has none.
+        assert!(got[3].heredocs.is_empty() && got[4].heredocs.is_empty());
+        let json = instructions("FROM a\nRUN [\"sh\", \"-c\", \"cat <<EOF\"]\nEOF\n", '\\');
+        assert!(json[1].heredocs.is_empty());
+        assert_eq!(json.len(), 3);
+    }
+
+    #[test]
+    fn stages_know_their_bases() {
+        let a = analyse(
+            "ARG V=1\nFROM img:$V AS base\nRUN x\nFROM base\nFROM scratch AS s\nFROM other\n",
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            a.stages,
+            [
+                StageBase::Image("img:1".into()),
+                StageBase::Stage(0),
+                StageBase::Scratch,
+                StageBase::Image("other".into()),
+            ]
+        );
+        assert_eq!(
+            a.stage_of,
+            [None, Some(0), Some(0), Some(1), Some(2), Some(3)]
+        );
+        assert_eq!(a.images, ["img:1", "other"]);
+    }
+
+    #[test]
+    fn flags_end_where_the_command_starts() {
+        assert_eq!(
+            after_flags("--mount=a,b=\"c d\" --x=1  <<EOF", '\\'),
+            "<<EOF"
+        );
+        assert_eq!(after_flags("echo --not-a-flag", '\\'), "echo --not-a-flag");
+        assert_eq!(after_flags("--only", '\\'), "");
+        assert!(is_json_form("--mount=x [\"a\", \"b\"]", '\\'));
+        assert!(!is_json_form("[not json", '\\'));
+        assert!(!is_json_form("[1, 2]", '\\'));
+    }
+
+    #[test]
     fn instructions_are_joined_and_numbered() {
         let got = instructions("# c\nRUN a \\\n  b\n\ncopy x y", '\\');
         assert_eq!(
@@ -645,13 +889,17 @@ mod tests {
             [
                 Instruction {
                     line: 2,
+                    end_line: 3,
                     keyword: "RUN".into(),
-                    args: "a   b".into()
+                    args: "a   b".into(),
+                    heredocs: vec![],
                 },
                 Instruction {
                     line: 5,
+                    end_line: 5,
                     keyword: "COPY".into(),
-                    args: "x y".into()
+                    args: "x y".into(),
+                    heredocs: vec![],
                 },
             ]
         );

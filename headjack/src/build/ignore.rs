@@ -126,7 +126,7 @@ impl IgnoreRules {
     /// Whether `rel_path` is excluded (moby `MatchesOrParentMatches`).
     ///
     /// `rel_path` uses `/` separators, is relative to the context root and has no leading `./`.
-    #[cfg(test)]
+    /// Also how BuildKit's include patterns select the paths of a build context.
     pub(crate) fn is_excluded(&self, rel_path: &str) -> bool {
         let parent = go_dir(rel_path);
         let mut matched = false;

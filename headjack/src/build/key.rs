@@ -14,7 +14,10 @@ use super::context::{Context, EntryKind};
 
 /// The schema of the key stream; bump it whenever the stream changes meaning, so old images are
 /// not mistaken for new ones.
-pub(crate) const KEY_SCHEMA: &str = "headjack-build-key/v1";
+///
+/// v2: exact permission bits of files and directories (v1 kept the exec bit of files only, and
+/// the tar flattened modes to 0644/0755), and the ids of the build secrets.
+pub(crate) const KEY_SCHEMA: &str = "headjack-build-key/v2";
 
 /// The longest slug in an image tag.
 const SLUG_MAX: usize = 40;
@@ -33,11 +36,22 @@ pub(crate) struct KeyInputs<'a> {
     /// The external images read by the build: (reference as written after substitution, local
     /// image ID), in Dockerfile order.
     pub(crate) from_images: &'a [(String, String)],
+    /// The ids of the build secrets given (sorted by the map's caller). Values never take
+    /// part: see [`cache_key`].
+    pub(crate) secret_ids: &'a [&'a str],
     /// The walked build context.
     pub(crate) context: &'a Context,
 }
 
 /// The cache key: 64 lowercase hex digits.
+///
+/// Build secrets take part by id only. BuildKit's own layer cache works the same way (a secret
+/// is not part of a step's cache key), and the alternatives are worse: the value in clear would
+/// put the secret on disk and in a tag; a keyed digest of it would rebuild on every rotation of a
+/// short-lived token (a CI job's token changes each run) for images whose content does not depend
+/// on the token. Whether a secret is given does change what a build can do, hence the ids.
+/// When a secret's value does change the result, pass a build arg naming its version or build
+/// with `no_cache`.
 pub(crate) fn cache_key(inputs: &KeyInputs<'_>) -> String {
     let mut s = Stream(Sha256::new());
     s.bytes(KEY_SCHEMA.as_bytes());
@@ -64,6 +78,12 @@ pub(crate) fn cache_key(inputs: &KeyInputs<'_>) -> String {
         s.bytes(id.as_bytes());
     }
 
+    s.field("secret-ids");
+    s.count(inputs.secret_ids.len());
+    for id in inputs.secret_ids {
+        s.bytes(id.as_bytes());
+    }
+
     let context = inputs.context;
     s.field("context");
     // Where the Dockerfile is in the tar matters: the builder drops it from the context when the
@@ -76,11 +96,14 @@ pub(crate) fn cache_key(inputs: &KeyInputs<'_>) -> String {
         match entry.kind {
             EntryKind::File => {
                 s.tag(b'f');
-                s.tag(u8::from(entry.executable));
+                s.count_u64(u64::from(entry.mode));
                 s.count_u64(entry.size);
                 s.raw(&entry.digest.unwrap_or_default());
             }
-            EntryKind::Dir => s.tag(b'd'),
+            EntryKind::Dir => {
+                s.tag(b'd');
+                s.count_u64(u64::from(entry.mode));
+            }
             EntryKind::Symlink => {
                 s.tag(b'l');
                 s.bytes(entry.link_target.as_deref().unwrap_or_default().as_bytes());
@@ -208,6 +231,7 @@ mod tests {
             target,
             platform: None,
             from_images: from,
+            secret_ids: &[],
             context: &context,
         })
     }
@@ -285,15 +309,21 @@ mod tests {
         fs::write(root.join("src/main.rs"), "fn main() {}\n").unwrap();
         assert_eq!(key_of(root), base);
 
-        // The exec bit.
+        // Every permission bit of files and directories (docker build keeps them all).
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(root.join("run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
-            expect_new(key_of(root), "the exec bit");
-            fs::set_permissions(root.join("run.sh"), fs::Permissions::from_mode(0o644)).unwrap();
-            // Other mode bits do not matter.
-            fs::set_permissions(root.join("run.sh"), fs::Permissions::from_mode(0o600)).unwrap();
+            let original = fs::metadata(root.join("run.sh")).unwrap().permissions();
+            for mode in [0o755, 0o600, 0o640, 0o4755, 0o2755, 0o1755] {
+                fs::set_permissions(root.join("run.sh"), fs::Permissions::from_mode(mode)).unwrap();
+                expect_new(key_of(root), &format!("mode {mode:o}"));
+            }
+            fs::set_permissions(root.join("run.sh"), original).unwrap();
+            assert_eq!(key_of(root), base);
+            let dir_mode = fs::metadata(root.join("src")).unwrap().permissions();
+            fs::set_permissions(root.join("src"), fs::Permissions::from_mode(0o700)).unwrap();
+            expect_new(key_of(root), "a directory's mode");
+            fs::set_permissions(root.join("src"), dir_mode).unwrap();
             assert_eq!(key_of(root), base);
         }
 
@@ -339,6 +369,7 @@ mod tests {
                 target: None,
                 platform: None,
                 from_images: &[],
+                secret_ids: &[],
                 context: &context,
             })
         };
@@ -367,14 +398,38 @@ mod tests {
         platform: Option<&str>,
         from: &[(String, String)],
     ) -> String {
+        key_with_secrets(args, target, platform, from, &[])
+    }
+
+    fn key_with_secrets(
+        args: &BTreeMap<String, String>,
+        target: Option<&str>,
+        platform: Option<&str>,
+        from: &[(String, String)],
+        secret_ids: &[&str],
+    ) -> String {
         cache_key(&KeyInputs {
             dockerfile: b"FROM alpine\n",
             build_args: args,
             target,
             platform,
             from_images: from,
+            secret_ids,
             context: shared_context(),
         })
+    }
+
+    #[test]
+    fn secret_ids_take_part_and_are_separated() {
+        let none = BTreeMap::new();
+        let k = |ids: &[&str]| key_with_secrets(&none, None, None, &[], ids);
+        assert_ne!(k(&[]), k(&["a"]));
+        assert_ne!(k(&["a"]), k(&["b"]));
+        assert_ne!(k(&["ab"]), k(&["a", "b"]));
+        assert_eq!(k(&["a", "b"]), k(&["a", "b"]));
+        // A secret id is not a build arg of the same name.
+        let args = BTreeMap::from([("a".to_string(), String::new())]);
+        assert_ne!(k(&["a"]), key_for(&args, None, None, &[]));
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod context;
 #[cfg(test)]
 mod context_fuzz;
 mod dockerfile;
+mod frontend;
 mod ignore;
 mod key;
 mod resolve;

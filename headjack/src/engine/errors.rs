@@ -4,7 +4,7 @@
 
 use bollard::errors::Error as BollardError;
 
-use crate::error::{BuildFailure, Error, ErrorKind};
+use crate::error::{Error, ErrorKind};
 
 /// Maps a bollard error to headjack's, saying what was being done.
 pub(crate) fn map_err(what: &str, e: BollardError) -> Error {
@@ -153,60 +153,6 @@ pub(crate) fn exec_error(container: &str, e: BollardError) -> Error {
     }
 }
 
-/// The last lines of build output, kept for error reports.
-#[derive(Default)]
-pub(crate) struct LogTail {
-    lines: std::collections::VecDeque<String>,
-    last_step: Option<String>,
-}
-
-const LOG_TAIL_LINES: usize = 30;
-
-impl LogTail {
-    pub(crate) fn push(&mut self, line: &str) {
-        let line = line.trim_end();
-        if line.is_empty() {
-            return;
-        }
-        // Docker: "Step 3/5 : RUN make"; Podman/buildah: "STEP 3/5: RUN make".
-        let upper = line.get(..5).map(|s| s.to_ascii_uppercase());
-        if upper.as_deref() == Some("STEP ")
-            && let Some((_, step)) = line.split_once(':')
-        {
-            self.last_step = Some(step.trim().to_string());
-        }
-        if self.lines.len() == LOG_TAIL_LINES {
-            self.lines.pop_front();
-        }
-        self.lines.push_back(line.to_string());
-    }
-}
-
-pub(crate) fn build_error(tag: &str, why: &str, tail: LogTail) -> Error {
-    let step = tail.last_step.clone();
-    let at = step
-        .as_deref()
-        .map(|s| format!(" at step `{s}`"))
-        .unwrap_or_default();
-    let last: Vec<String> = tail.lines.into_iter().collect();
-    let shown = last
-        .iter()
-        .rev()
-        .take(5)
-        .rev()
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("\n  ");
-    Error::new(
-        ErrorKind::BuildFailed,
-        format!(
-            "building {tag} failed{at}: {}\n  {shown}\nFix the Dockerfile step and spawn again; unchanged steps come from the layer cache",
-            why.trim()
-        ),
-    )
-    .with_build_failure(BuildFailure { step, log_tail: last })
-}
-
 /// Why the runtime could not start a command. Docker and Podman report a missing executable as
 /// exit 126/127 plus a runtime message instead of a shell's "command not found".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,36 +220,6 @@ pub(crate) fn identity_failure(lowercase_text: &str) -> Option<StartFailure> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn log_tail_finds_docker_and_podman_steps() {
-        let mut t = LogTail::default();
-        t.push("Step 2/3 : RUN false");
-        assert_eq!(t.last_step.as_deref(), Some("RUN false"));
-        t.push("STEP 3/3: RUN exit 3");
-        assert_eq!(t.last_step.as_deref(), Some("RUN exit 3"));
-        for i in 0..100 {
-            t.push(&format!("line {i}"));
-        }
-        assert_eq!(t.lines.len(), LOG_TAIL_LINES);
-        assert_eq!(t.lines.back().map(String::as_str), Some("line 99"));
-    }
-
-    #[test]
-    fn build_error_names_step_and_tail() {
-        let mut t = LogTail::default();
-        t.push("Step 2/2 : RUN echo boom && false");
-        t.push("boom");
-        let e = build_error(
-            "localhost/headjack/x:1",
-            "The command returned a non-zero code: 1",
-            t,
-        );
-        assert_eq!(e.kind(), ErrorKind::BuildFailed);
-        assert_eq!(e.build_step(), Some("RUN echo boom && false"));
-        assert!(e.message().contains("boom"));
-        assert!(e.build_log().iter().any(|l| l == "boom"));
-    }
 
     #[test]
     fn server_errors_map_to_kinds() {

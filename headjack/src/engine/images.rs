@@ -1,21 +1,19 @@
-//! Images: inspect, pull, build (classic builder), list, tag, remove, commit.
+//! Images: inspect, pull, list, tag, remove, commit (builds are in [`super::build`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::auth::DockerCredentials;
-use bollard::errors::Error as BollardError;
 use bollard::models::ContainerConfig;
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CommitContainerOptionsBuilder, CreateImageOptionsBuilder,
-    ListImagesOptionsBuilder, RemoveImageOptionsBuilder,
+    CommitContainerOptionsBuilder, CreateImageOptionsBuilder, ListImagesOptionsBuilder,
+    RemoveImageOptionsBuilder,
 };
-use bytes::Bytes;
 use futures_util::StreamExt;
 use tracing::Instrument;
 
 use super::Engine;
-use super::errors::{LogTail, build_error, is_404, map_err, pull_error};
+use super::errors::{is_404, map_err, pull_error};
 use crate::error::Result;
 use crate::progress::{Progress, ProgressFn};
 
@@ -27,6 +25,8 @@ pub(crate) struct ImageDetails {
     pub entrypoint: Option<Vec<String>>,
     pub cmd: Option<Vec<String>>,
     pub user: Option<String>,
+    /// `Config.Shell` (what shell-form instructions of a build on this image run with).
+    pub shell: Option<Vec<String>>,
 }
 
 /// A local image listed by label.
@@ -53,6 +53,7 @@ impl Engine {
                         entrypoint: config.entrypoint,
                         cmd: config.cmd,
                         user: config.user.filter(|u| !u.is_empty()),
+                        shell: config.shell.filter(|s| !s.is_empty()),
                     }))
                 }
                 Err(e) if is_404(&e) => Ok(None),
@@ -104,75 +105,6 @@ impl Engine {
                 );
             }
             Ok(())
-        }
-        .instrument(span)
-        .await
-    }
-
-    /// Builds `context_tar` with the classic builder, streaming output lines to `progress`.
-    /// Success is confirmed afterwards by inspecting `tag` (Podman and old engines may end a
-    /// failed build with a clean EOF).
-    pub(crate) async fn build(&self, params: &BuildParams<'_>, context_tar: Bytes) -> Result<()> {
-        let span = tracing::info_span!("engine.build", tag = params.tag);
-        async {
-            let mut opts = BuildImageOptionsBuilder::default()
-                .dockerfile(params.dockerfile)
-                .t(params.tag)
-                .rm(true)
-                .forcerm(true)
-                .labels(&params.labels)
-                .buildargs(&params.build_args)
-                .nocache(params.no_cache);
-            if let Some(t) = params.target {
-                opts = opts.target(t);
-            }
-            if let Some(p) = params.platform {
-                opts = opts.platform(p);
-            }
-            let mut stream = self.transfer.build_image(
-                opts.build(),
-                None,
-                Some(bollard::body_full(context_tar)),
-            );
-            let mut tail = LogTail::default();
-            let mut failure: Option<String> = None;
-            while let Some(item) = stream.next().await {
-                match item {
-                    Ok(info) => {
-                        if let Some(text) = info.stream.or(info.status) {
-                            for line in text.lines() {
-                                tail.push(line);
-                                ProgressFn::emit(
-                                    params.progress,
-                                    Progress::Build {
-                                        tag: params.tag.to_string(),
-                                        line: line.to_string(),
-                                    },
-                                );
-                            }
-                        }
-                        if let Some(detail) = info.error_detail.and_then(|d| d.message) {
-                            failure = Some(detail);
-                        }
-                    }
-                    Err(BollardError::DockerStreamError { error }) => {
-                        failure = Some(error);
-                        break;
-                    }
-                    Err(BollardError::JsonDataError { .. }) => {
-                        // bollard 0.21 can trip over a split \r\n at the end of the stream;
-                        // the inspect below decides.
-                        break;
-                    }
-                    Err(e) => return Err(map_err(&format!("building {}", params.tag), e)),
-                }
-            }
-            if failure.is_none() && self.image(params.tag).await?.is_some() {
-                return Ok(());
-            }
-            let why =
-                failure.unwrap_or_else(|| "the build ended without producing the image".into());
-            Err(build_error(params.tag, &why, tail))
         }
         .instrument(span)
         .await
@@ -293,18 +225,6 @@ impl Engine {
         .instrument(span)
         .await
     }
-}
-
-/// Parameters of [`Engine::build`].
-pub(crate) struct BuildParams<'a> {
-    pub tag: &'a str,
-    pub dockerfile: &'a str,
-    pub labels: HashMap<String, String>,
-    pub build_args: HashMap<String, String>,
-    pub target: Option<&'a str>,
-    pub platform: Option<&'a str>,
-    pub no_cache: bool,
-    pub progress: Option<&'a ProgressFn>,
 }
 
 /// Registry credentials for one pull.

@@ -5,11 +5,12 @@
 //! changes several signatures) touches this folder alone, and a second backend (Kubernetes) can
 //! later implement the same operations. One file per API area, as bollard does it:
 //! [`containers`] (create, lifecycle, inspect, list, logs, archives), [`images`] (inspect, pull,
-//! build, tag, remove, commit), [`exec`], [`raw`] (untyped JSON GETs) and [`errors`] (every
-//! classification of engine answers and texts). Every call runs inside a `tracing` span and maps
+//! tag, remove, commit), [`build`] (BuildKit and classic builds, build secrets), [`exec`],
+//! [`raw`] (untyped requests) and [`errors`] (every classification of engine answers and texts). Every call runs inside a `tracing` span and maps
 //! engine errors to [`Error`] with a message naming what was asked.
 
 mod agent;
+mod build;
 mod containers;
 mod errors;
 mod exec;
@@ -18,6 +19,7 @@ mod raw;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use bollard::Docker;
@@ -25,10 +27,14 @@ use tracing::Instrument;
 
 use crate::error::{Error, ErrorKind, Result};
 
+pub(crate) use build::{
+    BuildInput, BuildParams, BuildSecret, BuilderKind, BuilderProfile, Content, SyncDirs,
+    SyncEntry, SyncKind,
+};
 pub(crate) use containers::{ContainerDetails, ContainerPlan, PlanMount};
 pub(crate) use errors::{StartFailure, identity_failure, looks_like_start_failure, start_failure};
 pub(crate) use exec::{ExecOutputChunk, ExecParams, InputSink, OutputStream};
-pub(crate) use images::{BuildParams, Credentials, ImageDetails};
+pub(crate) use images::{Credentials, ImageDetails};
 
 /// Which engine answered.
 #[non_exhaustive]
@@ -75,6 +81,8 @@ pub(crate) struct Engine {
     transfer: Docker,
     info: Arc<EngineInfo>,
     timeout: Duration,
+    /// Set when the engine refused a BuildKit build: later builds go to the classic builder.
+    buildkit_unavailable: Arc<AtomicBool>,
 }
 
 /// Where to look for an engine when the caller named none, in order.
@@ -199,6 +207,7 @@ impl Engine {
                 docker: negotiated,
                 info: Arc::new(info),
                 timeout: DEFAULT_TIMEOUT,
+                buildkit_unavailable: Arc::default(),
             })
         }
         .instrument(span)
@@ -216,6 +225,7 @@ impl Engine {
             transfer: self.transfer.clone(),
             info: self.info.clone(),
             timeout,
+            buildkit_unavailable: self.buildkit_unavailable.clone(),
         }
     }
 

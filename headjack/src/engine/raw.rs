@@ -4,11 +4,44 @@
 
 use std::collections::HashMap;
 
+use tokio::io::{AsyncRead, AsyncWrite};
+
 use super::Engine;
 use super::errors::kind_of_status;
 use crate::error::{Error, ErrorKind, Result};
 
+/// A byte stream to the engine's API socket.
+pub(super) trait EngineIo: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> EngineIo for T {}
+
 impl Engine {
+    /// A new connection to the engine's API socket, for requests bollard cannot make.
+    ///
+    /// # Errors
+    ///
+    /// `EngineUnavailable` when the socket cannot be reached.
+    pub(super) async fn dial(&self) -> Result<Box<dyn EngineIo>> {
+        let host = &self.info.host;
+        let io = |e: std::io::Error| {
+            Error::new(
+                ErrorKind::EngineUnavailable,
+                format!("lost the connection to the engine at {host}: {e}"),
+            )
+            .with_source(e)
+        };
+        if let Some(path) = host.strip_prefix("unix://") {
+            let s = tokio::net::UnixStream::connect(path).await.map_err(io)?;
+            Ok(Box::new(s))
+        } else {
+            let addr = host
+                .trim_start_matches("tcp://")
+                .trim_start_matches("http://")
+                .trim_end_matches('/');
+            let s = tokio::net::TcpStream::connect(addr).await.map_err(io)?;
+            Ok(Box::new(s))
+        }
+    }
+
     /// A GET whose JSON answer is returned untyped (HTTP/1.0, so the body is not chunked).
     pub(super) async fn get_json(&self, path_and_query: &str) -> Result<serde_json::Value> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,19 +59,9 @@ impl Engine {
         };
         let exchange = async {
             let mut raw = Vec::new();
-            if let Some(path) = host.strip_prefix("unix://") {
-                let mut s = tokio::net::UnixStream::connect(path).await.map_err(io)?;
-                s.write_all(request.as_bytes()).await.map_err(io)?;
-                s.read_to_end(&mut raw).await.map_err(io)?;
-            } else {
-                let addr = host
-                    .trim_start_matches("tcp://")
-                    .trim_start_matches("http://")
-                    .trim_end_matches('/');
-                let mut s = tokio::net::TcpStream::connect(addr).await.map_err(io)?;
-                s.write_all(request.as_bytes()).await.map_err(io)?;
-                s.read_to_end(&mut raw).await.map_err(io)?;
-            }
+            let mut s = self.dial().await?;
+            s.write_all(request.as_bytes()).await.map_err(io)?;
+            s.read_to_end(&mut raw).await.map_err(io)?;
             Ok::<_, Error>(raw)
         };
         let raw = tokio::time::timeout(self.timeout(), exchange)

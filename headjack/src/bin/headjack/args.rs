@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use headjack::base::SecretSource;
 
 use crate::EXIT_HEADJACK;
 
@@ -63,7 +64,7 @@ pub struct Global {
 pub enum Command {
     /// Spawn an instance and run a command in it (or an interactive shell), then remove it.
     #[command(after_help = EXIT_CODES)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run a command in an existing instance.
     #[command(after_help = EXIT_CODES)]
     Exec(ExecArgs),
@@ -161,6 +162,10 @@ pub struct RunArgs {
     /// Label K=V on the container; repeatable.
     #[arg(long = "label", short = 'l', value_name = "K=V")]
     pub labels: Vec<String>,
+    /// A build secret for a Dockerfile base's RUN --mount=type=secret steps: id=ID,src=FILE or
+    /// id=ID,env=VAR; repeatable. Never stored in the image, logs or errors.
+    #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR", value_parser = parse_secret)]
+    pub secrets: Vec<(String, SecretSource)>,
     #[command(flatten)]
     pub exec: ExecOptions,
 }
@@ -211,6 +216,10 @@ pub struct BuildArgs {
     /// When to pull an image base: missing (default), always, never.
     #[arg(long, value_name = "POLICY", value_parser = ["missing", "always", "never"])]
     pub pull: Option<String>,
+    /// A build secret for RUN --mount=type=secret steps: id=ID,src=FILE or id=ID,env=VAR;
+    /// repeatable. Never stored in the image, logs or errors.
+    #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR", value_parser = parse_secret)]
+    pub secrets: Vec<(String, SecretSource)>,
 }
 
 /// `ps` flags.
@@ -308,6 +317,46 @@ pub fn parse_cpus(s: &str) -> Result<f64, String> {
             "{s:?} is not a number of cores (use e.g. 0.5 or 2)"
         )),
     }
+}
+
+/// Parses a `--secret` value, as `docker build --secret` takes it: `id=ID,src=FILE` (also
+/// `source=`), `id=ID,env=VAR`, with an optional `type=file|env`.
+pub fn parse_secret(s: &str) -> Result<(String, SecretSource), String> {
+    let mut id = None;
+    let mut file = None;
+    let mut env = None;
+    let mut kind = None;
+    for field in s.split(',') {
+        let (k, v) = field.split_once('=').ok_or_else(|| {
+            format!("{field:?} in --secret is not KEY=VALUE (use id=ID,src=FILE or id=ID,env=VAR)")
+        })?;
+        match k.trim() {
+            "id" => id = Some(v.to_string()),
+            "src" | "source" => file = Some(v.to_string()),
+            "env" => env = Some(v.to_string()),
+            "type" if v == "file" || v == "env" => kind = Some(v.to_string()),
+            other => {
+                return Err(format!(
+                    "--secret does not know {other:?}; use id=ID,src=FILE or id=ID,env=VAR"
+                ));
+            }
+        }
+    }
+    let id = id
+        .filter(|i| !i.is_empty())
+        .ok_or("--secret needs id=ID (the id in RUN --mount=type=secret,id=ID)")?;
+    let source = match (file, env, kind.as_deref()) {
+        (Some(f), None, None | Some("file")) if !f.is_empty() => SecretSource::File(f.into()),
+        (None, Some(e), None | Some("env")) if !e.is_empty() => SecretSource::Env(e),
+        // `type=env,id=X` alone reads the variable X, as docker build does.
+        (None, None, Some("env")) => SecretSource::Env(id.clone()),
+        _ => {
+            return Err(format!(
+                "--secret {id}: give exactly one source, src=FILE or env=VAR"
+            ));
+        }
+    };
+    Ok((id, source))
 }
 
 /// Parses a positive number of seconds (fractions allowed, an optional `s` suffix).
@@ -414,6 +463,60 @@ mod tests {
         assert_eq!(parse_timeout("1.5s").unwrap(), Duration::from_millis(1500));
         assert!(parse_timeout("soon").is_err());
         assert!(parse_timeout("-3").is_err());
+    }
+
+    #[test]
+    fn secrets() {
+        use SecretSource::{Env, File};
+        let ok: &[(&str, &str, SecretSource)] = &[
+            (
+                "id=npm,src=/home/me/.npmrc",
+                "npm",
+                File("/home/me/.npmrc".into()),
+            ),
+            ("id=npm,source=rel/path", "npm", File("rel/path".into())),
+            ("type=file,id=k,src=k.pem", "k", File("k.pem".into())),
+            ("id=tok,env=GITHUB_TOKEN", "tok", Env("GITHUB_TOKEN".into())),
+            (
+                "type=env,id=GITHUB_TOKEN",
+                "GITHUB_TOKEN",
+                Env("GITHUB_TOKEN".into()),
+            ),
+        ];
+        for (text, id, source) in ok {
+            assert_eq!(
+                parse_secret(text).unwrap(),
+                (id.to_string(), source.clone()),
+                "{text}"
+            );
+        }
+        for (text, needle) in [
+            ("src=x", "needs id"),
+            ("id=x", "exactly one source"),
+            ("id=x,src=a,env=B", "exactly one source"),
+            ("id=x,type=env,src=a", "exactly one source"),
+            ("id=x,value=hunter2", "does not know"),
+            ("id", "not KEY=VALUE"),
+            ("id=x,src=", "exactly one source"),
+        ] {
+            let e = parse_secret(text).unwrap_err();
+            assert!(e.contains(needle), "{text}: {e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+        let cli = Cli::try_parse_from([
+            "headjack",
+            "build",
+            "./Dockerfile",
+            "--secret",
+            "id=a,env=A",
+            "--secret",
+            "id=b,src=b.txt",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Build(b) => assert_eq!(b.secrets.len(), 2),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -45,6 +45,9 @@ pub async fn build(global: &Global, a: BuildArgs) -> Outcome {
     if let Some(p) = &a.pull {
         spec = spec.pull(PullPolicy::parse(p)?);
     }
+    for (id, source) in &a.secrets {
+        spec = spec.build_secret(id, source.clone());
+    }
     let reporter = Reporter::new(global);
     if let Some(cb) = reporter.callback() {
         spec = spec.progress_fn(cb);

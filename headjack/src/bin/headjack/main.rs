@@ -86,7 +86,7 @@ fn main() -> ExitCode {
 async fn dispatch(cli: Cli) -> u8 {
     let global = cli.global;
     let outcome = match cli.command {
-        Command::Run(a) => run::run(&global, a).await,
+        Command::Run(a) => run::run(&global, *a).await,
         Command::Exec(a) => run::exec(&global, a).await,
         Command::Build(a) => commands::build(&global, a).await,
         Command::Ps(a) => commands::ps(&global, a).await,

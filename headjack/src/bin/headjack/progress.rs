@@ -177,10 +177,12 @@ impl Bars {
                     s
                 });
                 let trimmed = line.trim();
-                // Docker says `Step 1/4 :`, Podman `STEP 1/4:`.
+                // Docker says `Step 1/4 :`, Podman `STEP 1/4:`, BuildKit `#5 [2/4] RUN make`
+                // when a step starts (and `#5 ERROR: …` when it fails).
                 if trimmed
                     .get(..5)
                     .is_some_and(|p| p.eq_ignore_ascii_case("step "))
+                    || is_buildkit_step(trimmed)
                 {
                     let _ = self.multi.println(format!("build: {trimmed}"));
                 }
@@ -202,5 +204,37 @@ impl Bars {
             s.finish_and_clear();
         }
         let _ = self.multi.clear();
+    }
+}
+
+/// Whether a BuildKit progress line opens a Dockerfile step (`#5 [2/4] RUN make`) or reports a
+/// failure (`#5 ERROR: …`), the lines worth keeping above the spinner.
+fn is_buildkit_step(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix('#') else {
+        return false;
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let rest = &rest[digits..];
+    digits > 0 && (rest.starts_with(" [") || rest.starts_with(" ERROR:"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buildkit_step_lines_are_recognised() {
+        assert!(is_buildkit_step("#5 [2/4] RUN make"));
+        assert!(is_buildkit_step("#12 [internal] load build definition"));
+        assert!(is_buildkit_step("#5 ERROR: executor failed"));
+        for line in [
+            "#5 DONE 0.3s",
+            "#5 compiling",
+            "# comment",
+            "#x [a]",
+            "Step 1/2 : FROM x",
+        ] {
+            assert!(!is_buildkit_step(line), "{line}");
+        }
     }
 }

@@ -122,6 +122,9 @@ pub async fn run(global: &Global, a: RunArgs) -> Outcome {
     if let Some(r) = &a.runtime {
         spec = spec.runtime(r);
     }
+    for (id, source) in &a.secrets {
+        spec = spec.build_secret(id, source.clone());
+    }
     for l in &a.labels {
         match l.split_once('=') {
             Some((k, v)) if !k.is_empty() => spec = spec.label(k, v),
