@@ -119,9 +119,7 @@ impl Instance {
     /// Engine or agent errors.
     pub async fn logs(&self) -> Result<Vec<Chunk>> {
         self.check_live()?;
-        if self.agent.is_some() {
-            return self.init_output(false).await?.try_collect().await;
-        }
+
         self.logs_stream(false).try_collect().await
     }
 
@@ -136,9 +134,17 @@ impl Instance {
                 .boxed();
         }
         let session = self.agent.clone();
+        let (engine, container) = (self.engine.clone(), self.container_id.clone());
         futures_util::stream::once(async move {
             match session {
-                Some(s) => init_output(&s, follow).await,
+                Some(s) => match init_output(&s, follow).await {
+                    // A stopped instance has no agent to ask; what the engine kept is all there
+                    // is, and following ends at once (as `docker logs -f` does).
+                    Err(e) if e.kind() == ErrorKind::Conflict => {
+                        Ok(engine.logs(&container, false).map_ok(Chunk::from).boxed())
+                    }
+                    other => other,
+                },
                 None => Err(Error::internal("no agent session")),
             }
         })
@@ -148,16 +154,6 @@ impl Instance {
         })
         .flatten()
         .boxed()
-    }
-
-    async fn init_output(
-        &self,
-        follow: bool,
-    ) -> Result<impl Stream<Item = Result<Chunk>> + Send + 'static + use<>> {
-        match &self.agent {
-            Some(s) => init_output(s, follow).await,
-            None => Err(Error::internal("no agent session")),
-        }
     }
 
     pub(super) fn agent_session(
