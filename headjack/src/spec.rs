@@ -632,6 +632,14 @@ impl Spec {
                 Spec::MAX_PIDS
             )));
         }
+        if self.expires_after == Some(Duration::ZERO) {
+            // The agent enforces the lifetime: a zero one would end the instance before any
+            // command could run in it.
+            return Err(Error::invalid_argument(
+                "expires_after 0s: a lifetime must be positive (the instance would stop before \
+                 it could be used); leave it unset for no expiry",
+            ));
+        }
         if let Some(life) = self.expires_after
             && life > Spec::MAX_LIFETIME
         {
@@ -761,6 +769,7 @@ mod tests {
             Spec::new().pids(i64::MAX),
             Spec::new().mount(Mount::tmpfs("/t", Some(1 << 63))),
             Spec::new().expires_after(Duration::MAX),
+            Spec::new().expires_after(Duration::ZERO),
             Spec::new().env("A", "x\0y"),
         ] {
             let e = bad.validate().unwrap_err();

@@ -542,10 +542,22 @@ fn sweep_keeps_kept_instances_until_they_expire() {
     assert_eq!(v["image"], busybox().as_str());
     cleanup.instances.push(kept.clone());
     // One that was given a lifetime goes once it has passed.
-    let v = keep(&["--expires", "0"]);
+    // (A zero lifetime is refused: the instance would stop before `true` could run.)
+    let o = run(&[
+        "run",
+        "--keep",
+        "--expires",
+        "0",
+        "--base",
+        &busybox(),
+        "--",
+        "true",
+    ]);
+    assert_failure(&o, "lifetime must be positive");
+    let v = keep(&["--expires", "2"]);
     let expiring = v["id"].as_str().unwrap().to_string();
     cleanup.instances.push(expiring.clone());
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    std::thread::sleep(std::time::Duration::from_millis(2200));
     let o = run(&["sweep", "--json"]);
     assert_eq!(code(&o), 0, "{}", show(&o));
     let v = json(&o);
