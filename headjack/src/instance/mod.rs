@@ -4,6 +4,7 @@
 mod files;
 mod info;
 mod run;
+mod sandbox;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use crate::reference::ImageRef;
 pub use crate::agent::process::{Process, ProcessInfo};
 pub use crate::agent::{DirEntry, FileKind, FileStat};
 pub use info::{InstanceInfo, Status};
+pub(crate) use sandbox::port_conflict;
 
 /// The image config an instance was launched from, kept so that `commit` yields a normal base.
 #[derive(Debug, Clone, Default)]

@@ -60,7 +60,10 @@ pub(crate) async fn launch(
         true => Some(engine.attach_stdio(&container_id).await?),
         false => None,
     };
-    engine.start(&container_id).await?;
+    engine
+        .start(&container_id)
+        .await
+        .map_err(|e| crate::instance::port_conflict(e, &spec.ports))?;
     if let Some((output, input)) = stdio {
         let channel = agent::open(output, input, &container_id)
             .await

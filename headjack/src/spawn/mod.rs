@@ -50,6 +50,7 @@ pub(crate) async fn spawn(engine: &Engine, spec: Spec) -> Result<Instance> {
     let span = tracing::info_span!("headjack.spawn", base = %base);
     async {
         let image = resolve(engine, &base, &spec).await?;
+        crate::volume::ensure_for(engine, &spec).await?;
         let owner = plan::owner_label(&spec);
         let agent = agent_volume(engine, &spec, &image).await;
         let now = std::time::SystemTime::now();

@@ -197,6 +197,12 @@ pub(crate) fn plan(
         read_only_root: spec.hardened,
         hostname: None,
         agent: agent.is_some(),
+        ports: spec
+            .ports
+            .iter()
+            .map(|p| (p.host_ip.to_string(), p.host_port, p.container_port))
+            .collect(),
+        extra: spec.extra_limits(),
     })
 }
 

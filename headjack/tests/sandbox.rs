@@ -1,0 +1,238 @@
+//! Sandbox features (issue 13) through the public API, on the engine under test: published
+//! ports, named volumes.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use common::{client, spec};
+use headjack::spec::Readiness;
+use headjack::{ErrorKind, Spec};
+
+/// Removes a volume when dropped (even when the test fails half-way).
+struct VolumeGuard(String);
+
+impl Drop for VolumeGuard {
+    fn drop(&mut self) {
+        common::docker(&["volume", "rm", "-f", &self.0]);
+    }
+}
+
+fn unique(what: &str) -> String {
+    format!(
+        "headjack-test-{what}-{}-{:x}",
+        std::process::id(),
+        rand_u32()
+    )
+}
+
+fn rand_u32() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+}
+
+/// An instance whose init is busybox httpd serving `body` on `port`.
+fn web_spec(port: u16, body: &str) -> Spec {
+    spec()
+        .init([
+            "sh",
+            "-c",
+            &format!(
+                "mkdir -p /www && echo '{body}' > /www/index.html && exec httpd -f -p {port} -h /www"
+            ),
+        ])
+        .readiness(Readiness::command(
+            ["wget", "-q", "-O", "/dev/null", &format!("http://127.0.0.1:{port}/")],
+            Duration::from_secs(20),
+        ))
+}
+
+/// GET / over plain TCP from the host.
+fn http_get(addr: SocketAddr) -> String {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connecting to {addr} from the host: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_port_reaches_a_server_in_the_container() {
+    let c = client().await;
+    let env = c
+        .spawn(web_spec(8080, "hello from inside").publish(8080))
+        .await
+        .unwrap();
+    let addr = env.port(8080).await.unwrap();
+    assert_eq!(addr.ip(), "127.0.0.1".parse::<IpAddr>().unwrap());
+    assert_ne!(addr.port(), 0);
+    let answer = http_get(addr);
+    assert!(answer.contains("hello from inside"), "{answer}");
+    // A port that is not published says so and how to publish it.
+    let e = env.port(9999).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(
+        e.message().contains("9999") && e.message().contains("publish"),
+        "{e}"
+    );
+
+    // A fixed host port: the first instance's is taken, so a second one asking for it fails
+    // clearly and leaves no container behind.
+    let taken = addr.port();
+    let before = c.list().await.unwrap().len();
+    let e = c
+        .spawn(web_spec(8080, "second").publish_on(addr.ip(), taken, 8080))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert!(
+        e.message().contains(&taken.to_string()) && e.message().contains("in use"),
+        "{e}"
+    );
+    assert!(
+        c.list().await.unwrap().len() <= before,
+        "no leaked container"
+    );
+
+    env.remove().await.unwrap();
+    let e = env.port(8080).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_port_held_by_a_host_process_is_a_clear_conflict() {
+    let c = client().await;
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let e = c
+        .spawn(spec().publish_on("127.0.0.1".parse().unwrap(), port, 80))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert!(e.message().contains(&port.to_string()), "{e}");
+    drop(held);
+
+    // A chosen free host port works.
+    let free = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = c
+        .spawn(web_spec(8081, "fixed").publish_on("127.0.0.1".parse().unwrap(), free, 8081))
+        .await
+        .unwrap();
+    let addr = env.port(8081).await.unwrap();
+    assert_eq!(addr.port(), free);
+    assert!(http_get(addr).contains("fixed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_ports_and_volume_names_are_refused_before_the_engine() {
+    let c = client().await;
+    for (bad, what) in [
+        (spec().publish(0), "port 0"),
+        (spec().publish(80).publish(80), "twice"),
+        (
+            spec().publish(80).network(headjack::Network::None),
+            "no network",
+        ),
+        (spec().volume("bad/name", "/data"), "invalid volume name"),
+        (spec().volume("x", "/data"), "invalid volume name"),
+    ] {
+        let e = c.spawn(bad).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        assert!(e.message().contains(what), "{what}: {e}");
+    }
+    for bad in ["", "a", "sp ace", "../x"] {
+        let e = c.remove_volume(bad).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        let e = c.create_volume(bad, None).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_keeps_data_from_one_instance_to_the_next() {
+    let c = client().await;
+    let name = unique("vol");
+    let _guard = VolumeGuard(name.clone());
+    assert!(!c.volumes().await.unwrap().iter().any(|v| v.name == name));
+
+    let first = c.spawn(spec().volume(&name, "/data")).await.unwrap();
+    let out = first
+        .exec(["sh", "-c", "echo kept > /data/note && sync"])
+        .await
+        .unwrap();
+    assert!(out.success(), "{}", out.stderr_text());
+    // Created, labelled, without an expiry.
+    let listed = c.volumes().await.unwrap();
+    let info = listed
+        .iter()
+        .find(|v| v.name == name)
+        .expect("the volume is listed");
+    assert_eq!(info.labels.get("io.headjack.volume").unwrap(), "true");
+    assert_eq!(info.expires, None);
+    first.remove().await.unwrap();
+
+    // The next instance reads it; a read-only mount cannot write.
+    let second = c
+        .spawn(spec().volume_read_only(&name, "/data"))
+        .await
+        .unwrap();
+    let out = second.exec(["cat", "/data/note"]).await.unwrap();
+    assert_eq!(out.stdout_text(), "kept\n");
+    let out = second
+        .exec(["sh", "-c", "echo x > /data/other"])
+        .await
+        .unwrap();
+    assert!(!out.success(), "a read-only volume is not writable");
+
+    // In use: refused, and kept.
+    let e = c.remove_volume(&name).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert!(e.message().contains(&name), "{e}");
+    // A sweep never removes a volume without an expiry.
+    c.sweep().await.unwrap();
+    second.remove().await.unwrap();
+    c.sweep().await.unwrap();
+    assert!(c.volumes().await.unwrap().iter().any(|v| v.name == name));
+
+    c.remove_volume(&name).await.unwrap();
+    assert!(!c.volumes().await.unwrap().iter().any(|v| v.name == name));
+    // Removing it again is fine.
+    c.remove_volume(&name).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volumes_with_an_expiry_are_swept_and_foreign_volumes_are_left_alone() {
+    let c = client().await;
+    let name = unique("exp");
+    let _guard = VolumeGuard(name.clone());
+    let info = c
+        .create_volume(&name, Some(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    assert!(info.expires.is_some());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    c.sweep().await.unwrap();
+    assert!(
+        !c.volumes().await.unwrap().iter().any(|v| v.name == name),
+        "an expired volume is swept"
+    );
+
+    // A volume headjack did not create is never removed by it.
+    let foreign = unique("foreign");
+    let _guard2 = VolumeGuard(foreign.clone());
+    common::docker(&["volume", "create", &foreign]);
+    let e = c.remove_volume(&foreign).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    assert!(e.message().contains("not created by headjack"), "{e}");
+    assert!(common::docker(&["volume", "ls", "-q"]).contains(&foreign));
+}
