@@ -211,6 +211,9 @@ impl Client {
             if expired || orphaned {
                 tracing::info!(instance = %info.id, expired, orphaned, "sweeping instance");
                 self.engine.remove(&info.container_id).await?;
+                if let Some(image) = info.labels.get(labels::FORK_SNAPSHOT) {
+                    crate::instance::remove_snapshot(&self.engine, image).await;
+                }
                 removed.push(info.id);
             }
         }

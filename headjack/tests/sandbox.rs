@@ -85,9 +85,13 @@ async fn a_published_port_reaches_a_server_in_the_container() {
     // A fixed host port: the first instance's is taken, so a second one asking for it fails
     // clearly and leaves no container behind.
     let taken = addr.port();
-    let before = c.list().await.unwrap().len();
+    let second = unique("second");
     let e = c
-        .spawn(web_spec(8080, "second").publish_on(addr.ip(), taken, 8080))
+        .spawn(
+            web_spec(8080, "second")
+                .name(&second)
+                .publish_on(addr.ip(), taken, 8080),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
@@ -95,10 +99,7 @@ async fn a_published_port_reaches_a_server_in_the_container() {
         e.message().contains(&taken.to_string()) && e.message().contains("in use"),
         "{e}"
     );
-    assert!(
-        c.list().await.unwrap().len() <= before,
-        "no leaked container"
-    );
+    assert!(!common::container_exists(&second), "no leaked container");
 
     env.remove().await.unwrap();
     let e = env.port(8080).await.unwrap_err();
@@ -235,4 +236,203 @@ async fn volumes_with_an_expiry_are_swept_and_foreign_volumes_are_left_alone() {
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
     assert!(e.message().contains("not created by headjack"), "{e}");
     assert!(common::docker(&["volume", "ls", "-q"]).contains(&foreign));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_report_cpu_memory_and_pids_once_and_streamed() {
+    let c = client().await;
+    let env = c.spawn(spec().memory(64 << 20)).await.unwrap();
+    let first = env.stats().await.unwrap();
+    assert_eq!(first.memory_limit_bytes, Some(64 << 20));
+    assert!(first.pids >= 1, "{first:?}");
+    assert!(first.memory_bytes > 0, "{first:?}");
+    // Busy work and a 16 MiB buffer: CPU time grows, the peak covers the buffer.
+    let out = env
+        .exec([
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/dev/null bs=16M count=40 2>/dev/null",
+        ])
+        .await
+        .unwrap();
+    assert!(out.success(), "{}", out.stderr_text());
+    let second = env.stats().await.unwrap();
+    assert!(second.cpu_time > first.cpu_time, "{first:?} {second:?}");
+    let peak = second.memory_peak_bytes.expect("a memory peak");
+    assert!(peak >= 16 << 20, "peak {peak} covers the 16 MiB buffer");
+    assert!(peak >= second.memory_bytes);
+
+    let mut stream = env.stats_stream(Duration::from_millis(100));
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        let s = stream.next().await.unwrap().unwrap();
+        assert_eq!(s.memory_limit_bytes, Some(64 << 20));
+    }
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    env.stop(Duration::from_secs(1)).await.unwrap();
+    assert!(
+        stream.next().await.is_none(),
+        "the stream ends when it stops"
+    );
+    env.remove().await.unwrap();
+    assert_eq!(env.stats().await.unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_limit_killing_a_command_or_an_instance_is_reported() {
+    let c = client().await;
+    let env = c.spawn(spec().memory(16 << 20)).await.unwrap();
+    let out = env
+        .exec(["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"])
+        .await
+        .unwrap();
+    assert!(out.oom_killed, "{out:?}");
+    assert_eq!(out.exit_reason(), "killed: out of memory");
+    let e = out.check().unwrap_err();
+    assert!(e.message().contains("killed: out of memory"), "{e}");
+    let out = env.exec(["sh", "-c", "exit 3"]).await.unwrap();
+    assert_eq!(out.exit_reason(), "exited with code 3");
+    assert_eq!(env.inspect().await.unwrap().exit_reason(), None);
+
+    // An instance whose main process the limit kills.
+    let env = c
+        .spawn(spec().memory(16 << 20).init([
+            "sh",
+            "-c",
+            "sleep 1; exec dd if=/dev/zero of=/dev/null bs=64M count=1",
+        ]))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let info = loop {
+        let info = env.inspect().await.unwrap();
+        if matches!(info.status, headjack::Status::Exited(_)) {
+            break info;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {:?}",
+            info.status
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    if common::is_podman() {
+        // Podman (4.3, cgroup v1) never reports OOMKilled, nor an oom event: the reason can
+        // only be the signal. Asserted, so that a Podman that starts telling shows up here.
+        assert!(!info.oom_killed, "{info:?}");
+        assert_eq!(info.exit_reason().as_deref(), Some("killed by signal 9"));
+    } else {
+        assert!(info.oom_killed, "{info:?}");
+        assert_eq!(info.exit_reason().as_deref(), Some("killed: out of memory"));
+    }
+}
+
+/// Whether image `reference` exists on the engine under test.
+fn image_exists(reference: &str) -> bool {
+    std::process::Command::new("docker")
+        .args(["image", "inspect", reference])
+        .env("DOCKER_HOST", common::host())
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fork_has_the_files_of_its_parent_then_diverges() {
+    let c = client().await;
+    let parent = c
+        .spawn(spec().env("WHO", "parent-env").memory(128 << 20))
+        .await
+        .unwrap();
+    parent
+        .exec(["sh", "-c", "mkdir -p /work && echo before > /work/f"])
+        .await
+        .unwrap()
+        .check()
+        .unwrap();
+    let fork = parent.fork().await.unwrap();
+    assert_ne!(fork.id(), parent.id());
+    let snapshot = fork.fork_snapshot().expect("the fork's snapshot");
+    assert!(image_exists(&snapshot));
+    let out = fork
+        .exec(["sh", "-c", "cat /work/f; echo $WHO"])
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text(), "before\nparent-env\n");
+    // Same limits.
+    assert_eq!(
+        fork.stats().await.unwrap().memory_limit_bytes,
+        Some(128 << 20)
+    );
+    // They diverge.
+    fork.exec(["sh", "-c", "echo fork > /work/f"])
+        .await
+        .unwrap()
+        .check()
+        .unwrap();
+    parent
+        .exec(["sh", "-c", "echo parent > /work/g"])
+        .await
+        .unwrap()
+        .check()
+        .unwrap();
+    let p = parent.exec(["cat", "/work/f"]).await.unwrap().stdout_text();
+    let f = fork
+        .exec(["sh", "-c", "cat /work/f; ls /work"])
+        .await
+        .unwrap()
+        .stdout_text();
+    assert_eq!(p, "before\n");
+    assert_eq!(f, "fork\nf\n");
+    // The snapshot goes with the fork.
+    fork.remove().await.unwrap();
+    assert!(!image_exists(&snapshot), "{snapshot} removed with the fork");
+
+    // Kept on request.
+    let kept = parent.fork_with(true).await.unwrap();
+    assert_eq!(kept.fork_snapshot(), None);
+    let image = kept.image().to_string();
+    kept.remove().await.unwrap();
+    assert!(image_exists(&image), "{image} kept");
+    c.remove_image(&image, true).await.unwrap();
+
+    // An attached handle does not know the spec; a removed instance cannot be forked.
+    let attached = c.attach(parent.id()).await.unwrap();
+    let e = attached.fork().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+    parent.remove().await.unwrap();
+    let e = parent.fork().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(e.message().contains("removed"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_and_resume_keep_a_counting_process_and_its_files() {
+    let c = client().await;
+    let env = c
+        .spawn(spec().init([
+            "sh",
+            "-c",
+            "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; usleep 50000; done",
+        ]))
+        .await
+        .unwrap();
+    let read = |s: String| s.trim().parse::<u64>().unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = read(env.exec(["cat", "/tmp/count"]).await.unwrap().stdout_text());
+    assert!(before > 0);
+    env.pause().await.unwrap();
+    assert_eq!(env.status().await.unwrap(), headjack::Status::Paused);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    env.resume().await.unwrap();
+    let resumed = read(env.exec(["cat", "/tmp/count"]).await.unwrap().stdout_text());
+    // Frozen while paused (700 ms would be ~14 more), not restarted.
+    assert!(
+        resumed >= before && resumed <= before + 6,
+        "{before} → {resumed}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let later = read(env.exec(["cat", "/tmp/count"]).await.unwrap().stdout_text());
+    assert!(later > resumed + 3, "it continues: {resumed} → {later}");
 }

@@ -228,3 +228,124 @@ impl Engine {
         }
     }
 }
+
+/// One sample of a container's resource use, as the engine's stats API reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct StatsSample {
+    pub cpu_ns: u64,
+    pub memory: u64,
+    pub memory_peak: Option<u64>,
+    pub memory_limit: Option<u64>,
+    pub pids: u64,
+    pub net_rx: u64,
+    pub net_tx: u64,
+    pub block_read: u64,
+    pub block_write: u64,
+}
+
+/// Reads the engine's stats JSON (Docker and Podman, cgroup v1 and v2).
+pub(crate) fn stats_of(v: &serde_json::Value) -> StatsSample {
+    let num = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_u64());
+    let mem = v.get("memory_stats");
+    let mut s = StatsSample {
+        cpu_ns: num(v.pointer("/cpu_stats/cpu_usage/total_usage")).unwrap_or(0),
+        memory: num(mem.and_then(|m| m.get("usage"))).unwrap_or(0),
+        memory_peak: num(mem.and_then(|m| m.get("max_usage"))).filter(|m| *m > 0),
+        memory_limit: num(mem.and_then(|m| m.get("limit")))
+            .or_else(|| num(v.pointer("/memory_stats/stats/hierarchical_memory_limit")))
+            // "No limit" is reported as a huge number.
+            .filter(|l| *l > 0 && *l < (1 << 62)),
+        pids: num(v.pointer("/pids_stats/current")).unwrap_or(0),
+        ..Default::default()
+    };
+    for n in v
+        .get("networks")
+        .and_then(|n| n.as_object())
+        .into_iter()
+        .flat_map(|n| n.values())
+    {
+        s.net_rx += num(n.get("rx_bytes")).unwrap_or(0);
+        s.net_tx += num(n.get("tx_bytes")).unwrap_or(0);
+    }
+    for e in v
+        .pointer("/blkio_stats/io_service_bytes_recursive")
+        .and_then(|b| b.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let value = num(e.get("value")).unwrap_or(0);
+        match e
+            .get("op")
+            .and_then(|o| o.as_str())
+            .map(str::to_ascii_lowercase)
+        {
+            Some(op) if op == "read" => s.block_read += value,
+            Some(op) if op == "write" => s.block_write += value,
+            _ => {}
+        }
+    }
+    s
+}
+
+impl Engine {
+    /// One sample of container `id`'s resource use (no waiting for a second sample).
+    pub(crate) async fn stats(&self, id: &str) -> Result<StatsSample> {
+        let span = tracing::debug_span!("engine.stats", id);
+        let v = self
+            .get_json(&format!(
+                "/containers/{}/stats?stream=false&one-shot=true",
+                percent_encode(id)
+            ))
+            .instrument(span)
+            .await
+            .map_err(|e| e.context(format!("reading the resource use of container {id}")))?;
+        Ok(stats_of(&v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_are_read_from_docker_and_podman_answers() {
+        let docker = serde_json::json!({
+            "pids_stats": {"current": 3},
+            "blkio_stats": {"io_service_bytes_recursive": [
+                {"major": 8, "minor": 0, "op": "Read", "value": 4096},
+                {"major": 8, "minor": 0, "op": "Write", "value": 8192},
+                {"major": 8, "minor": 0, "op": "Total", "value": 12288}
+            ]},
+            "cpu_stats": {"cpu_usage": {"total_usage": 20555246}},
+            "memory_stats": {"usage": 1839104, "max_usage": 4083712,
+                "stats": {"hierarchical_memory_limit": 67108864}},
+            "networks": {"eth0": {"rx_bytes": 90, "tx_bytes": 40}, "eth1": {"rx_bytes": 10, "tx_bytes": 0}}
+        });
+        let s = stats_of(&docker);
+        assert_eq!(
+            s,
+            StatsSample {
+                cpu_ns: 20555246,
+                memory: 1839104,
+                memory_peak: Some(4083712),
+                memory_limit: Some(67108864),
+                pids: 3,
+                net_rx: 100,
+                net_tx: 40,
+                block_read: 4096,
+                block_write: 8192,
+            }
+        );
+        let podman = serde_json::json!({
+            "pids_stats": {"current": 1},
+            "blkio_stats": {"io_service_bytes_recursive": []},
+            "cpu_stats": {"cpu_usage": {"total_usage": 5}},
+            "memory_stats": {"usage": 1064960, "limit": 67108864},
+        });
+        let s = stats_of(&podman);
+        assert_eq!(s.memory_peak, None);
+        assert_eq!(s.memory_limit, Some(67108864));
+        let unlimited = serde_json::json!({"memory_stats": {"usage": 1, "limit": u64::MAX}});
+        assert_eq!(stats_of(&unlimited).memory_limit, None);
+    }
+}
