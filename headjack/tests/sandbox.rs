@@ -436,3 +436,72 @@ async fn pause_and_resume_keep_a_counting_process_and_its_files() {
     let later = read(env.exec(["cat", "/tmp/count"]).await.unwrap().stdout_text());
     assert!(later > resumed + 3, "it continues: {resumed} → {later}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shm_cpuset_and_ulimits_take_effect_and_disk_is_clear_where_unsupported() {
+    let c = client().await;
+    let env = c
+        .spawn(
+            spec()
+                .shm_size(32 << 20)
+                .cpuset("0")
+                .ulimit("nofile", 123, 456)
+                .ulimit("core", 0, 0),
+        )
+        .await
+        .unwrap();
+    let out = env
+        .exec([
+            "sh",
+            "-c",
+            "df -k /dev/shm | tail -1 | awk '{print $2}'; ulimit -n; ulimit -Hn; ulimit -c; \
+             cat /sys/fs/cgroup/cpuset/cpuset.cpus 2>/dev/null || cat /sys/fs/cgroup/cpuset.cpus.effective",
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout_text(),
+        "32768\n123\n456\n0\n0\n",
+        "{}",
+        out.stderr_text()
+    );
+
+    // This machine's storage drivers cannot limit a container's filesystem: a clear refusal
+    // naming the driver, and nothing left behind.
+    let driver = common::docker(&["info", "-f", "{{.Driver}}"])
+        .trim()
+        .to_string();
+    let name = unique("disk");
+    let e = c
+        .spawn(spec().name(&name).disk(100 << 20))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+    assert!(
+        e.message().contains(&driver) && e.message().contains("100 MiB"),
+        "{driver}: {e}"
+    );
+    assert!(!common::container_exists(&name));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_instance_stops_by_itself_without_a_sweep() {
+    let c = client().await;
+    let env = c
+        .spawn(spec().expires_after(Duration::from_secs(2)))
+        .await
+        .unwrap();
+    assert_eq!(env.status().await.unwrap(), headjack::Status::Running);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = env.status().await.unwrap();
+        if !matches!(status, headjack::Status::Running) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 15 s after a 2 s lifetime"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

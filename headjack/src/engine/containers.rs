@@ -161,7 +161,7 @@ impl Engine {
                 port_bindings: super::sandbox::port_bindings(&plan.ports),
                 ..Default::default()
             };
-            let host_config = plan.extra.apply(host_config);
+            let host_config = plan.extra.apply(host_config, self.info.kind, plan.pids);
             let body = ContainerCreateBody {
                 image: Some(plan.image.clone()),
                 entrypoint: Some(plan.entrypoint.clone()),

@@ -56,16 +56,31 @@ pub(crate) struct ExtraLimits {
 }
 
 impl ExtraLimits {
-    pub(super) fn apply(&self, mut h: HostConfig) -> HostConfig {
+    pub(super) fn apply(
+        &self,
+        mut h: HostConfig,
+        kind: super::EngineKind,
+        pids: Option<i64>,
+    ) -> HostConfig {
+        let mut ulimits = self.ulimits.clone();
+        // Podman (4.3) given ulimits without `nproc` sets one the runtime may not raise to
+        // ("error setting rlimit type 6"): give it the pids limit, the same bound inside.
+        if kind == super::EngineKind::Podman
+            && !ulimits.is_empty()
+            && !ulimits.iter().any(|(n, _, _)| n == "nproc")
+        {
+            let n = pids.unwrap_or(crate::spec::Spec::DEFAULT_PIDS_LIMIT);
+            ulimits.push(("nproc".to_string(), n, n));
+        }
         if let Some(s) = self.shm_size {
             h.shm_size = Some(s);
         }
         if let Some(c) = &self.cpuset {
             h.cpuset_cpus = Some(c.clone());
         }
-        if !self.ulimits.is_empty() {
+        if !ulimits.is_empty() {
             h.ulimits = Some(
-                self.ulimits
+                ulimits
                     .iter()
                     .map(|(name, soft, hard)| ResourcesUlimits {
                         name: Some(name.clone()),
@@ -300,6 +315,18 @@ impl Engine {
             .await
             .map_err(|e| e.context(format!("reading the resource use of container {id}")))?;
         Ok(stats_of(&v))
+    }
+}
+
+impl Engine {
+    /// The engine's storage driver (`overlay2`, `fuse-overlayfs`, …).
+    pub(crate) async fn storage_driver(&self) -> Result<String> {
+        let span = tracing::debug_span!("engine.info");
+        let v = self.get_json("/info").instrument(span).await?;
+        Ok(v.get("Driver")
+            .and_then(|d| d.as_str())
+            .unwrap_or("unknown")
+            .to_string())
     }
 }
 

@@ -20,7 +20,7 @@ pub use crate::agent::process::{Process, ProcessInfo};
 pub use crate::agent::{DirEntry, FileKind, FileStat};
 pub use info::{InstanceInfo, Status};
 pub use sandbox::{Stats, StatsStream};
-pub(crate) use sandbox::{port_conflict, remove_snapshot};
+pub(crate) use sandbox::{limits_unsupported, port_conflict, remove_snapshot};
 
 /// The image config an instance was launched from, kept so that `commit` yields a normal base.
 #[derive(Debug, Clone, Default)]

@@ -416,3 +416,34 @@ impl Instance {
         .await
     }
 }
+
+/// Rewrites the engine's refusal of a disk limit into [`ErrorKind::Unsupported`] naming its
+/// storage driver; other errors pass through.
+pub(crate) async fn limits_unsupported(
+    engine: &crate::engine::Engine,
+    e: Error,
+    spec: &crate::spec::Spec,
+) -> Error {
+    let m = e.message().to_ascii_lowercase();
+    let Some(disk) = spec.limits.disk else {
+        return e;
+    };
+    if !(m.contains("storage-opt") || m.contains("storage opt") || m.contains("quota")) {
+        return e;
+    }
+    let driver = engine
+        .storage_driver()
+        .await
+        .unwrap_or_else(|_| "unknown".to_string());
+    Error::new(
+        ErrorKind::Unsupported,
+        format!(
+            "a disk limit ({}) cannot be set on this engine: its storage driver {driver:?} cannot \
+             limit a container's filesystem (overlay needs xfs mounted with 'pquota'; btrfs, zfs \
+             and devicemapper can). Drop the disk limit, or use a tmpfs or volume with a size \
+             ({})",
+            crate::spec::human_bytes(disk),
+            e.message()
+        ),
+    )
+}

@@ -34,7 +34,14 @@ pub(crate) async fn launch(
     id: String,
     spec: &Spec,
 ) -> std::result::Result<Instance, LaunchError> {
-    let container_id = engine.create_container(&plan).await?;
+    let container_id = match engine.create_container(&plan).await {
+        Ok(id) => id,
+        Err(e) => {
+            return Err(crate::instance::limits_unsupported(engine, e, spec)
+                .await
+                .into());
+        }
+    };
     let details = image.details;
     let default_user = spec.user.clone().or(details.user);
     let session = plan

@@ -156,6 +156,34 @@ impl Spec {
         self.mount(Mount::volume(name, target).read_only())
     }
 
+    /// Size of the instance's `/dev/shm` in bytes (the engines' default is 64 MiB).
+    pub fn shm_size(mut self, bytes: u64) -> Spec {
+        self.limits.shm_size = Some(bytes);
+        self
+    }
+
+    /// The CPUs the instance may run on, as the kernel writes them: `0-3`, `0,2`, `1`.
+    pub fn cpuset(mut self, cpus: impl Into<String>) -> Spec {
+        self.limits.cpuset = Some(cpus.into());
+        self
+    }
+
+    /// A resource limit of every process in the instance (`nofile`, `nproc`, `core`, `stack`,
+    /// `memlock`, `fsize`, `cpu`, …, as `ulimit` names them), soft and hard; `-1` is unlimited.
+    pub fn ulimit(mut self, name: impl Into<String>, soft: i64, hard: i64) -> Spec {
+        self.limits.ulimits.insert(name.into(), (soft, hard));
+        self
+    }
+
+    /// The size of the instance's writable root filesystem in bytes (the engine's
+    /// `--storage-opt size`). Only some storage drivers can (overlay on xfs with `pquota`,
+    /// btrfs, zfs, devicemapper); elsewhere `spawn` fails with [`crate::ErrorKind::Unsupported`]
+    /// naming the engine's storage driver.
+    pub fn disk(mut self, bytes: u64) -> Spec {
+        self.limits.disk = Some(bytes);
+        self
+    }
+
     /// The engine's form of the extra limits.
     pub(crate) fn extra_limits(&self) -> crate::engine::ExtraLimits {
         let l = &self.limits;
@@ -182,8 +210,9 @@ impl Spec {
             .collect()
     }
 
-    /// Checks the sandbox options (ports, volume names).
+    /// Checks the sandbox options (ports, volume names, limits).
     pub(crate) fn validate_sandbox(&self) -> Result<()> {
+        self.validate_limits()?;
         for name in self.volume_names() {
             check_volume_name(name)?;
         }
@@ -227,6 +256,80 @@ impl Spec {
                     }
                 )));
             }
+        }
+        Ok(())
+    }
+}
+
+/// The resource names `ulimit` takes (the engines' list).
+pub const ULIMITS: [&str; 15] = [
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+];
+
+impl Spec {
+    fn validate_limits(&self) -> Result<()> {
+        let l = &self.limits;
+        if let Some(s) = l.shm_size
+            && !(4096..=i64::MAX as u64).contains(&s)
+        {
+            return Err(Error::invalid_argument(format!(
+                "shm size {s} bytes: it must be between 4096 and {} bytes",
+                i64::MAX
+            )));
+        }
+        if let Some(c) = &l.cpuset {
+            let ok = !c.is_empty()
+                && c.split(',').all(|part| {
+                    let mut ends = part.splitn(2, '-');
+                    let a = ends.next().and_then(|a| a.parse::<u32>().ok());
+                    match (a, ends.next()) {
+                        (Some(_), None) => true,
+                        (Some(a), Some(b)) => b.parse::<u32>().is_ok_and(|b| a <= b),
+                        _ => false,
+                    }
+                });
+            if !ok {
+                return Err(Error::invalid_argument(format!(
+                    "cpuset {c:?}: list CPUs by number and range, e.g. \"0-3\" or \"0,2\""
+                )));
+            }
+        }
+        for (name, (soft, hard)) in &l.ulimits {
+            if !ULIMITS.contains(&name.as_str()) {
+                return Err(Error::invalid_argument(format!(
+                    "unknown ulimit {name:?}: use one of {}",
+                    ULIMITS.join(", ")
+                )));
+            }
+            let unlimited = |v: i64| v == -1;
+            if *soft < -1 || *hard < -1 || (!unlimited(*hard) && (unlimited(*soft) || soft > hard))
+            {
+                return Err(Error::invalid_argument(format!(
+                    "ulimit {name}: soft {soft} and hard {hard} must be -1 (unlimited) or at                      least 0, with soft at most hard"
+                )));
+            }
+        }
+        if let Some(d) = l.disk
+            && !((1 << 20)..=i64::MAX as u64).contains(&d)
+        {
+            return Err(Error::invalid_argument(format!(
+                "disk size {d} bytes: it must be at least 1 MiB ({} bytes)",
+                1 << 20
+            )));
         }
         Ok(())
     }
@@ -292,6 +395,31 @@ mod tests {
             assert_eq!(e.kind(), ErrorKind::InvalidArgument);
             assert!(e.message().contains("invalid volume name"), "{e}");
         }
+        for (bad, what) in [
+            (Spec::new().shm_size(1), "shm size"),
+            (Spec::new().cpuset("0-"), "cpuset"),
+            (Spec::new().cpuset("3-1"), "cpuset"),
+            (Spec::new().cpuset(""), "cpuset"),
+            (Spec::new().ulimit("files", 1, 1), "unknown ulimit"),
+            (Spec::new().ulimit("nofile", 10, 5), "soft"),
+            (Spec::new().ulimit("nofile", -1, 5), "soft"),
+            (Spec::new().ulimit("nofile", -2, -1), "soft"),
+            (Spec::new().disk(10), "disk size"),
+        ] {
+            let e = bad.validate().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+            assert!(e.message().contains(what), "{what}: {e}");
+        }
+        Spec::new()
+            .shm_size(1 << 20)
+            .cpuset("0")
+            .cpuset("0-1,3")
+            .ulimit("nofile", 100, 200)
+            .ulimit("core", 0, -1)
+            .ulimit("stack", -1, -1)
+            .disk(1 << 30)
+            .validate()
+            .unwrap();
         Spec::new()
             .volume("my_vol-1.x", "/data")
             .volume_read_only("ab", "/ro")
