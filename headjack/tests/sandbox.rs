@@ -505,3 +505,37 @@ async fn an_expired_instance_stops_by_itself_without_a_sweep() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// On this machine neither engine can checkpoint memory (Docker: not in experimental mode;
+/// Podman: CRIU 3.17 fails `criu check` on this kernel's vDSO). The refusal must say so
+/// clearly, and must not harm the instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoint_where_the_engine_cannot_is_a_clear_unsupported_error() {
+    let c = client().await;
+    let env = c
+        .spawn(spec().init([
+            "sh",
+            "-c",
+            "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; usleep 50000; done",
+        ]))
+        .await
+        .unwrap();
+    let e = env.checkpoint("bad name").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    let e = env.checkpoint("c1").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+    let needs = if common::is_podman() {
+        "CRIU"
+    } else {
+        "experimental"
+    };
+    assert!(e.message().contains(needs), "{e}");
+    assert_eq!(env.status().await.unwrap(), headjack::Status::Running);
+    let e = c.restore(env.id(), "c1").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert!(e.message().contains("stop it first"), "{e}");
+    assert_eq!(env.status().await.unwrap(), headjack::Status::Running);
+    env.stop(Duration::from_secs(1)).await.unwrap();
+    let e = c.restore(env.id(), "c1").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+}
