@@ -50,13 +50,14 @@ pub(crate) async fn spawn(engine: &Engine, spec: Spec) -> Result<Instance> {
     let span = tracing::info_span!("headjack.spawn", base = %base);
     async {
         let image = resolve(engine, &base, &spec).await?;
+        crate::volume::ensure_for(engine, &spec).await?;
         let owner = plan::owner_label(&spec);
         let agent = agent_volume(engine, &spec, &image).await;
         let now = std::time::SystemTime::now();
         let id = labels::random_id();
         let planned = plan::plan(&spec, &base, &image, &id, &owner, now, agent.as_deref())?;
         match launch::launch(engine, planned, image.clone(), id, &spec).await {
-            Ok(instance) => Ok(instance),
+            Ok(instance) => Ok(instance.remember_spec(spec)),
             Err(LaunchError::Other(e)) => Err(e),
             // The agent could not come up in this image (e.g. it cannot run there): the engine's
             // exec serves the instance instead, with the same behaviour.
@@ -66,6 +67,7 @@ pub(crate) async fn spawn(engine: &Engine, spec: Spec) -> Result<Instance> {
                 let planned = plan::plan(&spec, &base, &image, &id, &owner, now, None)?;
                 launch::launch(engine, planned, image, id, &spec)
                     .await
+                    .map(|i| i.remember_spec(spec.clone()))
                     .map_err(|e| match e {
                         LaunchError::Agent(e) | LaunchError::Other(e) => e,
                     })
