@@ -49,6 +49,8 @@ pub struct Instance {
     agent: Option<Arc<Session>>,
     /// The instance user's numeric IDs, once resolved in its `/etc/passwd`.
     named_owner: tokio::sync::OnceCell<(u32, u32)>,
+    /// What every command gets unless it says otherwise (`set_exec_defaults`).
+    exec_defaults: std::sync::Mutex<crate::exec::ExecDefaults>,
 }
 
 impl std::fmt::Debug for Instance {
@@ -89,6 +91,7 @@ impl Instance {
             oom_seen: Arc::default(),
             agent: agent.map(Arc::new),
             named_owner: tokio::sync::OnceCell::new(),
+            exec_defaults: std::sync::Mutex::default(),
         }
     }
 
@@ -259,6 +262,44 @@ impl Instance {
             return Err(e);
         }
         Ok(())
+    }
+}
+
+impl Instance {
+    /// What every command run in this instance ([`Instance::exec`], [`Instance::exec_stream`],
+    /// [`Instance::start_process`]) gets unless it says otherwise.
+    pub fn exec_defaults(&self) -> crate::exec::ExecDefaults {
+        self.exec_defaults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the defaults every later command gets: environment variables (a command's own
+    /// win per key), user, working directory. Commands already started are not affected.
+    /// Kept by this handle only: [`crate::Client::attach`] starts without defaults.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidArgument`] when the defaults would make every command invalid (a bad
+    /// variable name, an empty user or directory, NUL bytes); the old defaults stay.
+    pub fn set_exec_defaults(&self, defaults: crate::exec::ExecDefaults) -> Result<()> {
+        defaults.validate()?;
+        *self
+            .exec_defaults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = defaults;
+        Ok(())
+    }
+
+    /// [`Instance::set_exec_defaults`] in builder style.
+    ///
+    /// # Errors
+    ///
+    /// As [`Instance::set_exec_defaults`].
+    pub fn with_exec_defaults(self, defaults: crate::exec::ExecDefaults) -> Result<Instance> {
+        self.set_exec_defaults(defaults)?;
+        Ok(self)
     }
 }
 
