@@ -51,6 +51,8 @@ pub struct Instance {
     named_owner: tokio::sync::OnceCell<(u32, u32)>,
     /// What every command gets unless it says otherwise (`set_exec_defaults`).
     exec_defaults: std::sync::Mutex<crate::exec::ExecDefaults>,
+    /// What the base asked for and was not applied (a dev container definition's warnings).
+    warnings: std::sync::OnceLock<Vec<String>>,
 }
 
 impl std::fmt::Debug for Instance {
@@ -92,6 +94,7 @@ impl Instance {
             agent: agent.map(Arc::new),
             named_owner: tokio::sync::OnceCell::new(),
             exec_defaults: std::sync::Mutex::default(),
+            warnings: std::sync::OnceLock::new(),
         }
     }
 
@@ -290,6 +293,17 @@ impl Instance {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = defaults;
         Ok(())
+    }
+
+    /// What the base asked for and headjack did not apply, one message each (file, line,
+    /// column, key, why): a dev container definition's unsupported keys, say. Empty for other
+    /// bases, and for handles from [`crate::Client::attach`].
+    pub fn warnings(&self) -> &[String] {
+        self.warnings.get().map(Vec::as_slice).unwrap_or_default()
+    }
+
+    pub(crate) fn set_warnings(&self, warnings: Vec<String>) {
+        let _ = self.warnings.set(warnings);
     }
 
     /// [`Instance::set_exec_defaults`] in builder style.

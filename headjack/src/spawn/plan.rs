@@ -197,6 +197,9 @@ pub(crate) fn plan(
         read_only_root: spec.hardened,
         hostname: None,
         agent: agent.is_some(),
+        cap_add: Vec::new(),
+        security_opt: Vec::new(),
+        privileged: false,
     })
 }
 
