@@ -31,11 +31,11 @@ HEADJACK_TEST_HOST="$HEADJACK_TEST_DOCKER_HOST" cargo test -p headjack --feature
 step "core against Podman ($HEADJACK_TEST_PODMAN_HOST)"
 HEADJACK_TEST_HOST="$HEADJACK_TEST_PODMAN_HOST" \
   cargo test -p headjack --test runtime --test spec_options --test builds --test buildkit --test registry \
-    --test defects --test agent --test sandbox
+    --test defects --test agent --test sandbox --test devcontainer
 
 step "exec tests on the engine's exec path (no in-container agent), Docker"
 HEADJACK_TEST_HOST="$HEADJACK_TEST_DOCKER_HOST" HEADJACK_TEST_ENGINE_EXEC=1 \
-  cargo test -p headjack --test runtime --test spec_options --test defects
+  cargo test -p headjack --test runtime --test spec_options --test defects --test devcontainer
 
 step "the in-container agent: protocol, agent binary, containers on Docker, Podman and gVisor"
 cargo test -p headjack-agent

@@ -218,12 +218,12 @@ pub(crate) struct BuildOptions {
 }
 
 impl BuildOptions {
-    fn is_set(&self) -> bool {
+    pub(crate) fn is_set(&self) -> bool {
         *self != BuildOptions::default()
     }
 
     /// `d` with these options on top of its own (the spec's win).
-    fn apply(&self, mut d: Dockerfile) -> Dockerfile {
+    pub(crate) fn apply(&self, mut d: Dockerfile) -> Dockerfile {
         for (k, v) in &self.args {
             d = d.build_arg(k, v);
         }
@@ -285,6 +285,7 @@ pub struct Spec {
     pub(crate) engine_exec: bool,
     pub(crate) ports: Vec<Publish>,
     pub(crate) limits: sandbox::Limits,
+    pub(crate) allow_privileged: bool,
 }
 
 impl Spec {
@@ -503,6 +504,19 @@ impl Spec {
         self
     }
 
+    /// Allows a privileged container when the base asks for one (a dev container definition's
+    /// `privileged: true`, or `--privileged` in its `runArgs`); without it such a base is
+    /// refused. Off by default.
+    pub fn allow_privileged(mut self, allow: bool) -> Spec {
+        self.allow_privileged = allow;
+        self
+    }
+
+    /// Whether [`Spec::allow_privileged`] was set.
+    pub fn is_privileged_allowed(&self) -> bool {
+        self.allow_privileged
+    }
+
     /// The directory relative paths resolve against.
     pub(crate) fn resolved_base_dir(&self) -> Result<PathBuf> {
         match &self.base_dir {
@@ -529,6 +543,8 @@ impl Spec {
         };
         match base {
             Base::Dockerfile(d) => Ok(Base::Dockerfile(self.build.apply(d))),
+            // Build options apply to its Dockerfile, if it has one (spawn::devcontainer).
+            Base::DevContainer(d) => Ok(Base::DevContainer(d)),
             other if self.build.is_set() => Err(Error::invalid_argument(format!(
                 "build options (build args, target, no-cache) were given but the base {other} is \
                  not a Dockerfile"

@@ -67,6 +67,12 @@ pub(crate) struct ContainerPlan {
     pub ports: Vec<(String, u16, u16)>,
     /// Limits beyond cpu/memory/pids (issue 13).
     pub extra: super::sandbox::ExtraLimits,
+    /// Capabilities added (a dev container's `capAdd`).
+    pub cap_add: Vec<String>,
+    /// Security options on top of `no-new-privileges` (a dev container's `securityOpt`).
+    pub security_opt: Vec<String>,
+    /// Privileged (only when the caller allowed it).
+    pub privileged: bool,
 }
 
 /// State of a container as headjack reports it.
@@ -145,8 +151,13 @@ impl Engine {
                     typ: Some("none".into()),
                     config: None,
                 }),
-                privileged: Some(false),
-                security_opt: Some(vec!["no-new-privileges".to_string()]),
+                privileged: Some(plan.privileged),
+                security_opt: Some(
+                    std::iter::once("no-new-privileges".to_string())
+                        .chain(plan.security_opt.iter().cloned())
+                        .collect(),
+                ),
+                cap_add: (!plan.cap_add.is_empty()).then(|| plan.cap_add.clone()),
                 mounts: Some(mounts),
                 nano_cpus: plan.nano_cpus,
                 memory: plan.memory,

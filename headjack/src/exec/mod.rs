@@ -469,3 +469,86 @@ mod tests {
         assert!(e.message().contains("out of memory"), "{e}");
     }
 }
+
+/// What every command run in an instance gets unless the command says otherwise: environment
+/// variables (a command's own [`Exec::env`] wins per key), the user and the working directory.
+/// Set on an instance with [`crate::Instance::set_exec_defaults`]; a devcontainer's
+/// `remoteEnv`/`remoteUser` arrive this way.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecDefaults {
+    pub(crate) env: BTreeMap<String, String>,
+    pub(crate) user: Option<String>,
+    pub(crate) workdir: Option<String>,
+}
+
+impl ExecDefaults {
+    /// No defaults: commands run as the instance was launched.
+    pub fn new() -> ExecDefaults {
+        ExecDefaults::default()
+    }
+
+    /// Adds an environment variable every command gets (unless it sets the same key).
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> ExecDefaults {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+
+    /// Runs commands as this user (`name`, `uid` or `uid:gid`) unless they name one.
+    pub fn user(mut self, user: impl Into<String>) -> ExecDefaults {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// Runs commands in this directory unless they name one.
+    pub fn workdir(mut self, dir: impl Into<String>) -> ExecDefaults {
+        self.workdir = Some(dir.into());
+        self
+    }
+
+    /// The default environment variables.
+    pub fn get_env(&self) -> &BTreeMap<String, String> {
+        &self.env
+    }
+
+    /// The default user, if any.
+    pub fn get_user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// The default working directory, if any.
+    pub fn get_workdir(&self) -> Option<&str> {
+        self.workdir.as_deref()
+    }
+
+    /// Whether there is nothing to apply.
+    pub fn is_empty(&self) -> bool {
+        self.env.is_empty() && self.user.is_none() && self.workdir.is_none()
+    }
+
+    /// Checks the defaults as a command's own settings are checked.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidArgument`] for an invalid variable name, an empty user or directory,
+    /// or NUL bytes.
+    pub fn validate(&self) -> Result<()> {
+        let probe = self.apply(Exec::new(["true"]));
+        probe
+            .validate()
+            .map_err(|e| Error::invalid_argument(format!("exec defaults: {}", e.message())))
+    }
+
+    /// `exec` with the defaults filled in where it left them open.
+    pub(crate) fn apply(&self, mut exec: Exec) -> Exec {
+        for (k, v) in &self.env {
+            exec.env.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        if exec.user.is_none() {
+            exec.user = self.user.clone();
+        }
+        if exec.workdir.is_none() {
+            exec.workdir = self.workdir.clone();
+        }
+        exec
+    }
+}

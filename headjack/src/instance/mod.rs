@@ -56,6 +56,10 @@ pub struct Instance {
     spec: std::sync::OnceLock<crate::spec::Spec>,
     /// The snapshot image this fork runs, removed with it (see `Instance::fork_with`).
     snapshot: std::sync::Mutex<Option<String>>,
+    /// What every command gets unless it says otherwise (`set_exec_defaults`).
+    exec_defaults: std::sync::Mutex<crate::exec::ExecDefaults>,
+    /// What the base asked for and was not applied (a dev container definition's warnings).
+    warnings: std::sync::OnceLock<Vec<String>>,
 }
 
 impl std::fmt::Debug for Instance {
@@ -98,6 +102,8 @@ impl Instance {
             named_owner: tokio::sync::OnceCell::new(),
             spec: std::sync::OnceLock::new(),
             snapshot: std::sync::Mutex::new(None),
+            exec_defaults: std::sync::Mutex::default(),
+            warnings: std::sync::OnceLock::new(),
         }
     }
 
@@ -271,6 +277,55 @@ impl Instance {
             sandbox::remove_snapshot(&self.engine, &image).await;
         }
         Ok(())
+    }
+}
+
+impl Instance {
+    /// What every command run in this instance ([`Instance::exec`], [`Instance::exec_stream`],
+    /// [`Instance::start_process`]) gets unless it says otherwise.
+    pub fn exec_defaults(&self) -> crate::exec::ExecDefaults {
+        self.exec_defaults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the defaults every later command gets: environment variables (a command's own
+    /// win per key), user, working directory. Commands already started are not affected.
+    /// Kept by this handle only: [`crate::Client::attach`] starts without defaults.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidArgument`] when the defaults would make every command invalid (a bad
+    /// variable name, an empty user or directory, NUL bytes); the old defaults stay.
+    pub fn set_exec_defaults(&self, defaults: crate::exec::ExecDefaults) -> Result<()> {
+        defaults.validate()?;
+        *self
+            .exec_defaults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = defaults;
+        Ok(())
+    }
+
+    /// What the base asked for and headjack did not apply, one message each (file, line,
+    /// column, key, why): a dev container definition's unsupported keys, say. Empty for other
+    /// bases, and for handles from [`crate::Client::attach`].
+    pub fn warnings(&self) -> &[String] {
+        self.warnings.get().map(Vec::as_slice).unwrap_or_default()
+    }
+
+    pub(crate) fn set_warnings(&self, warnings: Vec<String>) {
+        let _ = self.warnings.set(warnings);
+    }
+
+    /// [`Instance::set_exec_defaults`] in builder style.
+    ///
+    /// # Errors
+    ///
+    /// As [`Instance::set_exec_defaults`].
+    pub fn with_exec_defaults(self, defaults: crate::exec::ExecDefaults) -> Result<Instance> {
+        self.set_exec_defaults(defaults)?;
+        Ok(self)
     }
 }
 

@@ -48,7 +48,7 @@ impl Instance {
     /// Dropping the future, or the returned stream before its end, kills the command.
     pub async fn exec_stream(&self, exec: impl Into<Exec>) -> Result<ExecStream> {
         self.check_live()?;
-        let mut exec = exec.into();
+        let mut exec = self.exec_defaults().apply(exec.into());
         if let Some(session) = &self.agent
             && !needs_engine(session, &exec).await?
         {
@@ -80,7 +80,9 @@ impl Instance {
     pub async fn start_process(&self, exec: impl Into<Exec>) -> Result<Process> {
         self.check_live()?;
         let session = self.agent_session("background processes")?;
-        let id = session.start_process(&exec.into()).await?;
+        let id = session
+            .start_process(&self.exec_defaults().apply(exec.into()))
+            .await?;
         Ok(Process::new(id, session.clone()))
     }
 

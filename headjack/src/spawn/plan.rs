@@ -207,6 +207,9 @@ pub(crate) fn plan(
             .map(|p| (p.host_ip.to_string(), p.host_port, p.container_port))
             .collect(),
         extra: spec.extra_limits(),
+        cap_add: Vec::new(),
+        security_opt: Vec::new(),
+        privileged: false,
     })
 }
 
