@@ -32,6 +32,8 @@ step "core against Podman ($HEADJACK_TEST_PODMAN_HOST)"
 HEADJACK_TEST_HOST="$HEADJACK_TEST_PODMAN_HOST" \
   cargo test -p headjack --test runtime --test spec_options --test builds --test buildkit --test registry \
     --test defects --test agent --test devcontainer
+# The CLI's background-process commands on Podman (the binary needs the `cli` feature).
+HEADJACK_TEST_HOST="$HEADJACK_TEST_PODMAN_HOST" cargo test -p headjack --features cli --test cli_procs
 
 step "exec tests on the engine's exec path (no in-container agent), Docker"
 HEADJACK_TEST_HOST="$HEADJACK_TEST_DOCKER_HOST" HEADJACK_TEST_ENGINE_EXEC=1 \
