@@ -113,6 +113,27 @@ impl Process {
         Ok(ExecStream::new(rx, status_rx, None, ExecResizer::none()))
     }
 
+    /// What the agent keeps of the process's output now (the last part of it), without
+    /// following: for an ended process its whole kept output; for a running one, what arrived
+    /// until the replay went quiet for 100 ms (the protocol does not mark the replay's end).
+    /// A gap is reported as one line on stderr, as in [`Process::attach`].
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] for a process the agent does not know (forgotten);
+    /// [`ErrorKind::Conflict`] when the instance is not running.
+    pub async fn output(&self) -> Result<Vec<Chunk>> {
+        let mut stream = self.attach(true).await?;
+        let mut out = Vec::new();
+        loop {
+            match tokio::time::timeout(std::time::Duration::from_millis(100), stream.next()).await {
+                Ok(Some(Ok(chunk))) => out.push(chunk),
+                Ok(Some(Err(e))) => return Err(e),
+                Ok(None) | Err(_) => return Ok(out),
+            }
+        }
+    }
+
     /// Sends `signal` (e.g. `libc::SIGTERM`) to the process and everything it started.
     ///
     /// # Errors
@@ -218,5 +239,69 @@ impl Session {
                 started_ms: p.started_ms,
             })
             .collect())
+    }
+}
+
+/// The number of signal `name`: a name with or without `SIG`, any case (`TERM`, `sigkill`), or a
+/// number from 1 to 64 — what [`Process::kill`] takes, for front doors that get text.
+///
+/// # Errors
+///
+/// [`ErrorKind::InvalidArgument`] for anything else, naming what is accepted.
+pub fn signal_number(name: &str) -> Result<i32> {
+    const NAMES: &[(&str, i32)] = &[
+        ("HUP", libc::SIGHUP),
+        ("INT", libc::SIGINT),
+        ("QUIT", libc::SIGQUIT),
+        ("ABRT", libc::SIGABRT),
+        ("KILL", libc::SIGKILL),
+        ("USR1", libc::SIGUSR1),
+        ("SEGV", libc::SIGSEGV),
+        ("USR2", libc::SIGUSR2),
+        ("PIPE", libc::SIGPIPE),
+        ("ALRM", libc::SIGALRM),
+        ("TERM", libc::SIGTERM),
+        ("CONT", libc::SIGCONT),
+        ("STOP", libc::SIGSTOP),
+        ("TSTP", libc::SIGTSTP),
+        ("WINCH", libc::SIGWINCH),
+    ];
+    let t = name.trim();
+    if let Ok(n) = t.parse::<i64>() {
+        return if (1..=64).contains(&n) {
+            Ok(n as i32)
+        } else {
+            Err(Error::invalid_argument(format!(
+                "{name:?} is not a signal number (1 to 64)"
+            )))
+        };
+    }
+    let upper = t.to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    NAMES
+        .iter()
+        .find(|(n, _)| *n == bare)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            Error::invalid_argument(format!(
+                "{name:?} is not a signal (use a name such as TERM, KILL, INT, HUP, or a number)"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::signal_number;
+
+    #[test]
+    fn signal_names_and_numbers() {
+        assert_eq!(signal_number("TERM").unwrap(), libc::SIGTERM);
+        assert_eq!(signal_number("sigkill").unwrap(), libc::SIGKILL);
+        assert_eq!(signal_number(" 9 ").unwrap(), 9);
+        for bad in ["0", "65", "-1", "BOGUS", "", "SIG"] {
+            let e = signal_number(bad).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument, "{bad}");
+            assert!(e.message().contains("signal"), "{e}");
+        }
     }
 }

@@ -16,7 +16,7 @@ use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
 use crate::reference::ImageRef;
 
-pub use crate::agent::process::{Process, ProcessInfo};
+pub use crate::agent::process::{Process, ProcessInfo, signal_number};
 pub use crate::agent::{DirEntry, FileKind, FileStat};
 pub use info::{InstanceInfo, Status};
 pub use sandbox::{Stats, StatsStream};

@@ -93,6 +93,94 @@ pub enum Command {
     /// (tools: spawn, exec, read_file, write_file, list_files, list_instances, remove). The
     /// instances it spawns are removed when the client disconnects or the server stops.
     Mcp(McpArgs),
+    /// Background processes of an instance (started with `exec --detach`): list them, replay
+    /// and follow their output, signal them, wait for them, forget them.
+    Proc(ProcArgs),
+}
+
+/// `proc` subcommands.
+#[derive(Debug, Args)]
+pub struct ProcArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ProcCommand,
+}
+
+/// What `proc` does.
+#[derive(Debug, Subcommand)]
+pub enum ProcCommand {
+    /// List an instance's background processes (running or ended, not yet removed).
+    Ls(ProcLsArgs),
+    /// Print what is kept of a process's output (its most recent part); with -f, then follow
+    /// it until the process ends.
+    Logs(ProcLogsArgs),
+    /// Send a signal to a process and everything it started.
+    Kill(ProcKillArgs),
+    /// Wait until a process ends; exit with its exit code (124 if its --timeout killed it).
+    Wait(ProcRef),
+    /// Forget ended processes (their exit status and kept output).
+    Rm(ProcRmArgs),
+}
+
+/// `proc ls` arguments.
+#[derive(Debug, Args)]
+pub struct ProcLsArgs {
+    /// The instance.
+    pub id: String,
+}
+
+/// One process of one instance.
+#[derive(Debug, Args)]
+pub struct ProcRef {
+    /// The instance.
+    pub id: String,
+    /// The process ID (printed by `exec --detach`, listed by `proc ls`).
+    #[arg(value_name = "PROC", value_parser = parse_process_id)]
+    pub process: u64,
+}
+
+/// `proc logs` arguments.
+#[derive(Debug, Args)]
+pub struct ProcLogsArgs {
+    #[command(flatten)]
+    pub target: ProcRef,
+    /// Follow new output until the process ends, then exit with 0.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+}
+
+/// `proc kill` arguments.
+#[derive(Debug, Args)]
+pub struct ProcKillArgs {
+    #[command(flatten)]
+    pub target: ProcRef,
+    /// The signal: a name (TERM, SIGKILL, …) or a number.
+    #[arg(long, short = 's', value_name = "SIGNAL", default_value = "TERM", value_parser = parse_signal)]
+    pub signal: i32,
+}
+
+/// `proc rm` arguments.
+#[derive(Debug, Args)]
+pub struct ProcRmArgs {
+    /// The instance.
+    pub id: String,
+    /// The process IDs.
+    #[arg(required = true, value_name = "PROC", value_parser = parse_process_id)]
+    pub processes: Vec<u64>,
+}
+
+/// Parses a background process ID.
+pub fn parse_process_id(s: &str) -> Result<u64, String> {
+    s.trim().parse::<u64>().map_err(|_| {
+        format!(
+            "{s:?} is not a process ID (a number, as `exec --detach` prints and `proc ls` lists)"
+        )
+    })
+}
+
+/// Parses a signal: a name with or without `SIG` (any case), or a number from 1 to 64.
+pub fn parse_signal(s: &str) -> Result<i32, String> {
+    headjack::instance::signal_number(s).map_err(|e| e.message().to_string())
 }
 
 /// What `mcp` allows the assistant.
@@ -203,6 +291,10 @@ pub struct ExecArgs {
     pub env: Vec<String>,
     #[command(flatten)]
     pub exec: ExecOptions,
+    /// Start the command as a background process and print its process ID (see `headjack
+    /// proc`): it outlives this command, and its output is kept for `proc logs`.
+    #[arg(long, short = 'd')]
+    pub detach: bool,
 }
 
 /// What `build` resolves.
@@ -515,6 +607,29 @@ mod tests {
         .unwrap();
         match cli.command {
             Command::Build(b) => assert_eq!(b.secrets.len(), 2),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn signals_and_process_ids() {
+        assert_eq!(parse_signal("TERM").unwrap(), libc::SIGTERM);
+        assert_eq!(parse_signal("sigkill").unwrap(), libc::SIGKILL);
+        assert_eq!(parse_signal("9").unwrap(), 9);
+        assert!(parse_signal("0").is_err());
+        assert!(parse_signal("65").is_err());
+        assert!(parse_signal("BOGUS").unwrap_err().contains("not a signal"));
+        assert_eq!(parse_process_id("12").unwrap(), 12);
+        assert!(parse_process_id("-1").is_err());
+        let cli =
+            Cli::try_parse_from(["headjack", "proc", "kill", "abc", "3", "-s", "INT"]).unwrap();
+        match cli.command {
+            Command::Proc(ProcArgs {
+                command: ProcCommand::Kill(k),
+            }) => {
+                assert_eq!((k.target.id.as_str(), k.target.process), ("abc", 3));
+                assert_eq!(k.signal, libc::SIGINT);
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -6,6 +6,7 @@
 mod args;
 mod commands;
 mod mcp;
+mod procs;
 mod progress;
 mod run;
 mod term;
@@ -99,6 +100,7 @@ async fn dispatch(cli: Cli) -> u8 {
         Command::Images(a) => commands::images(&global, a).await,
         Command::Info => commands::info(&global).await,
         Command::Mcp(a) => mcp::serve(&global, a).await,
+        Command::Proc(a) => procs::proc(&global, a).await,
     };
     match outcome {
         Ok(code) => code,

@@ -183,6 +183,9 @@ pub async fn run(global: &Global, a: RunArgs) -> Outcome {
 
 /// `headjack exec`.
 pub async fn exec(global: &Global, a: ExecArgs) -> Outcome {
+    if a.detach {
+        return crate::procs::detach(global, a).await;
+    }
     let (argv, mode) = choose(&a.exec)?;
     let env = parse_env(&a.env)?;
     let client = connect(global).await?;
