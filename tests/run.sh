@@ -35,7 +35,7 @@ HEADJACK_TEST_HOST="$HEADJACK_TEST_PODMAN_HOST" \
 
 step "exec tests on the engine's exec path (no in-container agent), Docker"
 HEADJACK_TEST_HOST="$HEADJACK_TEST_DOCKER_HOST" HEADJACK_TEST_ENGINE_EXEC=1 \
-  cargo test -p headjack --test runtime --test spec_options --test defects --test devcontainer
+  cargo test -p headjack --features cli --test runtime --test spec_options --test defects --test devcontainer
 
 step "the in-container agent: protocol, agent binary, containers on Docker, Podman and gVisor"
 cargo test -p headjack-agent
