@@ -63,6 +63,8 @@ pub(crate) struct ContainerPlan {
     /// PID 1 is headjack's agent, serving its session on the container's stdio: stdin kept
     /// open, no engine init in front of it, and no log driver storing the protocol.
     pub agent: bool,
+    /// DNS servers for the container (an instance with an egress policy: its proxy).
+    pub dns: Vec<String>,
 }
 
 /// State of a container as headjack reports it.
@@ -154,6 +156,7 @@ impl Engine {
                 cap_drop: plan.cap_drop_all.then(|| vec!["ALL".to_string()]),
                 readonly_rootfs: Some(plan.read_only_root),
                 ulimits: None::<Vec<ResourcesUlimits>>,
+                dns: (!plan.dns.is_empty()).then(|| plan.dns.clone()),
                 ..Default::default()
             };
             let body = ContainerCreateBody {

@@ -49,6 +49,8 @@ pub struct Instance {
     agent: Option<Arc<Session>>,
     /// The instance user's numeric IDs, once resolved in its `/etc/passwd`.
     named_owner: tokio::sync::OnceCell<(u32, u32)>,
+    /// Its egress network and proxy, when it has an egress policy.
+    egress: std::sync::OnceLock<Arc<crate::egress::Attachment>>,
 }
 
 impl std::fmt::Debug for Instance {
@@ -89,6 +91,7 @@ impl Instance {
             oom_seen: Arc::default(),
             agent: agent.map(Arc::new),
             named_owner: tokio::sync::OnceCell::new(),
+            egress: std::sync::OnceLock::new(),
         }
     }
 
@@ -258,6 +261,9 @@ impl Instance {
             self.removed.store(false, Ordering::SeqCst);
             return Err(e);
         }
+        if let Some(egress) = self.egress.get() {
+            egress.detach(&self.engine).await;
+        }
         Ok(())
     }
 }
@@ -277,24 +283,44 @@ impl Instance {
     }
 
     /// What removing this handle on drop would do, or `None` when it must not remove anything.
-    fn removal_on_drop(&self) -> Option<(Engine, String)> {
+    fn removal_on_drop(&self) -> Option<(Engine, String, Option<EgressRef>)> {
         // A fork() child drops the handles it inherited: the instances are the parent's.
         let skip = self.keep.load(Ordering::SeqCst)
             || self.removed.load(Ordering::SeqCst)
             || self.inherited();
-        (!skip).then(|| (self.engine.clone(), self.container_id.clone()))
+        (!skip).then(|| {
+            (
+                self.engine.clone(),
+                self.container_id.clone(),
+                self.egress.get().cloned(),
+            )
+        })
+    }
+}
+
+type EgressRef = Arc<crate::egress::Attachment>;
+
+/// Removes a container, then its egress network (the proxy leaves it first).
+async fn remove_with_egress(engine: &Engine, id: &str, egress: Option<EgressRef>) {
+    match engine.remove(id).await {
+        Ok(()) => {
+            if let Some(egress) = egress {
+                egress.detach(engine).await;
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, container = %id, "removing container on drop failed");
+        }
     }
 }
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        let Some((engine, id)) = self.removal_on_drop() else {
+        let Some((engine, id, egress)) = self.removal_on_drop() else {
             return;
         };
         crate::blocking::finish_in_drop("remove a container on drop", async move {
-            if let Err(e) = engine.remove(&id).await {
-                tracing::warn!(error = %e, container = %id, "removing container on drop failed");
-            }
+            remove_with_egress(&engine, &id, egress).await;
         });
     }
 }
@@ -302,7 +328,7 @@ impl Drop for Instance {
 /// Removes the containers of `instances` concurrently, from a `Drop` (a pool's, say), whatever
 /// the context; the handles are then dropped without removing anything.
 pub(crate) fn remove_all_on_drop(instances: Vec<Instance>) {
-    let removals: Vec<(Engine, String)> = instances
+    let removals: Vec<(Engine, String, Option<EgressRef>)> = instances
         .iter()
         .filter_map(|i| {
             let r = i.removal_on_drop();
@@ -315,11 +341,61 @@ pub(crate) fn remove_all_on_drop(instances: Vec<Instance>) {
         return;
     }
     crate::blocking::finish_in_drop("remove a pool's containers", async move {
-        let removed = removals.iter().map(|(engine, id)| async move {
-            if let Err(e) = engine.remove(id).await {
-                tracing::warn!(error = %e, container = %id, "removing container on drop failed");
-            }
+        let removed = removals.into_iter().map(|(engine, id, egress)| async move {
+            remove_with_egress(&engine, &id, egress).await;
         });
         futures_util::future::join_all(removed).await;
     });
+}
+
+impl Instance {
+    /// Gives the instance its egress attachment (at spawn, once registered with its proxy; on
+    /// attach, from its labels).
+    pub(crate) fn set_egress_attachment(&self, attachment: crate::egress::Attachment) {
+        let _ = self.egress.set(Arc::new(attachment));
+    }
+
+    fn egress_attachment(&self) -> Result<&crate::egress::Attachment> {
+        self.check_live()?;
+        self.egress.get().map(|a| a.as_ref()).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "instance {} was spawned without an egress policy, so no proxy filters its \
+                     traffic; spawn it with Spec::egress to filter it (a running instance's \
+                     network cannot be closed in place)",
+                    self.id
+                ),
+            )
+        })
+    }
+
+    /// Replaces the egress policy of an instance spawned with one ([`crate::Spec::egress`]).
+    /// Takes effect for its next connection, HTTP request and DNS lookup; open connections the
+    /// new policy denies are closed.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidArgument`] for an invalid pattern; [`ErrorKind::Conflict`] when the
+    /// instance has no egress policy (it was spawned without one) or its proxy refused; engine
+    /// errors when the proxy cannot be reached.
+    pub async fn set_egress(&self, egress: crate::egress::Egress) -> Result<()> {
+        egress.validate()?;
+        self.egress_attachment()?
+            .set(&self.engine, &self.id, &egress)
+            .await
+    }
+
+    /// What the instance's egress proxy decided, oldest first (the last 1000 decisions): every
+    /// HTTP request, CONNECT and DNS lookup, allowed or denied, and why — so that an agent can
+    /// see why `pip install` failed. Decisions not returned before by this handle are also
+    /// emitted as `tracing` events (target `headjack.egress`).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Conflict`] when the instance has no egress policy; engine errors when the
+    /// proxy cannot be reached.
+    pub async fn egress_log(&self) -> Result<Vec<crate::egress::EgressDecision>> {
+        self.egress_attachment()?.log(&self.engine, &self.id).await
+    }
 }

@@ -54,23 +54,47 @@ pub(crate) async fn spawn(engine: &Engine, spec: Spec) -> Result<Instance> {
         let agent = agent_volume(engine, &spec, &image).await;
         let now = std::time::SystemTime::now();
         let id = labels::random_id();
-        let planned = plan::plan(&spec, &base, &image, &id, &owner, now, agent.as_deref())?;
-        match launch::launch(engine, planned, image.clone(), id, &spec).await {
-            Ok(instance) => Ok(instance),
-            Err(LaunchError::Other(e)) => Err(e),
-            // The agent could not come up in this image (e.g. it cannot run there): the engine's
-            // exec serves the instance instead, with the same behaviour.
-            Err(LaunchError::Agent(e)) => {
-                tracing::warn!(error = %e, "the in-container agent did not start; using the engine's exec");
-                let id = labels::random_id();
-                let planned = plan::plan(&spec, &base, &image, &id, &owner, now, None)?;
-                launch::launch(engine, planned, image, id, &spec)
-                    .await
-                    .map_err(|e| match e {
-                        LaunchError::Agent(e) | LaunchError::Other(e) => e,
-                    })
+        // With an egress policy: the instance's own network, the proxy on it (fail-closed: any
+        // failure here or in registering the instance is a failed spawn).
+        let egress = match &spec.egress {
+            Some(e) => Some(crate::egress::prepare(engine, e, &id).await?),
+            None => None,
+        };
+        let launched = async {
+            let mut planned =
+                plan::plan(&spec, &base, &image, &id, &owner, now, agent.as_deref())?;
+            if let Some(e) = &egress {
+                e.apply(&mut planned);
+            }
+            match launch::launch(engine, planned, image.clone(), id.clone(), &spec, egress.as_ref())
+                .await
+            {
+                Ok(instance) => Ok(instance),
+                Err(LaunchError::Other(e)) => Err(e),
+                // The agent could not come up in this image (e.g. it cannot run there): the
+                // engine's exec serves the instance instead, with the same behaviour.
+                Err(LaunchError::Agent(e)) => {
+                    tracing::warn!(error = %e, "the in-container agent did not start; using the engine's exec");
+                    let id = labels::random_id();
+                    let mut planned = plan::plan(&spec, &base, &image, &id, &owner, now, None)?;
+                    if let Some(e) = &egress {
+                        e.apply(&mut planned);
+                    }
+                    launch::launch(engine, planned, image, id, &spec, egress.as_ref())
+                        .await
+                        .map_err(|e| match e {
+                            LaunchError::Agent(e) | LaunchError::Other(e) => e,
+                        })
+                }
             }
         }
+        .await;
+        if launched.is_err()
+            && let Some(e) = &egress
+        {
+            e.teardown(engine).await;
+        }
+        launched
     }
     .instrument(span)
     .await

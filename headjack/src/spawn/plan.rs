@@ -197,6 +197,7 @@ pub(crate) fn plan(
         read_only_root: spec.hardened,
         hostname: None,
         agent: agent.is_some(),
+        dns: Vec::new(),
     })
 }
 
