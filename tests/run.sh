@@ -31,7 +31,7 @@ HEADJACK_TEST_HOST="$HEADJACK_TEST_DOCKER_HOST" cargo test -p headjack --feature
 step "core against Podman ($HEADJACK_TEST_PODMAN_HOST)"
 HEADJACK_TEST_HOST="$HEADJACK_TEST_PODMAN_HOST" \
   cargo test -p headjack --features cli --test runtime --test spec_options --test builds --test buildkit --test registry \
-    --test defects --test agent --test sandbox --test devcontainer --test cli_procs
+    --test defects --test agent --test sandbox --test devcontainer --test cli_procs --test egress
 
 step "exec tests on the engine's exec path (no in-container agent), Docker"
 HEADJACK_TEST_HOST="$HEADJACK_TEST_DOCKER_HOST" HEADJACK_TEST_ENGINE_EXEC=1 \
@@ -62,6 +62,12 @@ for host in "$HEADJACK_TEST_DOCKER_HOST" "$HEADJACK_TEST_PODMAN_HOST" ${HEADJACK
   if [ "$n" -gt 0 ]; then
     echo "tests left $n headjack container(s) on $host:"
     DOCKER_HOST="$host" docker ps -a --filter label=io.headjack.managed=true
+    leaks=1
+  fi
+  n=$(DOCKER_HOST="$host" docker network ls -q --filter label=io.headjack.egress=instance | wc -l)
+  if [ "$n" -gt 0 ]; then
+    echo "tests left $n egress instance network(s) on $host:"
+    DOCKER_HOST="$host" docker network ls --filter label=io.headjack.egress=instance
     leaks=1
   fi
 done

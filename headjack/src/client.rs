@@ -170,7 +170,10 @@ impl Client {
             ),
             false => (details.user.clone(), None),
         };
-        Ok(Instance::new(
+        let egress =
+            crate::egress::Attachment::of_container(&self.engine, &details.id, &details.labels)
+                .await?;
+        let instance = Instance::new(
             self.engine.clone(),
             details.id,
             id,
@@ -184,7 +187,11 @@ impl Client {
             origin,
             true,
             session,
-        ))
+        );
+        if let Some(egress) = egress {
+            instance.set_egress_attachment(egress);
+        }
+        Ok(instance)
     }
 
     /// Removes instances whose owner process is gone, or whose expiry passed. Returns the IDs
@@ -218,6 +225,8 @@ impl Client {
             }
         }
         crate::volume::sweep(&self.engine).await?;
+        // Egress networks and proxies that no instance needs any more.
+        crate::egress::sweep(&self.engine).await?;
         Ok(removed)
     }
 }

@@ -39,6 +39,7 @@ pub mod blocking;
 mod build;
 pub mod client;
 mod devcontainer;
+pub mod egress;
 mod engine;
 pub mod error;
 pub mod exec;
@@ -55,6 +56,7 @@ pub mod volume;
 
 pub use base::{Base, Dockerfile};
 pub use client::{Client, spawn};
+pub use egress::{Egress, EgressDecision};
 pub use error::{Error, ErrorKind, Result};
 pub use exec::{Exec, ExecOutput, ExecStream};
 pub use instance::{Instance, Status};

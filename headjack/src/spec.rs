@@ -286,6 +286,7 @@ pub struct Spec {
     pub(crate) ports: Vec<Publish>,
     pub(crate) limits: sandbox::Limits,
     pub(crate) allow_privileged: bool,
+    pub(crate) egress: Option<crate::egress::Egress>,
 }
 
 impl Spec {
@@ -741,7 +742,51 @@ impl Spec {
             }
         }
         self.validate_sandbox()?;
+        self.validate_egress()?;
         Ok(())
+    }
+
+    /// An egress policy needs its own network: not `none`, not a named one.
+    fn validate_egress(&self) -> Result<()> {
+        let Some(egress) = &self.egress else {
+            return Ok(());
+        };
+        egress.validate()?;
+        match &self.network {
+            Some(Network::None) => Err(Error::invalid_argument(format!(
+                "an egress policy ({}-list of {} pattern(s)) was given with network `none`: an \
+                 instance without a network reaches nothing, so there is nothing to filter; drop \
+                 the egress policy for no network at all, or drop `network none` for a filtered one",
+                if egress.is_allow_list() {
+                    "allow"
+                } else {
+                    "deny"
+                },
+                egress.patterns().len()
+            ))),
+            Some(Network::Named(n)) => Err(Error::invalid_argument(format!(
+                "an egress policy was given with network {n:?}: an instance with an egress policy \
+                 sits on a network of its own that headjack makes (with no route out but its \
+                 proxy); drop the network or the egress policy"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Spec {
+    /// An egress policy: the instance reaches only what it allows (or all but what it denies),
+    /// through headjack's egress proxy, fail-closed — it sits on a network of its own with no
+    /// route out, so a program ignoring the proxy settings reaches nothing. The patterns are
+    /// checked at spawn (see [`crate::Egress`]). Not with [`Network::None`] or a named network.
+    pub fn egress(mut self, egress: crate::egress::Egress) -> Spec {
+        self.egress = Some(egress);
+        self
+    }
+
+    /// The egress policy, if any ([`Spec::egress`]).
+    pub fn get_egress(&self) -> Option<&crate::egress::Egress> {
+        self.egress.as_ref()
     }
 }
 

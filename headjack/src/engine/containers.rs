@@ -73,6 +73,8 @@ pub(crate) struct ContainerPlan {
     pub security_opt: Vec<String>,
     /// Privileged (only when the caller allowed it).
     pub privileged: bool,
+    /// DNS servers for the container (an instance with an egress policy: its proxy).
+    pub dns: Vec<String>,
 }
 
 /// State of a container as headjack reports it.
@@ -170,6 +172,7 @@ impl Engine {
                 readonly_rootfs: Some(plan.read_only_root),
                 ulimits: None::<Vec<ResourcesUlimits>>,
                 port_bindings: super::sandbox::port_bindings(&plan.ports),
+                dns: (!plan.dns.is_empty()).then(|| plan.dns.clone()),
                 ..Default::default()
             };
             let host_config = plan.extra.apply(host_config, self.info.kind, plan.pids);

@@ -15,6 +15,7 @@ mod containers;
 mod errors;
 mod exec;
 mod images;
+mod networks;
 mod raw;
 mod sandbox;
 

@@ -71,29 +71,55 @@ pub(crate) async fn spawn(engine: &Engine, spec: Spec) -> Result<Instance> {
         let agent = agent_volume(engine, &spec, &image).await;
         let now = std::time::SystemTime::now();
         let id = labels::random_id();
-        let mut planned = plan::plan(&spec, &base, &image, &id, &owner, now, agent.as_deref())?;
-        if let Some(p) = &devc {
-            devcontainer::apply_to_container(p, &mut planned);
-        }
-        let workdir = planned.workdir.clone();
-        let instance = match launch::launch(engine, planned, image.clone(), id, &spec).await {
-            Ok(instance) => instance.remember_spec(spec.clone()),
-            Err(LaunchError::Other(e)) => return Err(e),
-            // The agent could not come up in this image (e.g. it cannot run there): the engine's
-            // exec serves the instance instead, with the same behaviour.
-            Err(LaunchError::Agent(e)) => {
-                tracing::warn!(error = %e, "the in-container agent did not start; using the engine's exec");
-                let id = labels::random_id();
-                let mut planned = plan::plan(&spec, &base, &image, &id, &owner, now, None)?;
-                if let Some(p) = &devc {
-                    devcontainer::apply_to_container(p, &mut planned);
+        // With an egress policy: the instance's own network, the proxy on it (fail-closed: any
+        // failure here or in registering the instance is a failed spawn).
+        let egress = match &spec.egress {
+            Some(e) => Some(crate::egress::prepare(engine, e, &id).await?),
+            None => None,
+        };
+        // The container plan: the spec's, then what the definition and the egress policy add.
+        let planned_for = |id: &str, agent: Option<&str>| {
+            let mut planned = plan::plan(&spec, &base, &image, id, &owner, now, agent)?;
+            if let Some(p) = &devc {
+                devcontainer::apply_to_container(p, &mut planned);
+            }
+            if let Some(e) = &egress {
+                e.apply(&mut planned);
+            }
+            Ok::<_, crate::Error>(planned)
+        };
+        let launched = async {
+            let planned = planned_for(&id, agent.as_deref())?;
+            let workdir = planned.workdir.clone();
+            let launched =
+                launch::launch(engine, planned, image.clone(), id.clone(), &spec, egress.as_ref())
+                    .await;
+            let instance = match launched {
+                Ok(instance) => instance,
+                Err(LaunchError::Other(e)) => return Err(e),
+                // The agent could not come up in this image (e.g. it cannot run there): the
+                // engine's exec serves the instance instead, with the same behaviour.
+                Err(LaunchError::Agent(e)) => {
+                    tracing::warn!(error = %e, "the in-container agent did not start; using the engine's exec");
+                    let id = labels::random_id();
+                    let planned = planned_for(&id, None)?;
+                    launch::launch(engine, planned, image.clone(), id, &spec, egress.as_ref())
+                        .await
+                        .map_err(|e| match e {
+                            LaunchError::Agent(e) | LaunchError::Other(e) => e,
+                        })?
                 }
-                launch::launch(engine, planned, image, id, &spec)
-                    .await
-                    .map(|i| i.remember_spec(spec.clone()))
-                    .map_err(|e| match e {
-                        LaunchError::Agent(e) | LaunchError::Other(e) => e,
-                    })?
+            };
+            Ok((instance.remember_spec(spec.clone()), workdir))
+        }
+        .await;
+        let (instance, workdir) = match launched {
+            Ok(launched) => launched,
+            Err(e) => {
+                if let Some(egress) = &egress {
+                    egress.teardown(engine).await;
+                }
+                return Err(e);
             }
         };
         if let Some(p) = devc

@@ -210,6 +210,7 @@ pub(crate) fn plan(
         cap_add: Vec::new(),
         security_opt: Vec::new(),
         privileged: false,
+        dns: Vec::new(),
     })
 }
 
