@@ -77,11 +77,14 @@ impl Session {
     /// Reads the regular file at `path` if it holds at most `max_bytes`.
     pub(crate) async fn read_file(&self, path: &str, max_bytes: u64) -> Result<Vec<u8>> {
         let reader = self
-            .channel()
-            .await?
-            .read_file(path, Some(max_bytes))
-            .await
-            .map_err(|e| limit_error(e, path, max_bytes))?;
+            .bounded(&format!("reading {path}"), async {
+                self.channel()
+                    .await?
+                    .read_file(path, Some(max_bytes))
+                    .await
+                    .map_err(|e| limit_error(e, path, max_bytes))
+            })
+            .await?;
         reader
             .read_to_end()
             .await
@@ -111,11 +114,14 @@ impl Session {
         let req = WriteFileRequest::new(path)
             .mode(mode)
             .owner(owner.0, owner.1);
-        self.channel()
-            .await?
-            .write_file(req)
-            .await
-            .map_err(from_agent)
+        self.bounded(&format!("writing {path}"), async {
+            self.channel()
+                .await?
+                .write_file(req)
+                .await
+                .map_err(from_agent)
+        })
+        .await
     }
 
     /// Streams host file `from` into `path`.
@@ -144,11 +150,14 @@ impl Session {
     /// Streams the regular file at `path` into host file `to` (created or replaced).
     pub(crate) async fn copy_file_out(&self, path: &str, to: &Path) -> Result<u64> {
         let mut reader = self
-            .channel()
-            .await?
-            .read_file(path, None)
-            .await
-            .map_err(from_agent)?;
+            .bounded(&format!("reading {path}"), async {
+                self.channel()
+                    .await?
+                    .read_file(path, None)
+                    .await
+                    .map_err(from_agent)
+            })
+            .await?;
         let what = |e| Error::io(format!("writing {}", to.display()), e);
         let mut file = tokio::fs::File::create(to).await.map_err(what)?;
         let mut written = 0u64;
@@ -163,16 +172,23 @@ impl Session {
 
     pub(crate) async fn stat(&self, path: &str) -> Result<FileStat> {
         let s = self
-            .channel()
-            .await?
-            .stat(path, false)
-            .await
-            .map_err(from_agent)?;
+            .bounded(&format!("stat of {path}"), async {
+                self.channel()
+                    .await?
+                    .stat(path, false)
+                    .await
+                    .map_err(from_agent)
+            })
+            .await?;
         Ok(s.into())
     }
 
     pub(crate) async fn list(&self, path: &str) -> Result<Vec<DirEntry>> {
-        let entries = self.channel().await?.list(path).await.map_err(from_agent)?;
+        let entries = self
+            .bounded(&format!("listing {path}"), async {
+                self.channel().await?.list(path).await.map_err(from_agent)
+            })
+            .await?;
         Ok(entries
             .into_iter()
             .map(|e| DirEntry {
@@ -183,19 +199,25 @@ impl Session {
     }
 
     pub(crate) async fn mkdir(&self, path: &str, owner: (u32, u32)) -> Result<()> {
-        self.channel()
-            .await?
-            .mkdir(path, 0o755, Some(owner), true)
-            .await
-            .map_err(from_agent)
+        self.bounded(&format!("creating {path}"), async {
+            self.channel()
+                .await?
+                .mkdir(path, 0o755, Some(owner), true)
+                .await
+                .map_err(from_agent)
+        })
+        .await
     }
 
     pub(crate) async fn remove(&self, path: &str, recursive: bool) -> Result<()> {
-        self.channel()
-            .await?
-            .remove(path, recursive)
-            .await
-            .map_err(from_agent)
+        self.bounded(&format!("removing {path}"), async {
+            self.channel()
+                .await?
+                .remove(path, recursive)
+                .await
+                .map_err(from_agent)
+        })
+        .await
     }
 }
 

@@ -65,11 +65,15 @@ impl Process {
     pub async fn attach(&self, replay: bool) -> Result<ExecStream> {
         let mut handle = self
             .session
-            .channel()
-            .await?
-            .attach(self.id, replay)
-            .await
-            .map_err(from_agent)?;
+            .bounded(&format!("attaching to process {}", self.id), async {
+                self.session
+                    .channel()
+                    .await?
+                    .attach(self.id, replay)
+                    .await
+                    .map_err(from_agent)
+            })
+            .await?;
         let (tx, rx) = mpsc::channel(64);
         let (status_tx, status_rx) = oneshot::channel();
         tokio::spawn(async move {
@@ -142,11 +146,15 @@ impl Process {
     /// for a process the agent does not know.
     pub async fn kill(&self, signal: i32) -> Result<()> {
         self.session
-            .channel()
-            .await?
-            .kill(self.id, signal)
+            .bounded(&format!("signalling process {}", self.id), async {
+                self.session
+                    .channel()
+                    .await?
+                    .kill(self.id, signal)
+                    .await
+                    .map_err(from_agent)
+            })
             .await
-            .map_err(from_agent)
     }
 
     /// Waits until the process ended and returns how.
@@ -176,11 +184,15 @@ impl Process {
     /// [`ErrorKind::Conflict`] while it still runs; [`ErrorKind::NotFound`] for an unknown one.
     pub async fn forget(&self) -> Result<()> {
         self.session
-            .channel()
-            .await?
-            .forget(self.id)
+            .bounded(&format!("forgetting process {}", self.id), async {
+                self.session
+                    .channel()
+                    .await?
+                    .forget(self.id)
+                    .await
+                    .map_err(from_agent)
+            })
             .await
-            .map_err(from_agent)
     }
 }
 
@@ -206,9 +218,13 @@ impl Session {
         if let Some(t) = exec.timeout {
             req = req.timeout(t);
         }
-        let ch = self.channel().await?;
-        ch.start_process(req).await.map_err(|e| {
-            let e = from_agent(e);
+        let what = format!("starting {:?} in the background", exec.argv[0]);
+        let ch = self.bounded(&what, self.channel()).await?;
+        self.bounded(&what, async {
+            ch.start_process(req).await.map_err(from_agent)
+        })
+        .await
+        .map_err(|e| {
             Error::new(
                 e.kind(),
                 format!("starting {}: {}", exec.argv[0], e.message()),
@@ -219,11 +235,10 @@ impl Session {
     /// The background processes the agent knows.
     pub(crate) async fn processes(&self) -> Result<Vec<ProcessInfo>> {
         let list = self
-            .channel()
-            .await?
-            .processes()
-            .await
-            .map_err(from_agent)?;
+            .bounded("listing background processes", async {
+                self.channel().await?.processes().await.map_err(from_agent)
+            })
+            .await?;
         Ok(list
             .into_iter()
             .filter(|p| p.background && !p.init)
