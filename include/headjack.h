@@ -1258,6 +1258,22 @@ headjack_status headjack_spec_set_init(struct headjack_spec *spec,
                                        struct headjack_error **err);
 
 /**
+ * Sets an egress policy: with `allow`, the instance reaches only hosts matching
+ * `patterns[0..count]` (e.g. `"pypi.org"`, `"*.pythonhosted.org"`, `"github.com:443"`,
+ * `"10.0.0.0/8"`; `count` 0: nothing at all); without, everything but them. Enforced
+ * fail-closed by headjack's egress proxy: the instance sits on a network of its own with no
+ * route out. `patterns` may be NULL when `count` is 0. Invalid patterns, or a policy combined
+ * with network `"none"` or a named network, fail the spawn with `HEADJACK_INVALID_ARGUMENT`.
+ *
+ * Thread-safe: calls on one spec are serialised.
+ */
+headjack_status headjack_spec_set_egress(struct headjack_spec *spec,
+                                         bool allow,
+                                         const char *const *patterns,
+                                         size_t count,
+                                         struct headjack_error **err);
+
+/**
  * Gives the Dockerfile base the build secret `id` with the `len` bytes at `data` (copied; you
  * may clear your buffer afterwards). The value reaches `RUN --mount=type=secret,id=<id>` steps
  * only: never the image, its history, labels, logs, progress events or errors. The id (not the
@@ -1506,6 +1522,30 @@ headjack_status headjack_instance_inspect(const struct headjack_instance *instan
  * Not to be called twice, nor while another thread uses the object.
  */
 void headjack_instance_info_free(struct headjack_instance_info *info);
+
+/**
+ * Replaces the egress policy of an instance spawned with one (`headjack_spec_set_egress`):
+ * with `allow`, only hosts matching `patterns[0..count]`; without, all but them. Takes effect
+ * for its next connection, request and DNS lookup. `HEADJACK_INVALID_ARGUMENT` for an invalid
+ * pattern, `HEADJACK_CONFLICT` for an instance spawned without a policy. Thread-safe.
+ */
+headjack_status headjack_instance_set_egress(const struct headjack_instance *instance,
+                                             bool allow,
+                                             const char *const *patterns,
+                                             size_t count,
+                                             struct headjack_error **err);
+
+/**
+ * The decisions of the instance's egress proxy, oldest first, into `*out` (a list the caller
+ * frees with `headjack_string_list_free`): one JSON object per decision, e.g.
+ * `{"seq":3,"time":"2026-11-30T21:53:55.863Z","via":"connect","host":"pypi.org","port":443,
+ * "allowed":true,"reason":"allowed by pattern `pypi.org`","count":1}` (`via` is `http`,
+ * `connect` or `dns`; `port` is null for DNS). `HEADJACK_CONFLICT` for an instance spawned
+ * without a policy. Thread-safe.
+ */
+headjack_status headjack_instance_egress_log(const struct headjack_instance *instance,
+                                             struct headjack_string_list **out,
+                                             struct headjack_error **err);
 
 /**
  * A new command running `argv[0..argc]` (each a NUL-terminated UTF-8 string; `argv[0]` is the

@@ -594,3 +594,72 @@ pub extern "C" fn headjack_instance_inspect(
 pub extern "C" fn headjack_instance_info_free(info: *mut headjack_instance_info) {
     ffi_panic_boundary! { free_box(info) }
 }
+
+/// Replaces the egress policy of an instance spawned with one (`headjack_spec_set_egress`):
+/// with `allow`, only hosts matching `patterns[0..count]`; without, all but them. Takes effect
+/// for its next connection, request and DNS lookup. `HEADJACK_INVALID_ARGUMENT` for an invalid
+/// pattern, `HEADJACK_CONFLICT` for an instance spawned without a policy. Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_instance_set_egress(
+    instance: *const headjack_instance,
+    allow: bool,
+    patterns: *const *const c_char,
+    count: usize,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    fallible(err, || {
+        let instance = inst(instance)?;
+        let egress = crate::spec::egress_of(allow, patterns, count)?;
+        Ok(block_on(instance.inner.set_egress(egress))??)
+    })
+}
+
+/// The decisions of the instance's egress proxy, oldest first, into `*out` (a list the caller
+/// frees with `headjack_string_list_free`): one JSON object per decision, e.g.
+/// `{"seq":3,"time":"2026-11-30T21:53:55.863Z","via":"connect","host":"pypi.org","port":443,
+/// "allowed":true,"reason":"allowed by pattern `pypi.org`","count":1}` (`via` is `http`,
+/// `connect` or `dns`; `port` is null for DNS). `HEADJACK_CONFLICT` for an instance spawned
+/// without a policy. Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_instance_egress_log(
+    instance: *const headjack_instance,
+    out: *mut *mut headjack_string_list,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    fallible(err, || {
+        let instance = inst(instance)?;
+        let out = out_ref(out, "out")?;
+        let log = block_on(instance.inner.egress_log())??;
+        let lines: Vec<String> = log.iter().map(decision_json).collect();
+        *out = string_list_out(&lines);
+        Ok(())
+    })
+}
+
+/// One decision as a JSON object.
+fn decision_json(d: &headjack_core::EgressDecision) -> String {
+    let s = |v: &str| {
+        let mut o = String::from("\"");
+        for c in v.chars() {
+            match c {
+                '"' => o.push_str("\\\""),
+                '\\' => o.push_str("\\\\"),
+                c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+                c => o.push(c),
+            }
+        }
+        o.push('"');
+        o
+    };
+    format!(
+        "{{\"seq\":{},\"time\":{},\"via\":{},\"host\":{},\"port\":{},\"allowed\":{},\"reason\":{},\"count\":{}}}",
+        d.seq,
+        s(&d.time),
+        s(&d.via),
+        s(&d.host),
+        d.port.map_or("null".to_string(), |p| p.to_string()),
+        d.allowed,
+        s(&d.reason),
+        d.count
+    )
+}

@@ -728,3 +728,62 @@ pub extern "C" fn headjack_spec_set_init(
         spec.update(|s| s.init(argv))
     })
 }
+
+/// The patterns `patterns[0..count]` (NULL when `count` is 0), each a UTF-8 string.
+pub(crate) fn arg_patterns(
+    patterns: *const *const c_char,
+    count: usize,
+) -> Result<Vec<String>, Failure> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    if patterns.is_null() {
+        return Err(Failure::invalid(format!(
+            "patterns is NULL but count is {count}"
+        )));
+    }
+    (0..count)
+        .map(|i| {
+            // SAFETY: the caller promises `count` readable elements.
+            let p = unsafe { *patterns.add(i) };
+            arg_str(p, &format!("patterns[{i}]")).map(str::to_string)
+        })
+        .collect()
+}
+
+/// The egress policy of `patterns[0..count]`: an allow-list when `allow`, else a deny-list.
+pub(crate) fn egress_of(
+    allow: bool,
+    patterns: *const *const c_char,
+    count: usize,
+) -> Result<headjack_core::Egress, Failure> {
+    let patterns = arg_patterns(patterns, count)?;
+    Ok(if allow {
+        headjack_core::Egress::allow(patterns)
+    } else {
+        headjack_core::Egress::deny(patterns)
+    })
+}
+
+/// Sets an egress policy: with `allow`, the instance reaches only hosts matching
+/// `patterns[0..count]` (e.g. `"pypi.org"`, `"*.pythonhosted.org"`, `"github.com:443"`,
+/// `"10.0.0.0/8"`; `count` 0: nothing at all); without, everything but them. Enforced
+/// fail-closed by headjack's egress proxy: the instance sits on a network of its own with no
+/// route out. `patterns` may be NULL when `count` is 0. Invalid patterns, or a policy combined
+/// with network `"none"` or a named network, fail the spawn with `HEADJACK_INVALID_ARGUMENT`.
+///
+/// Thread-safe: calls on one spec are serialised.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_egress(
+    spec: *mut headjack_spec,
+    allow: bool,
+    patterns: *const *const c_char,
+    count: usize,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    fallible(err, || {
+        let spec = spec_ref(spec)?;
+        let egress = egress_of(allow, patterns, count)?;
+        spec.update(|s| s.egress(egress))
+    })
+}

@@ -288,6 +288,28 @@ fn engine_program_passes_under_asan() {
     );
 }
 
+/// Egress: a spawn with an allow-list, a denied request in the decision log, a live change, bad
+/// policies refused; nothing left behind (containers, instance networks).
+#[test]
+fn egress_program_passes_under_asan() {
+    let exe = compile("tests/c/egress.c", "egress");
+    let env = EngineEnv::new("ffi-egress");
+    let result = env.command(&exe).output();
+    let left = env.leftovers();
+    let out = result.expect("running tests/c/egress.c");
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{}", show("tests/c/egress.c", &out));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("Sanitizer"),
+        "tests/c/egress.c: sanitizer report"
+    );
+    assert!(
+        left.is_empty(),
+        "tests/c/egress.c left containers behind: {left:?}"
+    );
+}
+
 /// The documented C example builds cleanly and runs.
 #[test]
 fn hello_example_builds_and_runs() {

@@ -168,3 +168,36 @@ pub(crate) fn data(v: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
     }
     Err(wrong(what, "bytes or str", v))
 }
+
+/// An egress policy: `{"allow": [patterns]}` or `{"deny": [patterns]}`.
+pub(crate) fn egress(v: &Bound<'_, PyAny>, what: &str) -> PyResult<headjack::Egress> {
+    let expected = "a dict {\"allow\": [patterns]} or {\"deny\": [patterns]}";
+    let d = v
+        .cast::<pyo3::types::PyDict>()
+        .map_err(|_| wrong(what, expected, v))?;
+    if d.len() != 1 {
+        return Err(PyTypeError::new_err(format!(
+            "{what} must be {expected}: exactly one of the keys \"allow\" and \"deny\""
+        )));
+    }
+    let Some((k, list)) = d.iter().next() else {
+        return Err(wrong(what, expected, v));
+    };
+    let key = string(&k, &format!("{what} key"))?;
+    if list.is_instance_of::<PyString>()
+        || !(list.is_instance_of::<PyList>() || list.is_instance_of::<PyTuple>())
+    {
+        return Err(wrong(&format!("{what}[{key:?}]"), "a list of str", &list));
+    }
+    let mut patterns = Vec::new();
+    for (i, item) in list.try_iter()?.enumerate() {
+        patterns.push(string(&item?, &format!("{what}[{key:?}][{i}]"))?);
+    }
+    match key.as_str() {
+        "allow" => Ok(headjack::Egress::allow(patterns)),
+        "deny" => Ok(headjack::Egress::deny(patterns)),
+        other => Err(PyTypeError::new_err(format!(
+            "{what} must be {expected}, not a dict with key {other:?}"
+        ))),
+    }
+}

@@ -532,6 +532,27 @@ macro_rules! instance_class {
                 <$face>::call_for(py, name, slf.as_any(), with_inst!(slf.get().slot, |i| i.remove().await?))
             }
 
+            /// Replaces the egress policy of an instance spawned with one (``egress=``):
+            /// ``{"allow": [patterns]}`` or ``{"deny": [patterns]}``. Takes effect for its next
+            /// connection, request and DNS lookup.
+            fn set_egress(
+                slf: &Bound<'_, Self>,
+                py: Python<'_>,
+                egress: &Bound<'_, PyAny>,
+            ) -> PyResult<<$face as Face>::Out<()>> {
+                let e = convert::egress(egress, "egress")?;
+                let name = concat!(stringify!($cls), ".set_egress");
+                <$face>::call_for(py, name, slf.as_any(), with_inst!(slf.get().slot, |i| i.set_egress(e).await?))
+            }
+
+            /// What the instance's egress proxy decided, oldest first (the last 1000 decisions).
+            fn egress_log(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<<$face as Face>::Out<Vec<crate::types::EgressDecision>>> {
+                let name = concat!(stringify!($cls), ".egress_log");
+                <$face>::call_for(py, name, slf.as_any(), with_inst!(slf.get().slot, |i| {
+                    i.egress_log().await?.into_iter().map(crate::types::EgressDecision::from).collect::<Vec<_>>()
+                }))
+            }
+
             /// Keeps the container when this handle is closed or collected (find it again with
             /// attach(); sweep still removes it once this process is gone).
             fn keep(&self, py: Python<'_>) -> PyResult<()> {

@@ -65,5 +65,6 @@ fn _headjack(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::EngineInfo>()?;
     m.add_class::<types::BuiltImage>()?;
     m.add_class::<types::ResolvedImage>()?;
+    m.add_class::<types::EgressDecision>()?;
     Ok(())
 }

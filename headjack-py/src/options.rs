@@ -132,6 +132,9 @@ const OPTIONS: &[(&str, Apply)] = &[
         set(d, boolean(v, w), |s, b| s.detached(b))
     }),
     ("init", |d, v, w| set(d, argv(v, w), |s, a| s.init(a))),
+    ("egress", |d, v, w| {
+        set(d, crate::convert::egress(v, w), |s, e| s.egress(e))
+    }),
 ];
 
 fn apply_mounts(d: &mut Draft, v: &Bound<'_, PyAny>, what: &str) -> PyResult<()> {

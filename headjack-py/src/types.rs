@@ -665,3 +665,53 @@ impl ResolvedImage {
         )
     }
 }
+
+/// One decision of an instance's egress proxy (`Instance.egress_log()`).
+#[pyclass(module = "headjack", frozen, get_all)]
+pub(crate) struct EgressDecision {
+    /// Increasing number of this entry.
+    seq: u64,
+    /// When (RFC 3339, UTC).
+    time: String,
+    /// How the destination was asked for: "http", "connect" (HTTPS or other TCP) or "dns".
+    via: String,
+    /// The host asked for (a name or an address).
+    host: String,
+    /// The port (None for DNS).
+    port: Option<u16>,
+    /// Whether it was let through.
+    allowed: bool,
+    /// Why (the pattern that matched, or that none did).
+    reason: String,
+    /// How many identical decisions within 2 s this entry stands for.
+    count: u64,
+}
+
+impl From<headjack::EgressDecision> for EgressDecision {
+    fn from(d: headjack::EgressDecision) -> Self {
+        EgressDecision {
+            seq: d.seq,
+            time: d.time,
+            via: d.via,
+            host: d.host,
+            port: d.port,
+            allowed: d.allowed,
+            reason: d.reason,
+            count: d.count,
+        }
+    }
+}
+
+#[pymethods]
+impl EgressDecision {
+    fn __repr__(&self) -> String {
+        format!(
+            "EgressDecision(via={:?}, host={:?}, port={}, allowed={}, reason={:?})",
+            self.via,
+            self.host,
+            self.port.map_or("None".to_string(), |p| p.to_string()),
+            py_bool(self.allowed),
+            self.reason
+        )
+    }
+}

@@ -17,7 +17,8 @@
 //!   that `headjack-py/run-tests.sh` makes).
 //!
 //! Options: `--rounds N` (default 15), `--quick` (smaller context, fewer rounds), `--builders`
-//! (only the BuildKit/classic comparison, on Docker).
+//! (only the BuildKit/classic comparison, on Docker), `--egress` (only the egress comparison:
+//! spawn with a policy vs without, and a request through the proxy vs direct).
 
 use std::path::Path;
 use std::process::Command;
@@ -122,6 +123,10 @@ async fn main() -> headjack::Result<()> {
         client.info().version,
         client.info().api_version
     );
+    if args.iter().any(|a| a == "--egress") {
+        // Only the egress comparison.
+        return egress(&client, &host, &image, rounds).await;
+    }
     if args.iter().any(|a| a == "--builders") {
         // Only the builder comparison (section 6).
         let result = builders(&client, &host, &image, rounds.min(5)).await;
@@ -709,4 +714,103 @@ fn tempfile_dir() -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Egress (issue 14): spawn to first exec with an egress policy vs without, and an HTTP request
+/// through the egress proxy vs direct, to a busybox httpd on the proxy's outside network.
+async fn egress(client: &Client, host: &str, image: &str, rounds: usize) -> headjack::Result<()> {
+    use headjack::{Egress, Network};
+    let spec = || Spec::new().base(image).label("io.headjack.test", "1");
+    // Warm up: the proxy image, the proxy, the outside network.
+    client
+        .spawn(spec().egress(Egress::allow(["bench.test"])))
+        .await?
+        .remove()
+        .await?;
+    let (mut plain, mut filtered) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let i = client.spawn(spec()).await?;
+        i.exec(["true"]).await?;
+        plain.push(t.elapsed());
+        i.remove().await?;
+        let t = Instant::now();
+        let i = client
+            .spawn(spec().egress(Egress::allow(["bench.test"])))
+            .await?;
+        i.exec(["true"]).await?;
+        filtered.push(t.elapsed());
+        i.remove().await?;
+    }
+    let (plain, filtered) = (median(plain), median(filtered));
+    println!(
+        "{:<58} policy {:>10}  none {:>10}  ratio {:.2}",
+        "spawn -> first exec, with an egress policy vs without",
+        ms(filtered),
+        ms(plain),
+        filtered.as_secs_f64() / plain.as_secs_f64()
+    );
+
+    // The server, on the proxy's outside network under the name bench.test.
+    let server = format!("headjack-bench-egress-{}", std::process::id());
+    let proxied = client
+        .spawn(spec().egress(Egress::allow(["bench.test"])))
+        .await?;
+    docker(
+        host,
+        &[
+            "run",
+            "-d",
+            "--name",
+            &server,
+            "--label",
+            "io.headjack.test=1",
+            "--network",
+            "headjack-egress",
+            "--network-alias",
+            "bench.test",
+            image,
+            "sh",
+            "-c",
+            "mkdir -p /w && echo hi > /w/index.html && exec httpd -f -p 80 -h /w",
+        ],
+    );
+    let direct = client
+        .spawn(spec().network(Network::Named("headjack-egress".into())))
+        .await?;
+    const PER_EXEC: usize = 20;
+    let script = format!(
+        "for i in $(seq {PER_EXEC}); do wget -q -O /dev/null http://bench.test/ || exit 1; done"
+    );
+    let (mut through, mut straight) = (Vec::new(), Vec::new());
+    let measured = async {
+        for _ in 0..rounds {
+            for (inst, into) in [(&proxied, &mut through), (&direct, &mut straight)] {
+                let t = Instant::now();
+                let out = inst.exec(["sh", "-c", script.as_str()]).await?;
+                let took = t.elapsed();
+                assert!(out.success(), "wget failed: {}", out.stderr_text());
+                into.push(took / PER_EXEC as u32);
+            }
+        }
+        Ok::<_, headjack::Error>(())
+    }
+    .await;
+    let _ = Command::new("docker")
+        .args(["rm", "-f", &server])
+        .env("DOCKER_HOST", host)
+        .output();
+    headjack::Instance::remove_all([proxied, direct]).await?;
+    measured?;
+    let (through, straight) = (median(through), median(straight));
+    println!(
+        "{:<58} proxy  {:>10}  direct {:>10}  ratio {:.2} (+{:.2} ms)",
+        "HTTP request (busybox wget, new process + connection)",
+        ms(through),
+        ms(straight),
+        through.as_secs_f64() / straight.as_secs_f64(),
+        (through.as_secs_f64() - straight.as_secs_f64()) * 1000.0
+    );
+    client.sweep().await?;
+    Ok(())
 }

@@ -211,27 +211,37 @@ fn now_secs() -> u64 {
 
 /// Sends one control request to `proxy` (through the engine's exec of `headjack-egress ctl`).
 async fn ctl(engine: &Engine, proxy: &str, request: &Request) -> Result<Response> {
+    let mut all = ctl_all(engine, proxy, std::slice::from_ref(request)).await?;
+    Ok(all.remove(0))
+}
+
+/// Sends control requests to `proxy` in one exec (each exec costs the engine ~100 ms); one
+/// response per request, in order.
+async fn ctl_all(engine: &Engine, proxy: &str, requests: &[Request]) -> Result<Vec<Response>> {
+    let mut cmd = vec!["/headjack-egress".to_string(), "ctl".to_string()];
+    cmd.extend(requests.iter().map(Request::to_line));
     let out = engine
-        .exec_collect(
-            proxy,
-            vec!["/headjack-egress".into(), "ctl".into(), request.to_line()],
-            CTL_TIMEOUT,
-        )
+        .exec_collect(proxy, cmd, CTL_TIMEOUT)
         .await
         .map_err(|e| e.context(format!("talking to the egress proxy {proxy}")))?;
-    let line = out.stdout.lines().next().unwrap_or_default();
-    match Response::parse_line(line) {
-        Ok(r) => Ok(r),
-        Err(_) => Err(Error::new(
+    let answers: Vec<Response> = out
+        .stdout
+        .lines()
+        .filter_map(|l| Response::parse_line(l).ok())
+        .collect();
+    if answers.len() != requests.len() {
+        return Err(Error::new(
             ErrorKind::Internal,
             format!(
-                "the egress proxy {proxy} did not answer a control request (exit {}): {}; it may \
-                 have stopped (its log: `docker logs {proxy}`)",
+                "the egress proxy {proxy} did not answer {} control request(s) (exit {}): {}; it \
+                 may have stopped (its log: `docker logs {proxy}`)",
+                requests.len() - answers.len().min(requests.len()),
                 out.code,
                 out.stderr.trim()
             ),
-        )),
+        ));
     }
+    Ok(answers)
 }
 
 /// A control request that must succeed.
@@ -496,18 +506,33 @@ impl Prepared {
                 ))
             })?;
             let ip = parse_ip(&source)?;
-            ctl_ok(
+            // The policy, then the probe, in one exec.
+            let mut answers = ctl_all(
                 engine,
                 &self.proxy,
-                &Request::Set {
-                    source: ip,
-                    instance: instance.to_string(),
-                    policy: self.policy.clone(),
-                },
-                "registering the instance's egress policy",
+                &[
+                    Request::Set {
+                        source: ip,
+                        instance: instance.to_string(),
+                        policy: self.policy.clone(),
+                    },
+                    Request::Probe { source: ip },
+                ],
             )
             .await?;
-            let probe = ctl(engine, &self.proxy, &Request::Probe { source: ip }).await?;
+            let probe = answers.pop().unwrap_or_default();
+            let set = answers.pop().unwrap_or_default();
+            if !set.ok {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "registering the egress policy of instance {instance}: the egress proxy {} \
+                         refused: {}",
+                        self.proxy,
+                        set.error.unwrap_or_default()
+                    ),
+                ));
+            }
             if !probe.ok {
                 return Err(Error::new(
                     ErrorKind::Conflict,

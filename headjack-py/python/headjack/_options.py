@@ -108,3 +108,9 @@ class SpawnOptions(TypedDict, total=False):
     init: Optional[Sequence[str]]
     """Keep-alive command (default: the image's ``io.headjack.init`` label, else
     ``sleep infinity``)."""
+
+    egress: Optional[Mapping[Literal["allow", "deny"], Sequence[str]]]
+    """Egress policy, enforced fail-closed by headjack's egress proxy: ``{"allow": [patterns]}``
+    (only these hosts: ``"pypi.org"``, ``"*.pythonhosted.org"``, ``"github.com:443"``,
+    ``"10.0.0.0/8"``) or ``{"deny": [patterns]}`` (all but these). The instance sits on a network
+    of its own with no route out; not with ``network="none"`` or a named network."""
