@@ -51,6 +51,7 @@ mod pull;
 pub mod reference;
 mod spawn;
 pub mod spec;
+pub mod volume;
 
 pub use base::{Base, Dockerfile};
 pub use client::{Client, spawn};
@@ -60,4 +61,6 @@ pub use instance::{Instance, Status};
 pub use pool::Pool;
 pub use progress::Progress;
 pub use reference::ImageRef;
+pub use spec::Publish;
 pub use spec::{Mount, Network, Spec, Workspace};
+pub use volume::VolumeInfo;

@@ -9,6 +9,10 @@ use crate::error::{Error, Result};
 use crate::progress::{Progress, ProgressFn};
 use crate::reference::ImageRef;
 
+mod sandbox;
+pub use sandbox::Publish;
+pub(crate) use sandbox::check_volume_name as sandbox_check_volume_name;
+
 /// Where the container's network goes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Network {
@@ -280,6 +284,8 @@ pub struct Spec {
     pub(crate) detached: bool,
     pub(crate) engine_exec: bool,
     pub(crate) allow_privileged: bool,
+    pub(crate) ports: Vec<Publish>,
+    pub(crate) limits: sandbox::Limits,
 }
 
 impl Spec {
@@ -726,6 +732,7 @@ impl Spec {
                 )));
             }
         }
+        self.validate_sandbox()?;
         Ok(())
     }
 }

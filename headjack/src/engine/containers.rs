@@ -69,6 +69,10 @@ pub(crate) struct ContainerPlan {
     pub security_opt: Vec<String>,
     /// Privileged (only when the caller allowed it).
     pub privileged: bool,
+    /// Published TCP ports: (host IP, host port or 0 for any, container port).
+    pub ports: Vec<(String, u16, u16)>,
+    /// Limits beyond cpu/memory/pids (issue 13).
+    pub extra: super::sandbox::ExtraLimits,
 }
 
 /// State of a container as headjack reports it.
@@ -165,8 +169,10 @@ impl Engine {
                 cap_drop: plan.cap_drop_all.then(|| vec!["ALL".to_string()]),
                 readonly_rootfs: Some(plan.read_only_root),
                 ulimits: None::<Vec<ResourcesUlimits>>,
+                port_bindings: super::sandbox::port_bindings(&plan.ports),
                 ..Default::default()
             };
+            let host_config = plan.extra.apply(host_config, self.info.kind, plan.pids);
             let body = ContainerCreateBody {
                 image: Some(plan.image.clone()),
                 entrypoint: Some(plan.entrypoint.clone()),
@@ -184,6 +190,7 @@ impl Engine {
                 attach_stdout: plan.agent.then_some(true),
                 attach_stderr: plan.agent.then_some(true),
                 tty: plan.agent.then_some(false),
+                exposed_ports: super::sandbox::exposed_ports(&plan.ports),
                 ..Default::default()
             };
             let mut opts = CreateContainerOptionsBuilder::default();

@@ -4,6 +4,7 @@
 mod files;
 mod info;
 mod run;
+mod sandbox;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +19,8 @@ use crate::reference::ImageRef;
 pub use crate::agent::process::{Process, ProcessInfo};
 pub use crate::agent::{DirEntry, FileKind, FileStat};
 pub use info::{InstanceInfo, Status};
+pub use sandbox::{Stats, StatsStream};
+pub(crate) use sandbox::{limits_unsupported, port_conflict, remove_snapshot};
 
 /// The image config an instance was launched from, kept so that `commit` yields a normal base.
 #[derive(Debug, Clone, Default)]
@@ -53,6 +56,10 @@ pub struct Instance {
     exec_defaults: std::sync::Mutex<crate::exec::ExecDefaults>,
     /// What the base asked for and was not applied (a dev container definition's warnings).
     warnings: std::sync::OnceLock<Vec<String>>,
+    /// The spec it was spawned from (not known for an attached instance): `fork` reuses it.
+    spec: std::sync::OnceLock<crate::spec::Spec>,
+    /// The snapshot image this fork runs, removed with it (see `Instance::fork_with`).
+    snapshot: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Instance {
@@ -95,6 +102,8 @@ impl Instance {
             named_owner: tokio::sync::OnceCell::new(),
             exec_defaults: std::sync::Mutex::default(),
             warnings: std::sync::OnceLock::new(),
+            spec: std::sync::OnceLock::new(),
+            snapshot: std::sync::Mutex::new(None),
         }
     }
 
@@ -264,6 +273,9 @@ impl Instance {
             self.removed.store(false, Ordering::SeqCst);
             return Err(e);
         }
+        if let Some(image) = self.take_snapshot() {
+            sandbox::remove_snapshot(&self.engine, &image).await;
+        }
         Ok(())
     }
 }
@@ -332,23 +344,31 @@ impl Instance {
     }
 
     /// What removing this handle on drop would do, or `None` when it must not remove anything.
-    fn removal_on_drop(&self) -> Option<(Engine, String)> {
+    fn removal_on_drop(&self) -> Option<(Engine, String, Option<String>)> {
         // A fork() child drops the handles it inherited: the instances are the parent's.
         let skip = self.keep.load(Ordering::SeqCst)
             || self.removed.load(Ordering::SeqCst)
             || self.inherited();
-        (!skip).then(|| (self.engine.clone(), self.container_id.clone()))
+        (!skip).then(|| {
+            (
+                self.engine.clone(),
+                self.container_id.clone(),
+                self.take_snapshot(),
+            )
+        })
     }
 }
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        let Some((engine, id)) = self.removal_on_drop() else {
+        let Some((engine, id, snapshot)) = self.removal_on_drop() else {
             return;
         };
         crate::blocking::finish_in_drop("remove a container on drop", async move {
             if let Err(e) = engine.remove(&id).await {
                 tracing::warn!(error = %e, container = %id, "removing container on drop failed");
+            } else if let Some(image) = snapshot {
+                sandbox::remove_snapshot(&engine, &image).await;
             }
         });
     }
@@ -357,7 +377,7 @@ impl Drop for Instance {
 /// Removes the containers of `instances` concurrently, from a `Drop` (a pool's, say), whatever
 /// the context; the handles are then dropped without removing anything.
 pub(crate) fn remove_all_on_drop(instances: Vec<Instance>) {
-    let removals: Vec<(Engine, String)> = instances
+    let removals: Vec<(Engine, String, Option<String>)> = instances
         .iter()
         .filter_map(|i| {
             let r = i.removal_on_drop();
@@ -370,9 +390,11 @@ pub(crate) fn remove_all_on_drop(instances: Vec<Instance>) {
         return;
     }
     crate::blocking::finish_in_drop("remove a pool's containers", async move {
-        let removed = removals.iter().map(|(engine, id)| async move {
+        let removed = removals.iter().map(|(engine, id, snapshot)| async move {
             if let Err(e) = engine.remove(id).await {
                 tracing::warn!(error = %e, container = %id, "removing container on drop failed");
+            } else if let Some(image) = snapshot {
+                sandbox::remove_snapshot(engine, image).await;
             }
         });
         futures_util::future::join_all(removed).await;

@@ -34,7 +34,14 @@ pub(crate) async fn launch(
     id: String,
     spec: &Spec,
 ) -> std::result::Result<Instance, LaunchError> {
-    let container_id = engine.create_container(&plan).await?;
+    let container_id = match engine.create_container(&plan).await {
+        Ok(id) => id,
+        Err(e) => {
+            return Err(crate::instance::limits_unsupported(engine, e, spec)
+                .await
+                .into());
+        }
+    };
     let details = image.details;
     let default_user = spec.user.clone().or(details.user);
     let session = plan
@@ -60,7 +67,10 @@ pub(crate) async fn launch(
         true => Some(engine.attach_stdio(&container_id).await?),
         false => None,
     };
-    engine.start(&container_id).await?;
+    engine
+        .start(&container_id)
+        .await
+        .map_err(|e| crate::instance::port_conflict(e, &spec.ports))?;
     if let Some((output, input)) = stdio {
         let channel = agent::open(output, input, &container_id)
             .await

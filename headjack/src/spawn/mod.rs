@@ -66,6 +66,7 @@ pub(crate) async fn spawn(engine: &Engine, spec: Spec) -> Result<Instance> {
         if let Some(p) = &devc {
             image = devcontainer::features(engine, p, &spec, image).await?;
         }
+        crate::volume::ensure_for(engine, &spec).await?;
         let owner = plan::owner_label(&spec);
         let agent = agent_volume(engine, &spec, &image).await;
         let now = std::time::SystemTime::now();
@@ -103,7 +104,9 @@ pub(crate) async fn spawn(engine: &Engine, spec: Spec) -> Result<Instance> {
             }
             return Err(e);
         }
-        Ok(instance)
+        // A fork spawns this spec again on a snapshot: for a dev container, the spec with the
+        // definition's settings folded in (its hooks are not run again).
+        Ok(instance.remember_spec(spec))
     }
     .instrument(span)
     .await

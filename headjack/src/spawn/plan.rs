@@ -145,8 +145,12 @@ pub(crate) fn plan(
             }
             (argv, user)
         }
+        // Without the agent to enforce a lifetime, the default keep-alive ends with it.
         None => (
-            init.unwrap_or_else(|| DEFAULT_INIT.iter().map(|s| s.to_string()).collect()),
+            init.unwrap_or_else(|| match spec.expires_after {
+                Some(life) => vec!["sleep".to_string(), life.as_secs().max(1).to_string()],
+                None => DEFAULT_INIT.iter().map(|s| s.to_string()).collect(),
+            }),
             spec.user.clone(),
         ),
     };
@@ -200,6 +204,12 @@ pub(crate) fn plan(
         cap_add: Vec::new(),
         security_opt: Vec::new(),
         privileged: false,
+        ports: spec
+            .ports
+            .iter()
+            .map(|p| (p.host_ip.to_string(), p.host_port, p.container_port))
+            .collect(),
+        extra: spec.extra_limits(),
     })
 }
 
