@@ -271,6 +271,7 @@ async fn build_layer(
         id: built.details.id.clone(),
         built: built.built || image.built,
         details: built.details,
+        warnings: image.warnings.clone(),
     })
 }
 

@@ -45,6 +45,23 @@ async fn agent_volume(engine: &Engine, spec: &Spec, image: &ResolvedImage) -> Op
     }
 }
 
+/// Resolves `spec`'s base to a local image as a spawn would (a dev container definition: its
+/// image or Dockerfile and its local-feature layer, with its warnings), without a container.
+pub(crate) async fn resolve_spec(engine: &Engine, spec: &Spec) -> Result<ResolvedImage> {
+    let base = spec.resolved_base()?;
+    let base = resolve::default_to_concrete(&base, spec)?;
+    match &base {
+        Base::DevContainer(d) => {
+            let p = devcontainer::prepare(spec, d)?;
+            let image = resolve(engine, &p.base, &p.spec).await?;
+            let mut image = devcontainer::features(engine, &p.plan, &p.spec, image).await?;
+            image.warnings = p.plan.warnings;
+            Ok(image)
+        }
+        _ => resolve(engine, &base, spec).await,
+    }
+}
+
 /// Resolves `spec`'s base, creates and starts a container for it, and waits until it is ready.
 pub(crate) async fn spawn(engine: &Engine, spec: Spec) -> Result<Instance> {
     spec.validate()?;

@@ -232,6 +232,7 @@ mod tests {
                     .collect(),
                 ..Default::default()
             },
+            warnings: Vec::new(),
         }
     }
 
