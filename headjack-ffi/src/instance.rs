@@ -40,6 +40,7 @@ pub(crate) struct InstanceHandle {
     container_id: CString,
     name: CString,
     image: CString,
+    warnings: Vec<CString>,
 }
 
 /// Moves a core instance to C.
@@ -49,6 +50,7 @@ pub(crate) fn instance_out(inner: Instance) -> *mut headjack_instance {
         container_id: cstring(inner.container_id()),
         name: cstring(inner.name()),
         image: cstring(inner.image()),
+        warnings: inner.warnings().iter().map(|w| cstring(w)).collect(),
         inner,
     })
 }
@@ -662,4 +664,27 @@ fn decision_json(d: &headjack_core::EgressDecision) -> String {
         s(&d.reason),
         d.count
     )
+}
+
+/// How many warnings the instance's base gave: what it asked for and headjack did not apply
+/// (a devcontainer.json's unsupported keys); 0 for NULL and for other bases. Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_instance_warning_count(instance: *const headjack_instance) -> usize {
+    ffi_panic_boundary! { inst(instance).map_or(0, |i| i.warnings.len()) }
+}
+
+/// Warning `index` (0-based, below `headjack_instance_warning_count`): one message naming the
+/// file, line, column and key. Owned by the handle (valid until `headjack_instance_free`); NULL
+/// when `instance` is NULL or `index` is out of range. Thread-safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_instance_warning(
+    instance: *const headjack_instance,
+    index: usize,
+) -> *const c_char {
+    ffi_panic_boundary! {
+        inst(instance)
+            .ok()
+            .and_then(|i| i.warnings.get(index))
+            .map_or(ptr::null(), |w| w.as_ptr())
+    }
 }

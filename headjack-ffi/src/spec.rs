@@ -24,6 +24,12 @@ pub enum headjack_progress_kind {
     HEADJACK_PROGRESS_PULL = 1,
     /// A Dockerfile build printed a line (`image` is the tag being built, `line` is set).
     HEADJACK_PROGRESS_BUILD = 2,
+    /// A devcontainer.json lifecycle hook printed a line while spawning (`image` is the hook's
+    /// name, e.g. `postCreateCommand`; `line` is set).
+    HEADJACK_PROGRESS_HOOK = 3,
+    /// Something the base asked for is not applied (`image` is its source, the definition
+    /// file; `line` is the message).
+    HEADJACK_PROGRESS_WARNING = 4,
 }
 
 /// One progress event of a pull or a build. It and its strings are valid only during the
@@ -67,6 +73,8 @@ impl ProgressTarget {
         let kind = match event.kind() {
             "pull" => headjack_progress_kind::HEADJACK_PROGRESS_PULL,
             "build" => headjack_progress_kind::HEADJACK_PROGRESS_BUILD,
+            "hook" => headjack_progress_kind::HEADJACK_PROGRESS_HOOK,
+            "warning" => headjack_progress_kind::HEADJACK_PROGRESS_WARNING,
             // A kind this version does not know: not part of the C ABI yet.
             _ => return,
         };
@@ -785,5 +793,20 @@ pub extern "C" fn headjack_spec_set_egress(
         let spec = spec_ref(spec)?;
         let egress = egress_of(allow, patterns, count)?;
         spec.update(|s| s.egress(egress))
+    })
+}
+
+/// Allows a privileged container when the base asks for one (a devcontainer.json with
+/// `privileged: true`); without it such a base is refused with `HEADJACK_INVALID_BASE`.
+///
+/// Thread-safe: calls on one spec are serialised.
+#[unsafe(no_mangle)]
+pub extern "C" fn headjack_spec_set_allow_privileged(
+    spec: *mut headjack_spec,
+    allow: bool,
+    err: *mut *mut headjack_error,
+) -> headjack_status {
+    fallible(err, || {
+        spec_ref(spec)?.update(|s| s.allow_privileged(allow))
     })
 }

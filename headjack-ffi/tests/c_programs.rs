@@ -310,6 +310,37 @@ fn egress_program_passes_under_asan() {
     );
 }
 
+/// A devcontainer.json base: hooks, the workspace folder, warnings (callback and instance),
+/// a failing hook's error, privileged refused unless allowed.
+#[test]
+fn devcontainer_program_passes_under_asan() {
+    let exe = compile("tests/c/devcontainer.c", "devcontainer");
+    let env = EngineEnv::new("ffi-devc");
+    let mut cmd = env.command(&exe);
+    cmd.env(
+        "HEADJACK_TEST_FIXTURES",
+        root().join("tests/fixtures/devcontainer"),
+    );
+    let result = cmd.output();
+    let left = env.leftovers();
+    let out = result.expect("running tests/c/devcontainer.c");
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        show("tests/c/devcontainer.c", &out)
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("Sanitizer"),
+        "tests/c/devcontainer.c: sanitizer report"
+    );
+    assert!(
+        left.is_empty(),
+        "tests/c/devcontainer.c left containers behind: {left:?}"
+    );
+}
+
 /// The documented C example builds cleanly and runs.
 #[test]
 fn hello_example_builds_and_runs() {

@@ -33,6 +33,7 @@ pub(crate) struct Slot {
     container_id: String,
     name: String,
     image: String,
+    warnings: Vec<String>,
 }
 
 impl Slot {
@@ -42,6 +43,7 @@ impl Slot {
             container_id: inst.container_id().to_owned(),
             name: inst.name().to_owned(),
             image: inst.image().to_owned(),
+            warnings: inst.warnings().to_vec(),
             inst: Mutex::new(Some(Arc::new(ParentOnly::new(inst)))),
         })
     }
@@ -306,6 +308,13 @@ macro_rules! instance_class {
             #[getter]
             fn image(&self) -> &str {
                 &self.slot.image
+            }
+
+            /// What the base asked for and headjack did not apply: a devcontainer.json's
+            /// unsupported keys, one message each (file:line:column: key: why).
+            #[getter]
+            fn warnings(&self) -> Vec<String> {
+                self.slot.warnings.clone()
             }
 
             /// Whether close() was called (the handle is then unusable).

@@ -128,6 +128,9 @@ const OPTIONS: &[(&str, Apply)] = &[
     ("hardened", |d, v, w| {
         set(d, boolean(v, w), |s, b| s.hardened(b))
     }),
+    ("allow_privileged", |d, v, w| {
+        set(d, boolean(v, w), |s, b| s.allow_privileged(b))
+    }),
     ("detached", |d, v, w| {
         set(d, boolean(v, w), |s, b| s.detached(b))
     }),

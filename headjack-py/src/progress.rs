@@ -51,7 +51,9 @@ impl Relay {
 }
 
 /// One event as a dict: `{"kind": "pull", "image", "layer", "status", "current", "total"}` or
-/// `{"kind": "build", "tag", "line"}`, flattened through the core's accessors.
+/// `{"kind": "build", "tag", "line"}`, `{"kind": "hook", "hook", "entry", "line"}` (a
+/// devcontainer.json lifecycle hook's output) or `{"kind": "warning", "source", "message"}`,
+/// flattened through the core's accessors.
 fn event_dict<'py>(py: Python<'py>, event: &Progress) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("kind", event.kind())?;
@@ -66,6 +68,17 @@ fn event_dict<'py>(py: Python<'py>, event: &Progress) -> PyResult<Bound<'py, PyD
         "build" => {
             d.set_item("tag", event.image())?;
             d.set_item("line", event.line())?;
+        }
+        "hook" => {
+            d.set_item("hook", event.image())?;
+            if let Progress::Hook { entry, .. } = event {
+                d.set_item("entry", entry.as_deref())?;
+            }
+            d.set_item("line", event.line())?;
+        }
+        "warning" => {
+            d.set_item("source", event.image())?;
+            d.set_item("message", event.line())?;
         }
         _ => {
             d.set_item("image", event.image())?;

@@ -643,6 +643,9 @@ pub(crate) struct ResolvedImage {
     id: String,
     /// Whether a build ran (False on a cache hit and for registry images).
     built: bool,
+    /// What the base asked for and a spawn would not apply (a devcontainer.json's
+    /// unsupported keys); empty for other bases.
+    warnings: Vec<String>,
 }
 
 impl From<headjack::client::ResolvedImage> for ResolvedImage {
@@ -651,6 +654,7 @@ impl From<headjack::client::ResolvedImage> for ResolvedImage {
             reference: r.reference,
             id: r.id,
             built: r.built,
+            warnings: r.warnings,
         }
     }
 }

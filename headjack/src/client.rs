@@ -79,10 +79,11 @@ impl Client {
     }
 
     /// Resolves a base to a local image: pulls a registry image (per `spec`'s pull policy),
-    /// builds a Dockerfile unless an image with its content key exists.
+    /// builds a Dockerfile unless an image with its content key exists. For a dev container
+    /// definition: its image or Dockerfile plus its local-feature layer, and
+    /// [`ResolvedImage::warnings`] names what of it a spawn would not apply.
     pub async fn resolve(&self, spec: &Spec) -> Result<ResolvedImage> {
-        let base = spec.resolved_base()?;
-        crate::spawn::resolve(&self.engine, &base, spec).await
+        crate::spawn::resolve_spec(&self.engine, spec).await
     }
 
     /// Resolves the base, creates and starts a container, and waits until it is ready.

@@ -1186,3 +1186,67 @@ fn run_with_an_egress_policy() {
     ]);
     assert_ne!(code(&o), 0, "{}", show(&o));
 }
+
+/// A dev container fixture (tests/fixtures/devcontainer/<name>).
+fn devc_fixture(name: &str) -> String {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/devcontainer")
+        .join(name)
+        .canonicalize()
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+#[test]
+fn run_and_build_take_a_devcontainer_definition_as_base() {
+    // Hooks ran before the command, which starts in the workspace folder.
+    let o = run(&[
+        "run",
+        "--base",
+        &format!("{}/.devcontainer", devc_fixture("hooks")),
+        "--",
+        "sh",
+        "-c",
+        "cat /tmp/hooks.log; pwd",
+    ]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(
+        text(&o.stdout),
+        "onCreate\nupdateContent\npostStart\npostAttach\n/workspaces/hooks\n",
+        "{}",
+        show(&o)
+    );
+
+    // Warnings reach stderr (run) and the resolve result (build --json).
+    let unsupported = devc_fixture("unsupported");
+    let o = run(&["run", "--base", &unsupported, "--", "true"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("warning:") && err.contains("dockerComposeFile"),
+        "{}",
+        show(&o)
+    );
+    let o = run(&["--json", "build", &unsupported]);
+    let v = json(&o);
+    let warnings = v["warnings"].as_array().unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("initializeCommand")),
+        "{}",
+        show(&o)
+    );
+
+    // A failing hook: one clear line, exit 125.
+    let o = run(&[
+        "run",
+        "-q",
+        "--base",
+        &devc_fixture("bad/failing-hook"),
+        "--",
+        "true",
+    ]);
+    assert_failure(&o, "postCreateCommand");
+}

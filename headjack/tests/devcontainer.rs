@@ -141,6 +141,7 @@ async fn python_template_builds_runs_its_hook_as_remote_user_with_container_env(
         "python",
         &[
             ("cat /tmp/python-major", "3\n"),
+            ("echo $PYTHONUNBUFFERED", "1\n"),
             ("id -un", "vscode\n"),
             (
                 "echo $PYTHONUNBUFFERED$PIP_DISABLE_PIP_VERSION_CHECK",
@@ -154,6 +155,7 @@ async fn python_template_builds_runs_its_hook_as_remote_user_with_container_env(
     // The hook ran before spawn returned; customizations are silent, nothing else to warn.
     assert!(env.warnings().is_empty(), "{:?}", env.warnings());
     assert!(events.iter().all(|e| e.kind() != "warning"), "{events:?}");
+    assert!(env.port(8000).await.unwrap().ip().is_loopback());
     // The labels name the definition (headjack's, and the devcontainers CLI's).
     let labels = common::docker(&[
         "inspect",
@@ -295,6 +297,9 @@ async fn mounts_env_vars_image_plain_legacy_and_args_target() {
     // definition's folder.
     let (env, _) =
         spawn_and_check("legacy/.devcontainer", &[("cat /tmp/legacy", "legacy\n")]).await;
+    // appPort keeps its legacy meaning: published as written.
+    assert_eq!(env.port(443).await.unwrap().to_string(), "127.0.0.1:8443");
+    assert_eq!(env.port(8081).await.unwrap().port(), 8081);
     // Its VS Code keys (extensions, settings) are tool-specific: ignored without a warning.
     assert!(env.warnings().is_empty(), "{:?}", env.warnings());
     env.remove().await.unwrap();
@@ -334,6 +339,34 @@ async fn run_args_host_requirements_local_feature_and_a_named_variant() {
     env.remove().await.unwrap();
 
     let (env, events) = spawn_and_check("host-requirements", &[]).await;
+    // forwardPorts: published on 127.0.0.1, on ports the engine chose.
+    for port in [8080, 8443] {
+        let addr = env.port(port).await.unwrap();
+        assert!(
+            addr.ip().is_loopback() && addr.port() != 0,
+            "{port}: {addr}"
+        );
+    }
+    // A listener inside is reachable through the published port.
+    let server = env
+        .start_process(["sh", "-c", "echo served | nc -l -p 8080"])
+        .await;
+    if let Ok(server) = server {
+        let addr = env.port(8080).await.unwrap();
+        let mut got = String::new();
+        for _ in 0..50 {
+            if let Ok(mut conn) = tokio::net::TcpStream::connect(addr).await {
+                use tokio::io::AsyncReadExt;
+                let _ = conn.read_to_string(&mut got).await;
+                if !got.is_empty() {
+                    break;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(got, "served\n");
+        let _ = server.kill(9).await;
+    }
     let mem = common::docker(&[
         "inspect",
         "-f",

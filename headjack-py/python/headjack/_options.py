@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
 ProgressEvent = dict[str, Any]
 """One pull or build event: ``{"kind": "pull", "image", "layer", "status", "current", "total"}``
-or ``{"kind": "build", "tag", "line"}``."""
+or ``{"kind": "build", "tag", "line"}``; while spawning a devcontainer.json base, also
+``{"kind": "hook", "hook", "entry", "line"}`` (a lifecycle hook's output) and
+``{"kind": "warning", "source", "message"}`` (something of it not applied)."""
 
 
 class SpawnOptions(TypedDict, total=False):
@@ -100,6 +102,10 @@ class SpawnOptions(TypedDict, total=False):
     hardened: Optional[bool]
     """All capabilities dropped, read-only root filesystem with a tmpfs ``/tmp``, and no network
     unless ``network`` names one."""
+
+    allow_privileged: Optional[bool]
+    """Allow a privileged container when the base asks for one (a devcontainer.json with
+    ``privileged: true``); refused otherwise."""
 
     detached: Optional[bool]
     """The instance outlives this process: no owner, so ``sweep`` removes it only once

@@ -49,24 +49,13 @@ pub(crate) fn prepare(spec: &Spec, definition: &DevContainer) -> Result<Prepared
         allow_privileged: spec.allow_privileged,
         ..PlanOptions::from_process_env()
     };
-    let plan = dc::load(
+    let mut plan = dc::load(
         &definition.config_file,
         &dir,
         Some(workspace.as_deref().unwrap_or(&definition.workspace)),
         &options,
     )?;
     let source = definition.config_file.display().to_string();
-    for w in &plan.warnings {
-        tracing::warn!(definition = %source, warning = %w, "dev container definition");
-        ProgressFn::emit(
-            spec.progress.as_ref(),
-            Progress::Warning {
-                source: source.clone(),
-                message: w.clone(),
-            },
-        );
-    }
-
     let base = match &plan.base {
         PlanBase::Image { reference } => {
             if spec.build.is_set() {
@@ -132,19 +121,45 @@ pub(crate) fn prepare(spec: &Spec, definition: &DevContainer) -> Result<Prepared
         .or_else(|| plan.limits.cpus.map(|c| c.min(host_cpus)));
     s.memory = spec.memory.or(plan.limits.memory_bytes);
     if let Some(bytes) = plan.limits.storage_bytes {
-        let message = format!(
-            "hostRequirements.storage ({}) is not applied: headjack sets no storage limit",
+        plan.warnings.push(format!(
+            "{source}: hostRequirements.storage ({}) is not applied: headjack sets no storage \
+             limit from a definition",
             crate::spec::human_bytes(bytes)
-        );
-        tracing::warn!(definition = %source, "{message}");
-        ProgressFn::emit(
-            spec.progress.as_ref(),
-            Progress::Warning {
-                source: source.clone(),
-                message,
-            },
-        );
+        ));
     }
+    // forwardPorts / appPort / runArgs -p: TCP ports, unless the caller publishes the same
+    // container port.
+    let mut ports = spec.ports.clone();
+    for p in &plan.ports {
+        let what = format!("port {}/{}", p.container_port, p.protocol);
+        if p.protocol != dc::Protocol::Tcp {
+            plan.warnings.push(format!(
+                "{source}: {what} is not published: headjack publishes TCP ports only"
+            ));
+            continue;
+        }
+        if ports.iter().any(|q| q.container_port == p.container_port) {
+            continue;
+        }
+        let ip = match p.host_ip.as_deref() {
+            None => std::net::IpAddr::from([0, 0, 0, 0]),
+            Some(ip) => match ip.trim_matches(['[', ']']).parse() {
+                Ok(ip) => ip,
+                Err(_) => {
+                    plan.warnings.push(format!(
+                        "{source}: {what} is not published: {ip:?} is not an IP address"
+                    ));
+                    continue;
+                }
+            },
+        };
+        ports.push(crate::spec::Publish {
+            host_ip: ip,
+            host_port: p.host_port.unwrap_or(0),
+            container_port: p.container_port,
+        });
+    }
+    s.ports = ports;
     if s.network.is_none() {
         s.network = plan.network.as_deref().map(Network::parse);
     }
@@ -153,6 +168,16 @@ pub(crate) fn prepare(spec: &Spec, definition: &DevContainer) -> Result<Prepared
     s.labels = labels;
     s.validate()
         .map_err(|e| e.context(format!("dev container definition {source}")))?;
+    for w in &plan.warnings {
+        tracing::warn!(definition = %source, warning = %w, "dev container definition");
+        ProgressFn::emit(
+            spec.progress.as_ref(),
+            Progress::Warning {
+                source: source.clone(),
+                message: w.clone(),
+            },
+        );
+    }
     Ok(Prepared {
         spec: s,
         base,
@@ -246,6 +271,7 @@ async fn build_layer(
         id: built.details.id.clone(),
         built: built.built || image.built,
         details: built.details,
+        warnings: image.warnings.clone(),
     })
 }
 

@@ -45,6 +45,23 @@ async fn agent_volume(engine: &Engine, spec: &Spec, image: &ResolvedImage) -> Op
     }
 }
 
+/// Resolves `spec`'s base to a local image as a spawn would (a dev container definition: its
+/// image or Dockerfile and its local-feature layer, with its warnings), without a container.
+pub(crate) async fn resolve_spec(engine: &Engine, spec: &Spec) -> Result<ResolvedImage> {
+    let base = spec.resolved_base()?;
+    let base = resolve::default_to_concrete(&base, spec)?;
+    match &base {
+        Base::DevContainer(d) => {
+            let p = devcontainer::prepare(spec, d)?;
+            let image = resolve(engine, &p.base, &p.spec).await?;
+            let mut image = devcontainer::features(engine, &p.plan, &p.spec, image).await?;
+            image.warnings = p.plan.warnings;
+            Ok(image)
+        }
+        _ => resolve(engine, &base, spec).await,
+    }
+}
+
 /// Resolves `spec`'s base, creates and starts a container for it, and waits until it is ready.
 pub(crate) async fn spawn(engine: &Engine, spec: Spec) -> Result<Instance> {
     spec.validate()?;
@@ -110,7 +127,7 @@ pub(crate) async fn spawn(engine: &Engine, spec: Spec) -> Result<Instance> {
                         })?
                 }
             };
-            Ok((instance.remember_spec(spec.clone()), workdir))
+            Ok((instance, workdir))
         }
         .await;
         let (instance, workdir) = match launched {
@@ -131,7 +148,9 @@ pub(crate) async fn spawn(engine: &Engine, spec: Spec) -> Result<Instance> {
             }
             return Err(e);
         }
-        Ok(instance)
+        // A fork spawns this spec again on a snapshot: for a dev container, the spec with the
+        // definition's settings folded in (its hooks are not run again).
+        Ok(instance.remember_spec(spec))
     }
     .instrument(span)
     .await

@@ -233,6 +233,7 @@ mod tests {
                     .collect(),
                 ..Default::default()
             },
+            warnings: Vec::new(),
         }
     }
 

@@ -25,6 +25,9 @@ pub struct ResolvedImage {
     pub built: bool,
     /// What spawn needs to know of the image (its config), so it need not inspect again.
     pub(crate) details: ImageDetails,
+    /// What the base asked for and is not applied (a dev container definition's unsupported
+    /// keys, each naming file, line and column); empty for other bases.
+    pub warnings: Vec<String>,
 }
 
 /// Resolves `base` (already parsed from `spec`) to a local image: pulls a registry image per
@@ -40,6 +43,7 @@ pub(crate) async fn resolve(engine: &Engine, base: &Base, spec: &Spec) -> Result
                 id: details.id.clone(),
                 built: false,
                 details,
+                warnings: Vec::new(),
             })
         }
         Base::Dockerfile(d) => {
@@ -54,6 +58,7 @@ pub(crate) async fn resolve(engine: &Engine, base: &Base, spec: &Spec) -> Result
                 id: built.details.id.clone(),
                 built: built.built,
                 details: built.details,
+                warnings: Vec::new(),
             })
         }
         Base::Default => Err(Error::internal(

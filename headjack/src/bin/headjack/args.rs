@@ -21,8 +21,10 @@ Exit codes:
            command is stopped and the instance removed (unless --keep)
 
 Bases (--base, build [BASE]): nothing for the default base (HEADJACK_BASE, else headjack's
-embedded base image), a registry image (debian:bookworm-slim), or a Dockerfile path
-(./Dockerfile, ci/dev.Containerfile), built once per content.";
+embedded base image), a registry image (debian:bookworm-slim), a Dockerfile path
+(./Dockerfile, ci/dev.Containerfile), built once per content, or a dev container definition
+(.devcontainer, .devcontainer.json, path/.devcontainer/<name>/devcontainer.json, or a folder
+holding one): its image or Dockerfile, settings and hooks; its warnings go to stderr.";
 
 /// Spawn isolated container environments from an image or a Dockerfile, and drive them.
 #[derive(Debug, Parser)]
@@ -231,6 +233,10 @@ pub struct RunArgs {
     /// Hardened preset: no capabilities, read-only root with a tmpfs /tmp, no network.
     #[arg(long)]
     pub hardened: bool,
+    /// Allow a privileged container when the base asks for one (a devcontainer.json with
+    /// `privileged: true`); refused otherwise.
+    #[arg(long)]
+    pub allow_privileged: bool,
     /// Keep the instance afterwards and print its ID. A kept instance has no owner process, so
     /// `headjack sweep` leaves it alone until --expires passes; remove it with `headjack rm`.
     #[arg(long)]

@@ -59,7 +59,12 @@ pub async fn build(global: &Global, a: BuildArgs) -> Outcome {
     if global.json {
         println!(
             "{}",
-            json!({ "reference": image.reference, "id": image.id, "built": image.built })
+            json!({
+                "reference": image.reference,
+                "id": image.id,
+                "built": image.built,
+                "warnings": image.warnings,
+            })
         );
     } else {
         println!("{}", image.reference);

@@ -100,6 +100,17 @@ impl Lines {
                     let _ = writeln!(err, "build: {line}");
                 }
             }
+            Progress::Hook { hook, entry, line } => match entry {
+                Some(entry) => {
+                    let _ = writeln!(err, "{hook} ({entry}): {line}");
+                }
+                None => {
+                    let _ = writeln!(err, "{hook}: {line}");
+                }
+            },
+            Progress::Warning { message, .. } => {
+                let _ = writeln!(err, "warning: {message}");
+            }
             other => {
                 let _ = writeln!(err, "{other:?}");
             }
@@ -189,6 +200,15 @@ impl Bars {
                 if !trimmed.is_empty() {
                     spinner.set_message(trimmed.to_string());
                 }
+            }
+            Progress::Hook { hook, entry, line } => {
+                let _ = self.multi.println(match entry {
+                    Some(entry) => format!("{hook} ({entry}): {line}"),
+                    None => format!("{hook}: {line}"),
+                });
+            }
+            Progress::Warning { message, .. } => {
+                let _ = self.multi.println(format!("warning: {message}"));
             }
             other => {
                 let _ = self.multi.println(format!("{other:?}"));

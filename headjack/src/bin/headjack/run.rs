@@ -106,6 +106,9 @@ pub async fn run(global: &Global, a: RunArgs) -> Outcome {
     if a.hardened {
         spec = spec.hardened(true);
     }
+    if a.allow_privileged {
+        spec = spec.allow_privileged(true);
+    }
     if a.keep {
         // The instance outlives this process: it must not count as an orphan of it.
         spec = spec.detached(true);
