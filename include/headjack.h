@@ -237,6 +237,16 @@ enum headjack_progress_kind
    * A Dockerfile build printed a line (`image` is the tag being built, `line` is set).
    */
   HEADJACK_PROGRESS_BUILD = 2,
+  /**
+   * A devcontainer.json lifecycle hook printed a line while spawning (`image` is the hook's
+   * name, e.g. `postCreateCommand`; `line` is set).
+   */
+  HEADJACK_PROGRESS_HOOK = 3,
+  /**
+   * Something the base asked for is not applied (`image` is its source, the definition
+   * file; `line` is the message).
+   */
+  HEADJACK_PROGRESS_WARNING = 4,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1274,6 +1284,16 @@ headjack_status headjack_spec_set_egress(struct headjack_spec *spec,
                                          struct headjack_error **err);
 
 /**
+ * Allows a privileged container when the base asks for one (a devcontainer.json with
+ * `privileged: true`); without it such a base is refused with `HEADJACK_INVALID_BASE`.
+ *
+ * Thread-safe: calls on one spec are serialised.
+ */
+headjack_status headjack_spec_set_allow_privileged(struct headjack_spec *spec,
+                                                   bool allow,
+                                                   struct headjack_error **err);
+
+/**
  * Gives the Dockerfile base the build secret `id` with the `len` bytes at `data` (copied; you
  * may clear your buffer afterwards). The value reaches `RUN --mount=type=secret,id=<id>` steps
  * only: never the image, its history, labels, logs, progress events or errors. The id (not the
@@ -1546,6 +1566,19 @@ headjack_status headjack_instance_set_egress(const struct headjack_instance *ins
 headjack_status headjack_instance_egress_log(const struct headjack_instance *instance,
                                              struct headjack_string_list **out,
                                              struct headjack_error **err);
+
+/**
+ * How many warnings the instance's base gave: what it asked for and headjack did not apply
+ * (a devcontainer.json's unsupported keys); 0 for NULL and for other bases. Thread-safe.
+ */
+size_t headjack_instance_warning_count(const struct headjack_instance *instance);
+
+/**
+ * Warning `index` (0-based, below `headjack_instance_warning_count`): one message naming the
+ * file, line, column and key. Owned by the handle (valid until `headjack_instance_free`); NULL
+ * when `instance` is NULL or `index` is out of range. Thread-safe.
+ */
+const char *headjack_instance_warning(const struct headjack_instance *instance, size_t index);
 
 /**
  * A new command running `argv[0..argc]` (each a NUL-terminated UTF-8 string; `argv[0]` is the
