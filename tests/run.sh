@@ -31,7 +31,7 @@ HEADJACK_TEST_HOST="$HEADJACK_TEST_DOCKER_HOST" cargo test -p headjack --feature
 step "core against Podman ($HEADJACK_TEST_PODMAN_HOST)"
 HEADJACK_TEST_HOST="$HEADJACK_TEST_PODMAN_HOST" \
   cargo test -p headjack --test runtime --test spec_options --test builds --test buildkit --test registry \
-    --test defects --test agent --test devcontainer
+    --test defects --test agent --test devcontainer --test pool_claims
 # The CLI's background-process commands on Podman (the binary needs the `cli` feature).
 HEADJACK_TEST_HOST="$HEADJACK_TEST_PODMAN_HOST" cargo test -p headjack --features cli --test cli_procs
 

@@ -51,6 +51,9 @@ pub struct Instance {
     named_owner: tokio::sync::OnceCell<(u32, u32)>,
     /// What every command gets unless it says otherwise (`set_exec_defaults`).
     exec_defaults: std::sync::Mutex<crate::exec::ExecDefaults>,
+    /// Labels a pool claim gave this instance (`Pool::take_with`); kept by this handle only,
+    /// since engines cannot relabel a running container.
+    pub(crate) claim_labels: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 impl std::fmt::Debug for Instance {
@@ -92,6 +95,7 @@ impl Instance {
             agent: agent.map(Arc::new),
             named_owner: tokio::sync::OnceCell::new(),
             exec_defaults: std::sync::Mutex::default(),
+            claim_labels: std::sync::Mutex::default(),
         }
     }
 
@@ -363,4 +367,17 @@ pub(crate) fn remove_all_on_drop(instances: Vec<Instance>) {
         });
         futures_util::future::join_all(removed).await;
     });
+}
+
+impl Instance {
+    /// The labels the pool claim that handed out this instance gave it
+    /// ([`crate::pool::Claim::label`]); empty otherwise. Engines cannot relabel a running
+    /// container, so these live in this handle only: the container's own labels
+    /// ([`Instance::inspect`], [`crate::Client::list`], other processes) do not show them.
+    pub fn claim_labels(&self) -> std::collections::BTreeMap<String, String> {
+        self.claim_labels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
