@@ -59,6 +59,10 @@ from ._headjack import (
     UnsupportedError,
     __version__,
     spawn,
+    AsyncProcess,
+    Process,
+    ProcessInfo,
+    attach,
 )
 
 __all__ = [
@@ -100,4 +104,8 @@ __all__ = [
     "UnsupportedError",
     "__version__",
     "spawn",
+    "AsyncProcess",
+    "Process",
+    "ProcessInfo",
+    "attach",
 ]
