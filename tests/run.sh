@@ -30,14 +30,12 @@ HEADJACK_TEST_HOST="$HEADJACK_TEST_DOCKER_HOST" cargo test -p headjack --feature
 
 step "core against Podman ($HEADJACK_TEST_PODMAN_HOST)"
 HEADJACK_TEST_HOST="$HEADJACK_TEST_PODMAN_HOST" \
-  cargo test -p headjack --test runtime --test spec_options --test builds --test buildkit --test registry \
-    --test defects --test agent --test devcontainer --test pool_claims
-# The CLI's background-process commands on Podman (the binary needs the `cli` feature).
-HEADJACK_TEST_HOST="$HEADJACK_TEST_PODMAN_HOST" cargo test -p headjack --features cli --test cli_procs
+  cargo test -p headjack --features cli --test runtime --test spec_options --test builds --test buildkit --test registry \
+    --test defects --test agent --test sandbox --test devcontainer --test cli_procs --test egress --test pool_claims
 
 step "exec tests on the engine's exec path (no in-container agent), Docker"
 HEADJACK_TEST_HOST="$HEADJACK_TEST_DOCKER_HOST" HEADJACK_TEST_ENGINE_EXEC=1 \
-  cargo test -p headjack --test runtime --test spec_options --test defects --test devcontainer
+  cargo test -p headjack --features cli --test runtime --test spec_options --test defects --test devcontainer
 
 step "the in-container agent: protocol, agent binary, containers on Docker, Podman and gVisor"
 cargo test -p headjack-agent
@@ -64,6 +62,12 @@ for host in "$HEADJACK_TEST_DOCKER_HOST" "$HEADJACK_TEST_PODMAN_HOST" ${HEADJACK
   if [ "$n" -gt 0 ]; then
     echo "tests left $n headjack container(s) on $host:"
     DOCKER_HOST="$host" docker ps -a --filter label=io.headjack.managed=true
+    leaks=1
+  fi
+  n=$(DOCKER_HOST="$host" docker network ls -q --filter label=io.headjack.egress=instance | wc -l)
+  if [ "$n" -gt 0 ]; then
+    echo "tests left $n egress instance network(s) on $host:"
+    DOCKER_HOST="$host" docker network ls --filter label=io.headjack.egress=instance
     leaks=1
   fi
 done

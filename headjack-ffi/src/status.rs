@@ -165,22 +165,7 @@ mod tests {
 
     #[test]
     fn every_kind_has_its_own_code_and_the_core_name() {
-        let kinds = [
-            ErrorKind::EngineUnavailable,
-            ErrorKind::InvalidBase,
-            ErrorKind::ImageNotFound,
-            ErrorKind::PullFailed,
-            ErrorKind::BuildFailed,
-            ErrorKind::NotFound,
-            ErrorKind::Conflict,
-            ErrorKind::Timeout,
-            ErrorKind::ExecFailed,
-            ErrorKind::Io,
-            ErrorKind::InvalidArgument,
-            ErrorKind::Internal,
-            ErrorKind::Forked,
-            ErrorKind::Unsupported,
-        ];
+        let kinds = ErrorKind::ALL;
         let mut codes = std::collections::HashSet::new();
         for k in kinds {
             let s = headjack_status::from_kind(k);

@@ -5,13 +5,17 @@
 //! classifies a string:
 //!
 //! 1. empty (after trimming) → [`Base::Default`];
-//! 2. a file name (last path component) that ends in `Dockerfile` or `Containerfile`, or is
+//! 2. a dev container definition → [`Base::DevContainer`]: the last path component ends in
+//!    `devcontainer.json` (`.devcontainer/devcontainer.json`, `.devcontainer.json`,
+//!    `.devcontainer/<name>/devcontainer.json`) or is `.devcontainer`, or an explicit path to a
+//!    directory holding a definition and no `Dockerfile`/`Containerfile` of its own;
+//! 3. a file name (last path component) that ends in `Dockerfile` or `Containerfile`, or is
 //!    `Dockerfile.<x>` / `Containerfile.<x>` (case-insensitive) → a Dockerfile, which must exist;
-//! 3. starting with `./`, `../`, `/` or `~/` (or exactly `.`, `..`, `~`) → a path: the Dockerfile
+//! 4. starting with `./`, `../`, `/` or `~/` (or exactly `.`, `..`, `~`) → a path: the Dockerfile
 //!    at that path, which must exist (any file name);
-//! 4. anything else → an image reference ([`ImageRef::parse`]).
+//! 5. anything else → an image reference ([`ImageRef::parse`]).
 //!
-//! For 2 and 3, relative paths resolve against the base directory (`~/` against `$HOME`), and a
+//! For 2 to 4, relative paths resolve against the base directory (`~/` against `$HOME`), and a
 //! path that is a directory means the `Dockerfile` (else the `Containerfile`) inside it.
 
 use std::collections::BTreeMap;
@@ -37,6 +41,46 @@ pub enum Base {
     Image(ImageRef),
     /// A Dockerfile, built before launch (once per content).
     Dockerfile(Dockerfile),
+    /// A dev container definition (`devcontainer.json`): its image or Dockerfile, plus what
+    /// it says about the container (environment, users, mounts, hooks, …), applied at spawn.
+    DevContainer(DevContainer),
+}
+
+/// A dev container definition found on disk (see [`Base::parse`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DevContainer {
+    pub(crate) config_file: PathBuf,
+    pub(crate) workspace: PathBuf,
+}
+
+impl DevContainer {
+    /// Finds the definition `path` names — a `devcontainer.json` (any file whose name ends
+    /// so), a `.devcontainer` folder, or a folder holding `.devcontainer/devcontainer.json`,
+    /// `.devcontainer.json` or a single `.devcontainer/<name>/devcontainer.json` — relative
+    /// paths against `base_dir`. Nothing is read beyond the directory listing.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidBase`] when there is no definition there, or several to choose from
+    /// (the message lists them).
+    pub fn find(path: impl AsRef<Path>, base_dir: &Path) -> Result<DevContainer> {
+        let d = crate::devcontainer::discover(path.as_ref(), base_dir)?;
+        Ok(DevContainer {
+            config_file: d.config_file,
+            workspace: d.workspace,
+        })
+    }
+
+    /// The `devcontainer.json` (absolute).
+    pub fn config_file(&self) -> &Path {
+        &self.config_file
+    }
+
+    /// The workspace folder it describes (absolute): mounted into the container unless the
+    /// spec names another workspace.
+    pub fn workspace(&self) -> &Path {
+        &self.workspace
+    }
 }
 
 impl Base {
@@ -70,6 +114,14 @@ impl Base {
         Dockerfile::new(path)
     }
 
+    /// The dev container definition, if this is one.
+    pub fn as_devcontainer(&self) -> Option<&DevContainer> {
+        match self {
+            Base::DevContainer(d) => Some(d),
+            _ => None,
+        }
+    }
+
     /// Whether this is the default base.
     pub fn is_default(&self) -> bool {
         matches!(self, Base::Default)
@@ -99,6 +151,7 @@ impl fmt::Display for Base {
             Base::Default => f.write_str("default"),
             Base::Image(r) => fmt::Display::fmt(r, f),
             Base::Dockerfile(d) => write!(f, "{}", d.path.display()),
+            Base::DevContainer(d) => write!(f, "{}", d.config_file.display()),
         }
     }
 }
@@ -441,6 +494,17 @@ fn parse_impl(s: &str, base_dir: Option<&Path>, home: Option<&Path>) -> Result<B
     let t = s.trim();
     if t.is_empty() {
         return Ok(Base::Default);
+    }
+    let dir_or_cwd = match base_dir {
+        Some(dir) => Some(absolute_lossy(dir)),
+        None => std::env::current_dir().ok(),
+    };
+    if let Some(dir) = &dir_or_cwd
+        && crate::devcontainer::is_devcontainer_base(t, dir, home)
+    {
+        return DevContainer::find(t, dir)
+            .map(Base::DevContainer)
+            .map_err(|e| e.context(format!("invalid base {t:?}")));
     }
     let explicit = is_explicit_path(t);
     let file_name = t.trim_end_matches('/').rsplit('/').next().unwrap_or(t);

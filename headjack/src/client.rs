@@ -68,6 +68,11 @@ impl Client {
         DEFAULT_CLIENT.get_or_try_init(Client::connect).await
     }
 
+    /// The engine connection (for the other modules of the crate).
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Which engine this is, its version and the negotiated API version.
     pub fn info(&self) -> &EngineInfo {
         self.engine.info()
@@ -165,7 +170,10 @@ impl Client {
             ),
             false => (details.user.clone(), None),
         };
-        Ok(Instance::new(
+        let egress =
+            crate::egress::Attachment::of_container(&self.engine, &details.id, &details.labels)
+                .await?;
+        let instance = Instance::new(
             self.engine.clone(),
             details.id,
             id,
@@ -179,7 +187,11 @@ impl Client {
             origin,
             true,
             session,
-        ))
+        );
+        if let Some(egress) = egress {
+            instance.set_egress_attachment(egress);
+        }
+        Ok(instance)
     }
 
     /// Removes instances whose owner process is gone, or whose expiry passed. Returns the IDs
@@ -189,6 +201,10 @@ impl Client {
     /// the same PID namespace — or from the machine's initial PID namespace, which sees every
     /// namespace. An owner it cannot judge (another host, another boot, a PID namespace it cannot
     /// see into) is left alone until its instance expires.
+    ///
+    /// It also removes the headjack volumes whose expiry ([`Client::create_volume`]) passed and
+    /// that no container uses (they are not in the returned list); volumes without an expiry
+    /// are never swept.
     pub async fn sweep(&self) -> Result<Vec<String>> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -202,9 +218,15 @@ impl Client {
             if expired || orphaned {
                 tracing::info!(instance = %info.id, expired, orphaned, "sweeping instance");
                 self.engine.remove(&info.container_id).await?;
+                if let Some(image) = info.labels.get(labels::FORK_SNAPSHOT) {
+                    crate::instance::remove_snapshot(&self.engine, image).await;
+                }
                 removed.push(info.id);
             }
         }
+        crate::volume::sweep(&self.engine).await?;
+        // Egress networks and proxies that no instance needs any more.
+        crate::egress::sweep(&self.engine).await?;
         Ok(removed)
     }
 }

@@ -43,6 +43,24 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in declaration order (for bindings that map each one, and their tests).
+    pub const ALL: [ErrorKind; 14] = [
+        ErrorKind::EngineUnavailable,
+        ErrorKind::InvalidBase,
+        ErrorKind::ImageNotFound,
+        ErrorKind::PullFailed,
+        ErrorKind::BuildFailed,
+        ErrorKind::NotFound,
+        ErrorKind::Conflict,
+        ErrorKind::Timeout,
+        ErrorKind::ExecFailed,
+        ErrorKind::Io,
+        ErrorKind::InvalidArgument,
+        ErrorKind::Internal,
+        ErrorKind::Forked,
+        ErrorKind::Unsupported,
+    ];
+
     /// A short stable name, e.g. `"build_failed"`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -192,22 +210,7 @@ mod tests {
     #[test]
     fn kind_names_are_stable_and_distinct() {
         use std::collections::HashSet;
-        let all = [
-            ErrorKind::EngineUnavailable,
-            ErrorKind::InvalidBase,
-            ErrorKind::ImageNotFound,
-            ErrorKind::PullFailed,
-            ErrorKind::BuildFailed,
-            ErrorKind::NotFound,
-            ErrorKind::Conflict,
-            ErrorKind::Timeout,
-            ErrorKind::ExecFailed,
-            ErrorKind::Io,
-            ErrorKind::InvalidArgument,
-            ErrorKind::Internal,
-            ErrorKind::Forked,
-            ErrorKind::Unsupported,
-        ];
+        let all = ErrorKind::ALL;
         let names: HashSet<_> = all.iter().map(|k| k.as_str()).collect();
         assert_eq!(names.len(), all.len());
         assert_eq!(ErrorKind::BuildFailed.to_string(), "build_failed");

@@ -36,6 +36,12 @@ pub const USER: &str = "io.headjack.user";
 pub const RESERVED: [&str; 8] = [MANAGED, INSTANCE, BASE, IMAGE, OWNER, EXPIRES, AGENT, USER];
 /// Label on the containers and images headjack's own test suites create.
 pub const TEST: &str = "io.headjack.test";
+/// On a named volume: headjack created it for [`crate::Spec::volume`] or
+/// [`crate::Client::create_volume`] (value `true`). Its expiry, if any, is in [`EXPIRES`].
+pub const VOLUME: &str = "io.headjack.volume";
+/// On an image: the instance a [`crate::Instance::fork`] snapshot was taken of, to be removed
+/// with the fork.
+pub const FORK_SNAPSHOT: &str = "io.headjack.fork.snapshot";
 
 /// A random identifier: 12 lowercase hex digits (instance IDs, exec markers).
 pub(crate) fn random_id() -> String {

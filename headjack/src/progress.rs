@@ -27,22 +27,44 @@ pub enum Progress {
         /// One line of build output, without its trailing newline.
         line: String,
     },
+    /// A dev container lifecycle hook (`onCreateCommand`, `postCreateCommand`, …) printed a
+    /// line of output while the instance was being spawned.
+    Hook {
+        /// The hook, as the definition names it (`postCreateCommand`).
+        hook: String,
+        /// The entry's name when the hook is an object of parallel commands.
+        entry: Option<String>,
+        /// One line of output (stdout or stderr), without its trailing newline.
+        line: String,
+    },
+    /// Something in the base was not applied (an unsupported `devcontainer.json` key, say).
+    Warning {
+        /// Where it comes from (the definition file).
+        source: String,
+        /// What was not applied, and why.
+        message: String,
+    },
 }
 
 impl Progress {
-    /// A short stable name of the event's kind: `"pull"` or `"build"`.
+    /// A short stable name of the event's kind: `"pull"`, `"build"`, `"hook"` or `"warning"`.
     pub fn kind(&self) -> &'static str {
         match self {
             Progress::Pull { .. } => "pull",
             Progress::Build { .. } => "build",
+            Progress::Hook { .. } => "hook",
+            Progress::Warning { .. } => "warning",
         }
     }
 
-    /// The image being pulled, or the tag being built (fully qualified).
+    /// The image being pulled, or the tag being built (fully qualified); for a hook, the hook's
+    /// name; for a warning, its source.
     pub fn image(&self) -> &str {
         match self {
             Progress::Pull { image, .. } => image,
             Progress::Build { tag, .. } => tag,
+            Progress::Hook { hook, .. } => hook,
+            Progress::Warning { source, .. } => source,
         }
     }
 
@@ -62,10 +84,11 @@ impl Progress {
         }
     }
 
-    /// Build: one line of output, without its newline.
+    /// Build or hook: one line of output, without its newline; warning: its message.
     pub fn line(&self) -> Option<&str> {
         match self {
-            Progress::Build { line, .. } => Some(line),
+            Progress::Build { line, .. } | Progress::Hook { line, .. } => Some(line),
+            Progress::Warning { message, .. } => Some(message),
             _ => None,
         }
     }

@@ -9,6 +9,10 @@ use crate::error::{Error, Result};
 use crate::progress::{Progress, ProgressFn};
 use crate::reference::ImageRef;
 
+mod sandbox;
+pub use sandbox::Publish;
+pub(crate) use sandbox::check_volume_name as sandbox_check_volume_name;
+
 /// Where the container's network goes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Network {
@@ -214,12 +218,12 @@ pub(crate) struct BuildOptions {
 }
 
 impl BuildOptions {
-    fn is_set(&self) -> bool {
+    pub(crate) fn is_set(&self) -> bool {
         *self != BuildOptions::default()
     }
 
     /// `d` with these options on top of its own (the spec's win).
-    fn apply(&self, mut d: Dockerfile) -> Dockerfile {
+    pub(crate) fn apply(&self, mut d: Dockerfile) -> Dockerfile {
         for (k, v) in &self.args {
             d = d.build_arg(k, v);
         }
@@ -279,6 +283,10 @@ pub struct Spec {
     pub(crate) init: Option<Vec<String>>,
     pub(crate) detached: bool,
     pub(crate) engine_exec: bool,
+    pub(crate) ports: Vec<Publish>,
+    pub(crate) limits: sandbox::Limits,
+    pub(crate) allow_privileged: bool,
+    pub(crate) egress: Option<crate::egress::Egress>,
 }
 
 impl Spec {
@@ -497,6 +505,19 @@ impl Spec {
         self
     }
 
+    /// Allows a privileged container when the base asks for one (a dev container definition's
+    /// `privileged: true`, or `--privileged` in its `runArgs`); without it such a base is
+    /// refused. Off by default.
+    pub fn allow_privileged(mut self, allow: bool) -> Spec {
+        self.allow_privileged = allow;
+        self
+    }
+
+    /// Whether [`Spec::allow_privileged`] was set.
+    pub fn is_privileged_allowed(&self) -> bool {
+        self.allow_privileged
+    }
+
     /// The directory relative paths resolve against.
     pub(crate) fn resolved_base_dir(&self) -> Result<PathBuf> {
         match &self.base_dir {
@@ -523,6 +544,8 @@ impl Spec {
         };
         match base {
             Base::Dockerfile(d) => Ok(Base::Dockerfile(self.build.apply(d))),
+            // Build options apply to its Dockerfile, if it has one (spawn::devcontainer).
+            Base::DevContainer(d) => Ok(Base::DevContainer(d)),
             other if self.build.is_set() => Err(Error::invalid_argument(format!(
                 "build options (build args, target, no-cache) were given but the base {other} is \
                  not a Dockerfile"
@@ -632,6 +655,14 @@ impl Spec {
                 Spec::MAX_PIDS
             )));
         }
+        if self.expires_after == Some(Duration::ZERO) {
+            // The agent enforces the lifetime: a zero one would end the instance before any
+            // command could run in it.
+            return Err(Error::invalid_argument(
+                "expires_after 0s: a lifetime must be positive (the instance would stop before \
+                 it could be used); leave it unset for no expiry",
+            ));
+        }
         if let Some(life) = self.expires_after
             && life > Spec::MAX_LIFETIME
         {
@@ -710,7 +741,52 @@ impl Spec {
                 )));
             }
         }
+        self.validate_sandbox()?;
+        self.validate_egress()?;
         Ok(())
+    }
+
+    /// An egress policy needs its own network: not `none`, not a named one.
+    fn validate_egress(&self) -> Result<()> {
+        let Some(egress) = &self.egress else {
+            return Ok(());
+        };
+        egress.validate()?;
+        match &self.network {
+            Some(Network::None) => Err(Error::invalid_argument(format!(
+                "an egress policy ({}-list of {} pattern(s)) was given with network `none`: an \
+                 instance without a network reaches nothing, so there is nothing to filter; drop \
+                 the egress policy for no network at all, or drop `network none` for a filtered one",
+                if egress.is_allow_list() {
+                    "allow"
+                } else {
+                    "deny"
+                },
+                egress.patterns().len()
+            ))),
+            Some(Network::Named(n)) => Err(Error::invalid_argument(format!(
+                "an egress policy was given with network {n:?}: an instance with an egress policy \
+                 sits on a network of its own that headjack makes (with no route out but its \
+                 proxy); drop the network or the egress policy"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Spec {
+    /// An egress policy: the instance reaches only what it allows (or all but what it denies),
+    /// through headjack's egress proxy, fail-closed — it sits on a network of its own with no
+    /// route out, so a program ignoring the proxy settings reaches nothing. The patterns are
+    /// checked at spawn (see [`crate::Egress`]). Not with [`Network::None`] or a named network.
+    pub fn egress(mut self, egress: crate::egress::Egress) -> Spec {
+        self.egress = Some(egress);
+        self
+    }
+
+    /// The egress policy, if any ([`Spec::egress`]).
+    pub fn get_egress(&self) -> Option<&crate::egress::Egress> {
+        self.egress.as_ref()
     }
 }
 
@@ -761,6 +837,7 @@ mod tests {
             Spec::new().pids(i64::MAX),
             Spec::new().mount(Mount::tmpfs("/t", Some(1 << 63))),
             Spec::new().expires_after(Duration::MAX),
+            Spec::new().expires_after(Duration::ZERO),
             Spec::new().env("A", "x\0y"),
         ] {
             let e = bad.validate().unwrap_err();

@@ -542,10 +542,22 @@ fn sweep_keeps_kept_instances_until_they_expire() {
     assert_eq!(v["image"], busybox().as_str());
     cleanup.instances.push(kept.clone());
     // One that was given a lifetime goes once it has passed.
-    let v = keep(&["--expires", "0"]);
+    // (A zero lifetime is refused: the instance would stop before `true` could run.)
+    let o = run(&[
+        "run",
+        "--keep",
+        "--expires",
+        "0",
+        "--base",
+        &busybox(),
+        "--",
+        "true",
+    ]);
+    assert_failure(&o, "lifetime must be positive");
+    let v = keep(&["--expires", "2"]);
     let expiring = v["id"].as_str().unwrap().to_string();
     cleanup.instances.push(expiring.clone());
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    std::thread::sleep(std::time::Duration::from_millis(2200));
     let o = run(&["sweep", "--json"]);
     assert_eq!(code(&o), 0, "{}", show(&o));
     let v = json(&o);
@@ -1118,4 +1130,59 @@ fn interrupt_stops_the_command_and_removes_the_instance() {
         find(&ps_all(), "name", &name).is_none(),
         "the interrupted instance {name} was left behind"
     );
+}
+
+/// `--allow-host` / `--deny-host`: the instance reaches the outside only through headjack's
+/// egress proxy, which refuses what the policy does not allow (and says so); bad patterns and
+/// `--network` with a policy are clear failures.
+#[test]
+fn run_with_an_egress_policy() {
+    let o = run(&[
+        "run",
+        "-q",
+        "--base",
+        &busybox(),
+        "--allow-host",
+        "allowed.test",
+        "--allow-host",
+        "*.mirror.test",
+        "--",
+        "sh",
+        "-c",
+        "echo $HTTP_PROXY; wget -q -O- http://denied.test/ 2>&1; echo exit=$?",
+    ]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let out = text(&o.stdout);
+    assert!(out.contains(":3128"), "{}", show(&o));
+    assert!(
+        out.contains("403 Forbidden by headjack egress policy (denied.test:80)"),
+        "{}",
+        show(&o)
+    );
+    assert!(out.contains("exit=1"), "{}", show(&o));
+
+    let o = run(&[
+        "run",
+        "-q",
+        "--base",
+        &busybox(),
+        "--deny-host",
+        "a..b",
+        "--",
+        "true",
+    ]);
+    assert_failure(&o, "invalid egress pattern \"a..b\"");
+    let o = run(&[
+        "run",
+        "-q",
+        "--base",
+        &busybox(),
+        "--allow-host",
+        "x.test",
+        "--network",
+        "none",
+        "--",
+        "true",
+    ]);
+    assert_ne!(code(&o), 0, "{}", show(&o));
 }

@@ -74,3 +74,473 @@ async fn instance_exec_defaults_apply_to_every_command_unless_it_says_otherwise(
     }
     env.remove().await.unwrap();
 }
+
+// ---- devcontainer.json as a base ----------------------------------------------------------
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use headjack::{Instance, Progress, Spec};
+
+/// A fixture workspace (tests/fixtures/devcontainer/<name>), absolute.
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/devcontainer")
+        .join(name)
+        .canonicalize()
+        .unwrap()
+}
+
+/// A spec on a fixture's definition, as a test object, collecting its progress.
+fn devc_spec(base: &str, events: &Arc<Mutex<Vec<Progress>>>) -> Spec {
+    let events = events.clone();
+    Spec::new()
+        .base(base)
+        .label("io.headjack.test", "1")
+        .engine_exec(common::engine_exec())
+        .progress(move |p| events.lock().unwrap().push(p.clone()))
+}
+
+/// Removes the named volumes a fixture's mounts created (the engine made them at spawn,
+/// without headjack's labels).
+fn remove_volumes(prefixes: &[&str]) {
+    let names = common::docker(&["volume", "ls", "-q"]);
+    for name in names.lines() {
+        if prefixes.iter().any(|p| name.starts_with(p)) {
+            common::docker(&["volume", "rm", "-f", name]);
+        }
+    }
+}
+
+/// Runs `script` in `env` (as its default user, in its default directory) and returns stdout.
+async fn sh(env: &Instance, script: &str) -> String {
+    let out = env.exec(["sh", "-c", script]).await.unwrap();
+    assert_eq!(out.exit_code, 0, "{script}: {}", out.stderr_text());
+    out.stdout_text()
+}
+
+/// Spawns a fixture and checks each `(script, expected stdout)`.
+async fn spawn_and_check(name: &str, checks: &[(&str, &str)]) -> (Instance, Vec<Progress>) {
+    let c = client().await;
+    let events = Arc::default();
+    let base = fixture(name).display().to_string();
+    let env = c
+        .spawn(devc_spec(&base, &events))
+        .await
+        .unwrap_or_else(|e| panic!("spawning fixture {name}: {e}"));
+    for (script, want) in checks {
+        assert_eq!(sh(&env, script).await, *want, "fixture {name}: {script}");
+    }
+    let events = events.lock().unwrap().clone();
+    (env, events)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_template_builds_runs_its_hook_as_remote_user_with_container_env() {
+    let (env, events) = spawn_and_check(
+        "python",
+        &[
+            ("cat /tmp/python-major", "3\n"),
+            ("id -un", "vscode\n"),
+            (
+                "echo $PYTHONUNBUFFERED$PIP_DISABLE_PIP_VERSION_CHECK",
+                "11\n",
+            ),
+            ("pwd", "/workspaces/python\n"),
+            ("ls .devcontainer", "Dockerfile\ndevcontainer.json\n"),
+        ],
+    )
+    .await;
+    // The hook ran before spawn returned; customizations are silent, nothing else to warn.
+    assert!(env.warnings().is_empty(), "{:?}", env.warnings());
+    assert!(events.iter().all(|e| e.kind() != "warning"), "{events:?}");
+    // The labels name the definition (headjack's, and the devcontainers CLI's).
+    let labels = common::docker(&[
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"io.headjack.base\"}} {{index .Config.Labels \"devcontainer.config_file\"}}",
+        env.container_id(),
+    ]);
+    let file = fixture("python").join(".devcontainer/devcontainer.json");
+    assert_eq!(labels.trim(), format!("{0} {0}", file.display()));
+    env.remove().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_rust_go_templates_env_user_volumes_and_remote_env() {
+    let (env, _) = spawn_and_check(
+        "node",
+        &[
+            ("cat /tmp/node-env", "development\n"),
+            ("id -un", "node\n"),
+            ("touch /home/node/.npm/x && echo ok", "ok\n"),
+        ],
+    )
+    .await;
+    env.remove().await.unwrap();
+
+    let (env, _) = spawn_and_check(
+        "rust",
+        &[
+            ("id -un", "vscode\n"),
+            ("echo $CARGO_HOME", "/usr/local/cargo\n"),
+            (
+                "case $(cat /tmp/rust-path) in *:/usr/local/cargo/bin) echo ok;; esac",
+                "ok\n",
+            ),
+            (
+                "case $PATH in /*:/usr/local/cargo/bin) echo ok;; esac",
+                "ok\n",
+            ),
+            (
+                "grep -q ' /usr/local/cargo/registry ' /proc/self/mountinfo && echo mounted",
+                "mounted\n",
+            ),
+        ],
+    )
+    .await;
+    env.remove().await.unwrap();
+
+    let (env, _) = spawn_and_check(
+        "go",
+        &[
+            ("cat /tmp/gopath", "/go\n"),
+            ("case $PATH in *:/go/bin) echo ok;; esac", "ok\n"),
+            ("echo $GOFLAGS", "-mod=mod\n"),
+        ],
+    )
+    .await;
+    let caps = common::docker(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.CapAdd}} {{.HostConfig.SecurityOpt}}",
+        env.container_id(),
+    ]);
+    assert!(caps.contains("SYS_PTRACE"), "{caps}");
+    assert!(caps.contains("seccomp=unconfined"), "{caps}");
+    env.remove().await.unwrap();
+    remove_volumes(&["npm-cache-", "cargo-registry-"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_run_in_order_in_every_form_with_output_as_progress() {
+    let (env, events) = spawn_and_check(
+        "hooks",
+        &[
+            (
+                "cat /tmp/hooks.log",
+                "onCreate\nupdateContent\npostStart\npostAttach\n",
+            ),
+            (
+                "cat /tmp/post-create-first /tmp/post-create-second",
+                "postCreate-first\npostCreate-second\n",
+            ),
+            ("cat /tmp/attach-cwd", "/workspaces/hooks\n"),
+        ],
+    )
+    .await;
+    // They print nothing (they write files), so no hook output reached the callback; the
+    // failing-hook test checks that output does.
+    assert!(events.iter().all(|e| e.kind() != "hook"), "{events:?}");
+    env.remove().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mounts_env_vars_image_plain_legacy_and_args_target() {
+    let (env, _) = spawn_and_check(
+        "mounts",
+        &[
+            ("pwd", "/src/mounts\n"),
+            (
+                "cat /tmp/data-copy",
+                "read-only data for the mounts fixture\n",
+            ),
+            ("touch /data/x 2>/dev/null || echo read-only", "read-only\n"),
+            ("touch /cache/x /shared/x /scratch/x && echo ok", "ok\n"),
+            (
+                "grep ' /scratch ' /proc/self/mountinfo | grep -c tmpfs",
+                "1\n",
+            ),
+        ],
+    )
+    .await;
+    env.remove().await.unwrap();
+    remove_volumes(&["mounts-cache-", "mounts-shared"]);
+
+    let (env, _) = spawn_and_check(
+        "env-vars",
+        &[
+            ("echo $PROJECT", "env-vars\n"),
+            ("echo $IN_CONTAINER", "/workspaces/env-vars\n"),
+            ("echo $FROM_HOST", "no-value-on-host\n"),
+            ("case $PATH in /*:/opt/tools/bin) echo ok;; esac", "ok\n"),
+            ("echo $PROJECT_UPPER_DIR", "/workspaces/env-vars/..\n"),
+            ("grep -c '^PROJECT=env-vars$' /tmp/env", "1\n"),
+        ],
+    )
+    .await;
+    env.remove().await.unwrap();
+
+    let (env, _) = spawn_and_check(
+        "image-plain",
+        &[
+            ("cat /tmp/post-create", "created\n"),
+            ("echo $EDITOR", "vi\n"),
+        ],
+    )
+    .await;
+    env.remove().await.unwrap();
+
+    // The folder holds a Dockerfile of its own (so the folder means that Dockerfile): name the
+    // definition's folder.
+    let (env, _) =
+        spawn_and_check("legacy/.devcontainer", &[("cat /tmp/legacy", "legacy\n")]).await;
+    // Its VS Code keys (extensions, settings) are tool-specific: ignored without a warning.
+    assert!(env.warnings().is_empty(), "{:?}", env.warnings());
+    env.remove().await.unwrap();
+
+    let (env, _) = spawn_and_check(
+        "dockerfile-args-target",
+        &[("id -un", "app\n"), ("grep -c jq /tmp/jq-version", "1\n")],
+    )
+    .await;
+    env.remove().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_args_host_requirements_local_feature_and_a_named_variant() {
+    let (env, _) = spawn_and_check(
+        "run-args",
+        &[
+            ("cat /tmp/user", "agent\n"),
+            ("echo $FROM_RUN_ARGS $SECOND", "1 two\n"),
+            (
+                "grep ' /run-args-tmp ' /proc/self/mountinfo | grep -c tmpfs",
+                "1\n",
+            ),
+        ],
+    )
+    .await;
+    let mem = common::docker(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Memory}}",
+        env.container_id(),
+    ]);
+    assert_eq!(mem.trim(), (512u64 << 20).to_string());
+    // --device, --shm-size are not applied: named in the warnings.
+    let w = env.warnings().join("\n");
+    assert!(w.contains("--device") && w.contains("--shm-size"), "{w}");
+    env.remove().await.unwrap();
+
+    let (env, events) = spawn_and_check("host-requirements", &[]).await;
+    let mem = common::docker(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Memory}}",
+        env.container_id(),
+    ]);
+    assert_eq!(mem.trim(), (1u64 << 30).to_string());
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind() == "warning" && e.line().unwrap().contains("storage")),
+        "{events:?}"
+    );
+    env.remove().await.unwrap();
+
+    let (env, _) = spawn_and_check(
+        "local-feature",
+        &[
+            ("id -un", "nobody\n"),
+            ("cat /tmp/definition-hello", "HI FROM A FEATURE\n"),
+        ],
+    )
+    .await;
+    env.remove().await.unwrap();
+
+    // .devcontainer/<name>/devcontainer.json, named by its path.
+    let c = client().await;
+    let events = Arc::default();
+    let base = fixture("multi-folder")
+        .join(".devcontainer/web/devcontainer.json")
+        .display()
+        .to_string();
+    let env = c.spawn(devc_spec(&base, &events)).await.unwrap();
+    assert_eq!(sh(&env, "cat /tmp/service; id -un").await, "web\ndev\n");
+    env.remove().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_keys_are_warnings_in_progress_and_on_the_instance() {
+    let (env, events) = spawn_and_check("unsupported", &[]).await;
+    let w = env.warnings().join("\n");
+    for key in [
+        "dockerComposeFile",
+        "initializeCommand",
+        "ghcr.io/devcontainers/features/common-utils",
+        "notAKey",
+    ] {
+        assert!(w.contains(key), "no warning names {key}: {w}");
+    }
+    let progress_warnings = events.iter().filter(|e| e.kind() == "warning").count();
+    assert!(progress_warnings >= env.warnings().len(), "{events:?}");
+    env.remove().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_definitions_give_clear_errors_and_leave_nothing_behind() {
+    let c = client().await;
+    let events = Arc::default();
+    let spawn_err = |name: &str| {
+        let base = fixture(&format!("bad/{name}")).display().to_string();
+        let spec = devc_spec(&base, &events).label("io.headjack.test.case", "bad-definitions");
+        let c = &c;
+        async move { c.spawn(spec).await.unwrap_err() }
+    };
+
+    let e = spawn_err("invalid-jsonc").await;
+    assert_eq!(e.kind(), ErrorKind::InvalidBase, "{e}");
+    assert!(e.message().contains("devcontainer.json:"), "{e}");
+
+    let e = spawn_err("missing-dockerfile").await;
+    assert_eq!(e.kind(), ErrorKind::InvalidBase, "{e}");
+    assert!(e.message().contains("Dockerfile"), "{e}");
+
+    let e = spawn_err("several").await;
+    assert_eq!(e.kind(), ErrorKind::InvalidBase, "{e}");
+    assert!(
+        e.message().contains("one") && e.message().contains("two"),
+        "{e}"
+    );
+
+    let e = spawn_err("privileged").await;
+    assert_eq!(e.kind(), ErrorKind::InvalidBase, "{e}");
+    assert!(e.message().contains("privileged"), "{e}");
+
+    let e = spawn_err("failing-hook").await;
+    assert_eq!(e.kind(), ErrorKind::ExecFailed, "{e}");
+    let m = e.message();
+    assert!(
+        m.contains("postCreateCommand") && m.contains("\"broken\""),
+        "{m}"
+    );
+    assert!(
+        m.contains("exit code 3") && m.contains("setting up failed"),
+        "{m}"
+    );
+    assert!(m.contains("removed"), "{m}");
+    // The instance was removed.
+    assert_eq!(
+        left_behind().await,
+        "",
+        "the failed hook's instance is still there"
+    );
+    // The hook's output reached the progress callback before the failure.
+    assert!(
+        events.lock().unwrap().iter().any(|e| e.kind() == "hook"
+            && e.line() == Some("before the failure")
+            && e.image() == "onCreateCommand"),
+        "{:?}",
+        events.lock().unwrap()
+    );
+
+    // Privileged, allowed: no longer refused. (This test machine's engines run inside a
+    // container without every capability, so the engine itself may fail to start a privileged
+    // container: then its error says so, and nothing is left behind.)
+    let base = fixture("bad/privileged").display().to_string();
+    match c
+        .spawn(
+            devc_spec(&base, &events)
+                .label("io.headjack.test.case", "bad-definitions")
+                .allow_privileged(true),
+        )
+        .await
+    {
+        Ok(env) => {
+            let p = common::docker(&[
+                "inspect",
+                "-f",
+                "{{.HostConfig.Privileged}}",
+                env.container_id(),
+            ]);
+            assert_eq!(p.trim(), "true");
+            env.remove().await.unwrap();
+        }
+        Err(e) => {
+            assert_ne!(e.kind(), ErrorKind::InvalidBase, "{e}");
+            assert!(
+                e.message().contains("caps") || e.message().contains("privilege"),
+                "{e}"
+            );
+        }
+    }
+    assert_eq!(
+        left_behind().await,
+        "",
+        "the privileged spawn left a container"
+    );
+}
+
+/// The containers of `bad_definitions_give_clear_errors_and_leave_nothing_behind` still
+/// there after a moment (a handle dropped on an error removes its container in the background).
+async fn left_behind() -> String {
+    let mut left = String::new();
+    for _ in 0..50 {
+        left = common::docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            "label=io.headjack.test.case=bad-definitions",
+        ]);
+        if left.trim().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    left.trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn base_strings_name_definitions_and_a_rebuild_costs_no_build() {
+    use headjack::Base;
+    let dir = fixture("python");
+    for s in [
+        "./.devcontainer",
+        "./.devcontainer/devcontainer.json",
+        ".devcontainer",
+        ".",
+    ] {
+        let b = Base::parse_in(s, &dir).unwrap();
+        let d = b.as_devcontainer().unwrap_or_else(|| panic!("{s}: {b:?}"));
+        assert_eq!(d.config_file(), dir.join(".devcontainer/devcontainer.json"));
+        assert_eq!(d.workspace(), dir);
+    }
+    let b = Base::parse_in(".devcontainer.json", &fixture("image-plain")).unwrap();
+    assert!(b.as_devcontainer().is_some(), "{b:?}");
+    // A bare word stays an image; a missing definition is a clear error.
+    assert!(Base::parse_in("python", &dir).unwrap().as_image().is_some());
+    let e = Base::parse_in("./nowhere/.devcontainer", &dir).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidBase);
+    assert!(e.message().contains("does not exist"), "{e}");
+
+    // The Dockerfile of a definition is built once per content: a second spawn builds nothing.
+    let c = client().await;
+    let events: Arc<Mutex<Vec<Progress>>> = Arc::default();
+    let first = c
+        .spawn(devc_spec(".devcontainer", &events).base_dir(&dir))
+        .await
+        .unwrap();
+    first.remove().await.unwrap();
+    events.lock().unwrap().clear();
+    let second = c
+        .spawn(devc_spec(".devcontainer", &events).base_dir(&dir))
+        .await
+        .unwrap();
+    assert!(
+        events.lock().unwrap().iter().all(|e| e.kind() != "build"),
+        "a rebuild ran: {:?}",
+        events.lock().unwrap()
+    );
+    second.remove().await.unwrap();
+}

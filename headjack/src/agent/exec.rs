@@ -28,7 +28,7 @@ pub(crate) async fn exec_through(
     oom_seen: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) -> Result<ExecStream> {
     exec.validate()?;
-    let channel = session.channel().await?;
+    let what = format!("starting {:?}", exec.argv[0]);
     let mut req = ExecRequest::new(exec.argv.iter().cloned())
         .tty(exec.tty)
         .stdin(exec.stdin.is_some() || exec.stdin_stream);
@@ -44,7 +44,13 @@ pub(crate) async fn exec_through(
     if let Some(t) = exec.timeout {
         req = req.timeout(t);
     }
-    let handle = channel.exec(req).await.map_err(from_agent)?;
+    let (channel, handle) = session
+        .bounded(&what, async {
+            let channel = session.channel().await?;
+            let handle = channel.exec(req).await.map_err(from_agent)?;
+            Ok((channel, handle))
+        })
+        .await?;
     let control = handle.control();
     let stdin = if let Some(data) = exec.stdin.clone() {
         let control = control.clone();
@@ -70,8 +76,9 @@ pub(crate) async fn exec_through(
         oom: Some((session.clone(), oom_seen)),
     };
     let resizer = ExecResizer::agent(control.clone());
+    let liveness = session.clone();
     tokio::spawn(async move {
-        let status = forward(handle, control, tx, failure_line).await;
+        let status = forward(handle, control, tx, failure_line, (liveness, channel)).await;
         let _ = status_tx.send(status);
     });
     Ok(ExecStream::new(rx, status_rx, stdin, resizer))
@@ -121,10 +128,26 @@ async fn forward(
     control: ExecControl,
     tx: mpsc::Sender<Result<Chunk>>,
     failure: FailureLine,
+    (session, channel): (std::sync::Arc<Session>, agent::Channel),
 ) -> Result<ExitStatus> {
+    // A command may be silent for hours, but the agent answers a request at once: after a
+    // silence as long as the engine-call bound, a cheap request tells a quiet command from a
+    // channel that stopped moving (a frozen engine relays nothing).
+    let bound = session.bound();
     loop {
         let next = tokio::select! {
             next = handle.next() => next,
+            _ = tokio::time::sleep(bound) => {
+                if tokio::time::timeout(bound, channel.processes()).await.is_err() {
+                    let _ = control.kill(libc::SIGKILL);
+                    let e = session.silent(&format!("running {:?}", failure.program), bound);
+                    let _ = tx
+                        .send(Err(crate::error::Error::new(e.kind(), e.message())))
+                        .await;
+                    return Err(e);
+                }
+                continue;
+            }
             _ = tx.closed() => {
                 let _ = control.kill(libc::SIGKILL);
                 // The agent reports the exit once the whole tree is gone.

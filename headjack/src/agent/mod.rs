@@ -51,6 +51,38 @@ impl Session {
         }
     }
 
+    /// `call` bounded like an engine call ([`crate::Client::with_timeout`]): the agent answers a
+    /// request at once, so silence means that the engine relaying the channel is frozen or gone.
+    pub(crate) async fn bounded<T>(
+        &self,
+        what: &str,
+        call: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let bound = self.engine.timeout();
+        match tokio::time::timeout(bound, call).await {
+            Ok(r) => r,
+            Err(_) => Err(self.silent(what, bound)),
+        }
+    }
+
+    /// The error for an agent that did not answer `what` within `bound`.
+    pub(crate) fn silent(&self, what: &str, bound: std::time::Duration) -> Error {
+        Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "{what} in container {}: the in-container agent did not answer within {bound:?}; \
+                 the engine that relays its channel may be frozen or overloaded — retry, or give \
+                 Client::with_timeout a longer bound",
+                self.container.get(..12).unwrap_or(&self.container)
+            ),
+        )
+    }
+
+    /// The bound of one request (see [`Session::bounded`]).
+    pub(crate) fn bound(&self) -> std::time::Duration {
+        self.engine.timeout()
+    }
+
     /// Uses `channel` from now on.
     pub(crate) async fn install(&self, channel: Channel) {
         *self.channel.lock().await = Some(channel);

@@ -78,9 +78,8 @@
 //! - **Errors** are [`crate::ErrorKind::InvalidBase`] and start with `file:line:column:` and
 //!   the key (`mounts[2]: …`). Warnings have the same shape.
 
-// Until the spawn pipeline uses this module, most of it is reachable only from its tests.
-#![allow(dead_code, unused_imports)]
-
+// The module's vocabulary, re-exported whole (the spawn pipeline uses part of it; the unit
+// tests and the docs above the rest).
 mod config;
 mod discover;
 mod features;
@@ -96,24 +95,32 @@ mod fixtures;
 
 use std::path::Path;
 
+#[allow(unused_imports)]
 pub use config::{
     AppPort, BuildConfig, DevContainerConfig, FeatureRef, ForwardPort, Hook, HostRequirements,
     IGNORED_KEYS, LifecycleCommand, Located, MountEntry, SingleCommand,
 };
+#[allow(unused_imports)]
 pub use discover::{
     DEFINITION_DIR, DEFINITION_DOTFILE, DEFINITION_FILE, Definition, discover,
     is_devcontainer_base, workspace_of,
 };
+#[allow(unused_imports)]
 pub use features::{
     BASE_IMAGE_ARG, ContextFile, ContextSource, FeatureLayer, IMAGE_USER_ARG, LAYER_DOCKERFILE,
 };
+#[allow(unused_imports)]
 pub use jsonc::Pos;
+#[allow(unused_imports)]
 pub use mounts::{MountKind, MountPlan};
+#[allow(unused_imports)]
 pub use plan::{
     DevContainerPlan, HookCommand, HookOrigin, HookStep, LABEL_CONFIG_FILE, LABEL_LOCAL_FOLDER,
     Limits, PlanBase, PlanOptions, WorkspaceMount, WorkspacePlan, plan,
 };
+#[allow(unused_imports)]
 pub use units::{PortPublish, Protocol};
+#[allow(unused_imports)]
 pub use vars::devcontainer_id;
 
 use crate::Result;

@@ -63,6 +63,18 @@ pub(crate) struct ContainerPlan {
     /// PID 1 is headjack's agent, serving its session on the container's stdio: stdin kept
     /// open, no engine init in front of it, and no log driver storing the protocol.
     pub agent: bool,
+    /// Published TCP ports: (host IP, host port or 0 for any, container port).
+    pub ports: Vec<(String, u16, u16)>,
+    /// Limits beyond cpu/memory/pids (issue 13).
+    pub extra: super::sandbox::ExtraLimits,
+    /// Capabilities added (a dev container's `capAdd`).
+    pub cap_add: Vec<String>,
+    /// Security options on top of `no-new-privileges` (a dev container's `securityOpt`).
+    pub security_opt: Vec<String>,
+    /// Privileged (only when the caller allowed it).
+    pub privileged: bool,
+    /// DNS servers for the container (an instance with an egress policy: its proxy).
+    pub dns: Vec<String>,
 }
 
 /// State of a container as headjack reports it.
@@ -141,8 +153,13 @@ impl Engine {
                     typ: Some("none".into()),
                     config: None,
                 }),
-                privileged: Some(false),
-                security_opt: Some(vec!["no-new-privileges".to_string()]),
+                privileged: Some(plan.privileged),
+                security_opt: Some(
+                    std::iter::once("no-new-privileges".to_string())
+                        .chain(plan.security_opt.iter().cloned())
+                        .collect(),
+                ),
+                cap_add: (!plan.cap_add.is_empty()).then(|| plan.cap_add.clone()),
                 mounts: Some(mounts),
                 nano_cpus: plan.nano_cpus,
                 memory: plan.memory,
@@ -154,8 +171,11 @@ impl Engine {
                 cap_drop: plan.cap_drop_all.then(|| vec!["ALL".to_string()]),
                 readonly_rootfs: Some(plan.read_only_root),
                 ulimits: None::<Vec<ResourcesUlimits>>,
+                port_bindings: super::sandbox::port_bindings(&plan.ports),
+                dns: (!plan.dns.is_empty()).then(|| plan.dns.clone()),
                 ..Default::default()
             };
+            let host_config = plan.extra.apply(host_config, self.info.kind, plan.pids);
             let body = ContainerCreateBody {
                 image: Some(plan.image.clone()),
                 entrypoint: Some(plan.entrypoint.clone()),
@@ -173,6 +193,7 @@ impl Engine {
                 attach_stdout: plan.agent.then_some(true),
                 attach_stderr: plan.agent.then_some(true),
                 tty: plan.agent.then_some(false),
+                exposed_ports: super::sandbox::exposed_ports(&plan.ports),
                 ..Default::default()
             };
             let mut opts = CreateContainerOptionsBuilder::default();

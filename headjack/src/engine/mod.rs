@@ -15,7 +15,9 @@ mod containers;
 mod errors;
 mod exec;
 mod images;
+mod networks;
 mod raw;
+mod sandbox;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,6 +37,7 @@ pub(crate) use containers::{ContainerDetails, ContainerPlan, PlanMount};
 pub(crate) use errors::{StartFailure, identity_failure, looks_like_start_failure, start_failure};
 pub(crate) use exec::{ExecOutputChunk, ExecParams, InputSink, OutputStream};
 pub(crate) use images::{Credentials, ImageDetails};
+pub(crate) use sandbox::{ExtraLimits, VolumeDetails};
 
 /// Which engine answered.
 #[non_exhaustive]

@@ -4,6 +4,7 @@
 mod files;
 mod info;
 mod run;
+mod sandbox;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +19,8 @@ use crate::reference::ImageRef;
 pub use crate::agent::process::{Process, ProcessInfo, signal_number};
 pub use crate::agent::{DirEntry, FileKind, FileStat};
 pub use info::{InstanceInfo, Status};
+pub use sandbox::{Stats, StatsStream};
+pub(crate) use sandbox::{limits_unsupported, port_conflict, remove_snapshot};
 
 /// The image config an instance was launched from, kept so that `commit` yields a normal base.
 #[derive(Debug, Clone, Default)]
@@ -49,8 +52,16 @@ pub struct Instance {
     agent: Option<Arc<Session>>,
     /// The instance user's numeric IDs, once resolved in its `/etc/passwd`.
     named_owner: tokio::sync::OnceCell<(u32, u32)>,
+    /// The spec it was spawned from (not known for an attached instance): `fork` reuses it.
+    spec: std::sync::OnceLock<crate::spec::Spec>,
+    /// The snapshot image this fork runs, removed with it (see `Instance::fork_with`).
+    snapshot: std::sync::Mutex<Option<String>>,
     /// What every command gets unless it says otherwise (`set_exec_defaults`).
     exec_defaults: std::sync::Mutex<crate::exec::ExecDefaults>,
+    /// What the base asked for and was not applied (a dev container definition's warnings).
+    warnings: std::sync::OnceLock<Vec<String>>,
+    /// Its egress network and proxy, when it has an egress policy.
+    egress: std::sync::OnceLock<Arc<crate::egress::Attachment>>,
     /// Labels a pool claim gave this instance (`Pool::take_with`); kept by this handle only,
     /// since engines cannot relabel a running container.
     pub(crate) claim_labels: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
@@ -94,7 +105,11 @@ impl Instance {
             oom_seen: Arc::default(),
             agent: agent.map(Arc::new),
             named_owner: tokio::sync::OnceCell::new(),
+            spec: std::sync::OnceLock::new(),
+            snapshot: std::sync::Mutex::new(None),
             exec_defaults: std::sync::Mutex::default(),
+            warnings: std::sync::OnceLock::new(),
+            egress: std::sync::OnceLock::new(),
             claim_labels: std::sync::Mutex::default(),
         }
     }
@@ -265,6 +280,12 @@ impl Instance {
             self.removed.store(false, Ordering::SeqCst);
             return Err(e);
         }
+        if let Some(image) = self.take_snapshot() {
+            sandbox::remove_snapshot(&self.engine, &image).await;
+        }
+        if let Some(egress) = self.egress.get() {
+            egress.detach(&self.engine).await;
+        }
         Ok(())
     }
 }
@@ -296,6 +317,17 @@ impl Instance {
         Ok(())
     }
 
+    /// What the base asked for and headjack did not apply, one message each (file, line,
+    /// column, key, why): a dev container definition's unsupported keys, say. Empty for other
+    /// bases, and for handles from [`crate::Client::attach`].
+    pub fn warnings(&self) -> &[String] {
+        self.warnings.get().map(Vec::as_slice).unwrap_or_default()
+    }
+
+    pub(crate) fn set_warnings(&self, warnings: Vec<String>) {
+        let _ = self.warnings.set(warnings);
+    }
+
     /// [`Instance::set_exec_defaults`] in builder style.
     ///
     /// # Errors
@@ -322,24 +354,55 @@ impl Instance {
     }
 
     /// What removing this handle on drop would do, or `None` when it must not remove anything.
-    fn removal_on_drop(&self) -> Option<(Engine, String)> {
+    fn removal_on_drop(&self) -> Option<(Engine, String, Leftovers)> {
         // A fork() child drops the handles it inherited: the instances are the parent's.
         let skip = self.keep.load(Ordering::SeqCst)
             || self.removed.load(Ordering::SeqCst)
             || self.inherited();
-        (!skip).then(|| (self.engine.clone(), self.container_id.clone()))
+        (!skip).then(|| {
+            (
+                self.engine.clone(),
+                self.container_id.clone(),
+                Leftovers {
+                    snapshot: self.take_snapshot(),
+                    egress: self.egress.get().cloned(),
+                },
+            )
+        })
+    }
+}
+
+/// What goes once an instance's container is removed: a fork's snapshot image, the egress
+/// network (the proxy leaves it first).
+struct Leftovers {
+    snapshot: Option<String>,
+    egress: Option<Arc<crate::egress::Attachment>>,
+}
+
+/// Removes a container, then what went with it (see [`Leftovers`]).
+async fn remove_with_leftovers(engine: &Engine, id: &str, left: Leftovers) {
+    match engine.remove(id).await {
+        Ok(()) => {
+            if let Some(image) = left.snapshot {
+                sandbox::remove_snapshot(engine, &image).await;
+            }
+            if let Some(egress) = left.egress {
+                egress.detach(engine).await;
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, container = %id, "removing container on drop failed");
+        }
     }
 }
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        let Some((engine, id)) = self.removal_on_drop() else {
+        let Some((engine, id, left)) = self.removal_on_drop() else {
             return;
         };
         crate::blocking::finish_in_drop("remove a container on drop", async move {
-            if let Err(e) = engine.remove(&id).await {
-                tracing::warn!(error = %e, container = %id, "removing container on drop failed");
-            }
+            remove_with_leftovers(&engine, &id, left).await;
         });
     }
 }
@@ -347,7 +410,7 @@ impl Drop for Instance {
 /// Removes the containers of `instances` concurrently, from a `Drop` (a pool's, say), whatever
 /// the context; the handles are then dropped without removing anything.
 pub(crate) fn remove_all_on_drop(instances: Vec<Instance>) {
-    let removals: Vec<(Engine, String)> = instances
+    let removals: Vec<(Engine, String, Leftovers)> = instances
         .iter()
         .filter_map(|i| {
             let r = i.removal_on_drop();
@@ -360,16 +423,64 @@ pub(crate) fn remove_all_on_drop(instances: Vec<Instance>) {
         return;
     }
     crate::blocking::finish_in_drop("remove a pool's containers", async move {
-        let removed = removals.iter().map(|(engine, id)| async move {
-            if let Err(e) = engine.remove(id).await {
-                tracing::warn!(error = %e, container = %id, "removing container on drop failed");
-            }
+        let removed = removals.into_iter().map(|(engine, id, left)| async move {
+            remove_with_leftovers(&engine, &id, left).await;
         });
         futures_util::future::join_all(removed).await;
     });
 }
 
 impl Instance {
+    /// Gives the instance its egress attachment (at spawn, once registered with its proxy; on
+    /// attach, from its labels).
+    pub(crate) fn set_egress_attachment(&self, attachment: crate::egress::Attachment) {
+        let _ = self.egress.set(Arc::new(attachment));
+    }
+
+    fn egress_attachment(&self) -> Result<&crate::egress::Attachment> {
+        self.check_live()?;
+        self.egress.get().map(|a| a.as_ref()).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "instance {} was spawned without an egress policy, so no proxy filters its \
+                     traffic; spawn it with Spec::egress to filter it (a running instance's \
+                     network cannot be closed in place)",
+                    self.id
+                ),
+            )
+        })
+    }
+
+    /// Replaces the egress policy of an instance spawned with one ([`crate::Spec::egress`]).
+    /// Takes effect for its next connection, HTTP request and DNS lookup; open connections the
+    /// new policy denies are closed.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidArgument`] for an invalid pattern; [`ErrorKind::Conflict`] when the
+    /// instance has no egress policy (it was spawned without one) or its proxy refused; engine
+    /// errors when the proxy cannot be reached.
+    pub async fn set_egress(&self, egress: crate::egress::Egress) -> Result<()> {
+        egress.validate()?;
+        self.egress_attachment()?
+            .set(&self.engine, &self.id, &egress)
+            .await
+    }
+
+    /// What the instance's egress proxy decided, oldest first (the last 1000 decisions): every
+    /// HTTP request, CONNECT and DNS lookup, allowed or denied, and why — so that an agent can
+    /// see why `pip install` failed. Decisions not returned before by this handle are also
+    /// emitted as `tracing` events (target `headjack.egress`).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Conflict`] when the instance has no egress policy; engine errors when the
+    /// proxy cannot be reached.
+    pub async fn egress_log(&self) -> Result<Vec<crate::egress::EgressDecision>> {
+        self.egress_attachment()?.log(&self.engine, &self.id).await
+    }
+
     /// The labels the pool claim that handed out this instance gave it
     /// ([`crate::pool::Claim::label`]); empty otherwise. Engines cannot relabel a running
     /// container, so these live in this handle only: the container's own labels

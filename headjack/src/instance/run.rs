@@ -136,14 +136,14 @@ impl Instance {
                 .boxed();
         }
         let session = self.agent.clone();
-        let (engine, container) = (self.engine.clone(), self.container_id.clone());
         futures_util::stream::once(async move {
             match session {
                 Some(s) => match init_output(&s, follow).await {
-                    // A stopped instance has no agent to ask; what the engine kept is all there
-                    // is, and following ends at once (as `docker logs -f` does).
+                    // A stopped instance has no agent to ask, and the agent's kept output went
+                    // with it (the engine keeps no logs of agent instances): nothing to show,
+                    // and following ends at once, as `docker logs -f` does on a stopped one.
                     Err(e) if e.kind() == ErrorKind::Conflict => {
-                        Ok(engine.logs(&container, false).map_ok(Chunk::from).boxed())
+                        Ok(futures_util::stream::empty().boxed())
                     }
                     other => other,
                 },

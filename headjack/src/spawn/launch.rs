@@ -33,8 +33,16 @@ pub(crate) async fn launch(
     image: ResolvedImage,
     id: String,
     spec: &Spec,
+    egress: Option<&crate::egress::Prepared>,
 ) -> std::result::Result<Instance, LaunchError> {
-    let container_id = engine.create_container(&plan).await?;
+    let container_id = match engine.create_container(&plan).await {
+        Ok(id) => id,
+        Err(e) => {
+            return Err(crate::instance::limits_unsupported(engine, e, spec)
+                .await
+                .into());
+        }
+    };
     let details = image.details;
     let default_user = spec.user.clone().or(details.user);
     let session = plan
@@ -60,7 +68,10 @@ pub(crate) async fn launch(
         true => Some(engine.attach_stdio(&container_id).await?),
         false => None,
     };
-    engine.start(&container_id).await?;
+    engine
+        .start(&container_id)
+        .await
+        .map_err(|e| crate::instance::port_conflict(e, &spec.ports))?;
     if let Some((output, input)) = stdio {
         let channel = agent::open(output, input, &container_id)
             .await
@@ -69,6 +80,14 @@ pub(crate) async fn launch(
         // The engine checked the user when it started the container; with the agent as PID 1
         // (running as root) nobody did: check it now, once.
         instance.owner_ids().await?;
+    }
+    // Registered with its proxy before anything runs in it that might need the network; from
+    // here on, removing the instance also removes its egress network.
+    if let Some(egress) = egress {
+        let source = egress
+            .register(engine, &container_id, instance.id())
+            .await?;
+        instance.set_egress_attachment(egress.attachment(source));
     }
     wait_ready(&instance, spec).await?;
     Ok(instance)

@@ -6,12 +6,14 @@
 //!    without an engine;
 //! 3. [`launch`]: create and start the container, wait until it is ready.
 
+mod devcontainer;
 mod launch;
 mod plan;
 mod resolve;
 
 use tracing::Instrument;
 
+use crate::base::Base;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::instance::Instance;
@@ -49,28 +51,87 @@ pub(crate) async fn spawn(engine: &Engine, spec: Spec) -> Result<Instance> {
     let base = spec.resolved_base()?;
     let span = tracing::info_span!("headjack.spawn", base = %base);
     async {
-        let image = resolve(engine, &base, &spec).await?;
+        // A dev container definition: its settings folded into the spec, its image or
+        // Dockerfile as the base to resolve (the label keeps naming the definition).
+        // The default base may name one too (HEADJACK_BASE).
+        let base = resolve::default_to_concrete(&base, &spec)?;
+        let (spec, concrete, devc) = match &base {
+            Base::DevContainer(d) => {
+                let p = devcontainer::prepare(&spec, d)?;
+                (p.spec, p.base, Some(p.plan))
+            }
+            _ => (spec, base.clone(), None),
+        };
+        let mut image = resolve(engine, &concrete, &spec).await?;
+        if let Some(p) = &devc {
+            image = devcontainer::features(engine, p, &spec, image).await?;
+        }
+        crate::volume::ensure_for(engine, &spec).await?;
         let owner = plan::owner_label(&spec);
         let agent = agent_volume(engine, &spec, &image).await;
         let now = std::time::SystemTime::now();
         let id = labels::random_id();
-        let planned = plan::plan(&spec, &base, &image, &id, &owner, now, agent.as_deref())?;
-        match launch::launch(engine, planned, image.clone(), id, &spec).await {
-            Ok(instance) => Ok(instance),
-            Err(LaunchError::Other(e)) => Err(e),
-            // The agent could not come up in this image (e.g. it cannot run there): the engine's
-            // exec serves the instance instead, with the same behaviour.
-            Err(LaunchError::Agent(e)) => {
-                tracing::warn!(error = %e, "the in-container agent did not start; using the engine's exec");
-                let id = labels::random_id();
-                let planned = plan::plan(&spec, &base, &image, &id, &owner, now, None)?;
-                launch::launch(engine, planned, image, id, &spec)
-                    .await
-                    .map_err(|e| match e {
-                        LaunchError::Agent(e) | LaunchError::Other(e) => e,
-                    })
+        // With an egress policy: the instance's own network, the proxy on it (fail-closed: any
+        // failure here or in registering the instance is a failed spawn).
+        let egress = match &spec.egress {
+            Some(e) => Some(crate::egress::prepare(engine, e, &id).await?),
+            None => None,
+        };
+        // The container plan: the spec's, then what the definition and the egress policy add.
+        let planned_for = |id: &str, agent: Option<&str>| {
+            let mut planned = plan::plan(&spec, &base, &image, id, &owner, now, agent)?;
+            if let Some(p) = &devc {
+                devcontainer::apply_to_container(p, &mut planned);
             }
+            if let Some(e) = &egress {
+                e.apply(&mut planned);
+            }
+            Ok::<_, crate::Error>(planned)
+        };
+        let launched = async {
+            let planned = planned_for(&id, agent.as_deref())?;
+            let workdir = planned.workdir.clone();
+            let launched =
+                launch::launch(engine, planned, image.clone(), id.clone(), &spec, egress.as_ref())
+                    .await;
+            let instance = match launched {
+                Ok(instance) => instance,
+                Err(LaunchError::Other(e)) => return Err(e),
+                // The agent could not come up in this image (e.g. it cannot run there): the
+                // engine's exec serves the instance instead, with the same behaviour.
+                Err(LaunchError::Agent(e)) => {
+                    tracing::warn!(error = %e, "the in-container agent did not start; using the engine's exec");
+                    let id = labels::random_id();
+                    let planned = planned_for(&id, None)?;
+                    launch::launch(engine, planned, image.clone(), id, &spec, egress.as_ref())
+                        .await
+                        .map_err(|e| match e {
+                            LaunchError::Agent(e) | LaunchError::Other(e) => e,
+                        })?
+                }
+            };
+            Ok((instance.remember_spec(spec.clone()), workdir))
         }
+        .await;
+        let (instance, workdir) = match launched {
+            Ok(launched) => launched,
+            Err(e) => {
+                if let Some(egress) = &egress {
+                    egress.teardown(engine).await;
+                }
+                return Err(e);
+            }
+        };
+        if let Some(p) = devc
+            && let Err(e) =
+                devcontainer::after_launch(&instance, p, spec.progress.as_ref(), workdir).await
+        {
+            if let Err(r) = instance.remove().await {
+                tracing::warn!(error = %r, "removing the instance after a failed hook");
+            }
+            return Err(e);
+        }
+        Ok(instance)
     }
     .instrument(span)
     .await

@@ -145,8 +145,12 @@ pub(crate) fn plan(
             }
             (argv, user)
         }
+        // Without the agent to enforce a lifetime, the default keep-alive ends with it.
         None => (
-            init.unwrap_or_else(|| DEFAULT_INIT.iter().map(|s| s.to_string()).collect()),
+            init.unwrap_or_else(|| match spec.expires_after {
+                Some(life) => vec!["sleep".to_string(), life.as_secs().max(1).to_string()],
+                None => DEFAULT_INIT.iter().map(|s| s.to_string()).collect(),
+            }),
             spec.user.clone(),
         ),
     };
@@ -197,6 +201,16 @@ pub(crate) fn plan(
         read_only_root: spec.hardened,
         hostname: None,
         agent: agent.is_some(),
+        ports: spec
+            .ports
+            .iter()
+            .map(|p| (p.host_ip.to_string(), p.host_port, p.container_port))
+            .collect(),
+        extra: spec.extra_limits(),
+        cap_add: Vec::new(),
+        security_opt: Vec::new(),
+        privileged: false,
+        dns: Vec::new(),
     })
 }
 

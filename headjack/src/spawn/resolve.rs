@@ -59,12 +59,16 @@ pub(crate) async fn resolve(engine: &Engine, base: &Base, spec: &Spec) -> Result
         Base::Default => Err(Error::internal(
             "the default base was not made concrete (a bug in headjack)",
         )),
+        Base::DevContainer(d) => Err(Error::internal(format!(
+            "the dev container definition {} was not planned before resolve (a bug in headjack)",
+            d.config_file().display()
+        ))),
     }
 }
 
 /// The default base made concrete: `HEADJACK_BASE` if set (parsed like any base string, relative
 /// to the spec's base directory; it may not name the default again), else the embedded Dockerfile.
-fn default_to_concrete(base: &Base, spec: &Spec) -> Result<Base> {
+pub(crate) fn default_to_concrete(base: &Base, spec: &Spec) -> Result<Base> {
     if !base.is_default() {
         return Ok(base.clone());
     }

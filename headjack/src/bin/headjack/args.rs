@@ -254,6 +254,14 @@ pub struct RunArgs {
     /// id=ID,env=VAR; repeatable. Never stored in the image, logs or errors.
     #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR", value_parser = parse_secret)]
     pub secrets: Vec<(String, SecretSource)>,
+    /// Egress allow-list: the instance reaches only these hosts (pypi.org, *.pythonhosted.org,
+    /// github.com:443, 10.0.0.0/8), through headjack's egress proxy, fail-closed; repeatable.
+    #[arg(long = "allow-host", value_name = "PATTERN", conflicts_with_all = ["deny_hosts", "network"])]
+    pub allow_hosts: Vec<String>,
+    /// Egress deny-list: the instance reaches everything but these hosts (through the proxy);
+    /// repeatable.
+    #[arg(long = "deny-host", value_name = "PATTERN", conflicts_with = "network")]
+    pub deny_hosts: Vec<String>,
     #[command(flatten)]
     pub exec: ExecOptions,
 }

@@ -125,6 +125,11 @@ pub async fn run(global: &Global, a: RunArgs) -> Outcome {
     for (id, source) in &a.secrets {
         spec = spec.build_secret(id, source.clone());
     }
+    if !a.allow_hosts.is_empty() {
+        spec = spec.egress(headjack::Egress::allow(a.allow_hosts.clone()));
+    } else if !a.deny_hosts.is_empty() {
+        spec = spec.egress(headjack::Egress::deny(a.deny_hosts.clone()));
+    }
     for l in &a.labels {
         match l.split_once('=') {
             Some((k, v)) if !k.is_empty() => spec = spec.label(k, v),

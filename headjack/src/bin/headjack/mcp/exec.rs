@@ -1,0 +1,108 @@
+//! The `exec` tool: a command with a timeout, its output bounded and marked truncated.
+
+use super::*;
+
+impl Session {
+    pub(super) async fn exec(&self, a: ExecArgs) -> Result<Reply, ToolError> {
+        let instance = self.instance(&a.instance)?;
+        let argv = match (a.command, a.argv) {
+            (Some(_), Some(_)) => {
+                return Err(ToolError::invalid(
+                    "give either `command` (a shell command line) or `argv` (a program and its arguments), not both",
+                ));
+            }
+            (None, None) => {
+                return Err(ToolError::invalid(
+                    "nothing to run: give `command` (a shell command line, e.g. \"ls -la\") or `argv` (e.g. [\"ls\", \"-la\"])",
+                ));
+            }
+            (Some(c), None) if c.trim().is_empty() => {
+                return Err(ToolError::invalid(
+                    "`command` is empty: give a command line to run",
+                ));
+            }
+            (Some(c), None) => vec!["/bin/sh".to_string(), "-c".to_string(), c],
+            (None, Some(v)) if v.is_empty() => {
+                return Err(ToolError::invalid(
+                    "`argv` is empty: give at least the program, e.g. [\"ls\"]",
+                ));
+            }
+            (None, Some(v)) => v,
+        };
+        let timeout = match a.timeout_seconds {
+            None => self.config.exec_timeout,
+            Some(s) if s.is_finite() && s > 0.0 && s <= tools::MAX_TIMEOUT_SECS => {
+                Duration::from_secs_f64(s)
+            }
+            Some(s) => {
+                return Err(ToolError::invalid(format!(
+                    "timeout_seconds {s} must be more than 0 and at most {} (a day)",
+                    tools::MAX_TIMEOUT_SECS
+                )));
+            }
+        };
+        let limit = a
+            .max_output_bytes
+            .unwrap_or(tools::DEFAULT_MAX_OUTPUT)
+            .min(tools::MAX_OUTPUT);
+        let mut exec = Exec::new(argv).timeout(timeout);
+        for (k, v) in a.env.iter().flatten() {
+            exec = exec.env(k, v);
+        }
+        if let Some(w) = a.workdir {
+            exec = exec.workdir(w);
+        }
+        if let Some(s) = a.stdin {
+            exec = exec.stdin(s.into_bytes());
+        }
+        let mut stream = instance.exec_stream(exec).await?;
+        let (mut out, mut err) = (Bounded::new(limit), Bounded::new(limit));
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            match chunk.stream {
+                StreamKind::Stdout => out.push(&chunk.data),
+                StreamKind::Stderr => err.push(&chunk.data),
+            }
+        }
+        let status = stream.wait().await?;
+        let (out, err) = (out.finish(), err.finish());
+        let mut text = if status.timed_out {
+            format!(
+                "timed out after {} seconds: the command and everything it started were killed\n",
+                timeout.as_secs_f64()
+            )
+        } else {
+            format!("exit code {}\n", status.code)
+        };
+        for (name, k) in [("stdout", &out), ("stderr", &err)] {
+            if k.total > 0 {
+                text.push_str(&format!("--- {name}"));
+                if k.omitted > 0 {
+                    text.push_str(&format!(
+                        " ({} bytes, middle {} bytes omitted)",
+                        k.total, k.omitted
+                    ));
+                }
+                text.push('\n');
+                text.push_str(&k.text);
+                if !k.text.ends_with('\n') {
+                    text.push('\n');
+                }
+            }
+        }
+        if out.total == 0 && err.total == 0 {
+            text.push_str("(no output)\n");
+        }
+        Ok(Reply {
+            text,
+            data: json!({
+                "exit_code": status.code,
+                "timed_out": status.timed_out,
+                "stdout": out.text,
+                "stderr": err.text,
+                "stdout_truncated": out.omitted > 0,
+                "stderr_truncated": err.omitted > 0,
+            }),
+        })
+    }
+}

@@ -1,0 +1,396 @@
+//! A dev container definition as a base (docs/ARCHITECTURE.md#devcontainer): the definition is
+//! planned (`crate::devcontainer`, pure) and the plan applied around the ordinary pipeline —
+//! before it, a spec with the definition's settings and a concrete base (its image or
+//! Dockerfile); between resolve and plan, the local-feature layer; after launch, the exec
+//! defaults (`remoteEnv`, `remoteUser`, `workspaceFolder`) and the lifecycle hooks.
+
+use std::collections::BTreeMap;
+
+use crate::base::{Base, DevContainer, Dockerfile};
+use crate::devcontainer::{
+    self as dc, BASE_IMAGE_ARG, DevContainerPlan, HookCommand, HookStep, IMAGE_USER_ARG,
+    LAYER_DOCKERFILE, MountPlan, PlanBase, PlanOptions, WorkspaceMount,
+};
+use crate::engine::{ContainerPlan, Engine};
+use crate::error::{Error, ErrorKind, Result};
+use crate::exec::{Exec, ExecDefaults};
+use crate::instance::Instance;
+use crate::progress::{Progress, ProgressFn};
+use crate::reference::ImageRef;
+use crate::spec::{Mount, Network, Spec, absolute};
+
+use tracing::Instrument;
+
+use super::resolve::ResolvedImage;
+
+/// Lines of a failing hook's output quoted in its error.
+const HOOK_TAIL_LINES: usize = 20;
+
+/// A definition made ready for the pipeline.
+pub(crate) struct Prepared {
+    /// The caller's spec with the definition's settings under it (the caller's win).
+    pub spec: Spec,
+    /// The definition's image or Dockerfile.
+    pub base: Base,
+    /// The plan, for what happens after resolve and after launch.
+    pub plan: DevContainerPlan,
+}
+
+/// Reads and plans the definition, reports its warnings, and folds it into a spec.
+///
+/// # Errors
+///
+/// [`ErrorKind::InvalidBase`] for a definition that cannot be used (its message starts with
+/// `file:line:column:`); the spec's own validation errors.
+pub(crate) fn prepare(spec: &Spec, definition: &DevContainer) -> Result<Prepared> {
+    let dir = spec.resolved_base_dir()?;
+    let workspace = spec.workspace.as_ref().map(|w| absolute(&dir, w));
+    let options = PlanOptions {
+        allow_privileged: spec.allow_privileged,
+        ..PlanOptions::from_process_env()
+    };
+    let plan = dc::load(
+        &definition.config_file,
+        &dir,
+        Some(workspace.as_deref().unwrap_or(&definition.workspace)),
+        &options,
+    )?;
+    let source = definition.config_file.display().to_string();
+    for w in &plan.warnings {
+        tracing::warn!(definition = %source, warning = %w, "dev container definition");
+        ProgressFn::emit(
+            spec.progress.as_ref(),
+            Progress::Warning {
+                source: source.clone(),
+                message: w.clone(),
+            },
+        );
+    }
+
+    let base = match &plan.base {
+        PlanBase::Image { reference } => {
+            if spec.build.is_set() {
+                return Err(Error::invalid_argument(format!(
+                    "build options (build args, target, no-cache, secrets) were given but the \
+                     dev container definition {source} names an image ({reference}), not a \
+                     Dockerfile"
+                )));
+            }
+            Base::Image(ImageRef::parse(reference)?)
+        }
+        PlanBase::Dockerfile {
+            dockerfile,
+            context,
+            build_args,
+            target,
+        } => {
+            let mut d = Dockerfile::new(dockerfile).context(context);
+            for (k, v) in build_args {
+                d = d.build_arg(k, v);
+            }
+            if let Some(t) = target {
+                d = d.target(t);
+            }
+            Base::Dockerfile(spec.build.apply(d))
+        }
+    };
+
+    let mut s = spec.clone();
+    let mut env = plan.container_env.clone();
+    env.extend(spec.env.clone());
+    s.env = env;
+    s.user = spec.user.clone().or_else(|| plan.container_user.clone());
+    s.workdir = spec
+        .workdir
+        .clone()
+        .or_else(|| Some(plan.workspace.container_folder.clone()));
+    // The workspace is the definition's mount now (the caller's folder took its place).
+    s.workspace = None;
+    s.workspace_target = None;
+    let mut mounts = Vec::new();
+    match &plan.workspace.mount {
+        WorkspaceMount::Default { target } => {
+            let mut m = Mount::bind(&plan.workspace.host_dir, target);
+            if spec.workspace_read_only {
+                m = m.read_only();
+            }
+            mounts.push(m);
+        }
+        WorkspaceMount::Custom(m) => mounts.push(to_mount(m, &source)?),
+        WorkspaceMount::None => {}
+    }
+    for m in &plan.mounts {
+        mounts.push(to_mount(m, &source)?);
+    }
+    mounts.extend(spec.mounts.iter().cloned());
+    s.mounts = mounts;
+    // hostRequirements are minimums; as limits they cannot exceed what the machine has (the
+    // engine refuses more CPUs than it has). The caller's limits win.
+    let host_cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    s.cpus = spec
+        .cpus
+        .or_else(|| plan.limits.cpus.map(|c| c.min(host_cpus)));
+    s.memory = spec.memory.or(plan.limits.memory_bytes);
+    if let Some(bytes) = plan.limits.storage_bytes {
+        let message = format!(
+            "hostRequirements.storage ({}) is not applied: headjack sets no storage limit",
+            crate::spec::human_bytes(bytes)
+        );
+        tracing::warn!(definition = %source, "{message}");
+        ProgressFn::emit(
+            spec.progress.as_ref(),
+            Progress::Warning {
+                source: source.clone(),
+                message,
+            },
+        );
+    }
+    if s.network.is_none() {
+        s.network = plan.network.as_deref().map(Network::parse);
+    }
+    let mut labels = plan.labels.clone();
+    labels.extend(spec.labels.clone());
+    s.labels = labels;
+    s.validate()
+        .map_err(|e| e.context(format!("dev container definition {source}")))?;
+    Ok(Prepared {
+        spec: s,
+        base,
+        plan,
+    })
+}
+
+/// A definition's mount as a spec mount.
+fn to_mount(m: &MountPlan, source: &str) -> Result<Mount> {
+    let mount = match &m.kind {
+        dc::MountKind::Bind { source } => Mount::bind(source, &m.target),
+        dc::MountKind::Volume { name: Some(name) } => Mount::volume(name, &m.target),
+        dc::MountKind::Volume { name: None } => {
+            return Err(Error::new(
+                ErrorKind::InvalidBase,
+                format!(
+                    "{source}: the anonymous volume at {} is not supported: give it a source \
+                     (a volume name)",
+                    m.target
+                ),
+            ));
+        }
+        dc::MountKind::Tmpfs { size_bytes } => Mount::tmpfs(&m.target, *size_bytes),
+    };
+    Ok(if m.read_only {
+        mount.read_only()
+    } else {
+        mount
+    })
+}
+
+/// Builds the local-feature layer on top of `image`, when the definition has one (once per
+/// content, as any Dockerfile).
+pub(crate) async fn features(
+    engine: &Engine,
+    plan: &DevContainerPlan,
+    spec: &Spec,
+    image: ResolvedImage,
+) -> Result<ResolvedImage> {
+    let Some(layer) = &plan.features else {
+        return Ok(image);
+    };
+    // A fresh directory per spawn (the build key is the content, not the place); its name
+    // gives the image its name (localhost/headjack/devcontainer-features).
+    let tmp = crate::build::cache_dir()
+        .join("devcontainer-features")
+        .join(crate::labels::random_id());
+    let dir = tmp.join("devcontainer-features");
+    let written = layer.write_context(&dir);
+    let built = match written {
+        Ok(()) => build_layer(engine, plan, spec, &image, &dir).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = std::fs::remove_dir_all(&tmp) {
+        tracing::debug!(error = %e, dir = %tmp.display(), "removing the features context");
+    }
+    built
+}
+
+/// Builds the written features context `dir` on top of `image`.
+async fn build_layer(
+    engine: &Engine,
+    plan: &DevContainerPlan,
+    spec: &Spec,
+    image: &ResolvedImage,
+    dir: &std::path::Path,
+) -> Result<ResolvedImage> {
+    let Some(layer) = &plan.features else {
+        return Ok(image.clone());
+    };
+    let user = image
+        .details
+        .user
+        .clone()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "root".to_string());
+    let d = Dockerfile::new(dir.join(LAYER_DOCKERFILE))
+        .build_arg(BASE_IMAGE_ARG, &image.reference)
+        .build_arg(IMAGE_USER_ARG, user);
+    let built = crate::build::resolve(engine, &d, spec.pull, spec.progress.as_ref())
+        .await
+        .map_err(|e| {
+            e.context(format!(
+                "installing the local features {} of {}",
+                layer.feature_ids.join(", "),
+                plan.config_file.display()
+            ))
+        })?;
+    Ok(ResolvedImage {
+        reference: built.tag,
+        id: built.details.id.clone(),
+        built: built.built || image.built,
+        details: built.details,
+    })
+}
+
+/// The container settings a spec has no words for: capabilities, security options,
+/// privileged (already refused by planning unless the caller allowed it).
+pub(crate) fn apply_to_container(plan: &DevContainerPlan, container: &mut ContainerPlan) {
+    container.cap_add.extend(plan.cap_add.iter().cloned());
+    container
+        .security_opt
+        .extend(plan.security_opt.iter().cloned());
+    container.privileged = plan.privileged;
+}
+
+/// After launch: the exec defaults, then the hooks in order. On an error the caller removes
+/// the instance.
+///
+/// # Errors
+///
+/// [`ErrorKind::ExecFailed`] naming the hook (and entry) that failed, its exit code and the
+/// end of its output; engine errors.
+pub(crate) async fn after_launch(
+    instance: &Instance,
+    mut plan: DevContainerPlan,
+    progress: Option<&ProgressFn>,
+    workdir: Option<String>,
+) -> Result<()> {
+    instance.set_warnings(plan.warnings.clone());
+    if plan.needs_container_env() {
+        let env = container_env(instance).await?;
+        plan.resolve_container_env(&env);
+    }
+    let mut defaults = ExecDefaults::new();
+    if let Some(dir) = workdir {
+        defaults = defaults.workdir(dir);
+    }
+    if let Some(user) = &plan.remote_user {
+        defaults = defaults.user(user);
+    }
+    for (k, v) in &plan.remote_env {
+        match v {
+            Some(v) => defaults = defaults.env(k, v),
+            None => tracing::debug!(
+                variable = %k,
+                "remoteEnv null: the variable is not added (commands cannot unset the container's)"
+            ),
+        }
+    }
+    instance
+        .set_exec_defaults(defaults)
+        .map_err(|e| e.context(format!("remoteEnv of {}", plan.config_file.display())))?;
+    let file = plan.config_file.display().to_string();
+    for step in &plan.hooks {
+        let span = tracing::info_span!("headjack.devcontainer.hook", hook = step.hook.key());
+        let runs = step
+            .commands
+            .iter()
+            .map(|c| run_hook(instance, &file, step, c, progress));
+        for r in futures_util::future::join_all(runs).instrument(span).await {
+            r?;
+        }
+    }
+    Ok(())
+}
+
+/// The container's environment (the image's, overlaid by `containerEnv`), as `env` prints it.
+async fn container_env(instance: &Instance) -> Result<BTreeMap<String, String>> {
+    let out = instance.exec(Exec::new(["env"])).await?;
+    Ok(out
+        .stdout_text()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
+}
+
+/// One command of a hook step, its output lines as progress.
+async fn run_hook(
+    instance: &Instance,
+    file: &str,
+    step: &HookStep,
+    command: &HookCommand,
+    progress: Option<&ProgressFn>,
+) -> Result<()> {
+    let hook = step.hook.key();
+    let what = match (&command.name, &step.origin) {
+        (Some(n), dc::HookOrigin::Definition) => format!("{hook} entry {n:?}"),
+        (Some(n), dc::HookOrigin::Feature(f)) => format!("{hook} entry {n:?} of feature {f}"),
+        (None, dc::HookOrigin::Definition) => hook.to_string(),
+        (None, dc::HookOrigin::Feature(f)) => format!("{hook} of feature {f}"),
+    };
+    let mut stream = instance
+        .exec_stream(Exec::new(command.argv.clone()))
+        .await
+        .map_err(|e| e.context(format!("{file}: running {what}")))?;
+    let mut tail: std::collections::VecDeque<String> = Default::default();
+    let mut partial = String::new();
+    let mut emit = |line: String| {
+        tracing::info!(hook, line = %line, "hook output");
+        ProgressFn::emit(
+            progress,
+            Progress::Hook {
+                hook: hook.to_string(),
+                entry: command.name.clone(),
+                line: line.clone(),
+            },
+        );
+        if tail.len() == HOOK_TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(line);
+    };
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        partial.push_str(&String::from_utf8_lossy(&chunk.data));
+        while let Some(i) = partial.find('\n') {
+            let line: String = partial.drain(..=i).collect();
+            emit(line.trim_end_matches(['\n', '\r']).to_string());
+        }
+    }
+    if !partial.is_empty() {
+        emit(std::mem::take(&mut partial));
+    }
+    let status = stream.wait().await?;
+    if status.success() {
+        return Ok(());
+    }
+    let how = if status.timed_out {
+        "a timeout".to_string()
+    } else {
+        format!("exit code {}", status.code)
+    };
+    let output = if tail.is_empty() {
+        "it printed nothing".to_string()
+    } else {
+        format!(
+            "the end of its output:\n{}",
+            tail.into_iter().collect::<Vec<_>>().join("\n")
+        )
+    };
+    Err(Error::new(
+        ErrorKind::ExecFailed,
+        format!(
+            "{file}: the dev container hook {what} ({}) failed with {how}; the instance was \
+             removed. Fix the command in the definition. {output}",
+            command.argv.join(" ")
+        ),
+    ))
+}
