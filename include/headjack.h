@@ -345,6 +345,16 @@ typedef struct headjack_instance headjack_instance;
 typedef struct headjack_pool headjack_pool;
 
 /**
+ * A handle to a background process of an instance. Created by
+ * `headjack_instance_start_process` or `headjack_instance_process`, freed by
+ * `headjack_process_free`; freeing it does not affect the process.
+ *
+ * Thread-safe: calls may run on one handle from several threads at once (a thread blocked in
+ * `headjack_process_wait` while another kills the process).
+ */
+typedef struct headjack_process headjack_process;
+
+/**
  * A description of an instance to launch: its base and options. Create it with
  * `headjack_spec_new`, configure it with the `headjack_spec_set_*` / `headjack_spec_add_*`
  * setters, pass it to `headjack_client_spawn` (as often as you like), free it with
@@ -686,6 +696,56 @@ typedef struct headjack_chunk {
    */
   size_t len;
 } headjack_chunk;
+
+/**
+ * What `headjack_instance_processes` reports about one background process. Its strings belong
+ * to the list it is in.
+ */
+typedef struct headjack_process_info {
+  /**
+   * Its ID (for `headjack_instance_process`).
+   */
+  uint64_t id;
+  /**
+   * Its PID in the container (0 if it never started).
+   */
+  uint32_t pid;
+  /**
+   * True while it runs; `status` is then meaningless.
+   */
+  bool running;
+  /**
+   * How it ended, when `running` is false.
+   */
+  struct headjack_exit_status status;
+  /**
+   * When it started, milliseconds since the epoch.
+   */
+  uint64_t started_ms;
+  /**
+   * Its argument vector (`argc` strings).
+   */
+  const char *const *argv;
+  /**
+   * How many strings `argv` holds.
+   */
+  size_t argc;
+} headjack_process_info;
+
+/**
+ * A list of background processes; owned by the caller and freed by
+ * `headjack_process_list_free`. Immutable, so it may be read from any thread.
+ */
+typedef struct headjack_process_list {
+  /**
+   * The processes; NULL when `len` is 0.
+   */
+  const struct headjack_process_info *items;
+  /**
+   * How many processes `items` holds.
+   */
+  size_t len;
+} headjack_process_list;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1860,6 +1920,119 @@ size_t headjack_pool_ready(const struct headjack_pool *pool);
  * object.
  */
 void headjack_pool_free(struct headjack_pool *pool);
+
+/**
+ * Starts `cmd` in `instance` as a background process and returns at once: the process
+ * outlives this call, its handle and this program. The instance's agent keeps its exit status
+ * and the most recent part of its output (replayed by `headjack_process_attach`) until
+ * `headjack_process_forget`.
+ *
+ * On success `*out` is a new handle the caller frees with `headjack_process_free`.
+ * `HEADJACK_UNSUPPORTED` for an instance without the in-container agent
+ * (`headjack_spec_set_engine_exec`); `HEADJACK_EXEC_FAILED` when the command cannot start;
+ * `HEADJACK_INVALID_ARGUMENT` for a command with standard input (a background process has
+ * none: `headjack_command_set_stdin` / `_set_interactive`).
+ *
+ * Thread-safe.
+ */
+headjack_status headjack_instance_start_process(const struct headjack_instance *instance,
+                                                const struct headjack_command *cmd,
+                                                struct headjack_process **out,
+                                                struct headjack_error **err);
+
+/**
+ * A handle to background process `id` of `instance` (from `headjack_instance_processes` or
+ * `headjack_process_id`), e.g. in another program after a restart. Returns at once: an unknown
+ * ID fails on first use with `HEADJACK_NOT_FOUND`.
+ *
+ * On success `*out` is a new handle the caller frees with `headjack_process_free`.
+ * `HEADJACK_UNSUPPORTED` for an instance without the agent.
+ *
+ * Thread-safe.
+ */
+headjack_status headjack_instance_process(const struct headjack_instance *instance,
+                                          uint64_t id,
+                                          struct headjack_process **out,
+                                          struct headjack_error **err);
+
+/**
+ * The process's ID, stable for the instance's life; 0 for NULL.
+ */
+uint64_t headjack_process_id(const struct headjack_process *process);
+
+/**
+ * Follows the process's output: with `replay`, first what the agent kept (its most recent
+ * part), then live output until the process ends. Pull it with `headjack_exec_next`; at the
+ * end `headjack_exec_wait` gives the process's exit status. Freeing the exec only stops
+ * following: the process goes on. Writing to its standard input or resizing it is
+ * `HEADJACK_CONFLICT`.
+ *
+ * On success `*out` is a new exec the caller frees with `headjack_exec_free`.
+ * `HEADJACK_NOT_FOUND` for a process the agent does not know (forgotten).
+ *
+ * Thread-safe.
+ */
+headjack_status headjack_process_attach(const struct headjack_process *process,
+                                        bool replay,
+                                        struct headjack_exec **out,
+                                        struct headjack_error **err);
+
+/**
+ * Sends `signal` (e.g. SIGTERM, SIGKILL from `<signal.h>`) to the process and everything it
+ * started. `HEADJACK_INVALID_ARGUMENT` for a number that is not a signal; `HEADJACK_NOT_FOUND`
+ * for a process the agent does not know.
+ *
+ * Thread-safe.
+ */
+headjack_status headjack_process_kill(const struct headjack_process *process,
+                                      int signal,
+                                      struct headjack_error **err);
+
+/**
+ * Blocks until the process ended and writes how to `*out_status` (its exit code is 128 + N
+ * when signal N ended it). Returns at once for an ended process. `HEADJACK_NOT_FOUND` for a
+ * process the agent does not know.
+ *
+ * Thread-safe.
+ */
+headjack_status headjack_process_wait(const struct headjack_process *process,
+                                      struct headjack_exit_status *out_status,
+                                      struct headjack_error **err);
+
+/**
+ * Lets the agent drop what it keeps of an ended process (its status and output); it is no
+ * longer listed. `HEADJACK_CONFLICT` while it runs; `HEADJACK_NOT_FOUND` for an unknown one.
+ *
+ * Thread-safe.
+ */
+headjack_status headjack_process_forget(const struct headjack_process *process,
+                                        struct headjack_error **err);
+
+/**
+ * Frees a process handle; the process is not affected. NULL is ignored.
+ *
+ * May be called while other threads use the handle (their calls hold their own reference);
+ * calls must not start after it, and it must not be called twice.
+ */
+void headjack_process_free(struct headjack_process *process);
+
+/**
+ * The background processes of `instance` (running or ended, not yet forgotten), whoever
+ * started them. On success `*out` is a new list the caller frees with
+ * `headjack_process_list_free`. `HEADJACK_UNSUPPORTED` for an instance without the agent.
+ *
+ * Thread-safe.
+ */
+headjack_status headjack_instance_processes(const struct headjack_instance *instance,
+                                            struct headjack_process_list **out,
+                                            struct headjack_error **err);
+
+/**
+ * Frees a list of processes and everything it holds. NULL is ignored.
+ *
+ * Not to be called twice, nor while another thread uses the object.
+ */
+void headjack_process_list_free(struct headjack_process_list *list);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -31,7 +31,7 @@ HEADJACK_TEST_HOST="$HEADJACK_TEST_DOCKER_HOST" cargo test -p headjack --feature
 step "core against Podman ($HEADJACK_TEST_PODMAN_HOST)"
 HEADJACK_TEST_HOST="$HEADJACK_TEST_PODMAN_HOST" \
   cargo test -p headjack --features cli --test runtime --test spec_options --test builds --test buildkit --test registry \
-    --test defects --test agent --test sandbox --test devcontainer --test cli_procs --test egress
+    --test defects --test agent --test sandbox --test devcontainer --test cli_procs --test egress --test pool_claims
 
 step "exec tests on the engine's exec path (no in-container agent), Docker"
 HEADJACK_TEST_HOST="$HEADJACK_TEST_DOCKER_HOST" HEADJACK_TEST_ENGINE_EXEC=1 \

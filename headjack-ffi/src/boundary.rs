@@ -35,6 +35,12 @@ impl PanicDefault for usize {
     }
 }
 
+impl PanicDefault for u64 {
+    fn panic_default() -> Self {
+        0
+    }
+}
+
 impl<T> PanicDefault for *const T {
     fn panic_default() -> Self {
         std::ptr::null()

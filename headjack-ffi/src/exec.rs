@@ -291,6 +291,11 @@ pub extern "C" fn headjack_instance_exec_start(
     })
 }
 
+/// Moves a stream to C as a new `headjack_exec`.
+pub(crate) fn exec_out(stream: headjack_core::ExecStream) -> *mut headjack_exec {
+    arc_out::<headjack_exec>(SharedExec::new(stream)).cast_mut()
+}
+
 /// Blocks until the next piece of output (or the end) and returns it.
 ///
 /// On success `*out_chunk` is a new chunk the caller frees with `headjack_chunk_free`, or NULL

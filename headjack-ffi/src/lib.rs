@@ -60,6 +60,8 @@ mod exec;
 
 mod pool;
 
+mod process;
+
 pub use client::*;
 pub use command::*;
 pub use error::*;
@@ -68,6 +70,7 @@ pub use images::*;
 pub use instance::*;
 pub use memory::*;
 pub use pool::*;
+pub use process::*;
 pub use secrets::*;
 pub use spec::*;
 pub use status::*;
@@ -80,4 +83,5 @@ const _: fn() = || {
     thread_safe::<crate::instance::InstanceHandle>();
     thread_safe::<headjack_core::exec::SharedExec>();
     thread_safe::<crate::command::CommandHandle>();
+    thread_safe::<headjack_core::instance::Process>();
 };

@@ -397,3 +397,59 @@ fn go_example_builds_and_runs() {
         "the Go example left containers behind: {left:?}"
     );
 }
+
+/// A background process outlives the program that started it (killed with SIGKILL, nothing
+/// freed) and is reattached by a second program: listed, its output replayed and followed, its
+/// exit code collected; kill, wait, forget and their errors.
+#[test]
+fn processes_program_reattaches_after_a_crash() {
+    let exe = compile("tests/c/processes.c", "processes");
+    let env = EngineEnv::new("ffi-procs");
+    let mut first = env.command(&exe);
+    // The crashing program exits by SIGKILL: no leak check there.
+    first
+        .arg("start")
+        .env("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0");
+    let started = first.output().expect("running tests/c/processes.c start");
+    let stdout = String::from_utf8_lossy(&started.stdout).into_owned();
+    let field = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::to_string)
+    };
+    let (instance, process) = (field("instance: "), field("process: "));
+    let result = match (&instance, &process) {
+        (Some(i), Some(p)) => {
+            use std::os::unix::process::ExitStatusExt;
+            // `timeout` passes on its child's death by signal as 128 + 9.
+            assert!(
+                started.status.code() == Some(137) || started.status.signal() == Some(9),
+                "{}",
+                show("processes start", &started)
+            );
+            Some(env.command(&exe).args(["reattach", i, p]).output())
+        }
+        _ => None,
+    };
+    let left = env.leftovers();
+    let out = result
+        .unwrap_or_else(|| panic!("{}", show("processes start", &started)))
+        .expect("running tests/c/processes.c reattach");
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        show("tests/c/processes.c reattach", &out)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("processes: all checks passed"));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("Sanitizer"),
+        "tests/c/processes.c: sanitizer report"
+    );
+    assert!(
+        left.is_empty(),
+        "tests/c/processes.c left containers behind: {left:?}"
+    );
+}

@@ -95,6 +95,21 @@ pub(crate) fn spawn(
     )
 }
 
+/// A handle to an existing instance on the default engine (sync); see `Client.attach`.
+#[pyfunction]
+pub(crate) fn attach(py: Python<'_>, id_or_name: &Bound<'_, PyAny>) -> PyResult<Instance> {
+    let id = convert::string(id_or_name, "id_or_name")?;
+    Blocking::call(
+        py,
+        "attach",
+        async move {
+            let client = headjack::Client::shared().await?;
+            Ok(Instance::from(Slot::new(client.attach(&id).await?)))
+        },
+        None,
+    )
+}
+
 /// Every method of both client classes, for face `$face`, making `$instance`s and `$pool`s.
 macro_rules! client_methods {
     ($cls:ident, $face:ty, $instance:ident, $pool:ident, { $($own:tt)* }) => {

@@ -18,6 +18,7 @@ use crate::convert;
 use crate::errors::{Failure, Outcome, to_py};
 use crate::face::{Asyncio, Blocking, Face};
 use crate::fork::{ParentOnly, is_forked_child};
+use crate::process::{self as procs, AsyncProcess, Process, ProcessInfo};
 use crate::stream::{
     AsyncExecStream, AsyncLogStream, ExecStream, LogStream, Logs, SharedStream, closing,
 };
@@ -265,7 +266,7 @@ fn leave<F: Face>(
 /// An instance class for face `$face`, whose streams are `$stream` and `$logs`: every method
 /// both classes share, plus the class's own (its context manager protocol).
 macro_rules! instance_class {
-    ($(#[$doc:meta])* $cls:ident, $face:ty, $stream:ident, $logs:ident, { $($own:tt)* }) => {
+    ($(#[$doc:meta])* $cls:ident, $face:ty, $stream:ident, $logs:ident, $proc:ident, { $($own:tt)* }) => {
         $(#[$doc])*
         #[pyclass(module = "headjack", frozen)]
         pub(crate) struct $cls {
@@ -575,6 +576,55 @@ macro_rules! instance_class {
                 closing::<$face, _>(py, concat!(stringify!($cls), ".close"), close(taken), ())
             }
 
+            /// The labels the pool claim that handed out this instance gave it
+            /// (`Pool.take(labels=...)`); kept by this handle only (engines cannot relabel a
+            /// running container).
+            fn claim_labels(&self, py: Python<'_>) -> PyResult<std::collections::BTreeMap<String, String>> {
+                self.slot.get().map(|i| i.claim_labels()).map_err(|e| to_py(py, e))
+            }
+
+            /// Starts a command in the background (argv list, no shell, no standard input): it
+            /// outlives this call, this handle and this Python process; the in-container agent
+            /// keeps its exit status and the most recent part of its output until forget().
+            /// UnsupportedError for an instance without the agent (engine_exec=True).
+            #[pyo3(signature = (argv, *, timeout=None, env=None, workdir=None, user=None, tty=None))]
+            #[allow(clippy::too_many_arguments)]
+            fn start_process(
+                slf: &Bound<'_, Self>,
+                py: Python<'_>,
+                argv: &Bound<'_, PyAny>,
+                timeout: Option<&Bound<'_, PyAny>>,
+                env: Option<&Bound<'_, PyAny>>,
+                workdir: Option<&Bound<'_, PyAny>>,
+                user: Option<&Bound<'_, PyAny>>,
+                tty: Option<&Bound<'_, PyAny>>,
+            ) -> PyResult<<$face as Face>::Out<$proc>> {
+                let exec = exec_args(argv, timeout, env, workdir, user, None, None, tty, None)?;
+                let name = concat!(stringify!($cls), ".start_process");
+                <$face>::call_for(py, name, slf.as_any(), with_inst!(slf.get().slot, |i| {
+                    $proc::from(procs::shared(i.start_process(exec).await?))
+                }))
+            }
+
+            /// The instance's background processes (running or ended, not yet forgotten),
+            /// whoever started them.
+            fn processes(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<<$face as Face>::Out<Vec<ProcessInfo>>> {
+                let name = concat!(stringify!($cls), ".processes");
+                <$face>::call_for(py, name, slf.as_any(), with_inst!(slf.get().slot, |i| {
+                    i.processes().await?.into_iter().map(ProcessInfo::from).collect::<Vec<_>>()
+                }))
+            }
+
+            /// A handle to background process `id` (from processes() or Process.id), e.g. in
+            /// another Python process after a restart. Returns at once; an unknown ID fails on
+            /// first use (NotFoundError).
+            fn process(&self, py: Python<'_>, id: &Bound<'_, PyAny>) -> PyResult<$proc> {
+                let id = convert::count(id, "id")?;
+                let inst = self.slot.get().map_err(|e| to_py(py, e))?;
+                let p = inst.process(id).map_err(|e| to_py(py, e.into()))?;
+                Ok($proc::from(procs::shared(p)))
+            }
+
             fn __repr__(&self) -> String {
                 self.slot.repr(stringify!($cls))
             }
@@ -587,7 +637,7 @@ macro_rules! instance_class {
 instance_class!(
     /// A running environment (sync API). Use it as a context manager: leaving the block removes
     /// the container, also when the block raised (the exception is never swallowed).
-    Instance, Blocking, ExecStream, LogStream, {
+    Instance, Blocking, ExecStream, LogStream, Process, {
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }
@@ -601,7 +651,7 @@ instance_class!(
 instance_class!(
     /// A running environment (asyncio API): every operation returns a coroutine. Use it with
     /// `async with`: leaving the block removes the container, also when the block raised.
-    AsyncInstance, Asyncio, AsyncExecStream, AsyncLogStream, {
+    AsyncInstance, Asyncio, AsyncExecStream, AsyncLogStream, AsyncProcess, {
     fn __aenter__(slf: PyRef<'_, Self>, py: Python<'_>) -> PyResult<crate::aio::Coroutine> {
         let me: Py<Self> = slf.into();
         Asyncio::ready(py, "AsyncInstance.__aenter__", me)

@@ -7,7 +7,7 @@
 //! (`aio`). Each class pair (sync and async) is written once over the face.
 //!
 //! Modules depend only on the ones listed before them: `convert`, `errors`, `fork`,
-//! `progress` ← `runtime` ← `aio` ← `face` ← `types` ← `options` ← `stream` ← `instance` ←
+//! `progress` ← `runtime` ← `aio` ← `face` ← `types` ← `options` ← `stream` ← `process` ← `instance` ←
 //! `pool` ← `client`.
 
 use pyo3::prelude::*;
@@ -28,6 +28,8 @@ mod types;
 mod options;
 
 mod stream;
+
+mod process;
 
 mod instance;
 
@@ -66,5 +68,9 @@ fn _headjack(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::BuiltImage>()?;
     m.add_class::<types::ResolvedImage>()?;
     m.add_class::<types::EgressDecision>()?;
+    m.add_class::<process::Process>()?;
+    m.add_class::<process::AsyncProcess>()?;
+    m.add_class::<process::ProcessInfo>()?;
+    m.add_function(wrap_pyfunction!(client::attach, m)?)?;
     Ok(())
 }

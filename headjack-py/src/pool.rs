@@ -4,7 +4,11 @@
 use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyDict, PyTuple};
+
+use headjack::pool::Claim;
+
+use crate::convert;
 
 use crate::errors::{Failure, Outcome, to_py};
 use crate::face::{Asyncio, Blocking, Face};
@@ -58,6 +62,51 @@ fn leave<F: Face>(
     closing::<F, _>(py, name, exited, Exited::none())
 }
 
+/// The claim `take`'s keywords make (`None`: a plain take); refused options fail here, before
+/// anything is taken.
+#[allow(clippy::too_many_arguments)]
+fn claim(
+    py: Python<'_>,
+    env: Option<&Bound<'_, PyAny>>,
+    workdir: Option<&Bound<'_, PyAny>>,
+    user: Option<&Bound<'_, PyAny>>,
+    files: Option<&Bound<'_, PyAny>>,
+    labels: Option<&Bound<'_, PyAny>>,
+    other: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Option<Claim>> {
+    if let Some((key, _)) = other.and_then(|o| o.iter().next()) {
+        let name = key.str().map(|s| s.to_string()).unwrap_or_default();
+        return Err(to_py(py, Failure::from(Claim::refuse(&name))));
+    }
+    let mut c = Claim::new();
+    if let Some(e) = env.filter(|e| !e.is_none()) {
+        for (k, v) in convert::str_map(e, "env")? {
+            c = c.env(k, v);
+        }
+    }
+    if let Some(w) = convert::opt_string(workdir, "workdir")? {
+        c = c.workdir(w);
+    }
+    if let Some(u) = convert::opt_string(user, "user")? {
+        c = c.user(u);
+    }
+    if let Some(f) = files.filter(|f| !f.is_none()) {
+        let map = f
+            .cast::<PyDict>()
+            .map_err(|_| convert::wrong("files", "a dict of {path: bytes or str}", f))?;
+        for (k, v) in map.iter() {
+            let path = convert::string(&k, "a files key")?;
+            c = c.file(path, convert::data(&v, "a files value")?);
+        }
+    }
+    if let Some(l) = labels.filter(|l| !l.is_none()) {
+        for (k, v) in convert::str_map(l, "labels")? {
+            c = c.label(k, v);
+        }
+    }
+    Ok((!c.is_empty()).then_some(c))
+}
+
 /// A pool class for face `$face`, handing out `$instance`s: every method both classes share,
 /// plus the class's own (its context manager protocol).
 macro_rules! pool_class {
@@ -77,11 +126,31 @@ macro_rules! pool_class {
         #[pymethods]
         impl $cls {
             /// A ready instance (from the pool, or freshly spawned when it is empty); a
-            /// replacement is spawned in the background.
-            fn take(&self, py: Python<'_>) -> PyResult<<$face as Face>::Out<$instance>> {
+            /// replacement is spawned in the background. The keywords are a claim applied to
+            /// the running instance (no new container): `env`, `workdir` and `user` become the
+            /// defaults of every command run in it, `files` ({path: bytes or str}) are written,
+            /// `labels` kept by the handle (`claim_labels`). Any other spawn option (base,
+            /// memory, mounts, ...) needs a new container and raises InvalidArgumentError.
+            #[pyo3(signature = (*, env=None, workdir=None, user=None, files=None, labels=None, **other))]
+            #[allow(clippy::too_many_arguments)]
+            fn take(
+                &self,
+                py: Python<'_>,
+                env: Option<&Bound<'_, PyAny>>,
+                workdir: Option<&Bound<'_, PyAny>>,
+                user: Option<&Bound<'_, PyAny>>,
+                files: Option<&Bound<'_, PyAny>>,
+                labels: Option<&Bound<'_, PyAny>>,
+                other: Option<&Bound<'_, PyDict>>,
+            ) -> PyResult<<$face as Face>::Out<$instance>> {
+                let claim = claim(py, env, workdir, user, files, labels, other)?;
                 let pool = self.held.get().map_err(|f| to_py(py, f))?;
                 <$face>::call(py, concat!(stringify!($cls), ".take"), async move {
-                    Ok($instance::from(Slot::new(pool.take().await?)))
+                    let instance = match claim {
+                        None => pool.take().await?,
+                        Some(c) => pool.take_with(c).await?,
+                    };
+                    Ok($instance::from(Slot::new(instance)))
                 }, None)
             }
 

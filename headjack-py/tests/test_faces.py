@@ -23,12 +23,13 @@ PAIRS = [
     (headjack.LogStream, headjack.AsyncLogStream),
     (headjack.Pool, headjack.AsyncPool),
     (headjack.Client, headjack.AsyncClient),
+    (headjack.Process, headjack.AsyncProcess),
 ]
 SYNC_PROTOCOL = {"__iter__", "__next__", "__enter__", "__exit__"}
 ASYNC_PROTOCOL = {"__aiter__", "__anext__", "__aenter__", "__aexit__"}
 ASYNC_ONLY = {"connect"}  # AsyncClient connects on first use; Client() connects at once
 # Methods that return at once on both faces (no engine call).
-NOT_ASYNC = {"keep", "logs_stream"}
+NOT_ASYNC = {"keep", "logs_stream", "process", "claim_labels"}
 
 
 def methods(cls: type) -> set[str]:

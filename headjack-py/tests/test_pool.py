@@ -60,3 +60,38 @@ async def test_async_pool() -> None:
                 r = await env.exec(["echo", "async"])
                 assert r.stdout == b"async\n"
             assert containers_of(env.id) == []
+
+
+def test_take_with_a_claim(client: headjack.Client) -> None:
+    with client.pool(BASE, size=1, labels=LABELS, env={"FROM_SPEC": "spec"}) as pool:
+        _wait_ready(pool, 1)
+        pooled = {i.id for i in client.list()}
+        with pool.take(env={"TASK": "t1", "FROM_SPEC": "claim"}, workdir="/work", user="nobody",
+                       files={"/work/task.json": b"{}", "/work/note.txt": "hi"},
+                       labels={"task": "t1"}) as env:
+            assert env.id in pooled  # the running instance, not a new one
+            r = env.exec(["sh", "-c", "echo $TASK $FROM_SPEC; pwd; id -u; cat task.json note.txt"])
+            assert r.stdout == b"t1 claim\n/work\n65534\n{}hi"
+            assert env.claim_labels() == {"task": "t1"}
+            assert "task" not in env.inspect().labels  # engines cannot relabel
+        # What needs a new container is refused before anything is taken.
+        _wait_ready(pool, 1)
+        for option, value in [("memory", 1 << 30), ("base", "alpine"), ("mounts", [])]:
+            with pytest.raises(headjack.InvalidArgumentError, match=f"`{option}`.*new container"):
+                pool.take(**{option: value})  # type: ignore[arg-type]
+        with pytest.raises(headjack.InvalidArgumentError, match="absolute"):
+            pool.take(workdir="relative")
+        with pytest.raises(TypeError, match="files"):
+            pool.take(files=["/x"])  # type: ignore[arg-type]
+        assert pool.ready == 1
+        with pool.take() as plain:
+            assert plain.claim_labels() == {}
+            assert plain.exec(["sh", "-c", "echo ${TASK:-none}"]).stdout == b"none\n"
+
+
+async def test_async_take_with_a_claim() -> None:
+    async with headjack.AsyncClient() as hj:
+        async with await hj.pool(BASE, size=1, labels=LABELS) as pool:
+            async with await pool.take(env={"TASK": "a1"}, labels={"k": "v"}) as env:
+                assert (await env.exec(["sh", "-c", "echo $TASK"])).stdout == b"a1\n"
+                assert env.claim_labels() == {"k": "v"}

@@ -3,7 +3,8 @@
 //! `cargo run --release -p headjack --example bench` (after `bash tests/env/up.sh`).
 //! Prints medians and ratios (headjack / CLI; below 1.0 means headjack is faster):
 //! - spawn (image local) to first exec completing, vs `docker run -d` + `docker exec`, cold and
-//!   from a warm [`headjack::Pool`];
+//!   from a warm [`headjack::Pool`], and from the pool with a claim (`Pool::take_with`: env,
+//!   workdir, user, a file, a label) against a plain take and a cold spawn setting the same;
 //! - exec round trip of `true`, vs `docker exec`;
 //! - 32 concurrent spawns (wall time), vs 32 parallel `docker run -d`;
 //! - resolve of an unchanged Dockerfile with a 10,000-file / 100 MB context, vs a fully cached
@@ -18,7 +19,8 @@
 //!
 //! Options: `--rounds N` (default 15), `--quick` (smaller context, fewer rounds), `--builders`
 //! (only the BuildKit/classic comparison, on Docker), `--egress` (only the egress comparison:
-//! spawn with a policy vs without, and a request through the proxy vs direct).
+//! spawn with a policy vs without, and a request through the proxy vs direct), `--pool` (only
+//! spawn, pool and claim).
 
 use std::path::Path;
 use std::process::Command;
@@ -187,12 +189,68 @@ async fn main() -> headjack::Result<()> {
         env.remove().await?;
     }
     drop(pool);
+    let take = median(ours);
     report(
         "spawn from a warm Pool -> first exec done",
-        median(ours),
+        take,
         spawn_cli,
         0.8,
     );
+
+    // 1c. A pool claim (env, workdir, user, a file, a label) applied to a pooled instance, vs a
+    // plain take and a cold spawn that sets the same in its spec.
+    let pool = headjack::Pool::new(&client, spec(), 2).await?;
+    let mut ours = Vec::new();
+    for i in 0..rounds {
+        while pool.ready() == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let claim = headjack::pool::Claim::new()
+            .env("TASK", i.to_string())
+            .workdir("/work")
+            .user("nobody")
+            .file("/work/task.json", b"{}".to_vec())
+            .label("task", i.to_string());
+        let t = Instant::now();
+        let env = pool.take_with(claim).await?;
+        env.exec(["true"]).await?;
+        ours.push(t.elapsed());
+        env.remove().await?;
+    }
+    drop(pool);
+    let take_with = median(ours);
+    let mut cold = Vec::new();
+    for i in 0..rounds {
+        let t = Instant::now();
+        let env = client
+            .spawn(
+                spec()
+                    .env("TASK", i.to_string())
+                    .user("nobody")
+                    .label("task", i.to_string()),
+            )
+            .await?;
+        env.create_dir_all("/work").await?;
+        env.write_file("/work/task.json", b"{}").await?;
+        env.exec(headjack::Exec::new(["true"]).workdir("/work"))
+            .await?;
+        cold.push(t.elapsed());
+        env.remove().await?;
+    }
+    let cold = median(cold);
+    println!(
+        "{:<58} take_with {:>9}  take {:>9}  cold spawn {:>9}  ratios {:.2} / {:.3}",
+        "pool claim -> first exec (vs take, vs cold spawn)",
+        ms(take_with),
+        ms(take),
+        ms(cold),
+        take_with.as_secs_f64() / take.as_secs_f64(),
+        take_with.as_secs_f64() / cold.as_secs_f64()
+    );
+    if args.iter().any(|a| a == "--pool") {
+        // Only the spawn and pool sections.
+        return Ok(());
+    }
 
     // 2. exec round trip.
     let env = client.spawn(spec()).await?;

@@ -46,7 +46,7 @@ pub mod exec;
 mod files;
 pub mod instance;
 pub mod labels;
-mod pool;
+pub mod pool;
 pub mod progress;
 mod pull;
 pub mod reference;

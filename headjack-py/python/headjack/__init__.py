@@ -60,6 +60,10 @@ from ._headjack import (
     UnsupportedError,
     __version__,
     spawn,
+    AsyncProcess,
+    Process,
+    ProcessInfo,
+    attach,
 )
 
 __all__ = [
@@ -102,4 +106,8 @@ __all__ = [
     "UnsupportedError",
     "__version__",
     "spawn",
+    "AsyncProcess",
+    "Process",
+    "ProcessInfo",
+    "attach",
 ]

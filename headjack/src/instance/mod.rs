@@ -62,6 +62,9 @@ pub struct Instance {
     warnings: std::sync::OnceLock<Vec<String>>,
     /// Its egress network and proxy, when it has an egress policy.
     egress: std::sync::OnceLock<Arc<crate::egress::Attachment>>,
+    /// Labels a pool claim gave this instance (`Pool::take_with`); kept by this handle only,
+    /// since engines cannot relabel a running container.
+    pub(crate) claim_labels: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 impl std::fmt::Debug for Instance {
@@ -107,6 +110,7 @@ impl Instance {
             exec_defaults: std::sync::Mutex::default(),
             warnings: std::sync::OnceLock::new(),
             egress: std::sync::OnceLock::new(),
+            claim_labels: std::sync::Mutex::default(),
         }
     }
 
@@ -475,5 +479,16 @@ impl Instance {
     /// proxy cannot be reached.
     pub async fn egress_log(&self) -> Result<Vec<crate::egress::EgressDecision>> {
         self.egress_attachment()?.log(&self.engine, &self.id).await
+    }
+
+    /// The labels the pool claim that handed out this instance gave it
+    /// ([`crate::pool::Claim::label`]); empty otherwise. Engines cannot relabel a running
+    /// container, so these live in this handle only: the container's own labels
+    /// ([`Instance::inspect`], [`crate::Client::list`], other processes) do not show them.
+    pub fn claim_labels(&self) -> std::collections::BTreeMap<String, String> {
+        self.claim_labels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
