@@ -8,6 +8,7 @@ mod commands;
 mod mcp;
 mod progress;
 mod run;
+mod sandbox;
 mod term;
 
 use std::io::Write;
@@ -99,6 +100,9 @@ async fn dispatch(cli: Cli) -> u8 {
         Command::Images(a) => commands::images(&global, a).await,
         Command::Info => commands::info(&global).await,
         Command::Mcp(a) => mcp::serve(&global, a).await,
+        Command::Stats(a) => sandbox::stats(&global, a).await,
+        Command::Fork(a) => sandbox::fork(&global, a).await,
+        Command::Volume(a) => sandbox::volume(&global, a).await,
     };
     match outcome {
         Ok(code) => code,
