@@ -60,6 +60,8 @@ mod exec;
 
 mod pool;
 
+mod sandbox;
+
 pub use client::*;
 pub use command::*;
 pub use error::*;
@@ -68,6 +70,7 @@ pub use images::*;
 pub use instance::*;
 pub use memory::*;
 pub use pool::*;
+pub use sandbox::*;
 pub use secrets::*;
 pub use spec::*;
 pub use status::*;
