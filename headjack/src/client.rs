@@ -170,7 +170,8 @@ impl Client {
             ),
             false => (details.user.clone(), None),
         };
-        Ok(Instance::new(
+        let snapshot = details.labels.get(labels::FORK_SNAPSHOT).cloned();
+        let instance = Instance::new(
             self.engine.clone(),
             details.id,
             id,
@@ -184,7 +185,10 @@ impl Client {
             origin,
             true,
             session,
-        ))
+        );
+        // Removing a fork removes its snapshot image, whoever holds the handle.
+        instance.set_snapshot(snapshot);
+        Ok(instance)
     }
 
     /// Removes instances whose owner process is gone, or whose expiry passed. Returns the IDs

@@ -82,9 +82,11 @@ fn run_with_a_volume_and_a_port_then_stats_fork_and_volume_rm() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["memory_limit_bytes"], 64 << 20, "{v}");
     assert!(v["pids"].as_u64().unwrap() >= 1, "{v}");
-    let o = hj(&["fork", &id]);
+    let o = hj(&["--json", "fork", &id]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
-    let fork = stdout(&o).trim().to_string();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let fork = v["id"].as_str().unwrap().to_string();
+    let snapshot = v["image"].as_str().unwrap().to_string();
     let o = hj(&["exec", &fork, "--", "cat", "/root/copy"]);
     assert_eq!(stdout(&o), "kept\n", "{}", show(&o));
 
@@ -98,6 +100,11 @@ fn run_with_a_volume_and_a_port_then_stats_fork_and_volume_rm() {
     );
     let o = hj(&["rm", &id, &fork]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    // The fork's snapshot image went with it.
+    assert!(
+        !common::docker(&["images", "-q", &snapshot]).contains(|c: char| c.is_ascii_hexdigit()),
+        "{snapshot} removed with the fork"
+    );
     let o = hj(&["volume", "rm", &vol]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     assert!(!stdout(&hj(&["volume", "ls"])).contains(&vol));

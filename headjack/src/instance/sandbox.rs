@@ -289,6 +289,11 @@ impl Instance {
         self
     }
 
+    /// Makes `remove` also remove snapshot image `image` (attach does it for a fork's handle).
+    pub(crate) fn set_snapshot(&self, image: Option<String>) {
+        *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = image;
+    }
+
     pub(super) fn take_snapshot(&self) -> Option<String> {
         self.snapshot
             .lock()
