@@ -61,6 +61,7 @@ mod exec;
 mod pool;
 
 mod process;
+mod sandbox;
 
 pub use client::*;
 pub use command::*;
@@ -71,6 +72,7 @@ pub use instance::*;
 pub use memory::*;
 pub use pool::*;
 pub use process::*;
+pub use sandbox::*;
 pub use secrets::*;
 pub use spec::*;
 pub use status::*;

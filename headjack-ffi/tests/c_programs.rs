@@ -453,3 +453,24 @@ fn processes_program_reattaches_after_a_crash() {
         "tests/c/processes.c left containers behind: {left:?}"
     );
 }
+
+/// Sandbox features (issue 13): a published port reached over TCP, stats, fork, clear errors.
+#[test]
+fn sandbox_program_passes_under_asan() {
+    let exe = compile("tests/c/sandbox.c", "sandbox");
+    let env = EngineEnv::new("ffi-sandbox");
+    let result = env.command(&exe).output();
+    let left = env.leftovers();
+    let out = result.expect("running tests/c/sandbox.c");
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{}", show("tests/c/sandbox.c", &out));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("Sanitizer"),
+        "tests/c/sandbox.c: sanitizer report"
+    );
+    assert!(
+        left.is_empty(),
+        "tests/c/sandbox.c left containers behind: {left:?}"
+    );
+}

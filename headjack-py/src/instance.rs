@@ -535,6 +535,50 @@ macro_rules! instance_class {
                 <$face>::call_for(py, name, slf.as_any(), with_inst!(slf.get().slot, |i| i.commit(&r).await?.to_string()))
             }
 
+            /// The host address (host, port) where container TCP port `container_port` is
+            /// published (the `publish` option).
+            fn port(
+                slf: &Bound<'_, Self>,
+                py: Python<'_>,
+                container_port: &Bound<'_, PyAny>,
+            ) -> PyResult<<$face as Face>::Out<(String, u16)>> {
+                let p = convert::count(container_port, "container_port")?;
+                let p = u16::try_from(p).map_err(|_| {
+                    pyo3::exceptions::PyValueError::new_err(format!(
+                        "container_port {p}: a port is at most 65535"
+                    ))
+                })?;
+                let name = concat!(stringify!($cls), ".port");
+                <$face>::call_for(py, name, slf.as_any(), with_inst!(slf.get().slot, |i| {
+                    let a = i.port(p).await?;
+                    (a.ip().to_string(), a.port())
+                }))
+            }
+
+            /// Resource use now: a dict with cpu_time_ns, memory_bytes, memory_peak_bytes,
+            /// memory_limit_bytes, pids, net_rx_bytes, net_tx_bytes, block_read_bytes,
+            /// block_write_bytes (None where the engine does not tell).
+            fn stats(
+                slf: &Bound<'_, Self>,
+                py: Python<'_>,
+            ) -> PyResult<<$face as Face>::Out<std::collections::HashMap<&'static str, Option<u64>>>> {
+                let name = concat!(stringify!($cls), ".stats");
+                <$face>::call_for(py, name, slf.as_any(), with_inst!(slf.get().slot, |i| {
+                    let s = i.stats().await?;
+                    std::collections::HashMap::from([
+                        ("cpu_time_ns", Some(s.cpu_time.as_nanos() as u64)),
+                        ("memory_bytes", Some(s.memory_bytes)),
+                        ("memory_peak_bytes", s.memory_peak_bytes),
+                        ("memory_limit_bytes", s.memory_limit_bytes),
+                        ("pids", Some(s.pids)),
+                        ("net_rx_bytes", Some(s.net_rx_bytes)),
+                        ("net_tx_bytes", Some(s.net_tx_bytes)),
+                        ("block_read_bytes", Some(s.block_read_bytes)),
+                        ("block_write_bytes", Some(s.block_write_bytes)),
+                    ])
+                }))
+            }
+
             /// Removes the container now, even if keep() was called. Idempotent. In a forked
             /// child it raises ForkedError (the container is the parent's).
             fn remove(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<<$face as Face>::Out<()>> {

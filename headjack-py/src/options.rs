@@ -138,7 +138,44 @@ const OPTIONS: &[(&str, Apply)] = &[
     ("egress", |d, v, w| {
         set(d, crate::convert::egress(v, w), |s, e| s.egress(e))
     }),
+    ("publish", apply_publish),
+    ("volumes", |d, v, w| {
+        set(d, str_map(v, w), |s, pairs| {
+            pairs
+                .into_iter()
+                .fold(s, |s, (name, target)| match target.strip_suffix(":ro") {
+                    Some(t) => s.volume_read_only(name, t),
+                    None => s.volume(name, target),
+                })
+        })
+    }),
+    ("shm_size", |d, v, w| {
+        set(d, count(v, w), |s, n| s.shm_size(n))
+    }),
+    ("cpuset", |d, v, w| set(d, string(v, w), |s, c| s.cpuset(c))),
 ];
+
+fn apply_publish(d: &mut Draft, v: &Bound<'_, PyAny>, what: &str) -> PyResult<()> {
+    if !(v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>()) {
+        return Err(wrong(
+            what,
+            "a list of ports (int or \"HOST_PORT:PORT\")",
+            v,
+        ));
+    }
+    for (i, p) in v.try_iter()?.enumerate() {
+        let p = p?;
+        let text = if p.is_instance_of::<PyString>() {
+            string(&p, &format!("{what}[{i}]"))?
+        } else {
+            count(&p, &format!("{what}[{i}]"))?.to_string()
+        };
+        let publish = headjack::spec::Publish::parse(&text)
+            .map_err(|e| PyValueError::new_err(e.message().to_string()))?;
+        d.with(|s| s.publish_port(publish));
+    }
+    Ok(())
+}
 
 fn apply_mounts(d: &mut Draft, v: &Bound<'_, PyAny>, what: &str) -> PyResult<()> {
     if !(v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>()) {

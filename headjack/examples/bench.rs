@@ -129,6 +129,10 @@ async fn main() -> headjack::Result<()> {
         // Only the egress comparison.
         return egress(&client, &host, &image, rounds).await;
     }
+    if args.iter().any(|a| a == "--fork") {
+        // Only fork vs cold spawn (issue 13).
+        return fork_section(&client, &image, rounds).await;
+    }
     if args.iter().any(|a| a == "--builders") {
         // Only the builder comparison (section 6).
         let result = builders(&client, &host, &image, rounds.min(5)).await;
@@ -870,5 +874,45 @@ async fn egress(client: &Client, host: &str, image: &str, rounds: usize) -> head
         (through.as_secs_f64() - straight.as_secs_f64()) * 1000.0
     );
     client.sweep().await?;
+    Ok(())
+}
+
+/// Fork vs cold spawn (issue 13), in the same run: the time until the first command answers in
+/// a fork of a prepared instance (commit + spawn from the snapshot) and in a cold spawn of the
+/// same spec; the ratio is printed (a fork also carries the parent's files, which a cold spawn
+/// would have to rebuild).
+async fn fork_section(client: &Client, image: &str, rounds: usize) -> headjack::Result<()> {
+    let spec = || Spec::new().base(image).label("io.headjack.test", "1");
+    let parent = client.spawn(spec()).await?;
+    parent
+        .exec([
+            "sh",
+            "-c",
+            "mkdir -p /work && dd if=/dev/urandom of=/work/state bs=1M count=8 2>/dev/null",
+        ])
+        .await?
+        .check()?;
+    let (mut forks, mut colds) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let f = parent.fork().await?;
+        f.exec(["true"]).await?.check()?;
+        forks.push(t.elapsed());
+        f.remove().await?;
+        let t = Instant::now();
+        let c = client.spawn(spec()).await?;
+        c.exec(["true"]).await?.check()?;
+        colds.push(t.elapsed());
+        c.remove().await?;
+    }
+    let (fork, cold) = (median(forks), median(colds));
+    println!(
+        "{:<58} fork {:>10}  cold spawn {:>10}  ratio {:.2}",
+        "fork -> first exec vs cold spawn -> first exec (median)",
+        ms(fork),
+        ms(cold),
+        fork.as_secs_f64() / cold.as_secs_f64()
+    );
+    parent.remove().await?;
     Ok(())
 }

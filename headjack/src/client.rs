@@ -174,6 +174,7 @@ impl Client {
         let egress =
             crate::egress::Attachment::of_container(&self.engine, &details.id, &details.labels)
                 .await?;
+        let snapshot = details.labels.get(labels::FORK_SNAPSHOT).cloned();
         let instance = Instance::new(
             self.engine.clone(),
             details.id,
@@ -192,6 +193,8 @@ impl Client {
         if let Some(egress) = egress {
             instance.set_egress_attachment(egress);
         }
+        // Removing a fork removes its snapshot image, whoever holds the handle.
+        instance.set_snapshot(snapshot);
         Ok(instance)
     }
 

@@ -397,10 +397,21 @@ async fn a_fork_has_the_files_of_its_parent_then_diverges() {
     assert!(image_exists(&image), "{image} kept");
     c.remove_image(&image, true).await.unwrap();
 
-    // An attached handle does not know the spec; a removed instance cannot be forked.
+    // An attached handle forks with the spec read back from the container.
     let attached = c.attach(parent.id()).await.unwrap();
-    let e = attached.fork().await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+    let from_attached = attached.fork().await.unwrap();
+    let out = from_attached
+        .exec(["sh", "-c", "cat /work/f /work/g; echo $WHO"])
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text(), "before\nparent\nparent-env\n");
+    assert_eq!(
+        from_attached.stats().await.unwrap().memory_limit_bytes,
+        Some(128 << 20)
+    );
+    assert_eq!(from_attached.has_agent(), parent.has_agent());
+    from_attached.remove().await.unwrap();
+    // A removed instance cannot be forked.
     parent.remove().await.unwrap();
     let e = parent.fork().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
@@ -414,14 +425,23 @@ async fn pause_and_resume_keep_a_counting_process_and_its_files() {
         .spawn(spec().init([
             "sh",
             "-c",
-            "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; usleep 50000; done",
+            "i=0; while true; do i=$((i+1)); echo $i > /tmp/c.new; mv /tmp/c.new /tmp/count; usleep 50000; done",
         ]))
         .await
         .unwrap();
     let read = |s: String| s.trim().parse::<u64>().unwrap_or(0);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = read(env.exec(["cat", "/tmp/count"]).await.unwrap().stdout_text());
-    assert!(before > 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let before = loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let n = read(env.exec(["cat", "/tmp/count"]).await.unwrap().stdout_text());
+        if n > 0 {
+            break n;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the counter never counted"
+        );
+    };
     env.pause().await.unwrap();
     assert_eq!(env.status().await.unwrap(), headjack::Status::Paused);
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -516,7 +536,7 @@ async fn checkpoint_where_the_engine_cannot_is_a_clear_unsupported_error() {
         .spawn(spec().init([
             "sh",
             "-c",
-            "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; usleep 50000; done",
+            "i=0; while true; do i=$((i+1)); echo $i > /tmp/c.new; mv /tmp/c.new /tmp/count; usleep 50000; done",
         ]))
         .await
         .unwrap();

@@ -120,3 +120,16 @@ class SpawnOptions(TypedDict, total=False):
     (only these hosts: ``"pypi.org"``, ``"*.pythonhosted.org"``, ``"github.com:443"``,
     ``"10.0.0.0/8"``) or ``{"deny": [patterns]}`` (all but these). The instance sits on a network
     of its own with no route out; not with ``network="none"`` or a named network."""
+    publish: Optional[Sequence[Union[int, str]]]
+    """Container TCP ports to publish on the host: ``8080`` (a free host port on 127.0.0.1),
+    ``"9000:8080"`` or ``"0.0.0.0:9000:8080"``; ``Instance.port(8080)`` says where."""
+
+    volumes: Optional[Mapping[str, str]]
+    """Named volumes to mount, ``{name: "/path"}`` (``"/path:ro"`` read-only): created when
+    missing, kept after the instance."""
+
+    shm_size: Optional[int]
+    """Size of ``/dev/shm`` in bytes."""
+
+    cpuset: Optional[str]
+    """The CPUs the instance may use, e.g. ``"0-1"``."""

@@ -39,6 +39,13 @@ pub(crate) use exec::{ExecOutputChunk, ExecParams, InputSink, OutputStream};
 pub(crate) use images::{Credentials, ImageDetails};
 pub(crate) use sandbox::{ExtraLimits, VolumeDetails};
 
+/// A JSON object of strings as a map (for the other modules of the crate).
+pub(crate) fn string_map_pub(
+    v: Option<&serde_json::Value>,
+) -> std::collections::HashMap<String, String> {
+    raw::string_map(v)
+}
+
 /// Which engine answered.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

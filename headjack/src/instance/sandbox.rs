@@ -289,6 +289,11 @@ impl Instance {
         self
     }
 
+    /// Makes `remove` also remove snapshot image `image` (attach does it for a fork's handle).
+    pub(crate) fn set_snapshot(&self, image: Option<String>) {
+        *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = image;
+    }
+
     pub(super) fn take_snapshot(&self) -> Option<String> {
         self.snapshot
             .lock()
@@ -314,9 +319,10 @@ impl Instance {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::NotFound`] when this instance was removed; [`ErrorKind::Unsupported`] for an
-    /// instance attached with [`crate::Client::attach`] (its spec is not known); engine and
-    /// spawn errors.
+    /// [`ErrorKind::NotFound`] when this instance was removed; engine and spawn errors. (An
+    /// instance attached with [`crate::Client::attach`] is forked with the spec read back from
+    /// its container: env, user, workdir, limits, network, runtime, labels, bind and volume
+    /// mounts, published ports, the hardened preset and the init.)
     pub async fn fork(&self) -> Result<Instance> {
         self.fork_with(false).await
     }
@@ -340,16 +346,13 @@ impl Instance {
             ),
             _ => e,
         })?;
-        let Some(spec) = self.spec.get() else {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "cannot fork instance {}: this handle was attached, so the spec it was \
-                     spawned with is not known; fork it from the handle spawn returned, or commit \
-                     it and spawn from the snapshot",
-                    self.id
-                ),
-            ));
+        let rebuilt;
+        let spec = match self.spec.get() {
+            Some(spec) => spec,
+            None => {
+                rebuilt = self.spec_from_engine().await?;
+                &rebuilt
+            }
         };
         let span = tracing::info_span!("headjack.fork", instance = %self.id);
         use tracing::Instrument;
@@ -536,5 +539,133 @@ impl crate::Client {
                 &why,
             )),
         }
+    }
+}
+
+impl Instance {
+    /// The spec of this instance as far as its container tells (for forking an attached handle).
+    async fn spec_from_engine(&self) -> Result<crate::spec::Spec> {
+        use crate::spec::{Mount, Network, Spec};
+        let c = self.engine.inspect_raw(&self.container_id).await?;
+        let text = |p: &str| c.pointer(p).and_then(|v| v.as_str()).unwrap_or_default();
+        let int = |p: &str| c.pointer(p).and_then(|v| v.as_i64()).unwrap_or(0);
+        let labels = crate::engine::string_map_pub(c.pointer("/Config/Labels"));
+        let agent = labels.contains_key(crate::labels::AGENT);
+        let mut spec = Spec::new().engine_exec(!agent);
+        for e in c
+            .pointer("/Config/Env")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+        {
+            if let Some((k, v)) = e.as_str().and_then(|e| e.split_once('=')) {
+                spec = spec.env(k, v);
+            }
+        }
+        for (k, v) in &labels {
+            if !crate::labels::RESERVED.contains(&k.as_str()) && k != crate::labels::FORK_SNAPSHOT {
+                spec = spec.label(k, v);
+            }
+        }
+        match labels.get(crate::labels::USER) {
+            Some(u) => spec = spec.user(u),
+            None if !text("/Config/User").is_empty() => spec = spec.user(text("/Config/User")),
+            None => {}
+        }
+        if !text("/Config/WorkingDir").is_empty() {
+            spec = spec.workdir(text("/Config/WorkingDir"));
+        }
+        if int("/HostConfig/Memory") > 0 {
+            spec = spec.memory(int("/HostConfig/Memory") as u64);
+        }
+        if int("/HostConfig/NanoCpus") > 0 {
+            spec = spec.cpus(int("/HostConfig/NanoCpus") as f64 / 1e9);
+        }
+        if int("/HostConfig/PidsLimit") > 0 {
+            spec = spec.pids(int("/HostConfig/PidsLimit"));
+        }
+        let net = text("/HostConfig/NetworkMode");
+        if !net.is_empty() {
+            spec = spec.network(Network::parse(net));
+        }
+        if !text("/HostConfig/Runtime").is_empty() && text("/HostConfig/Runtime") != "runc" {
+            spec = spec.runtime(text("/HostConfig/Runtime"));
+        }
+        let cap_drop_all = c
+            .pointer("/HostConfig/CapDrop")
+            .and_then(|v| v.as_array())
+            .is_some_and(|a| {
+                a.iter()
+                    .any(|v| v.as_str().is_some_and(|s| s.eq_ignore_ascii_case("all")))
+            });
+        if cap_drop_all
+            && c.pointer("/HostConfig/ReadonlyRootfs")
+                .and_then(|v| v.as_bool())
+                == Some(true)
+        {
+            spec = spec.hardened(true);
+        }
+        for m in c
+            .pointer("/Mounts")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let field = |k: &str| m.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+            let target = field("Destination");
+            if target == crate::agent::delivery::MOUNT {
+                continue;
+            }
+            let ro = m.get("RW").and_then(|v| v.as_bool()) == Some(false);
+            let mount = match field("Type") {
+                "volume" => Mount::volume(field("Name"), target),
+                "bind" => Mount::bind(field("Source"), target),
+                "tmpfs" => Mount::tmpfs(target, None),
+                _ => continue,
+            };
+            spec = spec.mount(if ro { mount.read_only() } else { mount });
+        }
+        for (port, bindings) in c
+            .pointer("/HostConfig/PortBindings")
+            .and_then(|v| v.as_object())
+            .into_iter()
+            .flatten()
+        {
+            let Some(p) = port
+                .strip_suffix("/tcp")
+                .and_then(|p| p.parse::<u16>().ok())
+            else {
+                continue;
+            };
+            for b in bindings.as_array().into_iter().flatten() {
+                let ip = b.get("HostIp").and_then(|v| v.as_str()).unwrap_or_default();
+                let ip = ip
+                    .parse()
+                    .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+                // The fork gets a free port of its own: the parent's is taken.
+                spec = spec.publish_on(ip, 0, p);
+            }
+        }
+        let entry: Vec<String> = c
+            .pointer("/Config/Entrypoint")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        let init: Vec<String> = if agent {
+            entry
+                .iter()
+                .skip_while(|a| *a != "--")
+                .skip(1)
+                .cloned()
+                .collect()
+        } else {
+            entry
+        };
+        if !init.is_empty() {
+            spec = spec.init(init);
+        }
+        Ok(spec)
     }
 }

@@ -95,6 +95,14 @@ pub enum Command {
     /// (tools: spawn, exec, read_file, write_file, list_files, list_instances, remove). The
     /// instances it spawns are removed when the client disconnects or the server stops.
     Mcp(McpArgs),
+    /// Show an instance's resource use (CPU time, memory, processes, I/O); --watch repeats it.
+    Stats(crate::sandbox::StatsArgs),
+    /// Fork an instance: a new instance from a snapshot of its files, with the same settings.
+    /// Prints the new instance's ID (it is kept; remove it with `headjack rm`).
+    Fork(crate::sandbox::ForkArgs),
+    /// Named volumes that outlive instances (`run --volume NAME:/path`).
+    #[command(subcommand)]
+    Volume(crate::sandbox::VolumeCommand),
     /// Background processes of an instance (started with `exec --detach`): list them, replay
     /// and follow their output, signal them, wait for them, forget them.
     Proc(ProcArgs),
@@ -268,6 +276,14 @@ pub struct RunArgs {
     /// repeatable.
     #[arg(long = "deny-host", value_name = "PATTERN", conflicts_with = "network")]
     pub deny_hosts: Vec<String>,
+    /// Publish a container TCP port on the host: PORT (a free host port on 127.0.0.1),
+    /// HOST_PORT:PORT or IP:HOST_PORT:PORT; repeatable. The addresses are printed on stderr.
+    #[arg(long = "publish", short = 'p', value_name = "[[IP:]HOST_PORT:]PORT")]
+    pub publish: Vec<String>,
+    /// Mount named volume NAME at /path (created when missing, kept afterwards; `:ro` for
+    /// read-only); repeatable.
+    #[arg(long = "volume", short = 'v', value_name = "NAME:/PATH[:ro]")]
+    pub volumes: Vec<String>,
     #[command(flatten)]
     pub exec: ExecOptions,
 }

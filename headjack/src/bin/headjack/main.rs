@@ -9,6 +9,7 @@ mod mcp;
 mod procs;
 mod progress;
 mod run;
+mod sandbox;
 mod term;
 
 use std::io::Write;
@@ -101,6 +102,9 @@ async fn dispatch(cli: Cli) -> u8 {
         Command::Info => commands::info(&global).await,
         Command::Mcp(a) => mcp::serve(&global, a).await,
         Command::Proc(a) => procs::proc(&global, a).await,
+        Command::Stats(a) => sandbox::stats(&global, a).await,
+        Command::Fork(a) => sandbox::fork(&global, a).await,
+        Command::Volume(a) => sandbox::volume(&global, a).await,
     };
     match outcome {
         Ok(code) => code,

@@ -143,6 +143,7 @@ pub async fn run(global: &Global, a: RunArgs) -> Outcome {
             }
         }
     }
+    spec = crate::sandbox::apply_run_options(spec, &a.publish, &a.volumes)?;
     let reporter = Reporter::new(global);
     if let Some(cb) = reporter.callback() {
         spec = spec.progress_fn(cb);
@@ -163,6 +164,7 @@ pub async fn run(global: &Global, a: RunArgs) -> Outcome {
     if a.keep {
         instance.keep();
     }
+    crate::sandbox::report_ports(global, &instance, &a.publish).await;
     // The instance's env is already in the spec: the exec gets no extra env.
     let exec = exec_for(argv, &a.exec, &[], mode);
     // The instance is removed afterwards (unless --keep), which ends an interrupted command.
