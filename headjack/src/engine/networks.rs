@@ -252,8 +252,10 @@ impl Engine {
 
     /// The untyped inspection of a container (`None` when it does not exist).
     pub(crate) async fn inspect_raw(&self, container: &str) -> Result<Option<serde_json::Value>> {
+        let span = tracing::debug_span!("engine.inspect_raw", container);
         match self
             .get_json(&format!("/containers/{}/json", percent_encode(container)))
+            .instrument(span)
             .await
         {
             Ok(v) => Ok(Some(v)),

@@ -470,17 +470,6 @@ fn engine_text(status: u16, body: &str) -> String {
     format!("engine answered {status}: {msg}")
 }
 
-impl Engine {
-    /// Container `id`'s inspect answer, untyped (for rebuilding a spec from it).
-    pub(crate) async fn inspect_raw(&self, id: &str) -> Result<serde_json::Value> {
-        let span = tracing::debug_span!("engine.inspect_raw", id);
-        self.get_json(&format!("/containers/{}/json", percent_encode(id)))
-            .instrument(span)
-            .await
-            .map_err(|e| e.context(format!("inspecting container {id}")))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -546,7 +546,19 @@ impl Instance {
     /// The spec of this instance as far as its container tells (for forking an attached handle).
     async fn spec_from_engine(&self) -> Result<crate::spec::Spec> {
         use crate::spec::{Mount, Network, Spec};
-        let c = self.engine.inspect_raw(&self.container_id).await?;
+        let c = self
+            .engine
+            .inspect_raw(&self.container_id)
+            .await?
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "instance {} is gone: its container no longer exists",
+                        self.id
+                    ),
+                )
+            })?;
         let text = |p: &str| c.pointer(p).and_then(|v| v.as_str()).unwrap_or_default();
         let int = |p: &str| c.pointer(p).and_then(|v| v.as_i64()).unwrap_or(0);
         let labels = crate::engine::string_map_pub(c.pointer("/Config/Labels"));
