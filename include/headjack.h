@@ -747,6 +747,49 @@ typedef struct headjack_process_list {
   size_t len;
 } headjack_process_list;
 
+/**
+ * An instance's resource use at one moment (`headjack_instance_stats`). A value the engine
+ * does not report is 0 (`memory_peak_bytes`, `memory_limit_bytes` without a limit).
+ */
+typedef struct headjack_stats {
+  /**
+   * CPU time of all its processes, in nanoseconds.
+   */
+  uint64_t cpu_time_ns;
+  /**
+   * Memory in use now, in bytes.
+   */
+  uint64_t memory_bytes;
+  /**
+   * The most memory used at once, in bytes (0: unknown).
+   */
+  uint64_t memory_peak_bytes;
+  /**
+   * The memory limit in bytes (0: none).
+   */
+  uint64_t memory_limit_bytes;
+  /**
+   * Processes and threads alive.
+   */
+  uint64_t pids;
+  /**
+   * Bytes received over the network.
+   */
+  uint64_t net_rx_bytes;
+  /**
+   * Bytes sent over the network.
+   */
+  uint64_t net_tx_bytes;
+  /**
+   * Bytes read from block devices.
+   */
+  uint64_t block_read_bytes;
+  /**
+   * Bytes written to block devices.
+   */
+  uint64_t block_write_bytes;
+} headjack_stats;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -2033,6 +2076,48 @@ headjack_status headjack_instance_processes(const struct headjack_instance *inst
  * Not to be called twice, nor while another thread uses the object.
  */
 void headjack_process_list_free(struct headjack_process_list *list);
+
+/**
+ * Publishes a container TCP port on the host. `publish` is `"PORT"` (a free host port on
+ * 127.0.0.1, chosen by the engine), `"HOST_PORT:PORT"` or `"IP:HOST_PORT:PORT"`; read at once
+ * (`HEADJACK_INVALID_ARGUMENT` when it cannot be), the rest is checked when spawning (port 0,
+ * a port given twice, no network). `headjack_instance_port` says where it was published.
+ *
+ * Thread-safe: calls on one spec are serialised.
+ */
+headjack_status headjack_spec_add_publish(struct headjack_spec *spec,
+                                          const char *publish,
+                                          struct headjack_error **err);
+
+/**
+ * Where container TCP port `container_port` is published: on success `*out_host` is the host
+ * address (a new string the caller frees with `headjack_string_free`; NULL `out_host` skips
+ * it) and `*out_port` the host port. `HEADJACK_NOT_FOUND` when the port is not published.
+ * Thread-safe.
+ */
+headjack_status headjack_instance_port(const struct headjack_instance *instance,
+                                       uint16_t container_port,
+                                       char **out_host,
+                                       uint16_t *out_port,
+                                       struct headjack_error **err);
+
+/**
+ * Samples the instance's resource use into `*out`. Thread-safe.
+ */
+headjack_status headjack_instance_stats(const struct headjack_instance *instance,
+                                        struct headjack_stats *out,
+                                        struct headjack_error **err);
+
+/**
+ * Forks the instance: a new instance (`*out`, freed with `headjack_instance_free`, which
+ * removes it) from a snapshot of this one's files, with the same settings. The snapshot image
+ * is removed with the fork unless `keep_snapshot`. `HEADJACK_NOT_FOUND` for a removed
+ * instance. Thread-safe.
+ */
+headjack_status headjack_instance_fork(const struct headjack_instance *instance,
+                                       bool keep_snapshot,
+                                       struct headjack_instance **out,
+                                       struct headjack_error **err);
 
 #ifdef __cplusplus
 }  // extern "C"
