@@ -171,7 +171,9 @@ async fn forward(
                 }
             }
             Some(Err(e)) => {
-                let e = from_agent(e).context(format!("running {}", failure.program));
+                let what = format!("running {}", failure.program);
+                let e = from_agent(e).context(&what);
+                let e = session.explain_closed(&what, e).await;
                 let _ = tx
                     .send(Err(crate::error::Error::new(e.kind(), e.message())))
                     .await;

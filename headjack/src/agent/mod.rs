@@ -60,9 +60,41 @@ impl Session {
     ) -> Result<T> {
         let bound = self.engine.timeout();
         match tokio::time::timeout(bound, call).await {
-            Ok(r) => r,
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(self.explain_closed(what, e).await),
             Err(_) => Err(self.silent(what, bound)),
         }
+    }
+
+    /// `e`, or when it is the agent's channel closing because the container stopped (the agent
+    /// is its PID 1), the error saying so, as the engine path says it.
+    pub(crate) async fn explain_closed(&self, what: &str, e: Error) -> Error {
+        if e.kind() != ErrorKind::Conflict || !e.message().contains("channel to the agent closed") {
+            return e;
+        }
+        // The engine may take a moment to record the exit of PID 1.
+        for _ in 0..10 {
+            match self.engine.inspect(&self.container).await {
+                Ok(d) if d.status != "running" => {
+                    let exit = d
+                        .exit_code
+                        .map(|c| format!(", exit code {c}"))
+                        .unwrap_or_default();
+                    return Error::new(
+                        ErrorKind::Conflict,
+                        format!(
+                            "{what}: container {} is not running ({}{exit}; its init or the \
+                             agent ended, or it was stopped); start or resume it first",
+                            self.container.get(..12).unwrap_or(&self.container),
+                            d.status
+                        ),
+                    );
+                }
+                Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+                Err(_) => return e,
+            }
+        }
+        e
     }
 
     /// The error for an agent that did not answer `what` within `bound`.
