@@ -1,10 +1,13 @@
 //! A running environment and what can be done with it: lifecycle and snapshots here, commands
 //! in `run`, files in `files`, what headjack reports about it in `info`.
 
+mod checkpoint;
 mod files;
+mod fork;
 mod info;
 mod run;
 mod sandbox;
+mod stats;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,9 +21,10 @@ use crate::reference::ImageRef;
 
 pub use crate::agent::process::{Process, ProcessInfo, signal_number};
 pub use crate::agent::{DirEntry, FileKind, FileStat};
+pub(crate) use fork::remove_snapshot;
 pub use info::{InstanceInfo, Status};
-pub use sandbox::{Stats, StatsStream};
-pub(crate) use sandbox::{limits_unsupported, port_conflict, remove_snapshot};
+pub(crate) use sandbox::{limits_unsupported, port_conflict};
+pub use stats::{Stats, StatsStream};
 
 /// The image config an instance was launched from, kept so that `commit` yields a normal base.
 #[derive(Debug, Clone, Default)]
@@ -281,7 +285,7 @@ impl Instance {
             return Err(e);
         }
         if let Some(image) = self.take_snapshot() {
-            sandbox::remove_snapshot(&self.engine, &image).await;
+            fork::remove_snapshot(&self.engine, &image).await;
         }
         if let Some(egress) = self.egress.get() {
             egress.detach(&self.engine).await;
@@ -384,7 +388,7 @@ async fn remove_with_leftovers(engine: &Engine, id: &str, left: Leftovers) {
     match engine.remove(id).await {
         Ok(()) => {
             if let Some(image) = left.snapshot {
-                sandbox::remove_snapshot(engine, &image).await;
+                fork::remove_snapshot(engine, &image).await;
             }
             if let Some(egress) = left.egress {
                 egress.detach(engine).await;
