@@ -260,3 +260,42 @@ impl Client {
         build::prune(&self.engine, keep_last).await
     }
 }
+
+/// Named volumes that outlive instances (the logic lives in `volume.rs`).
+impl Client {
+    /// Every named volume headjack created on this engine (label `io.headjack.volume`).
+    ///
+    /// # Errors
+    ///
+    /// Engine errors (unreachable, timeout).
+    pub async fn volumes(&self) -> Result<Vec<crate::volume::VolumeInfo>> {
+        crate::volume::list(&self.engine).await
+    }
+
+    /// Creates named volume `name` (labelled as headjack's) unless it exists; with
+    /// `expires_after`, [`Client::sweep`] removes it once that time has passed and no container
+    /// uses it. An existing volume is returned as it is (its expiry is not changed).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidArgument`] for an invalid name or a lifetime over 100 years; engine
+    /// errors.
+    pub async fn create_volume(
+        &self,
+        name: &str,
+        expires_after: Option<std::time::Duration>,
+    ) -> Result<crate::volume::VolumeInfo> {
+        crate::volume::create(&self.engine, name, expires_after).await
+    }
+
+    /// Removes named volume `name` and its data. A volume that does not exist counts as
+    /// removed; volumes headjack did not create are refused.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidArgument`] for an invalid name or a volume headjack did not create;
+    /// [`ErrorKind::Conflict`] while an instance mounts it; engine errors.
+    pub async fn remove_volume(&self, name: &str) -> Result<()> {
+        crate::volume::remove(&self.engine, name).await
+    }
+}

@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::client::Client;
 use crate::engine::{Engine, VolumeDetails};
 use crate::error::{Error, ErrorKind, Result};
 use crate::labels;
@@ -108,72 +107,52 @@ pub(crate) async fn sweep(engine: &Engine) -> Result<Vec<String>> {
     Ok(removed)
 }
 
-impl Client {
-    /// Every named volume headjack created on this engine (label `io.headjack.volume`).
-    ///
-    /// # Errors
-    ///
-    /// Engine errors (unreachable, timeout).
-    pub async fn volumes(&self) -> Result<Vec<VolumeInfo>> {
-        let mut found: Vec<VolumeInfo> = self
-            .engine()
-            .volumes_with_label(labels::VOLUME)
-            .await?
-            .into_iter()
-            .map(VolumeInfo::from)
-            .collect();
-        found.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(found)
-    }
+/// Every named volume headjack created on this engine (see `Client::volumes`).
+pub(crate) async fn list(engine: &Engine) -> Result<Vec<VolumeInfo>> {
+    let mut found: Vec<VolumeInfo> = engine
+        .volumes_with_label(labels::VOLUME)
+        .await?
+        .into_iter()
+        .map(VolumeInfo::from)
+        .collect();
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(found)
+}
 
-    /// Creates named volume `name` (labelled as headjack's) unless it exists; with
-    /// `expires_after`, [`Client::sweep`] removes it once that time has passed and no container
-    /// uses it. An existing volume is returned as it is (its expiry is not changed).
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::InvalidArgument`] for an invalid name or a lifetime over 100 years; engine
-    /// errors.
-    pub async fn create_volume(
-        &self,
-        name: &str,
-        expires_after: Option<Duration>,
-    ) -> Result<VolumeInfo> {
-        check_volume_name(name)?;
-        let mut extra = HashMap::new();
-        if let Some(life) = expires_after {
-            if life > Spec::MAX_LIFETIME {
-                return Err(Error::invalid_argument(format!(
-                    "volume lifetime {life:?}: a lifetime must be at most 100 years"
-                )));
-            }
-            extra.insert(
-                labels::EXPIRES.to_string(),
-                (now_secs() + life.as_secs()).to_string(),
-            );
-        }
-        Ok(ensure(self.engine(), name, extra).await?.into())
-    }
-
-    /// Removes named volume `name` and its data. A volume that does not exist counts as
-    /// removed; volumes headjack did not create are refused.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::InvalidArgument`] for an invalid name or a volume headjack did not create;
-    /// [`ErrorKind::Conflict`] while an instance mounts it; engine errors.
-    pub async fn remove_volume(&self, name: &str) -> Result<()> {
-        check_volume_name(name)?;
-        let Some(v) = self.engine().volume(name).await? else {
-            return Ok(());
-        };
-        if !v.labels.contains_key(labels::VOLUME) {
+/// Creates named volume `name` unless it exists (see `Client::create_volume`).
+pub(crate) async fn create(
+    engine: &Engine,
+    name: &str,
+    expires_after: Option<Duration>,
+) -> Result<VolumeInfo> {
+    check_volume_name(name)?;
+    let mut extra = HashMap::new();
+    if let Some(life) = expires_after {
+        if life > Spec::MAX_LIFETIME {
             return Err(Error::invalid_argument(format!(
-                "volume {name} was not created by headjack (it has no {} label); refusing to \
-                 remove it — use the engine's own tools if you mean it",
-                labels::VOLUME
+                "volume lifetime {life:?}: a lifetime must be at most 100 years"
             )));
         }
-        self.engine().remove_volume(name).await
+        extra.insert(
+            labels::EXPIRES.to_string(),
+            (now_secs() + life.as_secs()).to_string(),
+        );
     }
+    Ok(ensure(engine, name, extra).await?.into())
+}
+
+/// Removes named volume `name` if headjack created it (see `Client::remove_volume`).
+pub(crate) async fn remove(engine: &Engine, name: &str) -> Result<()> {
+    check_volume_name(name)?;
+    let Some(v) = engine.volume(name).await? else {
+        return Ok(());
+    };
+    if !v.labels.contains_key(labels::VOLUME) {
+        return Err(Error::invalid_argument(format!(
+            "volume {name} was not created by headjack (it has no {} label); refusing to \
+             remove it — use the engine's own tools if you mean it",
+            labels::VOLUME
+        )));
+    }
+    engine.remove_volume(name).await
 }

@@ -4,6 +4,13 @@
 use super::Instance;
 use crate::error::{Error, ErrorKind, Result};
 
+/// What a fork is made from: the snapshot committed from an instance and the spec to spawn.
+pub(crate) struct ForkPlan {
+    pub(crate) engine: crate::engine::Engine,
+    pub(crate) spec: crate::spec::Spec,
+    pub(crate) snapshot: String,
+}
+
 /// Removes a fork's snapshot image (best effort: one that a later fork builds on stays, and a
 /// warning says so).
 pub(crate) async fn remove_snapshot(engine: &crate::engine::Engine, image: &str) {
@@ -40,31 +47,9 @@ impl Instance {
             .clone()
     }
 
-    /// A new instance from a snapshot of this one's filesystem: the container is committed to a
-    /// snapshot image (paused for the commit), and an instance is spawned from it with the same
-    /// spec (same limits, mounts, volumes, environment; a fresh name and engine-chosen host
-    /// ports stay fresh). Files are as they were at the fork and diverge afterwards; processes
-    /// are not carried over (they start again from the spec's init). The snapshot image is
-    /// removed with the fork; see [`Instance::fork_with`] to keep it.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::NotFound`] when this instance was removed; engine and spawn errors. (An
-    /// instance attached with [`crate::Client::attach`] is forked with the spec read back from
-    /// its container: env, user, workdir, limits, network, runtime, labels, bind and volume
-    /// mounts, published ports, the hardened preset and the init.)
-    pub async fn fork(&self) -> Result<Instance> {
-        self.fork_with(false).await
-    }
-
-    /// [`Instance::fork`]; with `keep_snapshot`, the snapshot image
-    /// (`localhost/headjack/fork:<this id>-<random>`, label `io.headjack.fork.snapshot`) stays
-    /// when the fork is removed (remove it with [`crate::Client::remove_image`]).
-    ///
-    /// # Errors
-    ///
-    /// As [`Instance::fork`].
-    pub async fn fork_with(&self, keep_snapshot: bool) -> Result<Instance> {
+    /// Commits this instance to a snapshot image (paused for the commit) and returns it with
+    /// the spec a fork spawns from it (`spawn/fork.rs` spawns it).
+    pub(crate) async fn plan_fork(&self, keep_snapshot: bool) -> Result<ForkPlan> {
         self.check_live().map_err(|e| match e.kind() {
             ErrorKind::NotFound => Error::new(
                 ErrorKind::NotFound,
@@ -84,69 +69,54 @@ impl Instance {
                 &rebuilt
             }
         };
-        let span = tracing::info_span!("headjack.fork", instance = %self.id);
-        use tracing::Instrument;
-        async {
-            let reference = format!(
-                "localhost/headjack/fork:{}-{}",
-                self.id,
-                crate::labels::random_id()
-            );
-            let mut image_labels = self.origin.labels.clone();
-            image_labels.insert("io.headjack.snapshot.of".into(), self.id.clone());
-            image_labels.insert(crate::labels::FORK_SNAPSHOT.into(), self.id.clone());
-            if let Some(t) = spec.labels.get(crate::labels::TEST) {
-                image_labels.insert(crate::labels::TEST.into(), t.clone());
-            }
-            let (name, tag) = reference.rsplit_once(':').unwrap_or((&reference, "latest"));
-            self.engine
-                .commit(
-                    &self.container_id,
-                    name,
-                    tag,
-                    self.origin.entrypoint.clone(),
-                    self.origin.cmd.clone(),
-                    image_labels,
-                )
-                .await
-                .map_err(|e| match e.kind() {
-                    ErrorKind::NotFound => Error::new(
-                        ErrorKind::NotFound,
-                        format!(
-                            "cannot fork instance {}: it no longer exists on the engine ({})",
-                            self.id,
-                            e.message()
-                        ),
-                    ),
-                    _ => e,
-                })?;
-            let mut child = spec.clone();
-            child.base = Some(crate::spec::BaseArg::Text(reference.clone()));
-            child.pull = crate::spec::PullPolicy::Never;
-            child.name = None;
-            child.build = Default::default();
-            if !keep_snapshot {
-                child
-                    .labels
-                    .insert(crate::labels::FORK_SNAPSHOT.into(), reference.clone());
-            }
-            match crate::spawn::spawn(&self.engine, child).await {
-                Ok(fork) => {
-                    if !keep_snapshot {
-                        *fork.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some(reference);
-                    }
-                    Ok(fork)
-                }
-                Err(e) => {
-                    if !keep_snapshot {
-                        remove_snapshot(&self.engine, &reference).await;
-                    }
-                    Err(e)
-                }
-            }
+        let reference = format!(
+            "localhost/headjack/fork:{}-{}",
+            self.id,
+            crate::labels::random_id()
+        );
+        let mut image_labels = self.origin.labels.clone();
+        image_labels.insert("io.headjack.snapshot.of".into(), self.id.clone());
+        image_labels.insert(crate::labels::FORK_SNAPSHOT.into(), self.id.clone());
+        if let Some(t) = spec.labels.get(crate::labels::TEST) {
+            image_labels.insert(crate::labels::TEST.into(), t.clone());
         }
-        .instrument(span)
-        .await
+        let (name, tag) = reference.rsplit_once(':').unwrap_or((&reference, "latest"));
+        self.engine
+            .commit(
+                &self.container_id,
+                name,
+                tag,
+                self.origin.entrypoint.clone(),
+                self.origin.cmd.clone(),
+                image_labels,
+            )
+            .await
+            .map_err(|e| match e.kind() {
+                ErrorKind::NotFound => Error::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "cannot fork instance {}: it no longer exists on the engine ({})",
+                        self.id,
+                        e.message()
+                    ),
+                ),
+                _ => e,
+            })?;
+        let mut child = spec.clone();
+        child.base = Some(crate::spec::BaseArg::Text(reference.clone()));
+        child.pull = crate::spec::PullPolicy::Never;
+        child.name = None;
+        child.build = Default::default();
+        if !keep_snapshot {
+            child
+                .labels
+                .insert(crate::labels::FORK_SNAPSHOT.into(), reference.clone());
+        }
+        Ok(ForkPlan {
+            engine: self.engine.clone(),
+            spec: child,
+            snapshot: reference,
+        })
     }
 }
 

@@ -7,6 +7,7 @@
 //! 3. [`launch`]: create and start the container, wait until it is ready.
 
 mod devcontainer;
+mod fork;
 mod launch;
 mod plan;
 mod resolve;
