@@ -3,12 +3,12 @@
 use std::io::Write;
 use std::net::IpAddr;
 
-use super::state::{Source, State};
 use crate::control::LogEntry;
 
-/// A decision (also kept in the source's log when there is a source).
-pub(crate) fn decision(state: &State, source: Option<&Source>, ip: IpAddr, entry: &LogEntry) {
-    if !state.config.log_to_stderr {
+/// A decision about a connection from `ip` (of `instance`, when it is a registered source),
+/// written when `enabled` (the proxy's `log_to_stderr`).
+pub(crate) fn decision(enabled: bool, instance: Option<&str>, ip: IpAddr, entry: &LogEntry) {
+    if !enabled {
         return;
     }
     let mut v = serde_json::to_value(entry).unwrap_or_default();
@@ -19,15 +19,15 @@ pub(crate) fn decision(state: &State, source: Option<&Source>, ip: IpAddr, entry
         obj.insert("source".into(), ip.to_string().into());
         obj.insert(
             "instance".into(),
-            source.map_or(serde_json::Value::Null, |s| s.instance.clone().into()),
+            instance.map_or(serde_json::Value::Null, |i| i.into()),
         );
     }
     write_line(&v);
 }
 
-/// Something that happened to the proxy or a source.
-pub(crate) fn lifecycle(state: &State, event: &str, mut fields: serde_json::Value) {
-    if !state.config.log_to_stderr {
+/// Something that happened to the proxy or a source, written when `enabled`.
+pub(crate) fn lifecycle(enabled: bool, event: &str, mut fields: serde_json::Value) {
+    if !enabled {
         return;
     }
     if let Some(obj) = fields.as_object_mut() {

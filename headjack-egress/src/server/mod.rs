@@ -205,7 +205,7 @@ impl Server {
             ctl,
         } = self;
         events::lifecycle(
-            &state,
+            state.config.log_to_stderr,
             "started",
             serde_json::json!({
                 "version": env!("CARGO_PKG_VERSION"),

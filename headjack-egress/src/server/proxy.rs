@@ -551,7 +551,7 @@ fn record_unknown(state: &State, ip: IpAddr, via: Via, auth: &Authority, why: &s
         reason: why.to_string(),
         count: 1,
     };
-    events::decision(state, None, ip, &entry);
+    events::decision(state.config.log_to_stderr, None, ip, &entry);
 }
 
 /// A 403 that says what was denied, for whom and why, so an agent sees why its tool failed.

@@ -129,7 +129,12 @@ impl State {
             log.entries.push_back(entry.clone());
             entry
         };
-        events::decision(self, Some(source), source.ip, &entry);
+        events::decision(
+            self.config.log_to_stderr,
+            Some(&source.instance),
+            source.ip,
+            &entry,
+        );
     }
 
     /// Carries out one control request.
@@ -151,7 +156,7 @@ impl State {
                     Some(s) => {
                         s.policy.send_replace(None);
                         events::lifecycle(
-                            self,
+                            self.config.log_to_stderr,
                             "source_removed",
                             serde_json::json!({"source": s.ip, "instance": s.instance}),
                         );
@@ -263,7 +268,7 @@ impl State {
         }
         drop(sources);
         events::lifecycle(
-            self,
+            self.config.log_to_stderr,
             "source_set",
             serde_json::json!({"source": ip, "instance": instance, "policy": summary}),
         );

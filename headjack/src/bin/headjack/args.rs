@@ -96,13 +96,13 @@ pub enum Command {
     /// instances it spawns are removed when the client disconnects or the server stops.
     Mcp(McpArgs),
     /// Show an instance's resource use (CPU time, memory, processes, I/O); --watch repeats it.
-    Stats(crate::sandbox::StatsArgs),
+    Stats(StatsArgs),
     /// Fork an instance: a new instance from a snapshot of its files, with the same settings.
     /// Prints the new instance's ID (it is kept; remove it with `headjack rm`).
-    Fork(crate::sandbox::ForkArgs),
+    Fork(ForkArgs),
     /// Named volumes that outlive instances (`run --volume NAME:/path`).
     #[command(subcommand)]
-    Volume(crate::sandbox::VolumeCommand),
+    Volume(VolumeCommand),
     /// Background processes of an instance (started with `exec --detach`): list them, replay
     /// and follow their output, signal them, wait for them, forget them.
     Proc(ProcArgs),
@@ -690,4 +690,37 @@ mod tests {
                 .json
         );
     }
+}
+
+/// `stats` arguments.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The instance.
+    pub id: String,
+    /// Print a sample every SECS seconds until the instance stops (Ctrl-C ends it).
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout, allow_hyphen_values = true)]
+    pub watch: Option<Duration>,
+}
+
+/// `fork` arguments.
+#[derive(Debug, Args)]
+pub struct ForkArgs {
+    /// The instance to fork.
+    pub id: String,
+    /// Keep the snapshot image when the fork is removed (it is printed with --json).
+    #[arg(long)]
+    pub keep_snapshot: bool,
+}
+
+/// `volume` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// List the named volumes headjack created.
+    Ls,
+    /// Remove named volumes (refused while an instance mounts one).
+    Rm {
+        /// The volumes.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
 }

@@ -1,47 +1,11 @@
 //! Sandbox commands (issue 13): `run -p/--volume`, `stats`, `fork`, `volume ls/rm`.
 
-use std::time::Duration;
-
-use clap::{Args, Subcommand};
 use headjack::spec::Publish;
 use headjack::{Instance, Spec};
 use serde_json::json;
 
-use crate::args::{Global, parse_timeout};
+use crate::args::{ForkArgs, Global, StatsArgs, VolumeCommand};
 use crate::{Failure, Outcome, connect, report};
-
-/// `stats` arguments.
-#[derive(Debug, Args)]
-pub struct StatsArgs {
-    /// The instance.
-    pub id: String,
-    /// Print a sample every SECS seconds until the instance stops (Ctrl-C ends it).
-    #[arg(long, value_name = "SECS", value_parser = parse_timeout, allow_hyphen_values = true)]
-    pub watch: Option<Duration>,
-}
-
-/// `fork` arguments.
-#[derive(Debug, Args)]
-pub struct ForkArgs {
-    /// The instance to fork.
-    pub id: String,
-    /// Keep the snapshot image when the fork is removed (it is printed with --json).
-    #[arg(long)]
-    pub keep_snapshot: bool,
-}
-
-/// `volume` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum VolumeCommand {
-    /// List the named volumes headjack created.
-    Ls,
-    /// Remove named volumes (refused while an instance mounts one).
-    Rm {
-        /// The volumes.
-        #[arg(required = true)]
-        names: Vec<String>,
-    },
-}
 
 /// Adds `run`'s `--publish` and `--volume` options to `spec`.
 pub fn apply_run_options(
