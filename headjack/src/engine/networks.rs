@@ -10,9 +10,8 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::Instrument;
 
-use super::errors::kind_of_status;
 use super::exec::{ExecOutputChunk, ExecParams};
-use super::raw::percent_encode;
+use super::raw::{answer_body, percent_encode};
 use super::{Engine, EngineKind};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -69,31 +68,7 @@ impl Engine {
                 ),
             )
         })??;
-        let split = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or_else(|| Error::internal("the engine sent a malformed HTTP answer"))?;
-        let head = String::from_utf8_lossy(&raw[..split]);
-        let body = &raw[split + 4..];
-        let status: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        if !(200..300).contains(&status) {
-            let msg = serde_json::from_slice::<serde_json::Value>(body)
-                .ok()
-                .and_then(|v| {
-                    v.get("message")
-                        .and_then(|m| m.as_str())
-                        .map(str::to_string)
-                })
-                .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
-            return Err(Error::new(
-                kind_of_status(status, &msg),
-                format!("engine answered {status}: {}", msg.trim()),
-            ));
-        }
+        let body = answer_body(&raw)?;
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(serde_json::Value::Null);
         }

@@ -76,31 +76,7 @@ impl Engine {
                     ),
                 )
             })??;
-        let split = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or_else(|| Error::internal("the engine sent a malformed HTTP answer"))?;
-        let head = String::from_utf8_lossy(&raw[..split]);
-        let body = &raw[split + 4..];
-        let status: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        if !(200..300).contains(&status) {
-            let msg = serde_json::from_slice::<serde_json::Value>(body)
-                .ok()
-                .and_then(|v| {
-                    v.get("message")
-                        .and_then(|m| m.as_str())
-                        .map(str::to_string)
-                })
-                .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
-            return Err(Error::new(
-                kind_of_status(status, &msg),
-                format!("engine answered {status}: {}", msg.trim()),
-            ));
-        }
+        let body = answer_body(&raw)?;
         serde_json::from_slice(body)
             .map_err(|e| Error::internal(format!("the engine sent JSON headjack cannot read: {e}")))
     }
@@ -127,4 +103,34 @@ pub(super) fn percent_encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// The body of a raw HTTP/1.x answer, or the engine's error for a status outside 2xx.
+pub(super) fn answer_body(raw: &[u8]) -> Result<&[u8]> {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| Error::internal("the engine sent a malformed HTTP answer"))?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let body = &raw[split + 4..];
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    if !(200..300).contains(&status) {
+        let msg = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| {
+                v.get("message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+        return Err(Error::new(
+            kind_of_status(status, &msg),
+            format!("engine answered {status}: {}", msg.trim()),
+        ));
+    }
+    Ok(body)
 }
