@@ -326,7 +326,7 @@ def test_oom_and_unkillable_timeouts_are_reported(client: headjack.Client) -> No
         # process tree regardless, and the result says it was killed (the engine path's
         # kill_failed report is tested in Rust, defects.rs under HEADJACK_TEST_ENGINE_EXEC).
         r = env.exec(["env", "-i", "sleep", "304"], timeout=0.5)
-        assert r.timed_out and not r.kill_failed and not r.success and "kill_failed=False" in repr(r)
+        assert r.timed_out and not r.kill_failed and not r.success and "kill_failed" not in repr(r)
         with pytest.raises(headjack.HeadjackTimeoutError, match="past its timeout and was killed"):
             env.exec(["env", "-i", "sleep", "305"], timeout=0.5, check=True)
         scan = "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done 2>/dev/null"
