@@ -51,15 +51,35 @@ async fn agent_volume(engine: &Engine, spec: &Spec, image: &ResolvedImage) -> Op
 pub(crate) async fn resolve_spec(engine: &Engine, spec: &Spec) -> Result<ResolvedImage> {
     let base = spec.resolved_base()?;
     let base = resolve::default_to_concrete(&base, spec)?;
-    match &base {
+    let (_, mut image, plan) = resolve_base(engine, spec.clone(), &base).await?;
+    if let Some(plan) = plan {
+        image.warnings = plan.warnings;
+    }
+    Ok(image)
+}
+
+/// The base made concrete: a dev container definition folded into the spec (its image or
+/// Dockerfile resolved, its local-feature layer built on top); any other base resolved as it is.
+async fn resolve_base(
+    engine: &Engine,
+    spec: Spec,
+    base: &Base,
+) -> Result<(
+    Spec,
+    ResolvedImage,
+    Option<crate::devcontainer::DevContainerPlan>,
+)> {
+    match base {
         Base::DevContainer(d) => {
-            let p = devcontainer::prepare(spec, d)?;
+            let p = devcontainer::prepare(&spec, d)?;
             let image = resolve(engine, &p.base, &p.spec).await?;
-            let mut image = devcontainer::features(engine, &p.plan, &p.spec, image).await?;
-            image.warnings = p.plan.warnings;
-            Ok(image)
+            let image = devcontainer::features(engine, &p.plan, &p.spec, image).await?;
+            Ok((p.spec, image, Some(p.plan)))
         }
-        _ => resolve(engine, &base, spec).await,
+        _ => {
+            let image = resolve(engine, base, &spec).await?;
+            Ok((spec, image, None))
+        }
     }
 }
 
@@ -73,17 +93,7 @@ pub(crate) async fn spawn(engine: &Engine, spec: Spec) -> Result<Instance> {
         // Dockerfile as the base to resolve (the label keeps naming the definition).
         // The default base may name one too (HEADJACK_BASE).
         let base = resolve::default_to_concrete(&base, &spec)?;
-        let (spec, concrete, devc) = match &base {
-            Base::DevContainer(d) => {
-                let p = devcontainer::prepare(&spec, d)?;
-                (p.spec, p.base, Some(p.plan))
-            }
-            _ => (spec, base.clone(), None),
-        };
-        let mut image = resolve(engine, &concrete, &spec).await?;
-        if let Some(p) = &devc {
-            image = devcontainer::features(engine, p, &spec, image).await?;
-        }
+        let (spec, image, devc) = resolve_base(engine, spec, &base).await?;
         crate::volume::ensure_for(engine, &spec).await?;
         let owner = plan::owner_label(&spec);
         let agent = agent_volume(engine, &spec, &image).await;
