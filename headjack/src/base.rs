@@ -24,8 +24,8 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
+use crate::error::{Error, ErrorKind, Result};
 use crate::reference::ImageRef;
-use crate::{Error, ErrorKind, Result};
 
 /// The file names looked for, in order, when a base path is a directory.
 pub const DOCKERFILE_NAMES: [&str; 2] = ["Dockerfile", "Containerfile"];

@@ -37,7 +37,7 @@ pub const RESERVED: [&str; 8] = [MANAGED, INSTANCE, BASE, IMAGE, OWNER, EXPIRES,
 /// Label on the containers and images headjack's own test suites create.
 pub const TEST: &str = "io.headjack.test";
 /// On a named volume: headjack created it for [`crate::Spec::volume`] or
-/// [`crate::Client::create_volume`] (value `true`). Its expiry, if any, is in [`EXPIRES`].
+/// [`crate::client::Client::create_volume`] (value `true`). Its expiry, if any, is in [`EXPIRES`].
 pub const VOLUME: &str = "io.headjack.volume";
 /// On an image: the instance a [`crate::Instance::fork`] snapshot was taken of, to be removed
 /// with the fork.

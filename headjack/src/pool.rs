@@ -264,7 +264,7 @@ impl Claim {
     ///
     /// # Errors
     ///
-    /// [`crate::ErrorKind::InvalidArgument`]: an invalid variable name, an empty or relative
+    /// [`crate::error::ErrorKind::InvalidArgument`]: an invalid variable name, an empty or relative
     /// working directory, an empty user, a relative file path or a mode above `0o7777`, a
     /// reserved (`io.headjack.*`) or empty label key, NUL bytes.
     pub fn validate(&self) -> Result<()> {
@@ -352,8 +352,8 @@ impl Pool {
     ///
     /// # Errors
     ///
-    /// [`crate::ErrorKind::InvalidArgument`] for a claim [`Claim::validate`] refuses;
-    /// [`crate::ErrorKind::Unsupported`] for files or a workdir when the pool's instances run
+    /// [`crate::error::ErrorKind::InvalidArgument`] for a claim [`Claim::validate`] refuses;
+    /// [`crate::error::ErrorKind::Unsupported`] for files or a workdir when the pool's instances run
     /// without the agent ([`Spec::engine_exec`]); spawn errors when the pool is empty; agent
     /// errors while applying.
     pub async fn take_with(&self, claim: Claim) -> Result<Instance> {

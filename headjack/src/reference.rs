@@ -25,7 +25,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// The registry of names that do not name one (Docker Hub).
 pub const DEFAULT_REGISTRY: &str = "docker.io";

@@ -51,7 +51,7 @@ impl Session {
         }
     }
 
-    /// `call` bounded like an engine call ([`crate::Client::with_timeout`]): the agent answers a
+    /// `call` bounded like an engine call ([`crate::client::Client::with_timeout`]): the agent answers a
     /// request at once, so silence means that the engine relaying the channel is frozen or gone.
     pub(crate) async fn bounded<T>(
         &self,

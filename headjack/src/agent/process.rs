@@ -315,7 +315,7 @@ mod tests {
         assert_eq!(signal_number(" 9 ").unwrap(), 9);
         for bad in ["0", "65", "-1", "BOGUS", "", "SIG"] {
             let e = signal_number(bad).unwrap_err();
-            assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument, "{bad}");
+            assert_eq!(e.kind(), crate::error::ErrorKind::InvalidArgument, "{bad}");
             assert!(e.message().contains("signal"), "{e}");
         }
     }

@@ -14,7 +14,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::labels;
 use crate::progress::{Progress, ProgressFn};
 
-/// A headjack-built image, as [`crate::Client::images`] lists it.
+/// A headjack-built image, as [`crate::client::Client::images`] lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuiltImage {
     /// The tag, `localhost/headjack/<slug>:<key16>`.

@@ -15,7 +15,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// One instruction after joining continuation lines.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -44,7 +44,7 @@ use super::dockerfile::{
     split_words,
 };
 use crate::engine::BuilderProfile;
-use crate::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// The shell of a stage whose image sets none.
 mod flags;

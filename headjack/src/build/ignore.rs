@@ -18,7 +18,7 @@
 
 use regex::Regex;
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// The parsed rules of one ignore file, in file order.
 #[derive(Debug, Clone, Default)]
@@ -546,7 +546,11 @@ mod tests {
     fn malformed_patterns_name_the_line() {
         for bad in ["[", "a[", "[]", "[a-]", "[-a]", "a\\", "[^]", "[a", "*[z"] {
             let err = IgnoreRules::parse(&format!("ok\n{bad}\n")).unwrap_err();
-            assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument, "{bad}");
+            assert_eq!(
+                err.kind(),
+                crate::error::ErrorKind::InvalidArgument,
+                "{bad}"
+            );
             assert!(err.message().contains("line 2"), "{bad}: {err}");
         }
         // Valid classes.

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use super::jsonc::{self, Json, Member, Node, Pos, error_at};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 mod reader;
 pub(super) use reader::Reader;
@@ -273,15 +273,15 @@ impl DevContainerConfig {
     ///
     /// # Errors
     ///
-    /// [`crate::ErrorKind::InvalidBase`] when the file does not exist or is not a valid
-    /// definition (with file, line and column); [`crate::ErrorKind::Io`] when it cannot be
+    /// [`crate::error::ErrorKind::InvalidBase`] when the file does not exist or is not a valid
+    /// definition (with file, line and column); [`crate::error::ErrorKind::Io`] when it cannot be
     /// read.
     pub fn read(file: &Path) -> Result<DevContainerConfig> {
         let text = match std::fs::read_to_string(file) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::new(
-                    crate::ErrorKind::InvalidBase,
+                    crate::error::ErrorKind::InvalidBase,
                     format!(
                         "the dev container definition {} does not exist",
                         file.display()
@@ -303,7 +303,7 @@ impl DevContainerConfig {
     ///
     /// # Errors
     ///
-    /// [`crate::ErrorKind::InvalidBase`], naming file, line and column, for invalid JSONC, a
+    /// [`crate::error::ErrorKind::InvalidBase`], naming file, line and column, for invalid JSONC, a
     /// top level that is not an object, and a key whose value has the wrong type.
     pub fn parse(text: &str, file: &Path) -> Result<DevContainerConfig> {
         let mut warnings = Vec::new();
@@ -697,7 +697,7 @@ mod tests {
     #[test]
     fn read_reports_a_missing_file() {
         let e = DevContainerConfig::read(Path::new("/nonexistent/devcontainer.json")).unwrap_err();
-        assert_eq!(e.kind(), crate::ErrorKind::InvalidBase);
+        assert_eq!(e.kind(), crate::error::ErrorKind::InvalidBase);
         assert!(
             e.to_string()
                 .contains("/nonexistent/devcontainer.json does not exist")

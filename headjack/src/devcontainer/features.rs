@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use super::config::{FeatureRef, Hook, LifecycleCommand, Located, MountEntry, Reader};
 use super::discover::normalize;
 use super::jsonc::{self, Json};
-use crate::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// The build argument naming the image the features are installed onto.
 pub const BASE_IMAGE_ARG: &str = "_DEV_CONTAINERS_BASE_IMAGE";

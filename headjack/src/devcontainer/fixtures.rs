@@ -629,7 +629,11 @@ fn bad_fixtures_fail_clearly() {
     ];
     for (name, want) in cases {
         let e = load_fixture(name).unwrap_err();
-        assert_eq!(e.kind(), crate::ErrorKind::InvalidBase, "{name}: {e}");
+        assert_eq!(
+            e.kind(),
+            crate::error::ErrorKind::InvalidBase,
+            "{name}: {e}"
+        );
         assert!(e.to_string().contains(want), "{name}: {e}\n  wants {want}");
     }
     let missing = load_fixture("bad/missing-dockerfile")

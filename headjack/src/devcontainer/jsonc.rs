@@ -13,7 +13,7 @@ use jsonc_parser::ast::{self, ObjectPropName};
 use jsonc_parser::common::Ranged;
 use jsonc_parser::{CollectOptions, ParseOptions};
 
-use crate::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// A 1-based line and column (in characters) in a definition file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -75,7 +75,7 @@
 //!   supported.
 //! - **Labels**: `devcontainer.local_folder` and `devcontainer.config_file`, the CLI's id
 //!   labels, so editors and the CLI recognise the container.
-//! - **Errors** are [`crate::ErrorKind::InvalidBase`] and start with `file:line:column:` and
+//! - **Errors** are [`crate::error::ErrorKind::InvalidBase`] and start with `file:line:column:` and
 //!   the key (`mounts[2]: …`). Warnings have the same shape.
 
 // The module's vocabulary, re-exported whole (the spawn pipeline uses part of it; the unit
@@ -123,7 +123,7 @@ pub use units::{PortPublish, Protocol};
 #[allow(unused_imports)]
 pub use vars::devcontainer_id;
 
-use crate::Result;
+use crate::error::Result;
 
 /// Finds, reads and plans the definition `path` names (relative to `base_dir`), for the
 /// workspace the definition describes ([`workspace_of`]) unless `workspace` is given.

@@ -18,7 +18,7 @@ use super::vars::{
     Field, Vars, devcontainer_id, has_container_env, resolve_container_env,
     resolve_known_container_env,
 };
-use crate::Result;
+use crate::error::Result;
 use crate::reference::ImageRef;
 
 /// The label holding the host workspace folder (the devcontainers CLI's id label).
@@ -38,11 +38,11 @@ pub use types::*;
 ///
 /// # Errors
 ///
-/// [`crate::ErrorKind::InvalidBase`], naming file, line and column, for: no `image` or
+/// [`crate::error::ErrorKind::InvalidBase`], naming file, line and column, for: no `image` or
 /// `build.dockerfile`; a Dockerfile or context that does not exist (with the path looked
 /// for); an invalid image reference; a bad mount, port, size or `runArgs` value;
 /// `privileged` without [`PlanOptions::allow_privileged`]; a variable without a name; a
-/// local feature that cannot be read. [`crate::ErrorKind::Io`] when a feature folder cannot
+/// local feature that cannot be read. [`crate::error::ErrorKind::Io`] when a feature folder cannot
 /// be listed.
 pub fn plan(
     config: &DevContainerConfig,
@@ -502,7 +502,7 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ErrorKind;
+    use crate::error::ErrorKind;
 
     /// A project folder with `.devcontainer/devcontainer.json` = `text` and `files`.
     struct Project {

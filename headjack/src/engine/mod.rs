@@ -56,7 +56,7 @@ pub enum EngineKind {
     Podman,
 }
 
-/// What [`crate::Client::info`] reports about the connected engine.
+/// What [`crate::client::Client::info`] reports about the connected engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineInfo {
     /// Docker or Podman.
@@ -75,7 +75,7 @@ pub struct EngineInfo {
 
 /// How long an engine call may take until the engine has answered (the head of its answer; a
 /// streamed body such as a command's output is not bounded by it). A frozen engine fails every
-/// call within this bound instead of hanging its callers. See [`crate::Client::with_timeout`].
+/// call within this bound instead of hanging its callers. See [`crate::client::Client::with_timeout`].
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The bound for calls that move data before the engine answers (build contexts, archives,
 /// pulls, commits): they may legitimately take long.

@@ -34,7 +34,7 @@ fn check_checkpoint_name(name: &str) -> Result<()> {
 
 impl Instance {
     /// Saves the instance's processes with their memory as checkpoint `name`, leaving it
-    /// running; [`crate::Client::restore`] brings them back as they were. Needs an engine that
+    /// running; [`crate::client::Client::restore`] brings them back as they were. Needs an engine that
     /// can (Docker in experimental mode with CRIU or runsc; Podman with CRIU).
     ///
     /// # Errors
@@ -56,10 +56,10 @@ impl Instance {
     }
 }
 
-impl crate::Client {
+impl crate::client::Client {
     /// Restores stopped instance `id_or_name` from its checkpoint `name`
     /// ([`Instance::checkpoint`]): its processes continue from where they were. Returns a handle (kept on drop, as from
-    /// [`crate::Client::attach`]).
+    /// [`crate::client::Client::attach`]).
     ///
     /// # Errors
     ///

@@ -153,7 +153,7 @@ impl Instance {
     }
 
     /// Keeps the container when this handle is dropped (find it again with
-    /// [`crate::Client::attach`]; [`crate::Client::sweep`] still removes it once its owner
+    /// [`crate::client::Client::attach`]; [`crate::client::Client::sweep`] still removes it once its owner
     /// process is gone or it expired).
     pub fn keep(&self) {
         self.keep.store(true, Ordering::SeqCst);
@@ -306,7 +306,7 @@ impl Instance {
 
     /// Replaces the defaults every later command gets: environment variables (a command's own
     /// win per key), user, working directory. Commands already started are not affected.
-    /// Kept by this handle only: [`crate::Client::attach`] starts without defaults.
+    /// Kept by this handle only: [`crate::client::Client::attach`] starts without defaults.
     ///
     /// # Errors
     ///
@@ -323,7 +323,7 @@ impl Instance {
 
     /// What the base asked for and headjack did not apply, one message each (file, line,
     /// column, key, why): a dev container definition's unsupported keys, say. Empty for other
-    /// bases, and for handles from [`crate::Client::attach`].
+    /// bases, and for handles from [`crate::client::Client::attach`].
     pub fn warnings(&self) -> &[String] {
         self.warnings.get().map(Vec::as_slice).unwrap_or_default()
     }
@@ -488,7 +488,7 @@ impl Instance {
     /// The labels the pool claim that handed out this instance gave it
     /// ([`crate::pool::Claim::label`]); empty otherwise. Engines cannot relabel a running
     /// container, so these live in this handle only: the container's own labels
-    /// ([`Instance::inspect`], [`crate::Client::list`], other processes) do not show them.
+    /// ([`Instance::inspect`], [`crate::client::Client::list`], other processes) do not show them.
     pub fn claim_labels(&self) -> std::collections::BTreeMap<String, String> {
         self.claim_labels
             .lock()

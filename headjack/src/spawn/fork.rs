@@ -17,7 +17,7 @@ impl Instance {
     /// # Errors
     ///
     /// [`ErrorKind::NotFound`] when this instance was removed; engine and spawn errors. (An
-    /// instance attached with [`crate::Client::attach`] is forked with the spec read back from
+    /// instance attached with [`crate::client::Client::attach`] is forked with the spec read back from
     /// its container: env, user, workdir, limits, network, runtime, labels, bind and volume
     /// mounts, published ports, the hardened preset and the init.)
     pub async fn fork(&self) -> Result<Instance> {
@@ -26,7 +26,7 @@ impl Instance {
 
     /// [`Instance::fork`]; with `keep_snapshot`, the snapshot image
     /// (`localhost/headjack/fork:<this id>-<random>`, label `io.headjack.fork.snapshot`) stays
-    /// when the fork is removed (remove it with [`crate::Client::remove_image`]).
+    /// when the fork is removed (remove it with [`crate::client::Client::remove_image`]).
     ///
     /// # Errors
     ///

@@ -114,7 +114,7 @@ pub(crate) async fn spawn(engine: &Engine, spec: Spec) -> Result<Instance> {
             if let Some(e) = &egress {
                 e.apply(&mut planned);
             }
-            Ok::<_, crate::Error>(planned)
+            Ok::<_, crate::error::Error>(planned)
         };
         let launched = async {
             let planned = planned_for(&id, agent.as_deref())?;

@@ -217,7 +217,7 @@ impl Spec {
         self
     }
 
-    /// After this long, [`crate::Client::sweep`] may remove the instance even if its owner lives.
+    /// After this long, [`crate::client::Client::sweep`] may remove the instance even if its owner lives.
     pub fn expires_after(mut self, lifetime: Duration) -> Spec {
         self.expires_after = Some(lifetime);
         self
@@ -249,7 +249,7 @@ impl Spec {
     }
 
     /// Makes the instance outlive this process: it gets no owner, so
-    /// [`crate::Client::sweep`] removes it only once its lifetime ([`Spec::expires_after`])
+    /// [`crate::client::Client::sweep`] removes it only once its lifetime ([`Spec::expires_after`])
     /// has passed. Combine with [`crate::Instance::keep`] (dropping the handle still removes it
     /// otherwise). Meant for instances handed over to others, e.g. `headjack run --keep`.
     pub fn detached(mut self, detached: bool) -> Spec {
@@ -336,7 +336,7 @@ impl Spec {
     ///
     /// # Errors
     ///
-    /// [`crate::ErrorKind::InvalidBase`] for an unusable base string (bad reference, missing
+    /// [`crate::error::ErrorKind::InvalidBase`] for an unusable base string (bad reference, missing
     /// Dockerfile).
     pub fn check_base(&self) -> Result<()> {
         match &self.base {
@@ -460,7 +460,11 @@ mod tests {
             Spec::new().env("A", "x\0y"),
         ] {
             let e = bad.validate().unwrap_err();
-            assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument, "{bad:?}");
+            assert_eq!(
+                e.kind(),
+                crate::error::ErrorKind::InvalidArgument,
+                "{bad:?}"
+            );
         }
         let e = Spec::new().memory(u64::MAX).validate().unwrap_err();
         assert!(
@@ -475,7 +479,7 @@ mod tests {
             .validate()
             .unwrap();
         let e = Spec::new().cpus(f64::NAN).validate().unwrap_err();
-        assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
+        assert_eq!(e.kind(), crate::error::ErrorKind::InvalidArgument);
         assert!(Spec::new().memory(1024).validate().is_err());
         assert!(Spec::new().pids(0).validate().is_err());
         assert!(

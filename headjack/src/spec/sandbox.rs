@@ -32,7 +32,7 @@ impl Publish {
     ///
     /// # Errors
     ///
-    /// [`crate::ErrorKind::InvalidArgument`] for anything else.
+    /// [`crate::error::ErrorKind::InvalidArgument`] for anything else.
     pub fn parse(s: &str) -> Result<Publish> {
         let bad = |why: &str| {
             Error::invalid_argument(format!(
@@ -143,9 +143,9 @@ impl Spec {
     }
 
     /// Mounts the engine's named volume `name` at `target`, read-write. headjack creates it when
-    /// missing (labelled `io.headjack.volume`, see [`crate::Client::volumes`]); it outlives the
-    /// instance and is only removed by [`crate::Client::remove_volume`] (or by
-    /// [`crate::Client::sweep`] once the expiry given to [`crate::Client::create_volume`]
+    /// missing (labelled `io.headjack.volume`, see [`crate::client::Client::volumes`]); it outlives the
+    /// instance and is only removed by [`crate::client::Client::remove_volume`] (or by
+    /// [`crate::client::Client::sweep`] once the expiry given to [`crate::client::Client::create_volume`]
     /// passed).
     pub fn volume(self, name: impl Into<String>, target: impl Into<String>) -> Spec {
         self.mount(Mount::volume(name, target))
@@ -177,7 +177,7 @@ impl Spec {
 
     /// The size of the instance's writable root filesystem in bytes (the engine's
     /// `--storage-opt size`). Only some storage drivers can (overlay on xfs with `pquota`,
-    /// btrfs, zfs, devicemapper); elsewhere `spawn` fails with [`crate::ErrorKind::Unsupported`]
+    /// btrfs, zfs, devicemapper); elsewhere `spawn` fails with [`crate::error::ErrorKind::Unsupported`]
     /// naming the engine's storage driver.
     pub fn disk(mut self, bytes: u64) -> Spec {
         self.limits.disk = Some(bytes);
@@ -338,7 +338,7 @@ impl Spec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ErrorKind;
+    use crate::error::ErrorKind;
 
     #[test]
     fn publish_parses_the_docker_forms() {

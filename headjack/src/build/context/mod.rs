@@ -22,7 +22,7 @@ use walkdir::WalkDir;
 
 use super::ignore::{IgnoreRules, MatchInfo};
 use crate::engine::{Content, SyncDirs, SyncEntry, SyncKind};
-use crate::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 mod archive;
 mod hash;
