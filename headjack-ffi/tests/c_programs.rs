@@ -209,6 +209,30 @@ fn run_checked(what: &str, mut cmd: Command) -> Output {
     out
 }
 
+/// The program's output shown, and its verdict: it succeeded, no sanitizer reported anything,
+/// and it left no container behind.
+fn passed(source: &str, out: &Output, left: &[String]) {
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{}", show(source, out));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("Sanitizer"),
+        "{source}: sanitizer report"
+    );
+    assert!(left.is_empty(), "{source} left containers behind: {left:?}");
+}
+
+/// The images a program built (it prints `cleanup-image: <ref>` for each), removed on drop.
+fn built_images(out: &Output) -> ImageGuard {
+    ImageGuard(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("cleanup-image: "))
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
 /// Version, status names, errors, every function with NULL arguments, frees, invalid UTF-8,
 /// empty argv, fork detection. No engine needed.
 #[test]
@@ -229,24 +253,8 @@ fn secrets_program_passes_under_asan() {
     let result = env.command(&exe).output();
     let left = env.leftovers();
     let out = result.expect("running tests/c/secrets.c");
-    let _built = ImageGuard(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.strip_prefix("cleanup-image: "))
-            .map(str::to_string)
-            .collect(),
-    );
-    print!("{}", String::from_utf8_lossy(&out.stdout));
-    eprint!("{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{}", show("tests/c/secrets.c", &out));
-    assert!(
-        !String::from_utf8_lossy(&out.stderr).contains("Sanitizer"),
-        "tests/c/secrets.c: sanitizer report"
-    );
-    assert!(
-        left.is_empty(),
-        "tests/c/secrets.c left containers behind: {left:?}"
-    );
+    let _built = built_images(&out);
+    passed("tests/c/secrets.c", &out, &left);
 }
 
 /// Spawn, exec (collected, pulled, callback), stdin, timeout, files, lifecycle, commit, attach,
@@ -268,24 +276,8 @@ fn engine_program_passes_under_asan() {
     let left = env.leftovers();
     let out = result.expect("running tests/c/engine.c");
     // Images the program built (printed as `cleanup-image: <ref>`).
-    let _built = ImageGuard(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.strip_prefix("cleanup-image: "))
-            .map(str::to_string)
-            .collect(),
-    );
-    print!("{}", String::from_utf8_lossy(&out.stdout));
-    eprint!("{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{}", show("tests/c/engine.c", &out));
-    assert!(
-        !String::from_utf8_lossy(&out.stderr).contains("Sanitizer"),
-        "tests/c/engine.c: sanitizer report"
-    );
-    assert!(
-        left.is_empty(),
-        "tests/c/engine.c left containers behind: {left:?}"
-    );
+    let _built = built_images(&out);
+    passed("tests/c/engine.c", &out, &left);
 }
 
 /// Egress: a spawn with an allow-list, a denied request in the decision log, a live change, bad
@@ -297,17 +289,7 @@ fn egress_program_passes_under_asan() {
     let result = env.command(&exe).output();
     let left = env.leftovers();
     let out = result.expect("running tests/c/egress.c");
-    print!("{}", String::from_utf8_lossy(&out.stdout));
-    eprint!("{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{}", show("tests/c/egress.c", &out));
-    assert!(
-        !String::from_utf8_lossy(&out.stderr).contains("Sanitizer"),
-        "tests/c/egress.c: sanitizer report"
-    );
-    assert!(
-        left.is_empty(),
-        "tests/c/egress.c left containers behind: {left:?}"
-    );
+    passed("tests/c/egress.c", &out, &left);
 }
 
 /// A devcontainer.json base: hooks, the workspace folder, warnings (callback and instance),
@@ -324,21 +306,7 @@ fn devcontainer_program_passes_under_asan() {
     let result = cmd.output();
     let left = env.leftovers();
     let out = result.expect("running tests/c/devcontainer.c");
-    print!("{}", String::from_utf8_lossy(&out.stdout));
-    eprint!("{}", String::from_utf8_lossy(&out.stderr));
-    assert!(
-        out.status.success(),
-        "{}",
-        show("tests/c/devcontainer.c", &out)
-    );
-    assert!(
-        !String::from_utf8_lossy(&out.stderr).contains("Sanitizer"),
-        "tests/c/devcontainer.c: sanitizer report"
-    );
-    assert!(
-        left.is_empty(),
-        "tests/c/devcontainer.c left containers behind: {left:?}"
-    );
+    passed("tests/c/devcontainer.c", &out, &left);
 }
 
 /// The documented C example builds cleanly and runs.
@@ -352,18 +320,8 @@ fn hello_example_builds_and_runs() {
     let result = cmd.output();
     let left = env.leftovers();
     let out = result.expect("running examples/c/hello.c");
-    print!("{}", String::from_utf8_lossy(&out.stdout));
-    eprint!("{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{}", show("examples/c/hello.c", &out));
+    passed("examples/c/hello.c", &out, &left);
     assert!(String::from_utf8_lossy(&out.stdout).contains("hello from headjack"));
-    assert!(
-        !String::from_utf8_lossy(&out.stderr).contains("Sanitizer"),
-        "examples/c/hello.c: sanitizer report"
-    );
-    assert!(
-        left.is_empty(),
-        "examples/c/hello.c left containers behind: {left:?}"
-    );
 }
 
 /// The Go example (cgo, static link, streamed output through a `cgo.Handle`) builds with
@@ -436,22 +394,8 @@ fn processes_program_reattaches_after_a_crash() {
     let out = result
         .unwrap_or_else(|| panic!("{}", show("processes start", &started)))
         .expect("running tests/c/processes.c reattach");
-    print!("{}", String::from_utf8_lossy(&out.stdout));
-    eprint!("{}", String::from_utf8_lossy(&out.stderr));
-    assert!(
-        out.status.success(),
-        "{}",
-        show("tests/c/processes.c reattach", &out)
-    );
+    passed("tests/c/processes.c reattach", &out, &left);
     assert!(String::from_utf8_lossy(&out.stdout).contains("processes: all checks passed"));
-    assert!(
-        !String::from_utf8_lossy(&out.stderr).contains("Sanitizer"),
-        "tests/c/processes.c: sanitizer report"
-    );
-    assert!(
-        left.is_empty(),
-        "tests/c/processes.c left containers behind: {left:?}"
-    );
 }
 
 /// Sandbox features (issue 13): a published port reached over TCP, stats, fork, clear errors.
@@ -462,15 +406,5 @@ fn sandbox_program_passes_under_asan() {
     let result = env.command(&exe).output();
     let left = env.leftovers();
     let out = result.expect("running tests/c/sandbox.c");
-    print!("{}", String::from_utf8_lossy(&out.stdout));
-    eprint!("{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{}", show("tests/c/sandbox.c", &out));
-    assert!(
-        !String::from_utf8_lossy(&out.stderr).contains("Sanitizer"),
-        "tests/c/sandbox.c: sanitizer report"
-    );
-    assert!(
-        left.is_empty(),
-        "tests/c/sandbox.c left containers behind: {left:?}"
-    );
+    passed("tests/c/sandbox.c", &out, &left);
 }
