@@ -331,43 +331,6 @@ impl Engine {
 }
 
 impl Engine {
-    /// A POST whose answer is returned as (status, body text) (HTTP/1.0, bounded by the
-    /// engine timeout). `path` is absolute (no API version is added).
-    async fn post_raw(&self, path: &str, body: &str) -> Result<(u16, String)> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let request = format!(
-            "POST {path} HTTP/1.0\r\nHost: headjack\r\nUser-Agent: headjack\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        let host = self.info.host.clone();
-        let io = move |e: std::io::Error| {
-            Error::new(
-                ErrorKind::EngineUnavailable,
-                format!("lost the connection to the engine at {host}: {e}"),
-            )
-        };
-        let exchange = async {
-            let mut raw = Vec::new();
-            let mut s = self.dial().await?;
-            s.write_all(request.as_bytes()).await.map_err(&io)?;
-            s.read_to_end(&mut raw).await.map_err(&io)?;
-            Ok::<_, Error>(raw)
-        };
-        // Checkpoints write the container's memory: allow the transfer bound.
-        let raw = tokio::time::timeout(super::TRANSFER_TIMEOUT, exchange)
-            .await
-            .map_err(|_| Error::new(ErrorKind::Timeout, format!("POST {path}: no answer")))??;
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        Ok((status, body.to_string()))
-    }
-
     /// Checkpoints container `id`'s processes (memory included) as `name`, leaving it running.
     /// Docker: its checkpoint API (experimental mode, CRIU or runsc); Podman: its libpod API
     /// (CRIU). Returns the engine's refusal text on failure.
@@ -377,39 +340,28 @@ impl Engine {
         name: &str,
     ) -> Result<std::result::Result<(), String>> {
         let span = tracing::info_span!("engine.checkpoint", id, name);
-        async {
-            let (status, body) = match self.info.kind {
-                super::EngineKind::Docker => {
-                    let body = serde_json::json!({"CheckpointID": name, "Exit": false}).to_string();
-                    self.post_raw(
-                        &format!(
-                            "/v{}/containers/{}/checkpoints",
-                            self.info.api_version,
-                            percent_encode(id)
-                        ),
-                        &body,
-                    )
-                    .await?
-                }
-                super::EngineKind::Podman => {
-                    self.post_raw(
-                        &format!(
-                            "/v4.0.0/libpod/containers/{}/checkpoint?keep=true&leaveRunning=true",
-                            percent_encode(id)
-                        ),
-                        "",
-                    )
-                    .await?
-                }
-            };
-            Ok(if (200..300).contains(&status) {
-                Ok(())
-            } else {
-                Err(engine_text(status, &body))
-            })
-        }
-        .instrument(span)
-        .await
+        let id = percent_encode(id);
+        let (path, body) = match self.info.kind {
+            super::EngineKind::Docker => (
+                format!("/containers/{id}/checkpoints"),
+                Some((
+                    "application/json",
+                    serde_json::json!({"CheckpointID": name, "Exit": false})
+                        .to_string()
+                        .into_bytes(),
+                )),
+            ),
+            super::EngineKind::Podman => (
+                format!("/v4.0.0/libpod/containers/{id}/checkpoint?keep=true&leaveRunning=true"),
+                None,
+            ),
+        };
+        // Checkpoints write the container's memory: allow the transfer bound.
+        refusal(
+            self.request("POST", &path, body, super::TRANSFER_TIMEOUT)
+                .instrument(span)
+                .await,
+        )
     }
 
     /// Restores stopped container `id` from checkpoint `name`. Returns the
@@ -420,54 +372,33 @@ impl Engine {
         name: &str,
     ) -> Result<std::result::Result<(), String>> {
         let span = tracing::info_span!("engine.restore", id, name);
-        async {
-            let (status, body) = match self.info.kind {
-                super::EngineKind::Docker => {
-                    self.post_raw(
-                        &format!(
-                            "/v{}/containers/{}/start?checkpoint={}",
-                            self.info.api_version,
-                            percent_encode(id),
-                            percent_encode(name)
-                        ),
-                        "",
-                    )
-                    .await?
-                }
-                super::EngineKind::Podman => {
-                    self.post_raw(
-                        &format!(
-                            "/v4.0.0/libpod/containers/{}/restore?keep=true",
-                            percent_encode(id)
-                        ),
-                        "",
-                    )
-                    .await?
-                }
-            };
-            Ok(if (200..300).contains(&status) {
-                Ok(())
-            } else {
-                Err(engine_text(status, &body))
-            })
-        }
-        .instrument(span)
-        .await
+        let path = match self.info.kind {
+            super::EngineKind::Docker => format!(
+                "/containers/{}/start?checkpoint={}",
+                percent_encode(id),
+                percent_encode(name)
+            ),
+            super::EngineKind::Podman => format!(
+                "/v4.0.0/libpod/containers/{}/restore?keep=true",
+                percent_encode(id)
+            ),
+        };
+        refusal(
+            self.request("POST", &path, None, super::TRANSFER_TIMEOUT)
+                .instrument(span)
+                .await,
+        )
     }
 }
 
-/// The message of an engine's error answer.
-fn engine_text(status: u16, body: &str) -> String {
-    let msg = serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            v.get("message")
-                .and_then(|m| m.as_str())
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| body.trim().to_string());
-    let msg: String = msg.chars().take(600).collect();
-    format!("engine answered {status}: {msg}")
+/// An engine's answer to a checkpoint request: done, or its refusal text (the engine answered
+/// with an error status); losing the engine stays an error.
+fn refusal(answer: Result<serde_json::Value>) -> Result<std::result::Result<(), String>> {
+    match answer {
+        Ok(_) => Ok(Ok(())),
+        Err(e) if matches!(e.kind(), ErrorKind::EngineUnavailable | ErrorKind::Timeout) => Err(e),
+        Err(e) => Ok(Err(e.message().to_string())),
+    }
 }
 
 #[cfg(test)]
