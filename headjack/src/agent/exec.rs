@@ -207,17 +207,20 @@ async fn forward(
     // The agent sees an OOM kill of the command itself; a kill of a process the command waited
     // for (a shell's child) shows as exit 137: the cgroup's counter tells.
     if status.code == 128 + 9
+        && !status.timed_out
         && let Some((session, seen)) = &failure.oom
     {
-        let mut text = String::new();
-        for path in crate::exec::OOM_COUNTERS {
-            if let Ok(b) = session.read_file(path, 64 << 10).await {
-                text.push_str(&String::from_utf8_lossy(&b));
+        status.oom_killed |= crate::exec::oom_kill_seen(seen, || async {
+            let mut text = None::<String>;
+            for path in crate::exec::OOM_COUNTERS {
+                if let Ok(b) = session.read_file(path, 64 << 10).await {
+                    text.get_or_insert_default()
+                        .push_str(&String::from_utf8_lossy(&b));
+                }
             }
-        }
-        let count = crate::exec::oom_kill_count(&text);
-        let before = seen.fetch_max(count, std::sync::atomic::Ordering::SeqCst);
-        status.oom_killed |= count > before;
+            text
+        })
+        .await;
     }
     if status.oom_killed {
         let limit = failure

@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -302,7 +302,10 @@ impl Driver {
                 break;
             }
         }
-        let oom_killed = !kill_failed && code == 128 + 9 && self.oom_killed().await;
+        let oom_killed = !kill_failed
+            && !timed_out
+            && code == 128 + 9
+            && super::oom_kill_seen(&self.oom_seen, || self.oom_counters()).await;
         if oom_killed {
             let line = format!(
                 "headjack: {}: killed: out of memory{}\n",
@@ -341,11 +344,11 @@ impl Driver {
         }
     }
 
-    /// Whether the container's memory limit killed a process since the last check: the kernel
-    /// counts OOM kills per memory cgroup (`oom_kill` in cgroup v1's `memory.oom_control` and
-    /// v2's `memory.events`), readable inside the container; the engines do not report OOM kills
-    /// of exec'd processes in their inspect data. Needs `cat` in the image (else: unknown, false).
-    async fn oom_killed(&self) -> bool {
+    /// The text of the container's OOM-kill counters (cgroup v1's `memory.oom_control`, v2's
+    /// `memory.events`), read with `cat` inside it: the engines do not report OOM kills of
+    /// exec'd processes in their inspect data. `None` when it cannot be read (no `cat` in the
+    /// image, the engine failing).
+    async fn oom_counters(&self) -> Option<String> {
         let params = ExecParams {
             cmd: std::iter::once("cat")
                 .chain(super::OOM_COUNTERS)
@@ -353,9 +356,7 @@ impl Driver {
                 .collect(),
             ..Default::default()
         };
-        let Ok((_, mut out, _)) = self.engine.exec(&self.container, params).await else {
-            return false;
-        };
+        let (_, mut out, _) = self.engine.exec(&self.container, params).await.ok()?;
         let mut text = Vec::new();
         let read = async {
             while let Some(Ok(chunk)) = out.next().await {
@@ -364,15 +365,10 @@ impl Driver {
                 }
             }
         };
-        if tokio::time::timeout(Duration::from_secs(10), read)
+        tokio::time::timeout(Duration::from_secs(10), read)
             .await
-            .is_err()
-        {
-            return false;
-        }
-        let count = super::oom_kill_count(&String::from_utf8_lossy(&text));
-        let before = self.oom_seen.fetch_max(count, Ordering::SeqCst);
-        count > before
+            .ok()?;
+        Some(String::from_utf8_lossy(&text).into_owned()).filter(|t| t.contains("oom_kill "))
     }
 
     /// ` (limit 64 MiB)`, or nothing when the limit is unknown.

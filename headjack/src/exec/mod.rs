@@ -342,6 +342,33 @@ pub(crate) const OOM_COUNTERS: [&str; 2] = [
     "/sys/fs/cgroup/memory.events",
 ];
 
+/// Whether the container's memory limit killed a process since the instance last looked.
+/// `read` returns the text of [`OOM_COUNTERS`] (`None` when it could not be read); `seen` is the
+/// instance's count already reported. Called only for a command that died of SIGKILL, so the
+/// read is retried a few times, briefly: a read that failed (the engine busy right after the
+/// kill) or a count that has not moved yet must not turn an OOM kill into a plain "exit 137".
+pub(crate) async fn oom_kill_seen<F, Fut>(seen: &std::sync::atomic::AtomicU64, mut read: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<String>>,
+{
+    for attempt in 0..4u64 {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+        }
+        let Some(text) = read().await else {
+            tracing::debug!(attempt, "could not read the OOM-kill counters");
+            continue;
+        };
+        let count = oom_kill_count(&text);
+        if count > seen.fetch_max(count, std::sync::atomic::Ordering::SeqCst) {
+            return true;
+        }
+        tracing::debug!(attempt, count, "no new OOM kill counted");
+    }
+    false
+}
+
 /// The largest `oom_kill N` count in the text of [`OOM_COUNTERS`].
 pub(crate) fn oom_kill_count(text: &str) -> u64 {
     text.lines()
@@ -394,6 +421,32 @@ impl StartFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The OOM check: a failed read or a count that has not moved yet is retried; a count seen
+    /// once is not reported twice.
+    #[tokio::test]
+    async fn oom_kills_are_counted_once_and_reads_retried() {
+        use std::sync::atomic::AtomicU64;
+        let seen = AtomicU64::new(0);
+        // Two failed reads, then the counter: still an OOM kill.
+        let mut reads = vec![None, None, Some("oom_kill 1\n".to_string())].into_iter();
+        assert!(oom_kill_seen(&seen, || std::future::ready(reads.next().flatten())).await);
+        // The same count again (a plain `kill -9`): not an OOM kill, after every retry.
+        let mut calls = 0;
+        let plain = oom_kill_seen(&seen, || {
+            calls += 1;
+            std::future::ready(Some("under_oom 0\noom_kill 1\n".to_string()))
+        })
+        .await;
+        assert!(!plain);
+        assert_eq!(calls, 4);
+        // A count that moves only on the second look.
+        let mut reads = ["oom_kill 1", "oom_kill 2"].into_iter();
+        assert!(oom_kill_seen(&seen, || std::future::ready(reads.next().map(String::from))).await);
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // Never readable: unknown, so not claimed.
+        assert!(!oom_kill_seen(&seen, || std::future::ready(None)).await);
+    }
 
     #[test]
     fn empty_or_bad_commands_are_rejected() {

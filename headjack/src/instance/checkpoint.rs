@@ -75,7 +75,8 @@ impl crate::client::Client {
             return Err(Error::new(
                 ErrorKind::Conflict,
                 format!(
-                    "cannot restore instance {id_or_name} from checkpoint {name:?}: it is {};                      stop it first (its processes are replaced by the checkpoint's)",
+                    "cannot restore instance {id_or_name} from checkpoint {name:?}: it is {}; \
+                     stop it first (its processes are replaced by the checkpoint's)",
                     status.as_str()
                 ),
             ));
