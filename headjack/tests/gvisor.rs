@@ -47,3 +47,33 @@ async fn runsc_runtime_runs_under_gvisor() {
         "the gVisor container outlived its handle"
     );
 }
+
+/// Checkpointing a gVisor sandbox under Docker is refused before it is touched: runsc, asked to
+/// leave the sandbox running, stops it (it panics on 20221219), and Docker before 26 cannot
+/// restore the checkpoint anyway. The instance keeps running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoint_of_a_gvisor_sandbox_is_refused_without_harm() {
+    let host = std::env::var("HEADJACK_TEST_GVISOR_HOST")
+        .unwrap_or_else(|_| "unix:///run/headjack-gvisor/docker.sock".into());
+    let c = Client::connect_to(&host).await.unwrap_or_else(|e| {
+        panic!("the gVisor engine at {host} is not reachable ({e}); run tests/env/up.sh")
+    });
+    let env = c
+        .spawn(
+            Spec::new()
+                .base(common::busybox())
+                .runtime("runsc")
+                .network(Network::None)
+                .label("io.headjack.test", "1"),
+        )
+        .await
+        .unwrap();
+    env.write_file("/tmp/kept", b"yes").await.unwrap();
+    let e = env.checkpoint("c1").await.unwrap_err();
+    assert_eq!(e.kind(), headjack::ErrorKind::Unsupported, "{e}");
+    assert!(e.message().contains("gVisor (runsc)"), "{e}");
+    assert!(e.message().contains("moby/moby#42900"), "{e}");
+    assert_eq!(env.status().await.unwrap(), headjack::Status::Running);
+    assert_eq!(env.read_file("/tmp/kept").await.unwrap(), b"yes");
+    env.remove().await.unwrap();
+}

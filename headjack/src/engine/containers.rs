@@ -91,6 +91,8 @@ pub(crate) struct ContainerDetails {
     pub oom_killed: bool,
     /// The memory limit in bytes (0 or absent: none).
     pub memory_limit: Option<i64>,
+    /// The OCI runtime (`runc`, `runsc`, `crun`…) when the engine says.
+    pub runtime: Option<String>,
 }
 
 /// One container found by a label query.
@@ -350,6 +352,8 @@ impl Engine {
                     .get("HostConfig")
                     .and_then(|h| h.get("Memory"))
                     .and_then(|v| v.as_i64()),
+                runtime: Some(text(c.get("HostConfig").and_then(|h| h.get("Runtime"))))
+                    .filter(|r| !r.is_empty()),
             })
         }
         .instrument(span)

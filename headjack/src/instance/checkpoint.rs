@@ -9,7 +9,7 @@ fn checkpoint_unsupported(engine: &crate::engine::Engine, what: &str, why: &str)
     let how = match engine.info().kind {
         crate::engine::EngineKind::Docker => {
             "Docker takes checkpoints only in experimental mode (dockerd --experimental) with \
-             CRIU installed, or with the runsc (gVisor) runtime"
+             CRIU installed, of runc containers"
         }
         crate::engine::EngineKind::Podman => {
             "Podman takes checkpoints with CRIU: install criu (a Debian package) and check that \
@@ -35,7 +35,8 @@ fn check_checkpoint_name(name: &str) -> Result<()> {
 impl Instance {
     /// Saves the instance's processes with their memory as checkpoint `name`, leaving it
     /// running; [`crate::client::Client::restore`] brings them back as they were. Needs an engine that
-    /// can (Docker in experimental mode with CRIU or runsc; Podman with CRIU).
+    /// can: Docker in experimental mode with CRIU (runc containers; gVisor's runsc is refused,
+    /// it cannot leave the sandbox running), or Podman with CRIU.
     ///
     /// # Errors
     ///
@@ -45,13 +46,32 @@ impl Instance {
     pub async fn checkpoint(&self, name: &str) -> Result<()> {
         self.check_live()?;
         check_checkpoint_name(name)?;
+        let what = format!("cannot checkpoint instance {} as {name:?}", self.id);
+        if self.engine.info().kind == crate::engine::EngineKind::Docker
+            && self
+                .engine
+                .inspect(&self.container_id)
+                .await?
+                .runtime
+                .as_deref()
+                == Some("runsc")
+        {
+            // Found on runsc 20221219 with an experimental dockerd 20.10: asked to leave the
+            // sandbox running, runsc panics and the sandbox dies; and this Docker cannot
+            // restore a checkpoint anyway (moby/moby#42900). Refuse before harming it.
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "{what}: gVisor (runsc) under Docker cannot checkpoint a running sandbox and \
+                     leave it running (runsc stops the sandbox), and Docker before 26 cannot \
+                     restore such a checkpoint (moby/moby#42900). Use Podman with CRIU, or \
+                     `commit`/`fork` to keep the instance's files"
+                ),
+            ));
+        }
         match self.engine.checkpoint(&self.container_id, name).await? {
             Ok(()) => Ok(()),
-            Err(why) => Err(checkpoint_unsupported(
-                &self.engine,
-                &format!("cannot checkpoint instance {} as {name:?}", self.id),
-                &why,
-            )),
+            Err(why) => Err(checkpoint_unsupported(&self.engine, &what, &why)),
         }
     }
 }
