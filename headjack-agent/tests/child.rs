@@ -394,15 +394,19 @@ async fn background_processes_survive_their_session_and_replay_output() {
     {
         match att.next().await.unwrap().unwrap() {
             AttachEvent::Output(c) => got.push((c.stream, c.data)),
+            AttachEvent::Replayed => {}
             other => panic!("{other:?}"),
         }
     }
     assert_eq!(got[0], (StreamKind::Stdout, b"one\n".to_vec()));
     assert!(got.contains(&(StreamKind::Stderr, b"two\n".to_vec())));
     a.ch.kill(id, libc::SIGKILL).await.unwrap();
-    match att.next().await.unwrap().unwrap() {
-        AttachEvent::Exited(st) => assert_eq!(st.signal, Some(9)),
-        other => panic!("{other:?}"),
+    loop {
+        match att.next().await.unwrap().unwrap() {
+            AttachEvent::Exited(st) => break assert_eq!(st.signal, Some(9)),
+            AttachEvent::Replayed => {}
+            other => panic!("{other:?}"),
+        }
     }
     assert!(att.next().await.is_none());
     let st = a.ch.wait(id).await.unwrap();
@@ -442,13 +446,17 @@ async fn a_lagging_follower_learns_what_it_lost() {
     let mut att = a.ch.attach(id, true).await.unwrap();
     let mut lost = 0;
     let mut bytes = 0;
+    let mut replayed_at = None;
     loop {
         match att.next().await.unwrap().unwrap() {
             AttachEvent::Gap(n) => lost += n,
             AttachEvent::Output(c) => bytes += c.data.len() as u64,
+            AttachEvent::Replayed => replayed_at = Some(bytes),
             AttachEvent::Exited(_) => break,
         }
     }
+    // The replay's end is marked after everything the ended process wrote.
+    assert_eq!(replayed_at, Some(1000));
     assert_eq!(bytes, 1000);
     assert_eq!(lost + bytes, 5005);
 }
@@ -994,6 +1002,7 @@ async fn extreme_values_are_handled_not_fatal() {
     a.ch.wait(id).await.unwrap();
     let mut att = a.ch.attach(id, true).await.unwrap();
     assert_eq!(att.next().await.unwrap().unwrap(), AttachEvent::Gap(5));
+    assert_eq!(att.next().await.unwrap().unwrap(), AttachEvent::Replayed);
     assert!(matches!(
         att.next().await.unwrap().unwrap(),
         AttachEvent::Exited(_)

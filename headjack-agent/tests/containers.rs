@@ -255,6 +255,7 @@ async fn background_process_survives_its_host_process(e: Engine) {
     while !(text(&out).contains("first") && text(&out).contains("second")) {
         match att.next().await.unwrap().unwrap() {
             AttachEvent::Output(c) => out.extend(c.data),
+            AttachEvent::Replayed => {}
             other => panic!("{other:?}"),
         }
     }
@@ -265,7 +266,7 @@ async fn background_process_survives_its_host_process(e: Engine) {
                 assert_eq!(st.signal, Some(9));
                 break;
             }
-            AttachEvent::Output(_) | AttachEvent::Gap(_) => {}
+            AttachEvent::Output(_) | AttachEvent::Gap(_) | AttachEvent::Replayed => {}
         }
     }
     s2.forget(id).await.unwrap();

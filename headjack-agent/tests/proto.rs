@@ -317,6 +317,7 @@ fn message() -> impl Strategy<Value = Message> {
                 .collect()
         )),
         any::<u64>().prop_map(|lost| Message::Gap { lost }),
+        Just(Message::Replayed),
     ]
 }
 

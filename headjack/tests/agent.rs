@@ -300,3 +300,51 @@ async fn another_session_reaches_the_same_agent_through_a_relay() {
     );
     assert!(plain.exec(["true"]).await.unwrap().success());
 }
+
+/// A process that never stops writing: reading what it has written so far (`Process::output`,
+/// `Instance::logs`) ends where the agent marks the replay's end, instead of waiting for a
+/// quiet spell that never comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_the_output_of_a_chatty_process_ends() {
+    let c = client().await;
+    let chatty = "i=0; while true; do i=$((i+1)); echo line $i; usleep 20000; done";
+    let env = c
+        .spawn(spec().engine_exec(false).init(["sh", "-c", chatty]))
+        .await
+        .unwrap();
+    let p = env.start_process(["sh", "-c", chatty]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let text = |chunks: Vec<headjack::exec::Chunk>| {
+        chunks
+            .iter()
+            .map(|c| String::from_utf8_lossy(&c.data).into_owned())
+            .collect::<String>()
+    };
+    let out = tokio::time::timeout(Duration::from_secs(30), p.output())
+        .await
+        .expect("output() of a running, chatty process returned")
+        .unwrap();
+    let out = text(out);
+    assert!(
+        out.starts_with("line 1\n") && out.contains("line 5\n"),
+        "{out}"
+    );
+    let logs = tokio::time::timeout(Duration::from_secs(30), env.logs())
+        .await
+        .expect("logs() of a chatty init returned")
+        .unwrap();
+    let logs = text(logs);
+    assert!(
+        logs.starts_with("line 1\n") && logs.contains("line 5\n"),
+        "{logs}"
+    );
+    // An ended process: everything it wrote, then the end.
+    p.kill(9).await.unwrap();
+    p.wait().await.unwrap();
+    let before = text(p.output().await.unwrap());
+    assert!(
+        before.len() >= out.len() && before.starts_with(&out),
+        "{before}"
+    );
+    env.remove().await.unwrap();
+}

@@ -36,6 +36,9 @@ pub struct Attacher {
     pub stream: u32,
     pub pos: u64,
     pub credit: u32,
+    /// Where the replay it asked for ends (the ring's end when it attached): reaching it sends
+    /// `Replayed` once.
+    pub replay_until: Option<u64>,
 }
 
 pub struct Proc {

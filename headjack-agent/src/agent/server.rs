@@ -916,6 +916,7 @@ impl Agent {
         if self.pid1 {
             caps |= capability::PID1;
         }
+        caps |= capability::REPLAY_MARK;
         s.send(
             stream,
             &Message::HelloReply(HelloReply {
@@ -1062,6 +1063,7 @@ impl Agent {
             stream,
             pos,
             credit: WINDOW,
+            replay_until: replay.then(|| ring.end()),
         });
         s.streams.insert(stream, Stream::Attach(process));
         self.pump_attachers(process);
@@ -1648,6 +1650,12 @@ impl Agent {
                 continue;
             };
             loop {
+                if let Some(until) = a.replay_until
+                    && a.pos >= until
+                {
+                    s.send(a.stream, &Message::Replayed);
+                    a.replay_until = None;
+                }
                 if a.pos >= ring.end() {
                     if let Some(st) = &finished {
                         s.send(a.stream, &Message::Exited(st.clone()));

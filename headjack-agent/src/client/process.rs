@@ -16,6 +16,10 @@ pub enum AttachEvent {
     /// This many bytes of output were lost to this follower (the ring dropped them before it
     /// read them).
     Gap(u64),
+    /// Everything the process had written when the attach (with replay) was asked for has been
+    /// delivered; what follows is new output. Sent once, only by agents with
+    /// [`crate::proto::capability::REPLAY_MARK`].
+    Replayed,
     /// The process ended; nothing follows.
     Exited(ExitStatus),
 }
@@ -66,6 +70,7 @@ impl AttachHandle {
                 }
                 Event::Msg(Message::Gap { lost }) => return Some(Ok(AttachEvent::Gap(lost))),
                 Event::Msg(Message::Exited(st)) => return Some(Ok(AttachEvent::Exited(st))),
+                Event::Msg(Message::Replayed) => return Some(Ok(AttachEvent::Replayed)),
                 Event::Msg(Message::End) => {
                     self.done = true;
                     self.ch.close_stream(self.rx.id);

@@ -72,6 +72,9 @@ pub mod kind {
     pub const DIR_LIST: u8 = 136;
     /// Agent → client: an attached follower fell behind; this much output was lost to it.
     pub const GAP: u8 = 137;
+    /// Agent → client: an attach with replay has delivered all the output the process had
+    /// written when it was asked; what follows is new.
+    pub const REPLAYED: u8 = 138;
 }
 
 /// Bits of [`HelloReply::capabilities`].
@@ -84,6 +87,8 @@ pub mod capability {
     pub const OOM: u64 = 4;
     /// The agent is PID 1 of its PID namespace.
     pub const PID1: u64 = 8;
+    /// An attach with replay marks the replay's end with [`super::Message::Replayed`].
+    pub const REPLAY_MARK: u64 = 16;
 }
 
 /// What bytes in a [`Message::Data`] frame are.
@@ -567,6 +572,7 @@ pub enum Message {
     Gap {
         lost: u64,
     },
+    Replayed,
 }
 
 /// A payload that does not decode as its kind says.
@@ -667,6 +673,7 @@ impl Message {
             StatReply(_) => kind::STAT_REPLY,
             DirList(_) => kind::DIR_LIST,
             Gap { .. } => kind::GAP,
+            Replayed => kind::REPLAYED,
         }
     }
 
@@ -706,7 +713,7 @@ impl Message {
                 e.str(&h.client);
             }
             Exec(s) | Start(s) => enc_exec(e, s),
-            StdinClose | Cancel | ListProcesses | End | Ok => {}
+            StdinClose | Cancel | ListProcesses | End | Ok | Replayed => {}
             Resize { rows, cols } => {
                 e.u16(*rows);
                 e.u16(*cols);
@@ -887,6 +894,7 @@ impl Message {
             },
             kind::EXITED => Exited(dec_status(d)?),
             kind::OK => Message::Ok,
+            kind::REPLAYED => Message::Replayed,
             kind::ERROR => Error(ErrorReply {
                 code: ErrorCode::from_u16(d.u16("code")?),
                 message: d.str("message")?,

@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use headjack_agent::client::{AttachEvent, ExecRequest};
+use headjack_agent::client::{AttachEvent, AttachHandle, ExecRequest};
+use headjack_agent::proto::capability;
 use tokio::sync::{mpsc, oneshot};
 
 use super::exec::map_status;
@@ -63,17 +64,7 @@ impl Process {
     ///
     /// [`ErrorKind::NotFound`] for a process the agent does not know (forgotten).
     pub async fn attach(&self, replay: bool) -> Result<ExecStream> {
-        let mut handle = self
-            .session
-            .bounded(&format!("attaching to process {}", self.id), async {
-                self.session
-                    .channel()
-                    .await?
-                    .attach(self.id, replay)
-                    .await
-                    .map_err(from_agent)
-            })
-            .await?;
+        let (mut handle, _) = self.follow(replay).await?;
         let (tx, rx) = mpsc::channel(64);
         let (status_tx, status_rx) = oneshot::channel();
         tokio::spawn(async move {
@@ -92,19 +83,9 @@ impl Process {
                         }
                         Some(Err(e)) => return Err(from_agent(e)),
                         Some(Ok(AttachEvent::Exited(s))) => return Ok(map_status(&s)),
-                        Some(Ok(AttachEvent::Gap(n))) => Chunk {
-                            stream: StreamKind::Stderr,
-                            data: Bytes::from(format!(
-                                "headjack: {n} bytes of this process's earlier output were dropped (the agent keeps only the most recent)\n"
-                            )),
-                        },
-                        Some(Ok(AttachEvent::Output(c))) => Chunk {
-                            stream: match c.stream {
-                                headjack_agent::client::StreamKind::Stdout => StreamKind::Stdout,
-                                headjack_agent::client::StreamKind::Stderr => StreamKind::Stderr,
-                            },
-                            data: Bytes::from(c.data),
-                        },
+                        Some(Ok(AttachEvent::Replayed)) => continue,
+                        Some(Ok(AttachEvent::Gap(n))) => gap_chunk(n),
+                        Some(Ok(AttachEvent::Output(c))) => output_chunk(c),
                     };
                     if tx.send(Ok(chunk)).await.is_err() {
                         return Err(Error::new(ErrorKind::Conflict, "stopped following"));
@@ -117,23 +98,50 @@ impl Process {
         Ok(ExecStream::new(rx, status_rx, None, ExecResizer::none()))
     }
 
+    /// Opens the agent's attach stream; also says whether the agent marks the replay's end.
+    async fn follow(&self, replay: bool) -> Result<(AttachHandle, bool)> {
+        self.session
+            .bounded(&format!("attaching to process {}", self.id), async {
+                let channel = self.session.channel().await?;
+                let marked = channel.agent().capabilities & capability::REPLAY_MARK != 0;
+                let handle = channel.attach(self.id, replay).await.map_err(from_agent)?;
+                Ok((handle, marked))
+            })
+            .await
+    }
+
     /// What the agent keeps of the process's output now (the last part of it), without
-    /// following: for an ended process its whole kept output; for a running one, what arrived
-    /// until the replay went quiet for 100 ms (the protocol does not mark the replay's end).
-    /// A gap is reported as one line on stderr, as in [`Process::attach`].
+    /// following: for an ended process its whole kept output; for a running one, what it had
+    /// written when asked (the agent marks where that replay ends; an agent too old to mark it
+    /// is read until its replay goes quiet for 100 ms). A gap is reported as one line on
+    /// stderr, as in [`Process::attach`].
     ///
     /// # Errors
     ///
     /// [`ErrorKind::NotFound`] for a process the agent does not know (forgotten);
     /// [`ErrorKind::Conflict`] when the instance is not running.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping it stops reading; the process goes on.
     pub async fn output(&self) -> Result<Vec<Chunk>> {
-        let mut stream = self.attach(true).await?;
+        let (mut handle, marked) = self.follow(true).await?;
+        let quiet = std::time::Duration::from_millis(100);
         let mut out = Vec::new();
         loop {
-            match tokio::time::timeout(std::time::Duration::from_millis(100), stream.next()).await {
-                Ok(Some(Ok(chunk))) => out.push(chunk),
-                Ok(Some(Err(e))) => return Err(e),
-                Ok(None) | Err(_) => return Ok(out),
+            let event = if marked {
+                handle.next().await
+            } else {
+                match tokio::time::timeout(quiet, handle.next()).await {
+                    Ok(e) => e,
+                    Err(_) => return Ok(out),
+                }
+            };
+            match event {
+                None | Some(Ok(AttachEvent::Replayed | AttachEvent::Exited(_))) => return Ok(out),
+                Some(Err(e)) => return Err(from_agent(e)),
+                Some(Ok(AttachEvent::Gap(n))) => out.push(gap_chunk(n)),
+                Some(Ok(AttachEvent::Output(c))) => out.push(output_chunk(c)),
             }
         }
     }
@@ -302,6 +310,28 @@ pub fn signal_number(name: &str) -> Result<i32> {
                 "{name:?} is not a signal (use a name such as TERM, KILL, INT, HUP, or a number)"
             ))
         })
+}
+
+/// The line that reports output the agent's ring dropped before this reader got it.
+fn gap_chunk(lost: u64) -> Chunk {
+    Chunk {
+        stream: StreamKind::Stderr,
+        data: Bytes::from(format!(
+            "headjack: {lost} bytes of this process's earlier output were dropped (the agent \
+             keeps only the most recent)\n"
+        )),
+    }
+}
+
+/// A chunk of the agent's output as headjack reports it.
+pub(crate) fn output_chunk(c: headjack_agent::client::Chunk) -> Chunk {
+    Chunk {
+        stream: match c.stream {
+            headjack_agent::client::StreamKind::Stdout => StreamKind::Stdout,
+            headjack_agent::client::StreamKind::Stderr => StreamKind::Stderr,
+        },
+        data: Bytes::from(c.data),
+    }
 }
 
 #[cfg(test)]

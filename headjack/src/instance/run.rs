@@ -205,9 +205,10 @@ async fn init_output(
         .attach(init.id, true)
         .await
         .map_err(crate::agent::from_agent)?;
-    // Without `follow`: what is kept now — the replay arrives at once, so a short quiet spell
-    // ends it.
-    let quiet = (!follow).then_some(Duration::from_millis(100));
+    // Without `follow`: what is kept now — up to the agent's end-of-replay mark, or, from an
+    // agent too old to mark it, until the replay (which arrives at once) goes quiet.
+    let marked = channel.agent().capabilities & headjack_agent::proto::capability::REPLAY_MARK != 0;
+    let quiet = (!follow && !marked).then_some(Duration::from_millis(100));
     Ok(
         futures_util::stream::unfold(handle, move |mut h| async move {
             loop {
@@ -220,19 +221,12 @@ async fn init_output(
                 };
                 match next {
                     Some(Ok(headjack_agent::client::AttachEvent::Output(c))) => {
-                        let chunk = Chunk {
-                            stream: match c.stream {
-                                headjack_agent::client::StreamKind::Stdout => {
-                                    crate::exec::StreamKind::Stdout
-                                }
-                                headjack_agent::client::StreamKind::Stderr => {
-                                    crate::exec::StreamKind::Stderr
-                                }
-                            },
-                            data: bytes::Bytes::from(c.data),
-                        };
-                        return Some((Ok(chunk), h));
+                        return Some((Ok(crate::agent::process::output_chunk(c)), h));
                     }
+                    Some(Ok(headjack_agent::client::AttachEvent::Replayed)) if !follow => {
+                        return None;
+                    }
+                    Some(Ok(headjack_agent::client::AttachEvent::Replayed)) => continue,
                     Some(Ok(headjack_agent::client::AttachEvent::Gap(_))) => continue,
                     // The init ended, or the instance stopped: the output is complete.
                     Some(Ok(headjack_agent::client::AttachEvent::Exited(_)))

@@ -149,9 +149,12 @@ impl super::InstanceInfo {
     /// stopped. (The engine tells about the memory limit only to [`Instance::inspect`].)
     pub fn exit_reason(&self) -> Option<String> {
         match self.status {
-            super::Status::Exited(_) | super::Status::Dead if self.oom_killed => {
+            // Docker's flag stays set once the memory limit killed any process of the
+            // container: a clean exit after that was not an OOM kill.
+            super::Status::Exited(code) if self.oom_killed && code != 0 => {
                 Some("killed: out of memory".to_string())
             }
+            super::Status::Dead if self.oom_killed => Some("killed: out of memory".to_string()),
             super::Status::Exited(code) if code > 128 && code < 128 + 65 => {
                 Some(format!("killed by signal {}", code - 128))
             }
@@ -174,6 +177,43 @@ impl crate::exec::ExecOutput {
             format!("killed by signal {}", self.exit_code - 128)
         } else {
             format!("exited with code {}", self.exit_code)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{InstanceInfo, Status};
+
+    #[test]
+    fn exit_reasons_say_how_an_instance_ended() {
+        let info = |status, oom_killed| InstanceInfo {
+            oom_killed,
+            ..InstanceInfo::from_parts(
+                "c".into(),
+                "n".into(),
+                "i".into(),
+                status,
+                Default::default(),
+            )
+        };
+        let table = [
+            (Status::Running, false, None),
+            (Status::Running, true, None),
+            (Status::Exited(137), true, Some("killed: out of memory")),
+            // Docker's OOM flag outlives the kill it saw: a clean exit stays a clean exit.
+            (Status::Exited(0), true, Some("exited with code 0")),
+            (Status::Exited(137), false, Some("killed by signal 9")),
+            (Status::Exited(3), false, Some("exited with code 3")),
+            (Status::Exited(193), false, Some("exited with code 193")),
+            (Status::Dead, true, Some("killed: out of memory")),
+        ];
+        for (status, oom, want) in table {
+            assert_eq!(
+                info(status.clone(), oom).exit_reason().as_deref(),
+                want,
+                "{status:?} oom={oom}"
+            );
         }
     }
 }
