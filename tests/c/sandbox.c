@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -250,13 +251,14 @@ static void limits_volumes_checkpoints(headjack_client *client) {
     spec = test_spec();
     MUST(headjack_spec_set_memory(spec, 32u << 20, &err));
     MUST(headjack_spec_set_init(
-        spec, ARGV("sh", "-c", "sleep 1; head -c 200000000 /dev/zero | tail -c 100000000"), 3,
+        spec, ARGV("sh", "-c", "sleep 1; exec dd if=/dev/zero of=/dev/null bs=64M count=1"), 3,
         &err));
     headjack_instance *c = NULL;
     MUST(headjack_client_spawn(client, spec, &c, &err));
     headjack_state state = HEADJACK_STATE_RUNNING;
     for (int i = 0; i < 150 && state != HEADJACK_STATE_EXITED; i++) {
-        usleep(200 * 1000);
+        struct timespec pause = {0, 200 * 1000 * 1000};
+        nanosleep(&pause, NULL);
         MUST(headjack_instance_status(c, &state, NULL, &err));
     }
     CHECK(state == HEADJACK_STATE_EXITED);
