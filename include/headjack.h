@@ -35,7 +35,7 @@
  * constant changes incompatibly; compare it with `headjack_abi_version()` at start-up to make
  * sure the header you compiled against matches the library you linked.
  */
-#define HEADJACK_ABI_VERSION 2
+#define HEADJACK_ABI_VERSION 3
 
 /**
  * The library's major version (semantic versioning).

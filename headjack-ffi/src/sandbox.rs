@@ -378,3 +378,59 @@ pub extern "C" fn headjack_exit_status_reason(status: *const headjack_exit_statu
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    fn reason(status: &headjack_exit_status) -> String {
+        let p = headjack_exit_status_reason(status);
+        // SAFETY: a new string from headjack, freed right after.
+        let s = unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned();
+        crate::memory::headjack_string_free(p);
+        s
+    }
+
+    #[test]
+    fn exit_reasons_in_the_cores_words() {
+        let st = |code, timed_out, oom_killed| headjack_exit_status {
+            code,
+            timed_out,
+            oom_killed,
+            kill_failed: false,
+        };
+        assert_eq!(reason(&st(137, false, true)), "killed: out of memory");
+        assert_eq!(reason(&st(124, true, false)), "timed out");
+        assert_eq!(reason(&st(143, false, false)), "killed by signal 15");
+        assert_eq!(reason(&st(3, false, false)), "exited with code 3");
+        assert!(headjack_exit_status_reason(ptr::null()).is_null());
+    }
+
+    #[test]
+    fn volume_lists() {
+        let empty = volume_list_out(Vec::new());
+        // SAFETY: a live list.
+        let l = unsafe { &*empty };
+        assert!(l.items.is_null() && l.len == 0);
+        headjack_volume_list_free(empty);
+        let v = VolumeInfo {
+            name: "cache".into(),
+            driver: "local".into(),
+            mountpoint: "/var/lib/x".into(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            expires: Some(7),
+            labels: Default::default(),
+        };
+        let list = volume_list_out(vec![v.clone(), v]);
+        // SAFETY: a live list of two.
+        unsafe {
+            assert_eq!((*list).len, 2);
+            let second = &*(*list).items.add(1);
+            assert_eq!(CStr::from_ptr(second.name), c"cache");
+            assert_eq!(CStr::from_ptr(second.created_at), c"2026-01-01T00:00:00Z");
+            assert_eq!(second.expires, 7);
+        }
+        headjack_volume_list_free(list);
+    }
+}
