@@ -128,6 +128,17 @@ fn run_with_a_volume_and_a_port_then_stats_fork_and_volume_rm() {
     );
 }
 
+/// Removes kept instances when dropped, also when the test fails half-way.
+struct RemoveOnDrop(Vec<String>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for id in &self.0 {
+            let _ = cli_common::run(&["rm", id]);
+        }
+    }
+}
+
 #[test]
 fn run_limits_exit_reasons_checkpoint_and_restore() {
     use cli_common::{assert_failure, code, json, run, show, text};
@@ -176,6 +187,7 @@ fn run_limits_exit_reasons_checkpoint_and_restore() {
     let o = hj_run(&["--keep", "--memory", "32m", "--", "true"]);
     assert_eq!(code(&o), 0, "{}", show(&o));
     let oom_id = text(&o.stdout).trim().to_string();
+    let _remove_oom = RemoveOnDrop(vec![oom_id.clone()]);
     let o = run(&["exec", &oom_id, "--", "sh", "-c", oom]);
     assert_eq!(code(&o), 137, "{}", show(&o));
     assert!(
@@ -189,6 +201,7 @@ fn run_limits_exit_reasons_checkpoint_and_restore() {
     let o = hj_run(&["--keep", "--", "true"]);
     assert_eq!(code(&o), 0, "{}", show(&o));
     let id = text(&o.stdout).trim().to_string();
+    let _remove = RemoveOnDrop(vec![id.clone()]);
 
     // Checkpoints: a clear refusal on this machine (exit 125, one line), the instance unharmed.
     assert_failure(&run(&["checkpoint", &id, "bad name"]), "checkpoint name");
