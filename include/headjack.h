@@ -35,7 +35,7 @@
  * constant changes incompatibly; compare it with `headjack_abi_version()` at start-up to make
  * sure the header you compiled against matches the library you linked.
  */
-#define HEADJACK_ABI_VERSION 2
+#define HEADJACK_ABI_VERSION 3
 
 /**
  * The library's major version (semantic versioning).
@@ -493,6 +493,12 @@ typedef struct headjack_instance_info {
    * reads it; in a `headjack_client_list` it is false).
    */
   bool oom_killed;
+  /**
+   * Why the container stopped: `"killed: out of memory"` (only `headjack_instance_inspect`
+   * can tell), `"killed by signal N"`, `"exited with code N"` or `"dead (...)"`; NULL while
+   * it has not stopped.
+   */
+  const char *exit_reason;
 } headjack_instance_info;
 
 /**
@@ -640,6 +646,11 @@ typedef struct headjack_output {
    * run in the container (see `headjack_exit_status.kill_failed`).
    */
   bool kill_failed;
+  /**
+   * How the command ended, in words: `"killed: out of memory"`, `"timed out"`, `"killed by
+   * signal N"` or `"exited with code N"`. Owned by the output; never NULL.
+   */
+  const char *exit_reason;
 } headjack_output;
 
 /**
@@ -789,6 +800,46 @@ typedef struct headjack_stats {
    */
   uint64_t block_write_bytes;
 } headjack_stats;
+
+/**
+ * One named volume headjack created. Its strings belong to the list it is in.
+ */
+typedef struct headjack_volume {
+  /**
+   * The engine's volume name.
+   */
+  const char *name;
+  /**
+   * The volume driver (`local`).
+   */
+  const char *driver;
+  /**
+   * Where the engine keeps it on its host.
+   */
+  const char *mountpoint;
+  /**
+   * When the engine created it (RFC 3339, as the engine reports it).
+   */
+  const char *created_at;
+  /**
+   * Unix seconds after which `headjack_client_sweep` may remove it; 0: never.
+   */
+  uint64_t expires;
+} headjack_volume;
+
+/**
+ * A list of named volumes; owned by the caller and freed by `headjack_volume_list_free`.
+ */
+typedef struct headjack_volume_list {
+  /**
+   * The volumes; NULL when `len` is 0.
+   */
+  const struct headjack_volume *items;
+  /**
+   * How many volumes `items` holds.
+   */
+  size_t len;
+} headjack_volume_list;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1788,7 +1839,7 @@ headjack_status headjack_command_set_max_output(struct headjack_command *cmd,
  *
  * On success `*out` is a new output the caller frees with `headjack_output_free`. A non-zero
  * exit, a timeout or an out-of-memory kill is a success of the call: look at `exit_code`,
- * `timed_out`, `oom_killed` and `kill_failed`.
+ * `timed_out`, `oom_killed` and `kill_failed` (or `exit_reason`, the same in words).
  *
  * Thread-safe: several commands may run in one instance at once. Blocks until the command ends.
  */
@@ -2118,6 +2169,121 @@ headjack_status headjack_instance_fork(const struct headjack_instance *instance,
                                        bool keep_snapshot,
                                        struct headjack_instance **out,
                                        struct headjack_error **err);
+
+/**
+ * Sets the size of the instance's `/dev/shm` in bytes (the engines' default is 64 MiB).
+ * Checked when spawning (`HEADJACK_INVALID_ARGUMENT` below 4096 bytes).
+ *
+ * Thread-safe: calls on one spec are serialised.
+ */
+headjack_status headjack_spec_set_shm_size(struct headjack_spec *spec,
+                                           uint64_t bytes,
+                                           struct headjack_error **err);
+
+/**
+ * Sets the CPUs the instance may run on, as the kernel writes them: `"0-3"`, `"0,2"`, `"1"`.
+ * Checked when spawning (`HEADJACK_INVALID_ARGUMENT` for a malformed list).
+ *
+ * Thread-safe: calls on one spec are serialised.
+ */
+headjack_status headjack_spec_set_cpuset(struct headjack_spec *spec,
+                                         const char *cpus,
+                                         struct headjack_error **err);
+
+/**
+ * Adds a resource limit of every process in the instance: `name` as `ulimit` names it
+ * (`"nofile"`, `"nproc"`, `"core"`, `"stack"`, `"memlock"`, `"fsize"`, `"cpu"`, ...), with its
+ * `soft` and `hard` values; -1 is unlimited. A later limit of the same name replaces an
+ * earlier one. Checked when spawning (`HEADJACK_INVALID_ARGUMENT` for an unknown name, or a
+ * soft value above the hard one).
+ *
+ * Thread-safe: calls on one spec are serialised.
+ */
+headjack_status headjack_spec_add_ulimit(struct headjack_spec *spec,
+                                         const char *name,
+                                         int64_t soft,
+                                         int64_t hard,
+                                         struct headjack_error **err);
+
+/**
+ * Sets the size of the instance's writable root filesystem in bytes (the engine's
+ * `--storage-opt size`). Only some storage drivers can (overlay on xfs with `pquota`, btrfs,
+ * zfs, devicemapper); elsewhere spawning fails with `HEADJACK_UNSUPPORTED` naming the engine's
+ * storage driver. Checked when spawning (`HEADJACK_INVALID_ARGUMENT` below 1 MiB).
+ *
+ * Thread-safe: calls on one spec are serialised.
+ */
+headjack_status headjack_spec_set_disk(struct headjack_spec *spec,
+                                       uint64_t bytes,
+                                       struct headjack_error **err);
+
+/**
+ * The named volumes headjack created on this engine (`headjack_spec_add_volume_mount` creates
+ * them when missing). On success `*out` is a new list the caller frees with
+ * `headjack_volume_list_free`.
+ *
+ * Thread-safe.
+ */
+headjack_status headjack_client_volumes(const struct headjack_client *client,
+                                        struct headjack_volume_list **out,
+                                        struct headjack_error **err);
+
+/**
+ * Frees a list of volumes and everything it holds. NULL is ignored.
+ *
+ * Not to be called twice, nor while another thread uses the object.
+ */
+void headjack_volume_list_free(struct headjack_volume_list *list);
+
+/**
+ * Removes named volume `name` and its data; removing a volume that does not exist does
+ * nothing. `HEADJACK_CONFLICT` while an instance mounts it; `HEADJACK_INVALID_ARGUMENT` for a
+ * name that cannot be a volume's, or a volume headjack did not create.
+ *
+ * Thread-safe.
+ */
+headjack_status headjack_client_remove_volume(const struct headjack_client *client,
+                                              const char *name,
+                                              struct headjack_error **err);
+
+/**
+ * Saves the instance's processes with their memory as checkpoint `name`, leaving it running;
+ * `headjack_client_restore` brings them back. Needs an engine that can (Docker in experimental
+ * mode with CRIU or runsc; Podman with CRIU): otherwise `HEADJACK_UNSUPPORTED`, whose message
+ * says why and what it needs. `HEADJACK_INVALID_ARGUMENT` for a bad name, `HEADJACK_NOT_FOUND`
+ * for a removed instance.
+ *
+ * Thread-safe.
+ */
+headjack_status headjack_instance_checkpoint(const struct headjack_instance *instance,
+                                             const char *name,
+                                             struct headjack_error **err);
+
+/**
+ * Restores stopped instance `id_or_name` from its checkpoint `name`
+ * (`headjack_instance_checkpoint`): its processes continue from where they were. On success
+ * `*out` is a new handle (kept when freed, as from `headjack_client_attach`).
+ * `HEADJACK_UNSUPPORTED` when the engine cannot restore checkpoints (the message says why),
+ * `HEADJACK_CONFLICT` while the instance runs, `HEADJACK_NOT_FOUND` for an unknown instance,
+ * `HEADJACK_INVALID_ARGUMENT` for a bad name.
+ *
+ * Thread-safe.
+ */
+headjack_status headjack_client_restore(const struct headjack_client *client,
+                                        const char *id_or_name,
+                                        const char *name,
+                                        struct headjack_instance **out,
+                                        struct headjack_error **err);
+
+/**
+ * How a command ended, in words: `"killed: out of memory"` when the memory limit killed it,
+ * `"timed out"`, `"killed by signal N"` or `"exited with code N"` (the same words as
+ * `headjack_output.exit_reason`). A new string the caller frees with `headjack_string_free`;
+ * NULL when `status` is NULL.
+ *
+ * Thread-safe.
+ */
+char *headjack_exit_status_reason(const struct headjack_exit_status *status);
 
 #ifdef __cplusplus
 }  // extern "C"

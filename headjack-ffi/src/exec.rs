@@ -2,12 +2,12 @@
 //! (`headjack_instance_exec_start` + `headjack_exec_next`), or pushed to a callback
 //! (`headjack_instance_exec_stream`).
 
-use std::ffi::c_void;
+use std::ffi::{CString, c_char, c_void};
 use std::ptr;
 
 use headjack_core::exec::{Chunk, ExitStatus, SharedExec, StreamKind};
 
-use crate::args::arg_bytes;
+use crate::args::{arg_bytes, cstring};
 use crate::blocking::{block_on, finish};
 use crate::boundary::ffi_panic_boundary;
 use crate::command::{cmd_ref, headjack_command};
@@ -91,6 +91,9 @@ pub struct headjack_output {
     /// The command timed out, but headjack could not confirm it was killed: processes may still
     /// run in the container (see `headjack_exit_status.kill_failed`).
     pub kill_failed: bool,
+    /// How the command ended, in words: `"killed: out of memory"`, `"timed out"`, `"killed by
+    /// signal N"` or `"exited with code N"`. Owned by the output; never NULL.
+    pub exit_reason: *const c_char,
 }
 
 impl Castable for headjack_output {
@@ -104,6 +107,22 @@ pub(crate) struct OutputBox {
     output: headjack_output,
     _stdout: Box<[u8]>,
     _stderr: Box<[u8]>,
+    _exit_reason: CString,
+}
+
+/// How a command ended, in the core's words (`ExecOutput::exit_reason`).
+pub(crate) fn reason_of(code: i64, timed_out: bool, oom_killed: bool) -> String {
+    headjack_core::ExecOutput {
+        exit_code: code,
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+        stdout_truncated: false,
+        stderr_truncated: false,
+        timed_out,
+        oom_killed,
+        kill_failed: false,
+    }
+    .exit_reason()
 }
 
 /// A buffer viewing `bytes`, which the caller keeps alive.
@@ -119,6 +138,7 @@ fn view(bytes: &mut [u8]) -> headjack_buffer {
 }
 
 fn output_out(o: headjack_core::ExecOutput) -> *mut headjack_output {
+    let exit_reason = cstring(&o.exit_reason());
     let mut stdout = o.stdout.into_boxed_slice();
     let mut stderr = o.stderr.into_boxed_slice();
     box_out::<headjack_output>(OutputBox {
@@ -131,10 +151,12 @@ fn output_out(o: headjack_core::ExecOutput) -> *mut headjack_output {
             timed_out: o.timed_out,
             oom_killed: o.oom_killed,
             kill_failed: o.kill_failed,
+            exit_reason: exit_reason.as_ptr(),
         },
-        // The boxed slices' bytes do not move when the boxes do.
+        // The boxed slices' bytes (and the string's) do not move when the boxes do.
         _stdout: stdout,
         _stderr: stderr,
+        _exit_reason: exit_reason,
     })
 }
 
@@ -143,7 +165,7 @@ fn output_out(o: headjack_core::ExecOutput) -> *mut headjack_output {
 ///
 /// On success `*out` is a new output the caller frees with `headjack_output_free`. A non-zero
 /// exit, a timeout or an out-of-memory kill is a success of the call: look at `exit_code`,
-/// `timed_out`, `oom_killed` and `kill_failed`.
+/// `timed_out`, `oom_killed` and `kill_failed` (or `exit_reason`, the same in words).
 ///
 /// Thread-safe: several commands may run in one instance at once. Blocks until the command ends.
 #[unsafe(no_mangle)]

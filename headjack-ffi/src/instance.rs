@@ -444,6 +444,10 @@ pub struct headjack_instance_info {
     /// The memory limit killed the container's main process (only `headjack_instance_inspect`
     /// reads it; in a `headjack_client_list` it is false).
     pub oom_killed: bool,
+    /// Why the container stopped: `"killed: out of memory"` (only `headjack_instance_inspect`
+    /// can tell), `"killed by signal N"`, `"exited with code N"` or `"dead (...)"`; NULL while
+    /// it has not stopped.
+    pub exit_reason: *const c_char,
 }
 
 /// A list of instances, owned by the caller and freed by `headjack_instance_list_free`.
@@ -472,6 +476,10 @@ fn info_parts(i: &InstanceInfo) -> (headjack_instance_info, InfoStore) {
         .map(|s| cstring(s))
         .collect();
     strings.push(cstring(i.status.as_str()));
+    let exit_reason = i.exit_reason().map(|r| {
+        strings.push(cstring(&r));
+        strings.len() - 1
+    });
     let first_label = strings.len();
     for (k, v) in &labels {
         strings.push(cstring(k));
@@ -505,6 +513,7 @@ fn info_parts(i: &InstanceInfo) -> (headjack_instance_info, InfoStore) {
         label_values: or_null(&values),
         labels_len: labels.len(),
         oom_killed: i.oom_killed,
+        exit_reason: exit_reason.map_or(ptr::null(), |n| strings[n].as_ptr()),
     };
     (
         info,

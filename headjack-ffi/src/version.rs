@@ -5,7 +5,7 @@ use std::ffi::c_char;
 /// The version of the C ABI this header describes. It changes whenever a function, type or
 /// constant changes incompatibly; compare it with `headjack_abi_version()` at start-up to make
 /// sure the header you compiled against matches the library you linked.
-pub const HEADJACK_ABI_VERSION: u32 = 2;
+pub const HEADJACK_ABI_VERSION: u32 = 3;
 
 /// The library's major version (semantic versioning).
 pub const HEADJACK_VERSION_MAJOR: u32 = 0;

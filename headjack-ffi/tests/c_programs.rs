@@ -398,13 +398,27 @@ fn processes_program_reattaches_after_a_crash() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("processes: all checks passed"));
 }
 
-/// Sandbox features (issue 13): a published port reached over TCP, stats, fork, clear errors.
+/// Sandbox features (issue 13): a published port reached over TCP, stats, fork, limits, a named
+/// volume across instances, the memory limit and exit reasons, checkpoints, clear errors.
 #[test]
 fn sandbox_program_passes_under_asan() {
     let exe = compile("tests/c/sandbox.c", "sandbox");
     let env = EngineEnv::new("ffi-sandbox");
     let result = env.command(&exe).output();
-    let left = env.leftovers();
+    let mut left = env.leftovers();
+    // The program's volume (named after the run) must be gone too.
+    let out = EngineEnv::docker(&[
+        "volume",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("name={}", env.run),
+    ])
+    .expect("running docker volume ls");
+    for v in String::from_utf8_lossy(&out.stdout).lines() {
+        let _ = EngineEnv::docker(&["volume", "rm", "-f", v]);
+        left.push(format!("volume {v}"));
+    }
     let out = result.expect("running tests/c/sandbox.c");
     passed("tests/c/sandbox.c", &out, &left);
 }

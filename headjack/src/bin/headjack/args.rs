@@ -103,6 +103,13 @@ pub enum Command {
     /// Named volumes that outlive instances (`run --volume NAME:/path`).
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Save a running instance's processes with their memory as checkpoint NAME (it keeps
+    /// running). Needs an engine that can (Docker in experimental mode with CRIU, or Podman
+    /// with CRIU); elsewhere it fails (exit 125) saying why.
+    Checkpoint(CheckpointArgs),
+    /// Restore a stopped instance from its checkpoint NAME: its processes continue where they
+    /// were. Prints the instance's ID. Fails (exit 125) where the engine cannot restore.
+    Restore(CheckpointArgs),
     /// Background processes of an instance (started with `exec --detach`): list them, replay
     /// and follow their output, signal them, wait for them, forget them.
     Proc(ProcArgs),
@@ -284,6 +291,21 @@ pub struct RunArgs {
     /// read-only); repeatable.
     #[arg(long = "volume", short = 'v', value_name = "NAME:/PATH[:ro]")]
     pub volumes: Vec<String>,
+    /// Size of /dev/shm, e.g. 256m (the engines' default is 64m).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, allow_hyphen_values = true)]
+    pub shm_size: Option<u64>,
+    /// The CPUs the instance may run on: 0-3, 0,2, 1.
+    #[arg(long, value_name = "CPUS")]
+    pub cpuset: Option<String>,
+    /// A resource limit of every process, as `docker run --ulimit` takes it: NAME=SOFT[:HARD]
+    /// (nofile=1024:2048, nproc=512; -1 or unlimited for no limit; HARD defaults to SOFT);
+    /// repeatable.
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]", value_parser = parse_ulimit)]
+    pub ulimits: Vec<(String, i64, i64)>,
+    /// Size of the writable root filesystem, e.g. 10g (only on storage drivers that can:
+    /// overlay on xfs with pquota, btrfs, zfs; refused elsewhere).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, allow_hyphen_values = true)]
+    pub disk: Option<u64>,
     #[command(flatten)]
     pub exec: ExecOptions,
 }
@@ -426,6 +448,34 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         return Err(format!("{s:?} is not a positive size"));
     }
     Ok((n * mult as f64) as u64)
+}
+
+/// Parses a `--ulimit` value as `docker run --ulimit` takes it: `NAME=SOFT[:HARD]`, each value
+/// a number, `-1` or `unlimited`; HARD defaults to SOFT. The name and the values' order are
+/// checked by the library when spawning.
+pub fn parse_ulimit(s: &str) -> Result<(String, i64, i64), String> {
+    let usage = "use NAME=SOFT[:HARD], e.g. nofile=1024:2048";
+    let (name, values) = s
+        .split_once('=')
+        .ok_or_else(|| format!("--ulimit {s:?} is not NAME=SOFT[:HARD]; {usage}"))?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(format!("--ulimit {s:?} has no name; {usage}"));
+    }
+    let value = |v: &str| match v.trim() {
+        "unlimited" | "-1" => Ok(-1),
+        t => t.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            format!("--ulimit {s:?}: {v:?} is not a limit (a number, -1 or unlimited); {usage}")
+        }),
+    };
+    let (soft, hard) = match values.split_once(':') {
+        Some((soft, hard)) => (value(soft)?, value(hard)?),
+        None => {
+            let v = value(values)?;
+            (v, v)
+        }
+    };
+    Ok((name.to_string(), soft, hard))
 }
 
 /// Parses a CPU limit: a positive number of cores.
@@ -580,6 +630,52 @@ mod tests {
     }
 
     #[test]
+    fn ulimits() {
+        let ok = |s: &str| parse_ulimit(s).unwrap();
+        assert_eq!(ok("nofile=1024:2048"), ("nofile".into(), 1024, 2048));
+        assert_eq!(ok("nproc=512"), ("nproc".into(), 512, 512));
+        assert_eq!(ok("core=unlimited"), ("core".into(), -1, -1));
+        assert_eq!(ok("core=0:-1"), ("core".into(), 0, -1));
+        for (bad, needle) in [
+            ("nofile", "not NAME=SOFT[:HARD]"),
+            ("=5", "no name"),
+            ("nofile=lots", "not a limit"),
+            ("nofile=1:x", "not a limit"),
+            ("nofile=-5", "not a limit"),
+            ("nofile=", "not a limit"),
+        ] {
+            let e = parse_ulimit(bad).unwrap_err();
+            assert!(e.contains(needle), "{bad}: {e}");
+        }
+        let cli = Cli::try_parse_from([
+            "headjack",
+            "run",
+            "--ulimit",
+            "nofile=10:20",
+            "--ulimit",
+            "nproc=5",
+            "--shm-size",
+            "128m",
+            "--disk",
+            "1g",
+            "--cpuset",
+            "0",
+            "--",
+            "true",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Run(r) => {
+                assert_eq!(r.ulimits.len(), 2);
+                assert_eq!(r.shm_size, Some(128 << 20));
+                assert_eq!(r.disk, Some(1 << 30));
+                assert_eq!(r.cpuset.as_deref(), Some("0"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn timeouts() {
         assert_eq!(parse_timeout("30").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_timeout("1.5s").unwrap(), Duration::from_millis(1500));
@@ -723,4 +819,13 @@ pub enum VolumeCommand {
         #[arg(required = true)]
         names: Vec<String>,
     },
+}
+
+/// `checkpoint` and `restore` arguments.
+#[derive(Debug, Args)]
+pub struct CheckpointArgs {
+    /// The instance (headjack ID, container name or container ID).
+    pub id: String,
+    /// The checkpoint's name.
+    pub name: String,
 }

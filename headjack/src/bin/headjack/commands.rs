@@ -91,7 +91,21 @@ fn info_json(i: &InstanceInfo) -> Value {
         "owner": i.owner,
         "expires": i.expires,
         "labels": i.labels,
+        "oom_killed": i.oom_killed,
+        "exit_reason": i.exit_reason(),
     })
+}
+
+/// `info` with what only an inspect tells (whether the memory limit killed it), for a stopped
+/// instance; unchanged when that fails (it may have gone meanwhile).
+async fn with_exit_details(client: &headjack::Client, info: InstanceInfo) -> InstanceInfo {
+    if !matches!(info.status, Status::Exited(_) | Status::Dead) {
+        return info;
+    }
+    match client.attach(&info.id).await {
+        Ok(instance) => instance.inspect().await.unwrap_or(info),
+        Err(_) => info,
+    }
 }
 
 /// `headjack ps [--all]`.
@@ -104,6 +118,11 @@ pub async fn ps(global: &Global, a: PsArgs) -> Outcome {
         .filter(|i| a.all || i.status == Status::Running)
         .collect();
     list.sort_by(|x, y| x.name.cmp(&y.name));
+    let mut detailed = Vec::with_capacity(list.len());
+    for i in list {
+        detailed.push(with_exit_details(&client, i).await);
+    }
+    let list = detailed;
     if global.json {
         let v: Vec<Value> = list.iter().map(info_json).collect();
         println!("{}", Value::Array(v));
@@ -115,7 +134,10 @@ pub async fn ps(global: &Global, a: PsArgs) -> Outcome {
             [
                 i.id.clone(),
                 i.name.clone(),
-                i.status.as_str().to_string(),
+                match i.exit_reason() {
+                    Some(why) => format!("{} ({why})", i.status.as_str()),
+                    None => i.status.as_str().to_string(),
+                },
                 i.image.clone(),
                 i.base.clone(),
             ]

@@ -105,6 +105,8 @@ async fn dispatch(cli: Cli) -> u8 {
         Command::Stats(a) => sandbox::stats(&global, a).await,
         Command::Fork(a) => sandbox::fork(&global, a).await,
         Command::Volume(a) => sandbox::volume(&global, a).await,
+        Command::Checkpoint(a) => sandbox::checkpoint(&global, a).await,
+        Command::Restore(a) => sandbox::restore(&global, a).await,
     };
     match outcome {
         Ok(code) => code,

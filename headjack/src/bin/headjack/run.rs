@@ -143,7 +143,7 @@ pub async fn run(global: &Global, a: RunArgs) -> Outcome {
             }
         }
     }
-    spec = crate::sandbox::apply_run_options(spec, &a.publish, &a.volumes)?;
+    spec = crate::sandbox::apply_run_options(spec, &a)?;
     let reporter = Reporter::new(global);
     if let Some(cb) = reporter.callback() {
         spec = spec.progress_fn(cb);

@@ -1,22 +1,32 @@
-//! Sandbox commands (issue 13): `run -p/--volume`, `stats`, `fork`, `volume ls/rm`.
+//! Sandbox commands (issue 13): `run -p/--volume/--shm-size/--cpuset/--ulimit/--disk`,
+//! `stats`, `fork`, `volume ls/rm`, `checkpoint`, `restore`.
 
 use headjack::spec::Publish;
 use headjack::{Instance, Spec};
 use serde_json::json;
 
-use crate::args::{ForkArgs, Global, StatsArgs, VolumeCommand};
+use crate::args::{CheckpointArgs, ForkArgs, Global, RunArgs, StatsArgs, VolumeCommand};
 use crate::{Failure, Outcome, connect, report};
 
-/// Adds `run`'s `--publish` and `--volume` options to `spec`.
-pub fn apply_run_options(
-    mut spec: Spec,
-    publish: &[String],
-    volumes: &[String],
-) -> Result<Spec, Failure> {
-    for p in publish {
+/// Adds `run`'s sandbox options (`--publish`, `--volume`, `--shm-size`, `--cpuset`,
+/// `--ulimit`, `--disk`) to `spec`.
+pub fn apply_run_options(mut spec: Spec, a: &RunArgs) -> Result<Spec, Failure> {
+    for p in &a.publish {
         spec = spec.publish_port(Publish::parse(p)?);
     }
-    for v in volumes {
+    if let Some(b) = a.shm_size {
+        spec = spec.shm_size(b);
+    }
+    if let Some(c) = &a.cpuset {
+        spec = spec.cpuset(c);
+    }
+    for (name, soft, hard) in &a.ulimits {
+        spec = spec.ulimit(name, *soft, *hard);
+    }
+    if let Some(d) = a.disk {
+        spec = spec.disk(d);
+    }
+    for v in &a.volumes {
         let (name, rest) = v.split_once(':').ok_or_else(|| {
             Failure::new(format!(
                 "--volume {v:?}: use --volume NAME:/path (or NAME:/path:ro)"
@@ -168,4 +178,35 @@ pub async fn volume(global: &Global, a: VolumeCommand) -> Outcome {
             }
         }
     }
+}
+
+/// `headjack checkpoint ID NAME`.
+pub async fn checkpoint(global: &Global, a: CheckpointArgs) -> Outcome {
+    let client = connect(global).await?;
+    let instance = client.attach(&a.id).await?;
+    instance.checkpoint(&a.name).await?;
+    if !global.quiet {
+        println!("{}", a.name);
+    }
+    Ok(0)
+}
+
+/// `headjack restore ID NAME`: prints the restored instance's ID.
+pub async fn restore(global: &Global, a: CheckpointArgs) -> Outcome {
+    let client = connect(global).await?;
+    let instance = client.restore(&a.id, &a.name).await?;
+    if global.json {
+        println!(
+            "{}",
+            json!({
+                "id": instance.id(),
+                "container_id": instance.container_id(),
+                "name": instance.name(),
+                "checkpoint": a.name,
+            })
+        );
+    } else {
+        println!("{}", instance.id());
+    }
+    Ok(0)
 }
