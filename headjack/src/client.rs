@@ -100,7 +100,7 @@ impl Client {
         Ok(found
             .into_iter()
             .map(|c| {
-                let status = Status::from_engine(&c.status, None);
+                let status = Status::from_engine(&c.status, c.exit_code);
                 InstanceInfo::from_parts(c.id, c.name, c.image, status, c.labels)
             })
             .collect())

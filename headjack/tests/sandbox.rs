@@ -325,6 +325,12 @@ async fn the_memory_limit_killing_a_command_or_an_instance_is_reported() {
         assert!(info.oom_killed, "{info:?}");
         assert_eq!(info.exit_reason().as_deref(), Some("killed: out of memory"));
     }
+    // `list` reads the exit code from the engine's list answer (it does not inspect each
+    // instance, so it cannot know about the memory limit).
+    let listed = c.list().await.unwrap();
+    let listed = listed.iter().find(|i| i.id == env.id()).unwrap();
+    assert_eq!(listed.status, headjack::Status::Exited(137), "{listed:?}");
+    assert_eq!(listed.exit_reason().as_deref(), Some("killed by signal 9"));
 }
 
 /// Whether image `reference` exists on the engine under test.

@@ -102,6 +102,8 @@ pub(crate) struct ContainerListing {
     pub name: String,
     pub image: String,
     pub status: String,
+    /// The exit code of a stopped container, read from the list's status text.
+    pub exit_code: Option<i64>,
     pub labels: HashMap<String, String>,
 }
 
@@ -404,6 +406,7 @@ impl Engine {
                         name,
                         image: text("Image"),
                         status: text("State"),
+                        exit_code: listed_exit_code(&text("Status")),
                         labels,
                     }
                 })
@@ -467,5 +470,33 @@ impl Engine {
                 .download_from_container(id, Some(opts))
                 .map_err(move |e| map_err(&what, e)),
         )
+    }
+}
+
+/// The exit code in a container list's status text (`Exited (137) 2 minutes ago`), which is
+/// the only place a list answer has it.
+fn listed_exit_code(status: &str) -> Option<i64> {
+    let rest = status.strip_prefix("Exited (")?;
+    rest.split_once(')')?.0.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_read_from_list_status_text() {
+        for (text, want) in [
+            ("Exited (137) 2 minutes ago", Some(137)),
+            ("Exited (0) Less than a second ago", Some(0)),
+            ("Exited (-1) 1 second ago", Some(-1)),
+            ("Up 3 seconds", None),
+            ("Created", None),
+            ("Exited (", None),
+            ("Exited (x) now", None),
+            ("", None),
+        ] {
+            assert_eq!(listed_exit_code(text), want, "{text:?}");
+        }
     }
 }

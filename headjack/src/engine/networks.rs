@@ -53,11 +53,26 @@ impl Engine {
         };
         let exchange = async {
             let mut s = self.dial().await?;
-            s.write_all(head.as_bytes()).await.map_err(io)?;
-            s.write_all(&data).await.map_err(io)?;
+            // An engine may answer (a refusal) as soon as it read the headers and close the
+            // connection: a small request goes out in one write, and a write that fails still
+            // reads whatever answer arrived before it.
+            let sent = if data.len() <= 64 << 10 {
+                let mut all = head.into_bytes();
+                all.extend_from_slice(&data);
+                s.write_all(&all).await
+            } else {
+                match s.write_all(head.as_bytes()).await {
+                    Ok(()) => s.write_all(&data).await,
+                    Err(e) => Err(e),
+                }
+            };
             let mut raw = Vec::new();
-            s.read_to_end(&mut raw).await.map_err(io)?;
-            Ok::<_, Error>(raw)
+            let read = s.read_to_end(&mut raw).await;
+            match (sent, read) {
+                (Ok(()), Ok(_)) => Ok(raw),
+                (Err(_), Ok(_)) | (Err(_), Err(_)) if !raw.is_empty() => Ok(raw),
+                (Err(e), _) | (Ok(()), Err(e)) => Err(io(e)),
+            }
         };
         let raw = tokio::time::timeout(timeout, exchange).await.map_err(|_| {
             Error::new(
