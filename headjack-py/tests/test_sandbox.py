@@ -75,9 +75,12 @@ def image_exists(reference: str) -> bool:
 
 
 def fork_snapshots_of(instance_id: str) -> list[str]:
-    out = docker("images", "-q", "--filter", f"label=io.headjack.fork.snapshot={instance_id}")
+    """The snapshot images of forks of `instance_id` (by reference: Podman 4.3 does not filter
+    images by label)."""
+    out = docker("images", "--format", "{{.Repository}}:{{.Tag}}")
     assert out.returncode == 0, out.stderr
-    return out.stdout.split()
+    prefix = f"localhost/headjack/fork:{instance_id}-"
+    return [r for r in out.stdout.split() if r.startswith(prefix)]
 
 
 def container_named(name: str) -> bool:
