@@ -264,9 +264,9 @@ fn leave<F: Face>(
     closing::<F, _>(py, name, exited, Exited::none())
 }
 
-/// An instance class for face `$face`, whose streams are `$stream`, `$logs` and `$stats`
-/// (and background processes `$proc`): every method
-/// both classes share, plus the class's own (its context manager protocol).
+/// An instance class for face `$face`, whose streams are `$stream`, `$logs` and `$stats` and
+/// whose background processes are `$proc`: every method both classes share, plus the class's
+/// own (its context manager protocol).
 macro_rules! instance_class {
     ($(#[$doc:meta])* $cls:ident, $face:ty, $stream:ident, $logs:ident, $proc:ident, $stats:ident, { $($own:tt)* }) => {
         $(#[$doc])*
@@ -571,7 +571,7 @@ macro_rules! instance_class {
             /// Samples stats() every `interval` seconds (the first at once) as an iterator
             /// (async iterator for asyncio) of the same dicts; it ends when the instance stops
             /// or is removed.
-            #[pyo3(signature = (interval=None))]
+            #[pyo3(signature = (interval=None), text_signature = "($self, interval=1.0)")]
             fn stats_stream(
                 &self,
                 py: Python<'_>,
