@@ -16,7 +16,7 @@ use crate::fork::ParentOnly;
 use crate::instance::{AsyncInstance, Instance, Slot};
 use crate::options::{Request, request};
 use crate::pool::{AsyncPool, Held, Pool};
-use crate::types::{BuiltImage, EngineInfo, InstanceInfo, ResolvedImage};
+use crate::types::{BuiltImage, EngineInfo, InstanceInfo, ResolvedImage, VolumeInfo};
 
 /// Where to connect, and the connection once made (on first use).
 pub(crate) struct Conn {
@@ -245,6 +245,67 @@ macro_rules! client_methods {
                 let conn = self.conn.clone();
                 <$face>::call(py, concat!(stringify!($cls), ".remove_image"), async move {
                     Ok(conn.client().await?.remove_image(&reference, force).await?)
+                }, None)
+            }
+
+            /// The named volumes headjack created on this engine (by a spawn's `volumes=` or
+            /// create_volume()), by name.
+            fn volumes(&self, py: Python<'_>) -> PyResult<<$face as Face>::Out<Vec<VolumeInfo>>> {
+                let conn = self.conn.clone();
+                <$face>::call(py, concat!(stringify!($cls), ".volumes"), async move {
+                    let all = conn.client().await?.volumes().await?;
+                    Ok(all.into_iter().map(VolumeInfo::from).collect::<Vec<_>>())
+                }, None)
+            }
+
+            /// Creates named volume `name` (labelled as headjack's) unless it exists, and
+            /// returns it; with `expires_after` (seconds), sweep() removes it once that time has
+            /// passed and no container uses it. An existing volume is returned as it is.
+            #[pyo3(signature = (name, *, expires_after=None))]
+            fn create_volume(
+                &self,
+                py: Python<'_>,
+                name: &Bound<'_, PyAny>,
+                expires_after: Option<&Bound<'_, PyAny>>,
+            ) -> PyResult<<$face as Face>::Out<VolumeInfo>> {
+                let name = convert::string(name, "name")?;
+                let life = convert::opt_seconds(expires_after, "expires_after")?;
+                let conn = self.conn.clone();
+                <$face>::call(py, concat!(stringify!($cls), ".create_volume"), async move {
+                    Ok(VolumeInfo::from(conn.client().await?.create_volume(&name, life).await?))
+                }, None)
+            }
+
+            /// Removes named volume `name` and its data. One that does not exist counts as
+            /// removed; one headjack did not create is refused (InvalidArgumentError), and one an
+            /// instance mounts raises ConflictError.
+            fn remove_volume(
+                &self,
+                py: Python<'_>,
+                name: &Bound<'_, PyAny>,
+            ) -> PyResult<<$face as Face>::Out<()>> {
+                let name = convert::string(name, "name")?;
+                let conn = self.conn.clone();
+                <$face>::call(py, concat!(stringify!($cls), ".remove_volume"), async move {
+                    Ok(conn.client().await?.remove_volume(&name).await?)
+                }, None)
+            }
+
+            /// Restores stopped instance `id_or_name` from its checkpoint `name`
+            /// (Instance.checkpoint): its processes continue from where they were. The handle
+            /// is kept when closed, as from attach(). UnsupportedError where the engine cannot;
+            /// ConflictError while the instance runs.
+            fn restore(
+                &self,
+                py: Python<'_>,
+                id_or_name: &Bound<'_, PyAny>,
+                name: &Bound<'_, PyAny>,
+            ) -> PyResult<<$face as Face>::Out<$instance>> {
+                let id = convert::string(id_or_name, "id_or_name")?;
+                let name = convert::string(name, "name")?;
+                let conn = self.conn.clone();
+                <$face>::call(py, concat!(stringify!($cls), ".restore"), async move {
+                    Ok($instance::from(Slot::new(conn.client().await?.restore(&id, &name).await?)))
                 }, None)
             }
 

@@ -20,9 +20,10 @@ use crate::face::{Asyncio, Blocking, Face};
 use crate::fork::{ParentOnly, is_forked_child};
 use crate::process::{self as procs, AsyncProcess, Process, ProcessInfo};
 use crate::stream::{
-    AsyncExecStream, AsyncLogStream, ExecStream, LogStream, Logs, SharedStream, closing,
+    AsyncExecStream, AsyncLogStream, AsyncStatsStream, ExecStream, LogStream, Logs, Sampler,
+    SharedStream, StatsStream, closing,
 };
-use crate::types::{BytesOut, Chunk, ExecResult, InstanceInfo};
+use crate::types::{BytesOut, Chunk, ExecResult, InstanceInfo, StatsDict, stats_dict};
 
 /// A core instance, shared by its Python handle and the calls in flight.
 type Shared = Arc<ParentOnly<Core>>;
@@ -263,10 +264,11 @@ fn leave<F: Face>(
     closing::<F, _>(py, name, exited, Exited::none())
 }
 
-/// An instance class for face `$face`, whose streams are `$stream` and `$logs`: every method
-/// both classes share, plus the class's own (its context manager protocol).
+/// An instance class for face `$face`, whose streams are `$stream`, `$logs` and `$stats` and
+/// whose background processes are `$proc`: every method both classes share, plus the class's
+/// own (its context manager protocol).
 macro_rules! instance_class {
-    ($(#[$doc:meta])* $cls:ident, $face:ty, $stream:ident, $logs:ident, $proc:ident, { $($own:tt)* }) => {
+    ($(#[$doc:meta])* $cls:ident, $face:ty, $stream:ident, $logs:ident, $proc:ident, $stats:ident, { $($own:tt)* }) => {
         $(#[$doc])*
         #[pyclass(module = "headjack", frozen)]
         pub(crate) struct $cls {
@@ -561,22 +563,71 @@ macro_rules! instance_class {
             fn stats(
                 slf: &Bound<'_, Self>,
                 py: Python<'_>,
-            ) -> PyResult<<$face as Face>::Out<std::collections::HashMap<&'static str, Option<u64>>>> {
+            ) -> PyResult<<$face as Face>::Out<StatsDict>> {
                 let name = concat!(stringify!($cls), ".stats");
+                <$face>::call_for(py, name, slf.as_any(), with_inst!(slf.get().slot, |i| stats_dict(i.stats().await?)))
+            }
+
+            /// Samples stats() every `interval` seconds (the first at once) as an iterator
+            /// (async iterator for asyncio) of the same dicts; it ends when the instance stops
+            /// or is removed.
+            #[pyo3(signature = (interval=None), text_signature = "($self, interval=1.0)")]
+            fn stats_stream(
+                &self,
+                py: Python<'_>,
+                interval: Option<&Bound<'_, PyAny>>,
+            ) -> PyResult<$stats> {
+                let every = match convert::opt_seconds(interval, "interval")? {
+                    None => Duration::from_secs(1),
+                    Some(d) if d.is_zero() => {
+                        return Err(pyo3::exceptions::PyValueError::new_err(
+                            "interval must be a positive number of seconds",
+                        ));
+                    }
+                    Some(d) => d,
+                };
+                let inst = self.slot.get().map_err(|e| to_py(py, e))?;
+                Ok($stats::from(Sampler::shared(inst, every)))
+            }
+
+            /// A copy of this instance: its filesystem is committed to a snapshot image (paused
+            /// for the commit) and a new instance is spawned from it with the same spec (limits,
+            /// mounts, volumes, environment; a fresh name). Files are as they were at the fork
+            /// and diverge afterwards; processes are not carried over. The new instance is owned
+            /// like a spawned one (removed on close). The snapshot image is removed with it,
+            /// unless `keep_snapshot=True` (then remove it with Client.remove_image).
+            #[pyo3(signature = (*, keep_snapshot=None))]
+            fn fork(
+                slf: &Bound<'_, Self>,
+                py: Python<'_>,
+                keep_snapshot: Option<&Bound<'_, PyAny>>,
+            ) -> PyResult<<$face as Face>::Out<$cls>> {
+                let keep = convert::opt_bool(keep_snapshot, "keep_snapshot")?;
+                let name = concat!(stringify!($cls), ".fork");
                 <$face>::call_for(py, name, slf.as_any(), with_inst!(slf.get().slot, |i| {
-                    let s = i.stats().await?;
-                    std::collections::HashMap::from([
-                        ("cpu_time_ns", Some(s.cpu_time.as_nanos() as u64)),
-                        ("memory_bytes", Some(s.memory_bytes)),
-                        ("memory_peak_bytes", s.memory_peak_bytes),
-                        ("memory_limit_bytes", s.memory_limit_bytes),
-                        ("pids", Some(s.pids)),
-                        ("net_rx_bytes", Some(s.net_rx_bytes)),
-                        ("net_tx_bytes", Some(s.net_tx_bytes)),
-                        ("block_read_bytes", Some(s.block_read_bytes)),
-                        ("block_write_bytes", Some(s.block_write_bytes)),
-                    ])
+                    $cls::from(Slot::new(i.fork_with(keep).await?))
                 }))
+            }
+
+            /// The snapshot image a fork runs, while it is to be removed with the fork; None for
+            /// other instances, forks with keep_snapshot=True and closed handles.
+            #[getter]
+            fn fork_snapshot(&self) -> Option<String> {
+                self.slot.get().ok().and_then(|i| i.fork_snapshot())
+            }
+
+            /// Saves the instance's processes with their memory as checkpoint `name`, leaving
+            /// it running; Client.restore() brings them back. Needs an engine that can (Docker
+            /// in experimental mode with CRIU, or Podman with CRIU): elsewhere UnsupportedError
+            /// says why.
+            fn checkpoint(
+                slf: &Bound<'_, Self>,
+                py: Python<'_>,
+                name: &Bound<'_, PyAny>,
+            ) -> PyResult<<$face as Face>::Out<()>> {
+                let n = convert::string(name, "name")?;
+                let call = concat!(stringify!($cls), ".checkpoint");
+                <$face>::call_for(py, call, slf.as_any(), with_inst!(slf.get().slot, |i| i.checkpoint(&n).await?))
             }
 
             /// Removes the container now, even if keep() was called. Idempotent. In a forked
@@ -681,7 +732,7 @@ macro_rules! instance_class {
 instance_class!(
     /// A running environment (sync API). Use it as a context manager: leaving the block removes
     /// the container, also when the block raised (the exception is never swallowed).
-    Instance, Blocking, ExecStream, LogStream, Process, {
+    Instance, Blocking, ExecStream, LogStream, Process, StatsStream, {
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }
@@ -695,7 +746,7 @@ instance_class!(
 instance_class!(
     /// A running environment (asyncio API): every operation returns a coroutine. Use it with
     /// `async with`: leaving the block removes the container, also when the block raised.
-    AsyncInstance, Asyncio, AsyncExecStream, AsyncLogStream, AsyncProcess, {
+    AsyncInstance, Asyncio, AsyncExecStream, AsyncLogStream, AsyncProcess, AsyncStatsStream, {
     fn __aenter__(slf: PyRef<'_, Self>, py: Python<'_>) -> PyResult<crate::aio::Coroutine> {
         let me: Py<Self> = slf.into();
         Asyncio::ready(py, "AsyncInstance.__aenter__", me)

@@ -58,6 +58,8 @@ fn _headjack(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stream::AsyncExecStream>()?;
     m.add_class::<stream::LogStream>()?;
     m.add_class::<stream::AsyncLogStream>()?;
+    m.add_class::<stream::StatsStream>()?;
+    m.add_class::<stream::AsyncStatsStream>()?;
     m.add_class::<types::PyDockerfile>()?;
     m.add_class::<types::PyMount>()?;
     m.add_class::<types::ExecResult>()?;
@@ -65,6 +67,7 @@ fn _headjack(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::Chunk>()?;
     m.add_class::<types::InstanceInfo>()?;
     m.add_class::<types::EngineInfo>()?;
+    m.add_class::<types::VolumeInfo>()?;
     m.add_class::<types::BuiltImage>()?;
     m.add_class::<types::ResolvedImage>()?;
     m.add_class::<types::EgressDecision>()?;

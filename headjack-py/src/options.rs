@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyInt, PyList, PyString, PyTuple};
 
 use headjack::spec::{PullPolicy, Readiness};
 use headjack::{Mount, Network, Spec};
@@ -153,7 +153,57 @@ const OPTIONS: &[(&str, Apply)] = &[
         set(d, count(v, w), |s, n| s.shm_size(n))
     }),
     ("cpuset", |d, v, w| set(d, string(v, w), |s, c| s.cpuset(c))),
+    ("ulimits", apply_ulimits),
+    ("disk", |d, v, w| set(d, count(v, w), |s, n| s.disk(n))),
 ];
+
+/// One ulimit value: an `int` (not bool) in the 64-bit signed range; -1 is unlimited (the core
+/// checks the rest: not below -1, soft at most hard).
+fn ulimit_value(v: &Bound<'_, PyAny>, what: &str) -> PyResult<i64> {
+    if v.is_instance_of::<PyBool>() || !v.is_instance_of::<PyInt>() {
+        return Err(wrong(what, "an int (-1 for unlimited)", v));
+    }
+    v.extract::<i64>().map_err(|_| {
+        PyValueError::new_err(format!(
+            "{what} must be from -1 (unlimited) to {}, got {v}",
+            i64::MAX
+        ))
+    })
+}
+
+/// `ulimits={"nofile": (soft, hard), "core": 0}`: a pair, or one int for both.
+fn apply_ulimits(d: &mut Draft, v: &Bound<'_, PyAny>, what: &str) -> PyResult<()> {
+    if !v.hasattr("items")? || v.is_instance_of::<PyString>() {
+        return Err(wrong(
+            what,
+            "a dict of name to (soft, hard) or to one int for both",
+            v,
+        ));
+    }
+    for pair in v.call_method0("items")?.try_iter()? {
+        let (k, val): (Bound<'_, PyAny>, Bound<'_, PyAny>) = pair?.extract()?;
+        let name = string(&k, &format!("{what} keys"))?;
+        let item = format!("{what}[{name:?}]");
+        let (soft, hard) = if val.is_instance_of::<PyTuple>() || val.is_instance_of::<PyList>() {
+            let pair: Vec<Bound<'_, PyAny>> = val.try_iter()?.collect::<PyResult<_>>()?;
+            let [soft, hard] = pair.as_slice() else {
+                return Err(PyValueError::new_err(format!(
+                    "{item} must be (soft, hard) or one int, got {} values",
+                    pair.len()
+                )));
+            };
+            (
+                ulimit_value(soft, &format!("{item}[0]"))?,
+                ulimit_value(hard, &format!("{item}[1]"))?,
+            )
+        } else {
+            let n = ulimit_value(&val, &item)?;
+            (n, n)
+        };
+        d.with(|s| s.ulimit(name, soft, hard));
+    }
+    Ok(())
+}
 
 fn apply_publish(d: &mut Draft, v: &Bound<'_, PyAny>, what: &str) -> PyResult<()> {
     if !(v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>()) {

@@ -1,10 +1,12 @@
 //! Output streams: `ExecStream` / `AsyncExecStream` (a running command: the core's
-//! `SharedExec`) and `LogStream` / `AsyncLogStream` (the keep-alive process's output). Sync
+//! `SharedExec`), `LogStream` / `AsyncLogStream` (the keep-alive process's output) and
+//! `StatsStream` / `AsyncStatsStream` (resource use sampled at an interval). Sync
 //! ones are iterators, async ones async iterators; each pair is written once, over the face.
 //! Closing (or dropping) a stream of a running command kills it in the container.
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 use pyo3::prelude::*;
@@ -16,7 +18,7 @@ use crate::convert;
 use crate::errors::Outcome;
 use crate::face::{Asyncio, Blocking, Face, Ret};
 use crate::fork::{ParentOnly, is_forked_child};
-use crate::types::{Chunk, ExitStatus, NextChunk};
+use crate::types::{Chunk, ExitStatus, NextChunk, StatsDict, stats_dict};
 
 /// A running command, shared by the stream object and the calls in flight on it.
 pub(crate) type SharedStream = Arc<ParentOnly<SharedExec>>;
@@ -318,6 +320,162 @@ log_stream_methods!(AsyncLogStream, Asyncio, {
             py,
             "AsyncLogStream.__anext__",
             async move { Ok(NextChunk(logs.next().await?)) },
+            None,
+        )
+    }
+});
+
+/// An instance's resource use sampled at an interval (the core's `Instance::stats_stream`),
+/// shared by a stats stream object and the calls in flight on it. The core stream borrows its
+/// instance, so each sample is the first of a fresh core stream (same checks: it ends once the
+/// instance stopped or was removed), and this paces them.
+pub(crate) struct Sampler {
+    inst: Arc<ParentOnly<headjack::Instance>>,
+    interval: Duration,
+    state: tokio::sync::Mutex<Pace>,
+    /// close() was called (seen without waiting for a sample in flight).
+    closed: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Default)]
+struct Pace {
+    started: bool,
+    done: bool,
+}
+
+/// A sampler shared by the stream object and the calls in flight.
+pub(crate) type SharedSampler = Arc<ParentOnly<Sampler>>;
+
+impl Sampler {
+    pub(crate) fn shared(
+        inst: Arc<ParentOnly<headjack::Instance>>,
+        interval: Duration,
+    ) -> SharedSampler {
+        Arc::new(ParentOnly::new(Sampler {
+            inst,
+            interval,
+            state: tokio::sync::Mutex::new(Pace::default()),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        }))
+    }
+
+    async fn next(&self) -> Outcome<Option<StatsDict>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut pace = self.state.lock().await;
+        if pace.done || self.closed.load(SeqCst) {
+            return Ok(None);
+        }
+        if pace.started {
+            tokio::time::sleep(self.interval).await;
+            if self.closed.load(SeqCst) {
+                return Ok(None);
+            }
+        }
+        pace.started = true;
+        match self.inst.stats_stream(self.interval).next().await {
+            Some(Ok(s)) => Ok(Some(stats_dict(s))),
+            Some(Err(e)) => {
+                pace.done = true;
+                Err(e.into())
+            }
+            None => {
+                pace.done = true;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The next sample of an async stats stream: a dict, or `StopAsyncIteration` at the end.
+struct NextStats(Option<StatsDict>);
+
+impl<'py> IntoPyObject<'py> for NextStats {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match self.0 {
+            Some(s) => Ok(s.into_pyobject(py)?.into_any()),
+            None => Err(pyo3::exceptions::PyStopAsyncIteration::new_err(())),
+        }
+    }
+}
+
+/// The methods both stats stream classes share.
+macro_rules! stats_stream_methods {
+    ($cls:ident, $face:ty, { $($own:tt)* }) => {
+        #[pymethods]
+        impl $cls {
+            /// Stops sampling: the iteration ends. Idempotent.
+            fn close(&self, py: Python<'_>) -> PyResult<<$face as Face>::Out<()>> {
+                let sampler = self.sampler.clone();
+                closing::<$face, _>(py, concat!(stringify!($cls), ".close"), async move {
+                    sampler.close().await;
+                    Ok(())
+                }, ())
+            }
+
+            $($own)*
+        }
+    };
+}
+
+/// An instance's resource use every `interval` (`Instance.stats_stream()`): an iterator of the
+/// dicts `Instance.stats()` returns, ending when the instance stops or is removed.
+#[pyclass(module = "headjack", frozen)]
+pub(crate) struct StatsStream {
+    sampler: SharedSampler,
+}
+
+impl From<SharedSampler> for StatsStream {
+    fn from(sampler: SharedSampler) -> Self {
+        StatsStream { sampler }
+    }
+}
+
+stats_stream_methods!(StatsStream, Blocking, {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<StatsDict>> {
+        let sampler = self.sampler.clone();
+        Blocking::call(
+            py,
+            "StatsStream.__next__",
+            async move { sampler.next().await },
+            None,
+        )
+    }
+});
+
+/// The asyncio form of `StatsStream` (`async for sample in stream`).
+#[pyclass(module = "headjack", frozen)]
+pub(crate) struct AsyncStatsStream {
+    sampler: SharedSampler,
+}
+
+impl From<SharedSampler> for AsyncStatsStream {
+    fn from(sampler: SharedSampler) -> Self {
+        AsyncStatsStream { sampler }
+    }
+}
+
+stats_stream_methods!(AsyncStatsStream, Asyncio, {
+    fn __aiter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __anext__(&self, py: Python<'_>) -> PyResult<crate::aio::Coroutine> {
+        let sampler = self.sampler.clone();
+        Asyncio::call(
+            py,
+            "AsyncStatsStream.__anext__",
+            async move { Ok(NextStats(sampler.next().await?)) },
             None,
         )
     }

@@ -344,6 +344,13 @@ impl ExecResult {
         self.out.success()
     }
 
+    /// How the command ended: "killed: out of memory", "timed out", "killed by signal N" or
+    /// "exited with code N".
+    #[getter]
+    fn exit_reason(&self) -> String {
+        self.out.exit_reason()
+    }
+
     /// Standard output decoded as UTF-8 (invalid bytes replaced).
     #[getter]
     fn stdout_text(&self) -> String {
@@ -476,6 +483,25 @@ impl<'py> IntoPyObject<'py> for NextChunk {
     }
 }
 
+/// A sample of an instance's resource use, as Python sees it: a dict of counters (None where
+/// the engine does not tell).
+pub(crate) type StatsDict = HashMap<&'static str, Option<u64>>;
+
+/// The dict `Instance.stats()` and the stats streams give for a core sample.
+pub(crate) fn stats_dict(s: headjack::instance::Stats) -> StatsDict {
+    HashMap::from([
+        ("cpu_time_ns", Some(s.cpu_time.as_nanos() as u64)),
+        ("memory_bytes", Some(s.memory_bytes)),
+        ("memory_peak_bytes", s.memory_peak_bytes),
+        ("memory_limit_bytes", s.memory_limit_bytes),
+        ("pids", Some(s.pids)),
+        ("net_rx_bytes", Some(s.net_rx_bytes)),
+        ("net_tx_bytes", Some(s.net_tx_bytes)),
+        ("block_read_bytes", Some(s.block_read_bytes)),
+        ("block_write_bytes", Some(s.block_write_bytes)),
+    ])
+}
+
 /// File contents going back to Python as `bytes`.
 pub(crate) struct BytesOut(pub(crate) Vec<u8>);
 
@@ -513,6 +539,9 @@ pub(crate) struct InstanceInfo {
     labels: HashMap<String, String>,
     /// The memory limit killed the container's main process (inspect only; list says False).
     oom_killed: bool,
+    /// Why the container stopped: "killed: out of memory", "killed by signal N", "exited with
+    /// code N" (or "dead ..."); None while it has not stopped.
+    exit_reason: Option<String>,
 }
 
 impl From<headjack::instance::InstanceInfo> for InstanceInfo {
@@ -521,7 +550,9 @@ impl From<headjack::instance::InstanceInfo> for InstanceInfo {
             headjack::Status::Exited(c) => Some(c),
             _ => None,
         };
+        let exit_reason = i.exit_reason();
         InstanceInfo {
+            exit_reason,
             id: i.id,
             container_id: i.container_id,
             name: i.name,
@@ -543,6 +574,48 @@ impl InstanceInfo {
         format!(
             "InstanceInfo(id={:?}, name={:?}, image={:?}, status={:?})",
             self.id, self.name, self.image, self.status
+        )
+    }
+}
+
+/// A named volume headjack created (`Client.volumes()`).
+#[pyclass(module = "headjack", frozen, get_all)]
+pub(crate) struct VolumeInfo {
+    /// The engine's volume name.
+    name: String,
+    /// The volume driver ("local").
+    driver: String,
+    /// Where the engine keeps it on its host.
+    mountpoint: String,
+    /// When the engine created it (RFC 3339, as the engine reports it).
+    created_at: String,
+    /// Unix seconds after which sweep may remove it (when no container uses it); None: never.
+    expires: Option<u64>,
+    /// All its labels.
+    labels: HashMap<String, String>,
+}
+
+impl From<headjack::volume::VolumeInfo> for VolumeInfo {
+    fn from(v: headjack::volume::VolumeInfo) -> Self {
+        VolumeInfo {
+            name: v.name,
+            driver: v.driver,
+            mountpoint: v.mountpoint,
+            created_at: v.created_at,
+            expires: v.expires,
+            labels: v.labels,
+        }
+    }
+}
+
+#[pymethods]
+impl VolumeInfo {
+    fn __repr__(&self) -> String {
+        format!(
+            "VolumeInfo(name={:?}, created_at={:?}, expires={})",
+            self.name,
+            self.created_at,
+            self.expires.map_or("None".to_string(), |e| e.to_string())
         )
     }
 }

@@ -21,6 +21,7 @@ PAIRS = [
     (headjack.Instance, headjack.AsyncInstance),
     (headjack.ExecStream, headjack.AsyncExecStream),
     (headjack.LogStream, headjack.AsyncLogStream),
+    (headjack.StatsStream, headjack.AsyncStatsStream),
     (headjack.Pool, headjack.AsyncPool),
     (headjack.Client, headjack.AsyncClient),
     (headjack.Process, headjack.AsyncProcess),
@@ -29,7 +30,7 @@ SYNC_PROTOCOL = {"__iter__", "__next__", "__enter__", "__exit__"}
 ASYNC_PROTOCOL = {"__aiter__", "__anext__", "__aenter__", "__aexit__"}
 ASYNC_ONLY = {"connect"}  # AsyncClient connects on first use; Client() connects at once
 # Methods that return at once on both faces (no engine call).
-NOT_ASYNC = {"keep", "logs_stream", "process", "claim_labels"}
+NOT_ASYNC = {"keep", "logs_stream", "stats_stream", "process", "claim_labels"}
 
 
 def methods(cls: type) -> set[str]:

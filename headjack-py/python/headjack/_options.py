@@ -133,3 +133,13 @@ class SpawnOptions(TypedDict, total=False):
 
     cpuset: Optional[str]
     """The CPUs the instance may use, e.g. ``"0-1"``."""
+
+    ulimits: Optional[Mapping[str, Union[int, tuple[int, int]]]]
+    """Resource limits of every process, as ``ulimit`` names them: ``{"nofile": (soft, hard)}``, or
+    one int for both (``{"core": 0}``); ``-1`` is unlimited. Names: ``nofile``, ``nproc``,
+    ``core``, ``stack``, ``memlock``, ``fsize``, ``cpu``, ... (an unknown one is refused)."""
+
+    disk: Optional[int]
+    """Size of the writable root filesystem in bytes (at least 1 MiB). Only some storage drivers
+    can (overlay on xfs with ``pquota``, btrfs, zfs); elsewhere ``spawn`` raises
+    ``UnsupportedError`` naming the engine's driver."""
