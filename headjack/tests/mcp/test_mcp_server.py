@@ -301,6 +301,10 @@ def test_background_processes_output_kill_wait(nonce: str) -> None:
             w = await ok(client, "wait_process", {"instance": iid, "process": p3, "timeout_seconds": 30})
             assert (w["state"], w["timed_out"], w["exit_reason"]) == ("exited", True, "timed out")
             p4 = (await ok(client, "start_process", {"instance": iid, "argv": ["sleep", "300"]}))["process"]
+            started_at = time.monotonic()
+            is_error, text, k = await call(client, "kill_process", {"instance": iid, "process": p4, "signal": "stop"})
+            assert not is_error and k["state"] == "running" and "still runs" not in text  # STOP: no wait
+            assert time.monotonic() - started_at < 2.5
             k = await ok(client, "kill_process", {"instance": iid, "process": p4, "signal": "SIGKILL", "wait_seconds": 0})
             assert k["state"] == "running" and k["signal"] == 9  # not waited for
             w = await ok(client, "wait_process", {"instance": iid, "process": p4, "timeout_seconds": 30})
@@ -334,6 +338,8 @@ def test_background_processes_output_kill_wait(nonce: str) -> None:
             await fails(client, "start_process", {"instance": iid, "command": "  "}, "empty")
             await fails(client, "start_process", {"instance": iid, "command": "ls", "timeout_seconds": 0}, "timeout_seconds")
             await fails(client, "start_process", {"instance": iid, "command": "cat", "stdin": "x"}, "unknown field `stdin`")
+            assert await fails(client, "start_process", {"instance": iid, "argv": ["no-such-program"]}, "command not found") == "exec_failed"
+            await fails(client, "start_process", {"instance": iid, "argv": ["true"], "workdir": "/no/such/dir"}, "working directory")
             for tool in ("start_process", "list_processes"):
                 assert await fails(client, tool, {"instance": "nope", "command": "ls"} if tool == "start_process"
                                    else {"instance": "nope"}, f"its instances are: {iid}") == "not_found"

@@ -94,6 +94,16 @@ fn seconds(name: &str, s: f64, allow_zero: bool, max: f64) -> Result<Duration, T
     )))
 }
 
+/// How long `kill_process` waits for the end by default: not at all after a signal that does
+/// not end a process (STOP, CONT, TSTP, WINCH).
+fn default_kill_wait(signal: i32) -> Duration {
+    if [libc::SIGSTOP, libc::SIGCONT, libc::SIGTSTP, libc::SIGWINCH].contains(&signal) {
+        Duration::ZERO
+    } else {
+        Duration::from_secs_f64(tools::DEFAULT_KILL_WAIT_SECS)
+    }
+}
+
 impl Session {
     /// The live instance `instance`, which must run the agent, and what the agent knows of its
     /// process `process`.
@@ -202,7 +212,7 @@ impl Session {
     pub(super) async fn kill_process(&self, a: KillProcessArgs) -> Result<Reply, ToolError> {
         let signal = SignalArg::number(a.signal.as_ref())?;
         let wait = match a.wait_seconds {
-            None => Duration::from_secs_f64(tools::DEFAULT_KILL_WAIT_SECS),
+            None => default_kill_wait(signal),
             Some(s) => seconds("wait_seconds", s, true, tools::MAX_KILL_WAIT_SECS)?,
         };
         let (instance, info) = self.process_of(&a.instance, &a.process).await?;
@@ -356,6 +366,14 @@ mod tests {
             e.message
         );
         assert!(e.message.contains("exec"), "says what to do instead");
+    }
+
+    #[test]
+    fn kill_waits_only_after_signals_that_end_processes() {
+        assert_eq!(default_kill_wait(libc::SIGTERM), Duration::from_secs(3));
+        assert_eq!(default_kill_wait(libc::SIGKILL), Duration::from_secs(3));
+        assert_eq!(default_kill_wait(libc::SIGSTOP), Duration::ZERO);
+        assert_eq!(default_kill_wait(libc::SIGCONT), Duration::ZERO);
     }
 
     #[test]

@@ -195,8 +195,9 @@ pub struct KillProcessArgs {
     /// The signal: a name such as "TERM" (the default), "KILL", "INT", "HUP", or a number.
     /// It reaches the process and everything it started.
     pub signal: Option<SignalArg>,
-    /// How long to wait for the process to end after the signal, in seconds (default 3, at
-    /// most 60; 0 returns at once). The result says whether it ended and how.
+    /// How long to wait for the process to end after the signal, in seconds (default 3, or 0
+    /// after STOP, CONT, TSTP and WINCH; at most 60; 0 returns at once). The result says
+    /// whether it ended and how.
     pub wait_seconds: Option<f64>,
 }
 
