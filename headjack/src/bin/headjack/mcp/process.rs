@@ -20,7 +20,7 @@ pub(super) fn need_agent(id: &str, has_agent: bool) -> Result<(), ToolError> {
         headjack::ErrorKind::Unsupported.as_str(),
         format!(
             "instance {id} runs without headjack's in-container agent (its engine runs another \
-             CPU architecture, or the agent could not be delivered), and only the agent keeps \
+             CPU architecture, or the agent could not be delivered or started there), and only the agent keeps \
              background processes; use exec with timeout_seconds instead, or `nohup CMD > \
              /tmp/out.log 2>&1 &` through exec and read_file on the log"
         ),
