@@ -31,7 +31,10 @@ from mcp.client.stdio import StdioServerParameters
 BIN = os.environ.get("HEADJACK_BIN", str(Path(__file__).parents[3] / "target/debug/headjack"))
 HOST = os.environ.get("HEADJACK_TEST_HOST", "unix:///var/run/docker.sock")
 BUSYBOX = os.environ.get("HEADJACK_TEST_BUSYBOX", "localhost/headjack-test/busybox:latest")
-TOOLS = {"spawn", "exec", "read_file", "write_file", "list_files", "list_instances", "remove"}
+TOOLS = {
+    "spawn", "exec", "start_process", "process_output", "kill_process", "wait_process", "list_processes",
+    "read_file", "write_file", "list_files", "list_instances", "remove",
+}
 
 
 def docker(*args: str) -> str:
@@ -138,6 +141,10 @@ def test_tools_are_listed_with_schemas_a_model_can_use(nonce: str) -> None:
             exec_tool = next(t for t in listed if t.name == "exec")
             assert exec_tool.input_schema["required"] == ["instance"]
             assert {"command", "argv", "timeout_seconds"} <= set(exec_tool.input_schema["properties"])
+            required = {t.name: t.input_schema.get("required") for t in listed}
+            assert required["start_process"] == ["instance"] and required["list_processes"] == ["instance"]
+            for name in ("process_output", "kill_process", "wait_process"):
+                assert required[name] == ["instance", "process"], name
 
     asyncio.run(go())
 
@@ -227,6 +234,121 @@ def test_spawn_exec_files_timeout_remove(nonce: str) -> None:
             await fails(client, "exec", {"instance": iid, "command": "true"}, "removed by the remove tool")
             assert containers(nonce) == []
             assert (await ok(client, "list_instances", {}))["instances"] == []
+
+    asyncio.run(go())
+
+
+def test_background_processes_output_kill_wait(nonce: str) -> None:
+    async def go() -> None:
+        async with session(nonce) as client:
+            iid = (await ok(client, "spawn", {"network": "none"}))["instance"]
+            assert (await ok(client, "list_processes", {"instance": iid}))["processes"] == []
+
+            # A process that prints lines and keeps running; its env and workdir.
+            started = await ok(client, "start_process", {
+                "instance": iid, "command": 'for i in 1 2 3; do echo "line$i $X"; done; pwd; echo warn >&2; exec sleep 300',
+                "env": {"X": "x"}, "workdir": "/tmp",
+            })
+            pid = started["process"]
+            assert isinstance(pid, int) and started["instance"] == iid
+
+            def has_all_lines(r: Any) -> bool:
+                return "line3 x\n/tmp\n" in r["stdout"] and r["stderr"] == "warn\n"
+
+            r = await ok(client, "process_output", {"instance": iid, "process": pid})
+            deadline = time.monotonic() + 20
+            while not has_all_lines(r):
+                assert time.monotonic() < deadline, f"output never came: {r}"
+                await asyncio.sleep(0.1)
+                r = await ok(client, "process_output", {"instance": iid, "process": pid})
+            assert r["stdout"] == "line1 x\nline2 x\nline3 x\n/tmp\n"
+            assert (r["state"], r["stdout_truncated"], r["stderr_truncated"]) == ("running", False, False)
+            assert "exit_code" not in r
+            # Reading does not consume: a second read (process ID as text too) sees the same.
+            r2 = await ok(client, "process_output", {"instance": iid, "process": str(pid)})
+            assert (r2["stdout"], r2["stderr"]) == (r["stdout"], r["stderr"])
+
+            listed = (await ok(client, "list_processes", {"instance": iid}))["processes"]
+            assert [(p["process"], p["state"], p["argv"][:2]) for p in listed] == [(pid, "running", ["/bin/sh", "-c"])]
+            assert listed[0]["pid"] > 0
+
+            # Waiting past a short timeout is a normal result: it still runs.
+            is_error, text, w = await call(client, "wait_process", {"instance": iid, "process": pid, "timeout_seconds": 0.5})
+            assert not is_error and w["state"] == "running" and "still runs" in text
+
+            # TERM by default; the result says it ended and how.
+            is_error, text, k = await call(client, "kill_process", {"instance": iid, "process": pid})
+            assert not is_error, text
+            assert (k["state"], k["exit_code"], k["exit_reason"], k["signal"]) == ("exited", 143, "killed by signal 15", 15)
+            assert "killed by signal 15" in text
+            r = await ok(client, "process_output", {"instance": iid, "process": pid})
+            assert (r["state"], r["exit_code"], r["exit_reason"]) == ("exited", 143, "killed by signal 15")
+            assert r["stdout"] == "line1 x\nline2 x\nline3 x\n/tmp\n", "the output outlives the process"
+            w = await ok(client, "wait_process", {"instance": iid, "process": pid})
+            assert (w["state"], w["exit_code"], w["timed_out"], w["oom_killed"]) == ("exited", 143, False, False)
+            assert await fails(client, "kill_process", {"instance": iid, "process": pid}, "already ended") == "conflict"
+            ps = await ok(client, "exec", {"instance": iid, "argv": ["ps", "-o", "args"]})
+            assert "sleep 300" not in ps["stdout"], ps["stdout"]
+
+            # A process that ends by itself, as another user; wait_process gives its exit code.
+            p2 = (await ok(client, "start_process", {"instance": iid, "argv": ["sh", "-c", "id -u; exit 7"], "user": "65534"}))["process"]
+            w = await ok(client, "wait_process", {"instance": iid, "process": p2, "timeout_seconds": 30})
+            assert (w["state"], w["exit_code"], w["exit_reason"]) == ("exited", 7, "exited with code 7")
+            assert (await ok(client, "process_output", {"instance": iid, "process": p2}))["stdout"] == "65534\n"
+
+            # Its own timeout kills it; KILL by name; no wait at all.
+            p3 = (await ok(client, "start_process", {"instance": iid, "command": "sleep 300", "timeout_seconds": 1}))["process"]
+            w = await ok(client, "wait_process", {"instance": iid, "process": p3, "timeout_seconds": 30})
+            assert (w["state"], w["timed_out"], w["exit_reason"]) == ("exited", True, "timed out")
+            p4 = (await ok(client, "start_process", {"instance": iid, "argv": ["sleep", "300"]}))["process"]
+            started_at = time.monotonic()
+            is_error, text, k = await call(client, "kill_process", {"instance": iid, "process": p4, "signal": "stop"})
+            assert not is_error and k["state"] == "running" and "still runs" not in text  # STOP: no wait
+            assert time.monotonic() - started_at < 2.5
+            k = await ok(client, "kill_process", {"instance": iid, "process": p4, "signal": "SIGKILL", "wait_seconds": 0})
+            assert k["state"] == "running" and k["signal"] == 9  # not waited for
+            w = await ok(client, "wait_process", {"instance": iid, "process": p4, "timeout_seconds": 30})
+            assert (w["exit_code"], w["exit_reason"]) == (137, "killed by signal 9")
+
+            # Long output is bounded: beginning and end kept, marked truncated.
+            p5 = (await ok(client, "start_process", {
+                "instance": iid, "command": "echo FIRST; yes 0123456789 | head -c 200000; echo; echo LAST",
+            }))["process"]
+            await ok(client, "wait_process", {"instance": iid, "process": p5, "timeout_seconds": 30})
+            is_error, text, r = await call(client, "process_output", {"instance": iid, "process": p5, "max_output_bytes": 1000})
+            assert not is_error and r["stdout_truncated"] and r["exit_code"] == 0
+            assert r["stdout"].startswith("FIRST\n") and r["stdout"].endswith("LAST\n") and len(r["stdout"]) < 1100
+            assert "middle" in text
+
+            ids = [p["process"] for p in (await ok(client, "list_processes", {"instance": iid}))["processes"]]
+            assert ids == sorted([pid, p2, p3, p4, p5])
+
+            # Wrong input: tool errors naming what is wrong, never protocol failures.
+            assert await fails(client, "process_output", {"instance": iid, "process": 99999}, "its processes are:") == "not_found"
+            assert await fails(client, "kill_process", {"instance": iid, "process": 99999}, "no background process 99999") == "not_found"
+            await fails(client, "wait_process", {"instance": iid, "process": 99999}, "no background process")
+            assert await fails(client, "process_output", {"instance": iid, "process": "abc"}, "not a process ID") == "invalid_argument"
+            await fails(client, "process_output", {"instance": iid}, "missing field `process`")
+            assert await fails(client, "kill_process", {"instance": iid, "process": pid, "signal": "BOGUS"}, "not a signal") == "invalid_argument"
+            await fails(client, "kill_process", {"instance": iid, "process": pid, "signal": 99}, "signal number")
+            await fails(client, "kill_process", {"instance": iid, "process": pid, "wait_seconds": 100}, "wait_seconds")
+            await fails(client, "wait_process", {"instance": iid, "process": pid, "timeout_seconds": -1}, "timeout_seconds")
+            await fails(client, "start_process", {"instance": iid}, "nothing to run")
+            await fails(client, "start_process", {"instance": iid, "command": "ls", "argv": ["ls"]}, "not both")
+            await fails(client, "start_process", {"instance": iid, "command": "  "}, "empty")
+            await fails(client, "start_process", {"instance": iid, "command": "ls", "timeout_seconds": 0}, "timeout_seconds")
+            await fails(client, "start_process", {"instance": iid, "command": "cat", "stdin": "x"}, "unknown field `stdin`")
+            assert await fails(client, "start_process", {"instance": iid, "argv": ["no-such-program"]}, "command not found") == "exec_failed"
+            await fails(client, "start_process", {"instance": iid, "argv": ["true"], "workdir": "/no/such/dir"}, "working directory")
+            for tool in ("start_process", "list_processes"):
+                assert await fails(client, tool, {"instance": "nope", "command": "ls"} if tool == "start_process"
+                                   else {"instance": "nope"}, f"its instances are: {iid}") == "not_found"
+            await fails(client, "process_output", {"instance": "nope", "process": pid}, "no instance")
+
+            await ok(client, "remove", {"instance": iid})
+            await fails(client, "process_output", {"instance": iid, "process": pid}, "removed by the remove tool")
+            await fails(client, "list_processes", {"instance": iid}, "removed by the remove tool")
+            assert containers(nonce) == []
 
     asyncio.run(go())
 

@@ -92,8 +92,9 @@ pub enum Command {
     /// Show the engine headjack talks to.
     Info,
     /// Serve headjack to an AI assistant as a Model Context Protocol server on stdin/stdout
-    /// (tools: spawn, exec, read_file, write_file, list_files, list_instances, remove). The
-    /// instances it spawns are removed when the client disconnects or the server stops.
+    /// (tools: spawn, exec, start_process, process_output, kill_process, wait_process,
+    /// list_processes, read_file, write_file, list_files, list_instances, remove). The instances
+    /// it spawns are removed when the client disconnects or the server stops.
     Mcp(McpArgs),
     /// Show an instance's resource use (CPU time, memory, processes, I/O); --watch repeats it.
     Stats(StatsArgs),

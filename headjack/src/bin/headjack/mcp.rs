@@ -18,6 +18,7 @@
 mod exec;
 mod files;
 mod output;
+mod process;
 mod spawn;
 mod tools;
 
@@ -41,9 +42,10 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::args::{Global, McpArgs, parse_size};
 use crate::term::{self, Signal};
 use crate::{Failure, Outcome, connect, report};
-use output::{Bounded, Entry};
+use output::{Bounded, Entry, Kept};
 use tools::{
-    ExecArgs, InstanceArgs, ListFilesArgs, NoArgs, ReadFileArgs, Size, SpawnArgs, WriteFileArgs,
+    ExecArgs, InstanceArgs, KillProcessArgs, ListFilesArgs, NoArgs, ProcessOutputArgs,
+    ReadFileArgs, Size, SpawnArgs, StartProcessArgs, WaitProcessArgs, WriteFileArgs,
 };
 
 /// Tool calls that may run at once; shutdown takes them all to know none is left.
@@ -57,8 +59,11 @@ const LISTING_OUTPUT: usize = 16 << 20;
 
 const INSTRUCTIONS: &str = "headjack runs isolated Linux containers (instances). Call `spawn` \
 first (optionally with a `base` image), then pass the returned instance ID to `exec`, \
-`read_file`, `write_file` and `list_files`. Paths inside an instance are absolute. `remove` an \
-instance when done; all of this session's instances are removed when the session ends.";
+`read_file`, `write_file` and `list_files`. Paths inside an instance are absolute. For a \
+command that keeps running (a server, a watcher, a long build), `start_process` returns a process \
+ID at once; `process_output` reads what it wrote so far, `kill_process` stops it, `wait_process` \
+waits for its end. `remove` an instance when done; all of this session's instances are removed \
+when the session ends.";
 
 /// What the operator fixed on the command line.
 struct Config {
@@ -356,6 +361,26 @@ impl Session {
                 self.list_instances().await
             }
             tools::REMOVE => self.remove(tools::parse(name, args).map_err(parsed)?).await,
+            tools::START_PROCESS => {
+                self.start_process(tools::parse(name, args).map_err(parsed)?)
+                    .await
+            }
+            tools::PROCESS_OUTPUT => {
+                self.process_output(tools::parse(name, args).map_err(parsed)?)
+                    .await
+            }
+            tools::KILL_PROCESS => {
+                self.kill_process(tools::parse(name, args).map_err(parsed)?)
+                    .await
+            }
+            tools::WAIT_PROCESS => {
+                self.wait_process(tools::parse(name, args).map_err(parsed)?)
+                    .await
+            }
+            tools::LIST_PROCESSES => {
+                self.list_processes(tools::parse(name, args).map_err(parsed)?)
+                    .await
+            }
             other => Err(ToolError::new(
                 "internal",
                 format!("tool {other:?} has no implementation"),

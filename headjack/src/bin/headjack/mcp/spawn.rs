@@ -163,7 +163,7 @@ impl Session {
         let id = instance.id().to_string();
         let reply = Reply {
             text: format!(
-                "spawned instance {id} from {base} (image {}). Pass \"{id}\" as `instance` to exec, read_file, write_file, list_files and remove.",
+                "spawned instance {id} from {base} (image {}). Pass \"{id}\" as `instance` to exec, start_process, read_file, write_file, list_files and remove.",
                 instance.image()
             ),
             data: json!({

@@ -23,6 +23,12 @@ pub const DEFAULT_MAX_ENTRIES: usize = 500;
 pub const MAX_ENTRIES: usize = 10_000;
 /// Longest exec timeout a caller may ask for (a day).
 pub const MAX_TIMEOUT_SECS: f64 = 86_400.0;
+/// Default wait of `kill_process` for the process to end.
+pub const DEFAULT_KILL_WAIT_SECS: f64 = 3.0;
+/// Longest wait `kill_process` may be asked for.
+pub const MAX_KILL_WAIT_SECS: f64 = 60.0;
+/// Longest wait `wait_process` may be asked for (an hour: a tool call should not hang longer).
+pub const MAX_WAIT_SECS: f64 = 3_600.0;
 
 /// A size: a number of bytes, or text such as `"512m"` or `"2g"`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -94,6 +100,119 @@ pub struct ExecArgs {
     /// Most bytes returned of stdout, and of stderr (default 32768, at most 1048576). Longer
     /// output keeps its beginning and its end, with a marker where the middle was dropped.
     pub max_output_bytes: Option<usize>,
+}
+
+/// A background process's ID, as `start_process` or `list_processes` gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ProcessId {
+    /// The ID as a number, e.g. 3.
+    Number(u64),
+    /// The ID as text, e.g. "3".
+    Text(String),
+}
+
+impl ProcessId {
+    /// The ID as a number, or a message saying what an ID looks like.
+    pub fn get(&self) -> Result<u64, String> {
+        match self {
+            ProcessId::Number(n) => Ok(*n),
+            ProcessId::Text(t) => t.trim().parse().map_err(|_| {
+                format!(
+                    "process {t:?} is not a process ID: give the number start_process returned (list_processes lists them)"
+                )
+            }),
+        }
+    }
+}
+
+/// A signal: a name or a number.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SignalArg {
+    /// A number, e.g. 9.
+    Number(i64),
+    /// A name with or without SIG, any case, e.g. "TERM", "SIGKILL", "int".
+    Name(String),
+}
+
+impl SignalArg {
+    /// The signal's number (default TERM), parsed by headjack's one signal parser.
+    pub fn number(signal: Option<&SignalArg>) -> Result<i32, headjack::Error> {
+        match signal {
+            None => Ok(libc::SIGTERM),
+            Some(SignalArg::Number(n)) => headjack::instance::signal_number(&n.to_string()),
+            Some(SignalArg::Name(s)) => headjack::instance::signal_number(s),
+        }
+    }
+}
+
+/// Arguments of `start_process`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartProcessArgs {
+    /// The instance ID that `spawn` returned.
+    pub instance: String,
+    /// A shell command line, run with /bin/sh -c, e.g. "python3 -m http.server 8000 2>&1".
+    /// Give either this or `argv`.
+    pub command: Option<String>,
+    /// The program and its arguments, run directly without a shell, e.g. ["python3", "-m",
+    /// "http.server"]. Give either this or `command`.
+    pub argv: Option<Vec<String>>,
+    /// Working directory (default: the instance's, /workspace when a workspace is mounted).
+    pub workdir: Option<String>,
+    /// Extra environment variables for this process.
+    pub env: Option<BTreeMap<String, String>>,
+    /// User to run as: a name or UID, optionally with a group ("1000:1000"); default the
+    /// image's user.
+    pub user: Option<String>,
+    /// Kill the process, and everything it started, after this many seconds (at most 86400).
+    /// Without it the process runs until it ends, `kill_process`, or the instance is removed.
+    pub timeout_seconds: Option<f64>,
+}
+
+/// Arguments of `process_output`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessOutputArgs {
+    /// The instance ID that `spawn` returned.
+    pub instance: String,
+    /// The process ID that `start_process` returned.
+    pub process: ProcessId,
+    /// Most bytes returned of stdout, and of stderr (default 32768, at most 1048576). Longer
+    /// output keeps its beginning and its end, with a marker where the middle was dropped.
+    pub max_output_bytes: Option<usize>,
+}
+
+/// Arguments of `kill_process`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KillProcessArgs {
+    /// The instance ID that `spawn` returned.
+    pub instance: String,
+    /// The process ID that `start_process` returned.
+    pub process: ProcessId,
+    /// The signal: a name such as "TERM" (the default), "KILL", "INT", "HUP", or a number.
+    /// It reaches the process and everything it started.
+    pub signal: Option<SignalArg>,
+    /// How long to wait for the process to end after the signal, in seconds (default 3, or 0
+    /// after STOP, CONT, TSTP and WINCH; at most 60; 0 returns at once). The result says
+    /// whether it ended and how.
+    pub wait_seconds: Option<f64>,
+}
+
+/// Arguments of `wait_process`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitProcessArgs {
+    /// The instance ID that `spawn` returned.
+    pub instance: String,
+    /// The process ID that `start_process` returned.
+    pub process: ProcessId,
+    /// Most seconds to wait (default: the server's --exec-timeout, 120 unless set; at most
+    /// 3600). A process still running then is a normal result (state "running"), not an
+    /// error; the process goes on.
+    pub timeout_seconds: Option<f64>,
 }
 
 /// Arguments of `read_file`.
@@ -168,12 +287,16 @@ pub const LIST_FILES: &str = "list_files";
 pub const LIST_INSTANCES: &str = "list_instances";
 /// See [`SPAWN`].
 pub const REMOVE: &str = "remove";
-
-// Background processes (start a command, read its output later, kill it) are left out on
-// purpose: they need the in-container agent (issue 11), which keeps processes and their output
-// alive between calls. When it lands they join here as `start_process`, `read_process_output`
-// and `kill_process`; until then a model uses `exec` with `timeout_seconds`, or `nohup … &`
-// with output redirected to a file it reads back.
+/// See [`SPAWN`].
+pub const START_PROCESS: &str = "start_process";
+/// See [`SPAWN`].
+pub const PROCESS_OUTPUT: &str = "process_output";
+/// See [`SPAWN`].
+pub const KILL_PROCESS: &str = "kill_process";
+/// See [`SPAWN`].
+pub const WAIT_PROCESS: &str = "wait_process";
+/// See [`SPAWN`].
+pub const LIST_PROCESSES: &str = "list_processes";
 
 fn tool<T: JsonSchema + 'static>(name: &'static str, description: &'static str) -> Tool {
     let mut t = Tool::new(name, description, JsonObject::new()).with_input_schema::<T>();
@@ -222,6 +345,43 @@ pub fn all() -> Vec<Tool> {
              `command` for a shell command line or `argv` for a program and its arguments.",
         )
         .annotate(ToolAnnotations::new().destructive(true).open_world(true)),
+        tool::<StartProcessArgs>(
+            START_PROCESS,
+            "Start a command in the background inside an instance and return its process ID at \
+             once, without waiting for it: for servers, watchers and long builds. It keeps \
+             running between calls; read what it wrote with `process_output`, stop it with \
+             `kill_process`, wait for it with `wait_process`, list them with `list_processes`. \
+             It has no standard input.",
+        )
+        .annotate(ToolAnnotations::new().destructive(true).open_world(true)),
+        tool::<ProcessOutputArgs>(
+            PROCESS_OUTPUT,
+            "Read what a background process wrote so far (its stdout and stderr, bounded: \
+             beginning and end kept; the instance keeps only the most recent part of a long \
+             output), and whether it is still running or how it ended (exit code and reason). \
+             Does not wait: call it again later for more.",
+        )
+        .annotate(ToolAnnotations::new().read_only(true)),
+        tool::<KillProcessArgs>(
+            KILL_PROCESS,
+            "Send a signal (TERM unless told) to a background process and everything it \
+             started, then wait a few seconds for it to end and report how it ended, or that \
+             it still runs (then send KILL).",
+        )
+        .annotate(ToolAnnotations::new().destructive(true)),
+        tool::<WaitProcessArgs>(
+            WAIT_PROCESS,
+            "Wait until a background process ends, up to a timeout, and return its exit code \
+             and exit reason; if it still runs at the timeout the result says so (state \
+             running) and it goes on.",
+        )
+        .annotate(ToolAnnotations::new().read_only(true)),
+        tool::<InstanceArgs>(
+            LIST_PROCESSES,
+            "List the background processes of an instance: process ID, command, PID, and \
+             whether each is running or how it ended (exit code and reason).",
+        )
+        .annotate(ToolAnnotations::new().read_only(true)),
         tool::<ReadFileArgs>(
             READ_FILE,
             "Read a file from an instance. Text comes back as is; other content as base64 \
@@ -283,6 +443,11 @@ mod tests {
             [
                 SPAWN,
                 EXEC,
+                START_PROCESS,
+                PROCESS_OUTPUT,
+                KILL_PROCESS,
+                WAIT_PROCESS,
+                LIST_PROCESSES,
                 READ_FILE,
                 WRITE_FILE,
                 LIST_FILES,
@@ -339,5 +504,81 @@ mod tests {
         assert!(matches!(a.memory, Some(Size::Text(ref s)) if s == "2g"));
         let a = parse::<SpawnArgs>(SPAWN, obj(json!({"memory": 1024}))).unwrap();
         assert!(matches!(a.memory, Some(Size::Bytes(1024))));
+    }
+
+    #[test]
+    fn process_ids_and_signals() {
+        let a = parse::<KillProcessArgs>(KILL_PROCESS, obj(json!({"instance": "i", "process": 3})))
+            .unwrap();
+        assert_eq!(a.process.get(), Ok(3));
+        assert_eq!(SignalArg::number(a.signal.as_ref()).unwrap(), libc::SIGTERM);
+        // Models often send numbers as text.
+        let a = parse::<KillProcessArgs>(
+            KILL_PROCESS,
+            obj(json!({"instance": "i", "process": " 7 ", "signal": "kill"})),
+        )
+        .unwrap();
+        assert_eq!(a.process.get(), Ok(7));
+        assert_eq!(SignalArg::number(a.signal.as_ref()).unwrap(), libc::SIGKILL);
+        let a = parse::<KillProcessArgs>(
+            KILL_PROCESS,
+            obj(json!({"instance": "i", "process": 1, "signal": 2})),
+        )
+        .unwrap();
+        assert_eq!(SignalArg::number(a.signal.as_ref()).unwrap(), libc::SIGINT);
+        for bad in [json!("BOGUS"), json!(0), json!(65), json!(-9), json!("")] {
+            let s: SignalArg = serde_json::from_value(bad.clone()).unwrap();
+            let e = SignalArg::number(Some(&s)).unwrap_err();
+            assert_eq!(e.kind(), headjack::ErrorKind::InvalidArgument, "{bad}");
+            assert!(e.message().contains("signal"), "{e}");
+        }
+        let e = ProcessId::Text("three".into()).get().unwrap_err();
+        assert!(
+            e.contains("not a process ID") && e.contains("list_processes"),
+            "{e}"
+        );
+        assert!(ProcessId::Text("-1".into()).get().is_err());
+        let e =
+            parse::<ProcessOutputArgs>(PROCESS_OUTPUT, obj(json!({"instance": "i"}))).unwrap_err();
+        assert!(e.contains("missing field `process`"), "{e}");
+        let e = parse::<ProcessOutputArgs>(
+            PROCESS_OUTPUT,
+            obj(json!({"instance": "i", "process": -1})),
+        )
+        .unwrap_err();
+        assert!(e.starts_with("invalid arguments for process_output"), "{e}");
+        let e = parse::<WaitProcessArgs>(
+            WAIT_PROCESS,
+            obj(json!({"instance": "i", "process": 1, "timeout": 3})),
+        )
+        .unwrap_err();
+        assert!(e.contains("unknown field `timeout`"), "{e}");
+        let a = parse::<StartProcessArgs>(
+            START_PROCESS,
+            obj(json!({"instance": "i", "argv": ["sleep", "9"], "user": "nobody"})),
+        )
+        .unwrap();
+        assert_eq!(a.user.as_deref(), Some("nobody"));
+        let e = parse::<StartProcessArgs>(
+            START_PROCESS,
+            obj(json!({"instance": "i", "command": "x", "stdin": "y"})),
+        )
+        .unwrap_err();
+        assert!(e.contains("unknown field `stdin`"), "{e}");
+    }
+
+    #[test]
+    fn process_tools_require_instance_and_process() {
+        let tools = all();
+        for (name, want) in [
+            (START_PROCESS, json!(["instance"])),
+            (PROCESS_OUTPUT, json!(["instance", "process"])),
+            (KILL_PROCESS, json!(["instance", "process"])),
+            (WAIT_PROCESS, json!(["instance", "process"])),
+            (LIST_PROCESSES, json!(["instance"])),
+        ] {
+            let t = tools.iter().find(|t| t.name == name).unwrap();
+            assert_eq!(t.schema_as_json_value()["required"], want, "{name}");
+        }
     }
 }
