@@ -325,22 +325,13 @@ log_stream_methods!(AsyncLogStream, Asyncio, {
     }
 });
 
-/// An instance's resource use sampled at an interval (the core's `Instance::stats_stream`),
-/// shared by a stats stream object and the calls in flight on it. The core stream borrows its
-/// instance, so each sample is the first of a fresh core stream (same checks: it ends once the
-/// instance stopped or was removed), and this paces them.
+/// An instance's resource use sampled at an interval: the core's `StatsSampler` (its pacing and
+/// end), shared by a stats stream object and the calls in flight on it, with the instance.
 pub(crate) struct Sampler {
     inst: Arc<ParentOnly<headjack::Instance>>,
-    interval: Duration,
-    state: tokio::sync::Mutex<Pace>,
+    state: tokio::sync::Mutex<headjack::instance::StatsSampler>,
     /// close() was called (seen without waiting for a sample in flight).
     closed: std::sync::atomic::AtomicBool,
-}
-
-#[derive(Default)]
-struct Pace {
-    started: bool,
-    done: bool,
 }
 
 /// A sampler shared by the stream object and the calls in flight.
@@ -353,35 +344,26 @@ impl Sampler {
     ) -> SharedSampler {
         Arc::new(ParentOnly::new(Sampler {
             inst,
-            interval,
-            state: tokio::sync::Mutex::new(Pace::default()),
+            state: tokio::sync::Mutex::new(headjack::instance::StatsSampler::new(interval)),
             closed: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
     async fn next(&self) -> Outcome<Option<StatsDict>> {
         use std::sync::atomic::Ordering::SeqCst;
-        let mut pace = self.state.lock().await;
-        if pace.done || self.closed.load(SeqCst) {
-            return Ok(None);
+        let mut sampler = self.state.lock().await;
+        if self.closed.load(SeqCst) {
+            sampler.end();
         }
-        if pace.started {
-            tokio::time::sleep(self.interval).await;
-            if self.closed.load(SeqCst) {
-                return Ok(None);
-            }
-        }
-        pace.started = true;
-        match self.inst.stats_stream(self.interval).next().await {
-            Some(Ok(s)) => Ok(Some(stats_dict(s))),
-            Some(Err(e)) => {
-                pace.done = true;
-                Err(e.into())
-            }
-            None => {
-                pace.done = true;
+        match sampler.next(&self.inst).await {
+            // close() while this waited for the interval: no more samples.
+            Some(Ok(_)) if self.closed.load(SeqCst) => {
+                sampler.end();
                 Ok(None)
             }
+            Some(Ok(s)) => Ok(Some(stats_dict(s))),
+            Some(Err(e)) => Err(e.into()),
+            None => Ok(None),
         }
     }
 

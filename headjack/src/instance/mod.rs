@@ -24,7 +24,7 @@ pub use crate::agent::{DirEntry, FileKind, FileStat};
 pub(crate) use fork::remove_snapshot;
 pub use info::{InstanceInfo, Status};
 pub(crate) use sandbox::{limits_unsupported, port_conflict};
-pub use stats::{Stats, StatsStream};
+pub use stats::{Stats, StatsSampler, StatsStream};
 
 /// The image config an instance was launched from, kept so that `commit` yields a normal base.
 #[derive(Debug, Clone, Default)]

@@ -93,9 +93,7 @@ impl Instance {
     pub fn stats_stream(&self, interval: std::time::Duration) -> StatsStream<'_> {
         StatsStream {
             instance: self,
-            interval: interval.max(std::time::Duration::from_millis(10)),
-            started: false,
-            done: false,
+            sampler: StatsSampler::new(interval),
         }
     }
 }
@@ -104,15 +102,57 @@ impl Instance {
 #[derive(Debug)]
 pub struct StatsStream<'a> {
     instance: &'a Instance,
-    interval: std::time::Duration,
-    started: bool,
-    done: bool,
+    sampler: StatsSampler,
 }
 
 impl StatsStream<'_> {
     /// The next sample, after the interval; `None` once the instance stopped or was removed.
     /// An error ends the stream.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a cancelled call takes no sample.
     pub async fn next(&mut self) -> Option<Result<Stats>> {
+        self.sampler.next(self.instance).await
+    }
+}
+
+/// The pacing and end of a [`StatsStream`], for a holder that keeps the instance elsewhere (a
+/// binding that shares it between threads): each [`StatsSampler::next`] is given the instance.
+#[derive(Debug, Clone)]
+pub struct StatsSampler {
+    interval: std::time::Duration,
+    started: bool,
+    done: bool,
+}
+
+impl StatsSampler {
+    /// A sampler taking a sample every `interval` (at least 10 ms), the first at once.
+    pub fn new(interval: std::time::Duration) -> StatsSampler {
+        StatsSampler {
+            interval: interval.max(std::time::Duration::from_millis(10)),
+            started: false,
+            done: false,
+        }
+    }
+
+    /// Whether the stream ended (the instance stopped or was removed, or an error came).
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Ends the stream: every later [`StatsSampler::next`] is `None`.
+    pub fn end(&mut self) {
+        self.done = true;
+    }
+
+    /// The next sample of `instance`, after the interval; `None` once it stopped or was
+    /// removed. An error ends the stream.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a cancelled call takes no sample (the next call waits the interval again).
+    pub async fn next(&mut self, instance: &Instance) -> Option<Result<Stats>> {
         if self.done {
             return None;
         }
@@ -120,7 +160,7 @@ impl StatsStream<'_> {
             tokio::time::sleep(self.interval).await;
         }
         self.started = true;
-        match self.instance.status().await {
+        match instance.status().await {
             Ok(super::Status::Running | super::Status::Paused) => {}
             Ok(_) => {
                 self.done = true;
@@ -135,7 +175,7 @@ impl StatsStream<'_> {
                 return Some(Err(e));
             }
         }
-        let s = self.instance.stats().await;
+        let s = instance.stats().await;
         if s.is_err() {
             self.done = true;
         }
