@@ -2,10 +2,10 @@
 
 mod common;
 
-use headjack::{Client, Network, Spec};
+use headjack::{Client, Instance, Network, Spec};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn runsc_runtime_runs_under_gvisor() {
+/// The gVisor engine's address, and a busybox sandbox spawned on it with runsc.
+async fn gvisor_sandbox() -> (String, Instance) {
     let host = std::env::var("HEADJACK_TEST_GVISOR_HOST")
         .unwrap_or_else(|_| "unix:///run/headjack-gvisor/docker.sock".into());
     let c = Client::connect_to(&host).await.unwrap_or_else(|e| {
@@ -21,6 +21,12 @@ async fn runsc_runtime_runs_under_gvisor() {
         )
         .await
         .unwrap();
+    (host, env)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runsc_runtime_runs_under_gvisor() {
+    let (host, env) = gvisor_sandbox().await;
     // The in-container agent runs under gVisor too.
     assert!(env.has_agent(), "the agent did not come up under gVisor");
     // gVisor's kernel introduces itself in dmesg; a runc container has no such lines.
@@ -53,21 +59,7 @@ async fn runsc_runtime_runs_under_gvisor() {
 /// restore the checkpoint anyway. The instance keeps running.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkpoint_of_a_gvisor_sandbox_is_refused_without_harm() {
-    let host = std::env::var("HEADJACK_TEST_GVISOR_HOST")
-        .unwrap_or_else(|_| "unix:///run/headjack-gvisor/docker.sock".into());
-    let c = Client::connect_to(&host).await.unwrap_or_else(|e| {
-        panic!("the gVisor engine at {host} is not reachable ({e}); run tests/env/up.sh")
-    });
-    let env = c
-        .spawn(
-            Spec::new()
-                .base(common::busybox())
-                .runtime("runsc")
-                .network(Network::None)
-                .label("io.headjack.test", "1"),
-        )
-        .await
-        .unwrap();
+    let (_, env) = gvisor_sandbox().await;
     env.write_file("/tmp/kept", b"yes").await.unwrap();
     let e = env.checkpoint("c1").await.unwrap_err();
     assert_eq!(e.kind(), headjack::ErrorKind::Unsupported, "{e}");
