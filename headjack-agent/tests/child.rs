@@ -1013,3 +1013,113 @@ async fn extreme_values_are_handled_not_fatal() {
         "alive\n"
     );
 }
+
+/// Reads frames from a raw session until `done` says so; returns them as (stream, message).
+async fn raw_frames(
+    r: &mut (impl tokio::io::AsyncRead + Unpin),
+    done: impl Fn(&[(u32, Message)]) -> bool,
+) -> Vec<(u32, Message)> {
+    let mut dec = proto::Decoder::default();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !done(&got) {
+        let n = r.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the agent closed the session: {got:?}");
+        dec.feed(&buf[..n]);
+        while let Some(f) = dec.next_frame() {
+            let f = f.unwrap();
+            got.push((f.stream, Message::decode(f.kind, &f.payload).unwrap()));
+        }
+    }
+    got
+}
+
+/// Versions: a client of protocol version 1 (an older headjack attaching to a newer agent) is
+/// served version 1 and never sees `Replayed`, which it would not know; one that speaks only a
+/// version the agent does not is refused with a message naming both.
+#[tokio::test]
+async fn version_1_clients_are_served_without_replayed_and_unknown_versions_refused() {
+    let a = child_agent(&[]).await;
+    assert!(a.ch.agent().capabilities & proto::capability::REPLAY_MARK != 0);
+    let id =
+        a.ch.start_process(ExecRequest::new(["sh", "-c", "echo one; echo two"]))
+            .await
+            .unwrap();
+    a.ch.wait(id).await.unwrap();
+    let raw = |versions: (u16, u16)| {
+        let socket = a.socket.clone();
+        async move {
+            let mut relay = tokio::process::Command::new(agent_bin())
+                .args(["relay", "--socket", &socket])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
+            let mut wire = Vec::new();
+            Message::Hello(proto::Hello {
+                min_version: versions.0,
+                max_version: versions.1,
+                client: "old".into(),
+            })
+            .encode(0, &mut wire)
+            .unwrap();
+            Message::Attach {
+                process: id,
+                replay: true,
+            }
+            .encode(1, &mut wire)
+            .unwrap();
+            let mut w = relay.stdin.take().unwrap();
+            w.write_all(&wire).await.unwrap();
+            (relay, w)
+        }
+    };
+    // Version 1.
+    let (mut relay, _w) = raw((1, 1)).await;
+    let mut r = relay.stdout.take().unwrap();
+    let got = raw_frames(&mut r, |got| {
+        got.iter()
+            .any(|(s, m)| *s == 1 && matches!(m, Message::End))
+    })
+    .await;
+    let reply = got
+        .iter()
+        .find_map(|(_, m)| match m {
+            Message::HelloReply(h) => Some(h.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(reply.version, 1);
+    assert_eq!(reply.capabilities & proto::capability::REPLAY_MARK, 0);
+    let on_attach: Vec<&Message> = got
+        .iter()
+        .filter(|(s, _)| *s == 1)
+        .map(|(_, m)| m)
+        .collect();
+    assert!(
+        on_attach.iter().any(|m| matches!(m, Message::Data { .. }))
+            && on_attach.iter().any(|m| matches!(m, Message::Exited(_))),
+        "{on_attach:?}"
+    );
+    assert!(
+        !on_attach.iter().any(|m| matches!(m, Message::Replayed)),
+        "{on_attach:?}"
+    );
+    // Version 3 only: refused.
+    let (mut relay, _w) = raw((3, 3)).await;
+    let mut r = relay.stdout.take().unwrap();
+    let got = raw_frames(&mut r, |got| {
+        got.iter().any(|(_, m)| matches!(m, Message::Error(_)))
+    })
+    .await;
+    let e = got
+        .iter()
+        .find_map(|(_, m)| match m {
+            Message::Error(e) => Some(e.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(e.code, ErrorCode::UnsupportedVersion, "{e:?}");
+    assert!(e.message.contains("versions 1 to 2"), "{e:?}");
+}

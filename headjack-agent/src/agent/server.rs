@@ -876,15 +876,18 @@ impl Agent {
     }
 
     fn on_hello(&mut self, sid: u64, stream: u32, h: proto::Hello) {
-        if h.min_version > PROTOCOL_VERSION || h.max_version < PROTOCOL_VERSION {
+        // The newest version both speak.
+        let version = h.max_version.min(PROTOCOL_VERSION);
+        if version < h.min_version || version < proto::OLDEST_PROTOCOL_VERSION {
             let s = self.sessions.get_mut(&sid).expect("checked");
             s.send_error(
                 stream,
                 ErrorCode::UnsupportedVersion,
                 &format!(
-                    "this agent ({}) speaks protocol version {PROTOCOL_VERSION}; the client \
-                     ({}) speaks {} to {}: use matching headjack and agent builds",
+                    "this agent ({}) speaks protocol versions {} to {PROTOCOL_VERSION}; the \
+                     client ({}) speaks {} to {}: use matching headjack and agent builds",
                     env!("CARGO_PKG_VERSION"),
+                    proto::OLDEST_PROTOCOL_VERSION,
                     h.client,
                     h.min_version,
                     h.max_version
@@ -903,6 +906,7 @@ impl Agent {
             self.drop_streams(sid, &mut s);
         }
         s.hello = true;
+        s.version = version;
         let mut caps = 0;
         if self.can_switch {
             caps |= capability::SWITCH_USER;
@@ -916,11 +920,13 @@ impl Agent {
         if self.pid1 {
             caps |= capability::PID1;
         }
-        caps |= capability::REPLAY_MARK;
+        if version >= 2 {
+            caps |= capability::REPLAY_MARK;
+        }
         s.send(
             stream,
             &Message::HelloReply(HelloReply {
-                version: PROTOCOL_VERSION,
+                version,
                 agent_version: env!("CARGO_PKG_VERSION").into(),
                 arch: std::env::consts::ARCH.into(),
                 pid: sys::pid() as u32,
@@ -1063,7 +1069,8 @@ impl Agent {
             stream,
             pos,
             credit: WINDOW,
-            replay_until: replay.then(|| ring.end()),
+            // Version 1 clients do not know `Replayed`.
+            replay_until: (replay && s.version >= 2).then(|| ring.end()),
         });
         s.streams.insert(stream, Stream::Attach(process));
         self.pump_attachers(process);

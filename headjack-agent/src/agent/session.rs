@@ -47,6 +47,8 @@ pub struct Session {
     pub r_registered: bool,
     pub w_registered: bool,
     pub hello: bool,
+    /// The protocol version agreed in the hello.
+    pub version: u16,
     pub streams: HashMap<u32, Stream>,
     /// Failed or ended: to be closed at the end of this turn.
     pub dead: bool,
@@ -69,6 +71,7 @@ impl Session {
             r_registered: false,
             w_registered: false,
             hello: false,
+            version: 0,
             streams: HashMap::new(),
             dead: false,
             label,

@@ -127,7 +127,7 @@ impl Channel {
         // Until the handshake succeeds, dropping or failing stops both tasks.
         let mut guard = TaskGuard(vec![writer_task.abort_handle(), reader_task.abort_handle()]);
         let hello = Message::Hello(Hello {
-            min_version: PROTOCOL_VERSION,
+            min_version: proto::OLDEST_PROTOCOL_VERSION,
             max_version: PROTOCOL_VERSION,
             client: format!("headjack-agent client {}", env!("CARGO_PKG_VERSION")),
         });

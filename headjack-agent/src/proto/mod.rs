@@ -13,8 +13,12 @@ mod wire;
 pub use frame::{DecodeError, Decoder, Frame, HEADER_LEN, MAGIC};
 pub use msg::*;
 
-/// The protocol version this build speaks (the only one so far).
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The newest protocol version this build speaks. Version 2 adds [`Message::Replayed`], sent
+/// only on sessions that agreed on version 2, so a version-1 client never sees it.
+pub const PROTOCOL_VERSION: u16 = 2;
+
+/// The oldest protocol version this build still speaks.
+pub const OLDEST_PROTOCOL_VERSION: u16 = 1;
 
 /// The largest payload a frame may carry. Larger announced lengths are refused.
 pub const MAX_PAYLOAD: usize = 1 << 20;
