@@ -40,6 +40,22 @@ impl Instance {
                     if !keep_snapshot {
                         fork.set_snapshot(Some(plan.snapshot));
                     }
+                    // Commands run in the fork as in its parent (a dev container's remoteEnv,
+                    // remoteUser, workspaceFolder: its state file came with the snapshot), and
+                    // a dev container's postStartCommand runs: the fork's container started.
+                    fork.set_exec_defaults(self.exec_defaults())?;
+                    if let Some(state) = self.devcontainer() {
+                        fork.set_devcontainer(state);
+                        let started = fork
+                            .run_post_start(super::devcontainer::HookWhen::Spawn)
+                            .await;
+                        if let Err(e) = started {
+                            if let Err(r) = fork.remove().await {
+                                tracing::warn!(error = %r, "removing the fork after a failed hook");
+                            }
+                            return Err(e);
+                        }
+                    }
                     Ok(fork)
                 }
                 Err(e) => {
