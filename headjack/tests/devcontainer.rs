@@ -652,7 +652,10 @@ async fn exec_defaults_and_post_start_survive_attach_fork_restart_and_the_cli() 
     assert_eq!(sh(&attached, STATE_SCRIPT).await, state_output(1));
 
     // postStartCommand runs again on every start, from the attached handle too.
-    attached.stop(std::time::Duration::from_secs(1)).await.unwrap();
+    attached
+        .stop(std::time::Duration::from_secs(1))
+        .await
+        .unwrap();
     attached.start().await.unwrap();
     assert_eq!(sh(&attached, STATE_SCRIPT).await, state_output(2));
     attached
@@ -660,7 +663,9 @@ async fn exec_defaults_and_post_start_survive_attach_fork_restart_and_the_cli() 
         .await
         .unwrap();
     assert_eq!(sh(&attached, STATE_SCRIPT).await, state_output(3));
-    env.restart(std::time::Duration::from_secs(1)).await.unwrap();
+    env.restart(std::time::Duration::from_secs(1))
+        .await
+        .unwrap();
     assert_eq!(sh(&env, STATE_SCRIPT).await, state_output(4));
 
     // Forks (of the spawned handle, and of the attached one, whose spec is read back from the
@@ -672,7 +677,9 @@ async fn exec_defaults_and_post_start_survive_attach_fork_restart_and_the_cli() 
     // And a fork reached by attach has them too.
     let fork_attached = other.attach(fork_of_attached.id()).await.unwrap();
     assert_eq!(sh(&fork_attached, STATE_SCRIPT).await, state_output(5));
-    Instance::remove_all([fork, fork_of_attached]).await.unwrap();
+    Instance::remove_all([fork, fork_of_attached])
+        .await
+        .unwrap();
 
     // The CLI's `headjack exec ID` attaches: same user, env and directory.
     #[cfg(feature = "cli")]

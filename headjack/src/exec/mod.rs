@@ -440,7 +440,10 @@ mod tests {
         assert!(d.get_unset().is_empty() && !d.is_empty());
         let d = ExecDefaults::new().env("X", "1").unset("X");
         assert!(d.get_env().is_empty() && !d.is_empty());
-        assert_eq!(d.apply(Exec::new(["true"])).argv, ["env", "-u", "X", "--", "true"]);
+        assert_eq!(
+            d.apply(Exec::new(["true"])).argv,
+            ["env", "-u", "X", "--", "true"]
+        );
         // Bad names are refused.
         for bad in ["", "A=B", "A\0"] {
             let e = ExecDefaults::new().unset(bad).validate().unwrap_err();
@@ -624,7 +627,10 @@ impl ExecDefaults {
 
     /// Whether there is nothing to apply.
     pub fn is_empty(&self) -> bool {
-        self.env.is_empty() && self.unset.is_empty() && self.user.is_none() && self.workdir.is_none()
+        self.env.is_empty()
+            && self.unset.is_empty()
+            && self.user.is_none()
+            && self.workdir.is_none()
     }
 
     /// Checks the defaults as a command's own settings are checked.

@@ -216,6 +216,7 @@ impl Instance {
             return Ok(());
         }
         self.engine.start(&self.container_id).await?;
+        self.forget_agent_channel().await;
         self.run_post_start(crate::spawn::devcontainer::HookWhen::Start)
             .await
     }
@@ -228,8 +229,16 @@ impl Instance {
     pub async fn restart(&self, grace: Duration) -> Result<()> {
         self.check_live()?;
         self.engine.restart(&self.container_id, grace).await?;
+        self.forget_agent_channel().await;
         self.run_post_start(crate::spawn::devcontainer::HookWhen::Start)
             .await
+    }
+
+    /// After a (re)start: the agent's old channel is dead, the next command opens a new one.
+    async fn forget_agent_channel(&self) {
+        if let Some(agent) = &self.agent {
+            agent.forget_channel().await;
+        }
     }
 
     /// A dev container's `postStartCommand` steps, after a start (none for other instances).

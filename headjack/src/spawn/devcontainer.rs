@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use crate::base::{Base, DevContainer, Dockerfile};
 use crate::devcontainer::{
-    self as dc, BASE_IMAGE_ARG, DevContainerPlan, HookStep, IMAGE_USER_ARG,
-    LAYER_DOCKERFILE, MountPlan, PlanBase, PlanOptions, WorkspaceMount,
+    self as dc, BASE_IMAGE_ARG, DevContainerPlan, HookStep, IMAGE_USER_ARG, LAYER_DOCKERFILE,
+    MountPlan, PlanBase, PlanOptions, WorkspaceMount,
 };
 use crate::engine::{ContainerPlan, Engine};
 use crate::error::{Error, ErrorKind, Result};
@@ -383,7 +383,10 @@ pub(crate) async fn load_state(instance: &Instance) -> Result<DevcState> {
     let state: DevcState = serde_json::from_slice(&json).map_err(|e| {
         Error::new(
             ErrorKind::Internal,
-            format!("{STATE_FILE} in instance {} is not readable: {e}", instance.id()),
+            format!(
+                "{STATE_FILE} in instance {} is not readable: {e}",
+                instance.id()
+            ),
         )
     })?;
     state.defaults.validate()?;
