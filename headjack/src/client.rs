@@ -199,7 +199,7 @@ impl Client {
         if details.labels.contains_key(labels::DEVCONTAINER_STATE) {
             match crate::spawn::devcontainer::load_state(&instance).await {
                 Ok(state) => {
-                    instance.set_exec_defaults(state.defaults.clone())?;
+                    instance.set_exec_defaults(state.defaults())?;
                     instance.set_devcontainer(state);
                 }
                 Err(e) => tracing::warn!(

@@ -656,7 +656,10 @@ async fn exec_defaults_and_post_start_survive_attach_fork_restart_and_the_cli() 
         .stop(std::time::Duration::from_secs(1))
         .await
         .unwrap();
-    attached.start().await.unwrap();
+    // Attached while stopped: the state is read all the same, and its start runs the hook.
+    let stopped = other.attach(env.id()).await.unwrap();
+    assert_eq!(stopped.exec_defaults(), env.exec_defaults());
+    stopped.start().await.unwrap();
     assert_eq!(sh(&attached, STATE_SCRIPT).await, state_output(2));
     attached
         .restart(std::time::Duration::from_secs(1))
@@ -718,5 +721,30 @@ async fn exec_defaults_and_post_start_survive_attach_fork_restart_and_the_cli() 
     env.start().await.unwrap();
     sh(&env, "rm /tmp/fail-next").await;
     assert_eq!(sh(&env, "wc -l < /tmp/starts").await, "4\n");
+    env.remove().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_root_keeps_the_state_on_the_spawning_handle_only() {
+    let c = client().await;
+    let ws = kept_state_workspace();
+    let events = Arc::default();
+    // The hardened preset's read-only root filesystem cannot take the state file: spawn still
+    // succeeds (a warning in tracing), and the spawning handle has the defaults.
+    let env = c
+        .spawn(
+            devc_spec(".devcontainer", &events)
+                .base_dir(ws.path())
+                .hardened(true),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sh(&env, "id -un; echo \"$GREETING\"; echo \"[${GONE-unset}]\"").await,
+        "agent\nhi there\n[unset]\n"
+    );
+    let other = headjack::Client::connect_to(&common::host()).await.unwrap();
+    let attached = other.attach(env.id()).await.unwrap();
+    assert!(attached.exec_defaults().is_empty());
     env.remove().await.unwrap();
 }

@@ -556,11 +556,10 @@ mod tests {
 /// variables (a command's own [`Exec::env`] wins per key), the user and the working directory.
 /// Set on an instance with [`crate::Instance::set_exec_defaults`]; a devcontainer's
 /// `remoteEnv`/`remoteUser`/`workspaceFolder` arrive this way.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecDefaults {
     pub(crate) env: BTreeMap<String, String>,
     /// Variables removed from every command's environment (unless it sets them itself).
-    #[serde(default)]
     pub(crate) unset: std::collections::BTreeSet<String>,
     pub(crate) user: Option<String>,
     pub(crate) workdir: Option<String>,

@@ -308,9 +308,36 @@ pub(crate) const STATE_VERSION: &str = "1";
 pub(crate) struct DevcState {
     /// The definition's path on the host that spawned the instance (for messages).
     pub config_file: String,
-    pub defaults: ExecDefaults,
+    /// The exec defaults ([`DevcState::defaults`]).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub unset: Vec<String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
     /// The steps run again on every start, in order.
+    #[serde(default)]
     pub post_start: Vec<SavedStep>,
+}
+
+impl DevcState {
+    /// The exec defaults it holds.
+    pub(crate) fn defaults(&self) -> ExecDefaults {
+        let mut d = ExecDefaults::new();
+        for (k, v) in &self.env {
+            d = d.env(k, v);
+        }
+        for k in &self.unset {
+            d = d.unset(k);
+        }
+        if let Some(u) = &self.user {
+            d = d.user(u);
+        }
+        if let Some(w) = &self.workdir {
+            d = d.workdir(w);
+        }
+        d
+    }
 }
 
 /// A hook step as saved: its commands run in parallel.
@@ -389,7 +416,7 @@ pub(crate) async fn load_state(instance: &Instance) -> Result<DevcState> {
             ),
         )
     })?;
-    state.defaults.validate()?;
+    state.defaults().validate()?;
     Ok(state)
 }
 
@@ -432,7 +459,10 @@ pub(crate) async fn after_launch(
     let steps: Vec<SavedStep> = plan.hooks.iter().map(SavedStep::of).collect();
     let state = DevcState {
         config_file: file.clone(),
-        defaults,
+        env: defaults.get_env().clone(),
+        unset: defaults.get_unset().iter().cloned().collect(),
+        user: defaults.get_user().map(str::to_string),
+        workdir: defaults.get_workdir().map(str::to_string),
         post_start: plan
             .hooks
             .iter()
