@@ -743,6 +743,22 @@ async fn a_read_only_root_keeps_the_state_on_the_spawning_handle_only() {
         sh(&env, "id -un; echo \"$GREETING\"; echo \"[${GONE-unset}]\"").await,
         "agent\nhi there\n[unset]\n"
     );
+    // The warning is on the instance and on the progress callback.
+    assert!(
+        env.warnings()
+            .iter()
+            .any(|w| w.contains("could not be saved in the instance")),
+        "{:?}",
+        env.warnings()
+    );
+    let events = events.lock().unwrap().clone();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Progress::Warning { message, .. }
+            if message.contains("could not be saved"))),
+        "{events:?}"
+    );
     let other = headjack::Client::connect_to(&common::host()).await.unwrap();
     let attached = other.attach(env.id()).await.unwrap();
     assert!(attached.exec_defaults().is_empty());

@@ -388,15 +388,20 @@ pub(crate) enum HookWhen {
 }
 
 /// Saves `state` in the instance's [`STATE_FILE`]. A failure (a read-only root filesystem) is
-/// a warning: the handle keeps the state in memory, an attached handle will not have it.
-async fn save_state(instance: &Instance, state: &DevcState) {
+/// a warning, returned: the handle keeps the state in memory, an attached handle will not have
+/// it.
+async fn save_state(instance: &Instance, state: &DevcState) -> Option<String> {
     let saved = match serde_json::to_vec(state) {
         Ok(json) => instance.write_root_file(STATE_FILE, &json, 0o600).await,
         Err(e) => Err(Error::new(ErrorKind::Internal, e.to_string())),
     };
-    if let Err(e) = saved {
-        tracing::warn!(error = %e, file = STATE_FILE, "cannot save the dev container state in the instance: a handle from Client::attach will run commands without remoteEnv, remoteUser, workspaceFolder and postStartCommand");
-    }
+    let e = saved.err()?;
+    Some(format!(
+        "{}: the exec defaults and postStartCommand could not be saved in the instance ({e}): \
+         a handle from Client::attach runs commands without remoteEnv, remoteUser and \
+         workspaceFolder, and its restarts do not run postStartCommand",
+        state.config_file
+    ))
 }
 
 /// Reads the state an instance saved at spawn (`Client::attach`).
@@ -433,7 +438,6 @@ pub(crate) async fn after_launch(
     progress: Option<&ProgressFn>,
     workdir: Option<String>,
 ) -> Result<()> {
-    instance.set_warnings(plan.warnings.clone());
     if plan.needs_container_env() {
         let env = container_env(instance).await?;
         plan.resolve_container_env(&env);
@@ -470,7 +474,18 @@ pub(crate) async fn after_launch(
             .map(SavedStep::of)
             .collect(),
     };
-    save_state(instance, &state).await;
+    if let Some(w) = save_state(instance, &state).await {
+        tracing::warn!(definition = %file, warning = %w, "dev container definition");
+        ProgressFn::emit(
+            progress,
+            Progress::Warning {
+                source: file.clone(),
+                message: w.clone(),
+            },
+        );
+        plan.warnings.push(w);
+    }
+    instance.set_warnings(plan.warnings.clone());
     instance.set_devcontainer(state);
     run_steps(instance, &file, &steps, progress, HookWhen::Spawn).await
 }
