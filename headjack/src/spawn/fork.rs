@@ -12,11 +12,15 @@ impl Instance {
     /// spec (same limits, mounts, volumes, environment; a fresh name and engine-chosen host
     /// ports stay fresh). Files are as they were at the fork and diverge afterwards; processes
     /// are not carried over (they start again from the spec's init). The snapshot image is
-    /// removed with the fork; see [`Instance::fork_with`] to keep it.
+    /// removed with the fork; see [`Instance::fork_with`] to keep it. The fork gets this
+    /// handle's exec defaults ([`Instance::exec_defaults`]); a dev container instance's fork
+    /// also runs the definition's `postStartCommand` (its container started), and is removed
+    /// if that fails.
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::NotFound`] when this instance was removed; engine and spawn errors. (An
+    /// [`crate::error::ErrorKind::NotFound`] when this instance was removed; engine and spawn
+    /// errors; a dev container's failing `postStartCommand` ([`crate::error::ErrorKind::ExecFailed`]). (An
     /// instance attached with [`crate::client::Client::attach`] is forked with the spec read back from
     /// its container: env, user, workdir, limits, network, runtime, labels, bind and volume
     /// mounts, published ports, the hardened preset and the init.)
