@@ -20,10 +20,11 @@ impl Instance {
     /// # Errors
     ///
     /// [`crate::error::ErrorKind::NotFound`] when this instance was removed; engine and spawn
-    /// errors; a dev container's failing `postStartCommand` ([`crate::error::ErrorKind::ExecFailed`]). (An
-    /// instance attached with [`crate::client::Client::attach`] is forked with the spec read back from
-    /// its container: env, user, workdir, limits, network, runtime, labels, bind and volume
-    /// mounts, published ports, the hardened preset and the init.)
+    /// errors; [`crate::error::ErrorKind::ExecFailed`] for a dev container's failing
+    /// `postStartCommand`. (An instance attached with [`crate::client::Client::attach`] is
+    /// forked with the spec read back from its container: env, user, workdir, limits, network,
+    /// runtime, labels, bind and volume mounts, published ports, the hardened preset and the
+    /// init.)
     pub async fn fork(&self) -> Result<Instance> {
         self.fork_with(false).await
     }
