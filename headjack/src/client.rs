@@ -195,6 +195,21 @@ impl Client {
         }
         // Removing a fork removes its snapshot image, whoever holds the handle.
         instance.set_snapshot(snapshot);
+        // A dev container instance: its exec defaults and postStartCommand, saved at spawn.
+        if details.labels.contains_key(labels::DEVCONTAINER_STATE) {
+            match crate::spawn::devcontainer::load_state(&instance).await {
+                Ok(state) => {
+                    instance.set_exec_defaults(state.defaults())?;
+                    instance.set_devcontainer(state);
+                }
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    instance = %instance.id(),
+                    "cannot read the dev container state: commands run without its remoteEnv, \
+                     remoteUser and workspaceFolder"
+                ),
+            }
+        }
         Ok(instance)
     }
 

@@ -32,6 +32,11 @@ pub const AGENT: &str = "io.headjack.agent";
 /// On an instance that runs the agent: the user its commands run as by default (the container
 /// itself runs as root, so that the agent can switch users).
 pub const USER: &str = "io.headjack.user";
+/// On a dev container instance: its exec defaults and `postStartCommand` are saved in the
+/// container (`/etc/headjack-devcontainer.json`, root's, mode 0600; not in a label, since
+/// `remoteEnv` values can be secrets), for [`crate::client::Client::attach`] and restarts to
+/// read back. The value is the file's format version (`1`).
+pub const DEVCONTAINER_STATE: &str = "io.headjack.devcontainer.state";
 /// The container labels headjack sets itself; a spec may not set them.
 pub const RESERVED: [&str; 8] = [MANAGED, INSTANCE, BASE, IMAGE, OWNER, EXPIRES, AGENT, USER];
 /// Label on the containers and images headjack's own test suites create.

@@ -577,3 +577,190 @@ async fn base_strings_name_definitions_and_a_rebuild_costs_no_build() {
     );
     second.remove().await.unwrap();
 }
+
+// ---- what a dev container instance keeps beyond its spawn ---------------------------------
+
+/// A definition on the busybox fixture with `remoteUser`, `remoteEnv` (one `null`),
+/// `workspaceFolder` and a `postStartCommand` that counts starts (and fails once
+/// `/tmp/fail-next` exists), in a fresh workspace folder.
+fn kept_state_workspace() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("devc-state-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
+    std::fs::create_dir(dir.path().join(".devcontainer")).unwrap();
+    let definition = serde_json::json!({
+        "image": common::busybox(),
+        "containerEnv": { "GONE": "from containerEnv", "KEPT": "kept" },
+        "remoteUser": "agent",
+        "remoteEnv": { "GREETING": "hi there", "GONE": null },
+        "workspaceFolder": "/home/agent",
+        "postStartCommand": "test ! -e /tmp/fail-next || { echo refusing; exit 3; }; echo started >> /tmp/starts",
+    });
+    std::fs::write(
+        dir.path().join(".devcontainer/devcontainer.json"),
+        definition.to_string(),
+    )
+    .unwrap();
+    dir
+}
+
+/// What every check runs: user, remoteEnv (set, unset, the container's kept), directory, and
+/// how many times postStartCommand ran.
+const STATE_SCRIPT: &str =
+    "id -un; echo \"$GREETING\"; echo \"[${GONE-unset}] $KEPT\"; pwd; wc -l < /tmp/starts";
+
+fn state_output(starts: usize) -> String {
+    format!("agent\nhi there\n[unset] kept\n/home/agent\n{starts}\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_defaults_and_post_start_survive_attach_fork_restart_and_the_cli() {
+    let c = client().await;
+    let ws = kept_state_workspace();
+    let events = Arc::default();
+    let env = c
+        .spawn(devc_spec(".devcontainer", &events).base_dir(ws.path()))
+        .await
+        .unwrap();
+    assert_eq!(sh(&env, STATE_SCRIPT).await, state_output(1));
+    // A command's own value wins over remoteEnv's null.
+    let out = env
+        .exec(headjack::Exec::new(["sh", "-c", "echo $GONE"]).env("GONE", "mine"))
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text(), "mine\n");
+    // The state is in the container, for root only; the label says so.
+    let out = env
+        .exec(["cat", "/etc/headjack-devcontainer.json"])
+        .await
+        .unwrap();
+    assert_ne!(out.exit_code, 0, "the remote user reads the state file");
+    let label = common::docker(&[
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"io.headjack.devcontainer.state\"}}",
+        env.container_id(),
+    ]);
+    assert_eq!(label.trim(), "1");
+
+    // Another client (as another process would): the same defaults, the same hook.
+    let other = headjack::Client::connect_to(&common::host()).await.unwrap();
+    let attached = other.attach(env.id()).await.unwrap();
+    assert_eq!(attached.exec_defaults(), env.exec_defaults());
+    assert_eq!(attached.exec_defaults().get_user(), Some("agent"));
+    assert_eq!(sh(&attached, STATE_SCRIPT).await, state_output(1));
+
+    // postStartCommand runs again on every start, from the attached handle too.
+    attached
+        .stop(std::time::Duration::from_secs(1))
+        .await
+        .unwrap();
+    // Attached while stopped: the state is read all the same, and its start runs the hook.
+    let stopped = other.attach(env.id()).await.unwrap();
+    assert_eq!(stopped.exec_defaults(), env.exec_defaults());
+    stopped.start().await.unwrap();
+    assert_eq!(sh(&attached, STATE_SCRIPT).await, state_output(2));
+    attached
+        .restart(std::time::Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(sh(&attached, STATE_SCRIPT).await, state_output(3));
+    env.restart(std::time::Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(sh(&env, STATE_SCRIPT).await, state_output(4));
+
+    // Forks (of the spawned handle, and of the attached one, whose spec is read back from the
+    // engine) run commands as their parent does, and run postStartCommand: they started.
+    let fork = env.fork().await.unwrap();
+    assert_eq!(sh(&fork, STATE_SCRIPT).await, state_output(5));
+    let fork_of_attached = attached.fork().await.unwrap();
+    assert_eq!(sh(&fork_of_attached, STATE_SCRIPT).await, state_output(5));
+    // And a fork reached by attach has them too.
+    let fork_attached = other.attach(fork_of_attached.id()).await.unwrap();
+    assert_eq!(sh(&fork_attached, STATE_SCRIPT).await, state_output(5));
+    Instance::remove_all([fork, fork_of_attached])
+        .await
+        .unwrap();
+
+    // The CLI's `headjack exec ID` attaches: same user, env and directory.
+    #[cfg(feature = "cli")]
+    {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_headjack"))
+            .args(["--host", &common::host(), "exec", env.id(), "sh", "-c"])
+            .arg(STATE_SCRIPT)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), state_output(4));
+    }
+
+    // A failing postStartCommand at a start: a clear error, and the instance keeps running.
+    sh(&env, "touch /tmp/fail-next").await;
+    let e = attached
+        .restart(std::time::Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ExecFailed, "{e}");
+    assert!(e.message().contains("postStartCommand"), "{e}");
+    assert!(e.message().contains("keeps running"), "{e}");
+    assert!(e.message().contains("refusing"), "{e}");
+    assert_eq!(env.status().await.unwrap(), headjack::Status::Running);
+
+    // A state file gone (removed by hand): attach still works, without the defaults.
+    let out = env
+        .exec(headjack::Exec::new(["rm", "/etc/headjack-devcontainer.json"]).user("0"))
+        .await
+        .unwrap();
+    assert_eq!(out.exit_code, 0, "{}", out.stderr_text());
+    let bare = other.attach(env.id()).await.unwrap();
+    assert!(bare.exec_defaults().is_empty());
+    // Starting a running instance changes nothing: no hook runs (it would fail here).
+    env.start().await.unwrap();
+    sh(&env, "rm /tmp/fail-next").await;
+    assert_eq!(sh(&env, "wc -l < /tmp/starts").await, "4\n");
+    env.remove().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_root_keeps_the_state_on_the_spawning_handle_only() {
+    let c = client().await;
+    let ws = kept_state_workspace();
+    let events = Arc::default();
+    // The hardened preset's read-only root filesystem cannot take the state file: spawn still
+    // succeeds (a warning in tracing), and the spawning handle has the defaults.
+    let env = c
+        .spawn(
+            devc_spec(".devcontainer", &events)
+                .base_dir(ws.path())
+                .hardened(true),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sh(&env, "id -un; echo \"$GREETING\"; echo \"[${GONE-unset}]\"").await,
+        "agent\nhi there\n[unset]\n"
+    );
+    // The warning is on the instance and on the progress callback.
+    assert!(
+        env.warnings()
+            .iter()
+            .any(|w| w.contains("could not be saved in the instance")),
+        "{:?}",
+        env.warnings()
+    );
+    let events = events.lock().unwrap().clone();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Progress::Warning { message, .. }
+            if message.contains("could not be saved"))),
+        "{events:?}"
+    );
+    let other = headjack::Client::connect_to(&common::host()).await.unwrap();
+    let attached = other.attach(env.id()).await.unwrap();
+    assert!(attached.exec_defaults().is_empty());
+    env.remove().await.unwrap();
+}

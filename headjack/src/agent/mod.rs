@@ -138,6 +138,12 @@ impl Session {
         Ok(ch)
     }
 
+    /// Forgets the channel: after a (re)start of the container, the agent that served it is
+    /// gone, even when the end of its stream has not arrived yet (Podman delivers it late).
+    pub(crate) async fn forget_channel(&self) {
+        self.channel.lock().await.take();
+    }
+
     /// Whether the agent can run commands as another user than its own.
     pub(crate) async fn can_switch_user(&self) -> Result<bool> {
         Ok(self.channel().await?.agent().capabilities & proto::capability::SWITCH_USER != 0)

@@ -144,8 +144,6 @@ impl Hook {
     }
 
     /// Whether the hook runs again on every start of the container (not only after creation).
-    // Not used yet: a restart does not run postStartCommand again (docs/ARCHITECTURE.md#devcontainer).
-    #[allow(dead_code)]
     pub fn runs_on_every_start(self) -> bool {
         matches!(self, Hook::PostStart)
     }

@@ -41,6 +41,11 @@
 //!   just before the definition's same hook. String → `/bin/sh -c`, array → argv, object →
 //!   named entries run in parallel, the step failing if any entry fails. Empty commands are
 //!   skipped.
+//! - **After spawn**: the exec defaults (`remoteEnv`, `remoteUser`, `workspaceFolder`) and
+//!   the `postStartCommand` steps are saved in the container (`/etc/headjack-devcontainer.json`,
+//!   root's, mode 0600; label `io.headjack.devcontainer.state`), not in a label (`remoteEnv`
+//!   may hold secrets): `Client::attach` and forks restore them, `Instance::start`/`restart`
+//!   run `postStartCommand` again. `postAttachCommand` runs once, at spawn.
 //! - **`workspaceFolder` without `workspaceMount`**: as in the devcontainers CLI, the
 //!   workspace is still mounted at `/workspaces/<folder name>`; `workspaceFolder` only sets
 //!   where execs start. The CLI's "mount the enclosing git root" is not done: the workspace

@@ -12,6 +12,7 @@ use super::discover::normalize;
 use super::features::{self, FeatureLayer, LocalFeature};
 use super::jsonc::{Pos, error_at};
 use super::mounts::{MountKind, MountPlan, mount_from_object, parse_mount};
+use super::run_args::RunArgs;
 use super::run_args::parse_run_args;
 use super::units::{PortPublish, Protocol, Publish, parse_bytes, parse_publish};
 use super::vars::{
@@ -52,8 +53,12 @@ pub fn plan(
     let absolute =
         |p: &Path| normalize(&std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
     let file = absolute(&config.file);
-    let file = file.as_path();
     let config_dir = file.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let cx = Ctx {
+        config,
+        file: &file,
+        config_dir: &config_dir,
+    };
     let workspace = absolute(workspace);
     let local_folder = workspace.to_string_lossy().into_owned();
     let id_labels = BTreeMap::from([
@@ -64,7 +69,6 @@ pub fn plan(
         ),
     ]);
     let id = devcontainer_id(&id_labels);
-    let at = |pos: Pos, what: String| error_at(file, pos, what);
 
     // workspaceFolder first: the other strings may use ${containerWorkspaceFolder}.
     let mut r = Resolver {
@@ -77,111 +81,214 @@ pub fn plan(
         warnings: config.warnings.clone(),
     };
     let default_folder = format!("/workspaces/{}", folder_name(&workspace));
-    let container_folder = match &config.workspace_folder {
-        Some(wf) => {
-            let folder = r.text(file, wf, Field::Container, "workspaceFolder")?;
-            if !folder.starts_with('/') {
-                return Err(at(
-                    wf.pos,
-                    format!("workspaceFolder: {folder:?} is not an absolute path in the container"),
-                ));
-            }
-            folder
-        }
-        None => default_folder.clone(),
-    };
+    let container_folder = workspace_folder(&cx, &mut r, &default_folder)?;
     r.vars.container_workspace = Some(&container_folder);
 
-    // The base.
-    let base = if let Some(build) = &config.build {
-        if let Some(image) = &config.image {
-            r.warnings.push(format!(
-                "{}:{}: \"image\" is ignored because a Dockerfile is set",
-                file.display(),
-                image.pos
-            ));
-        }
-        let rel = r.text(file, &build.dockerfile, Field::Build, "build.dockerfile")?;
-        let dockerfile = normalize(&config_dir.join(&rel));
-        if !dockerfile.is_file() {
-            return Err(at(
-                build.dockerfile.pos,
-                format!(
-                    "build.dockerfile: the Dockerfile {} does not exist (paths are relative to \
-                     {}, the definition's folder)",
-                    dockerfile.display(),
-                    config_dir.display()
-                ),
-            ));
-        }
-        let context = match &build.context {
-            Some(c) => {
-                let rel = r.text(file, c, Field::Build, "build.context")?;
-                let context = normalize(&config_dir.join(rel));
-                if !context.is_dir() {
-                    return Err(at(
-                        c.pos,
-                        format!(
-                            "build.context: the directory {} does not exist (paths are relative \
-                             to {}, the definition's folder)",
-                            context.display(),
-                            config_dir.display()
-                        ),
-                    ));
-                }
-                context
-            }
-            None => config_dir.clone(),
-        };
-        let mut build_args = BTreeMap::new();
-        for (k, v) in &build.args {
-            let value = r.text(file, v, Field::Build, &format!("build.args.{k}"))?;
-            build_args.insert(k.clone(), value);
-        }
-        let target = build
-            .target
-            .as_ref()
-            .map(|t| r.text(file, t, Field::Build, "build.target"))
-            .transpose()?;
-        PlanBase::Dockerfile {
-            dockerfile,
-            context,
-            build_args,
-            target,
-        }
-    } else if let Some(image) = &config.image {
-        let text = r.text(file, image, Field::Build, "image")?;
-        let reference = ImageRef::parse(&text).map_err(|e| at(image.pos, format!("image: {e}")))?;
-        PlanBase::Image {
-            reference: reference.to_string(),
-        }
-    } else {
-        return Err(at(
-            Pos { line: 1, column: 1 },
-            "the definition names neither an image (\"image\") nor a Dockerfile \
-             (\"build.dockerfile\"); Docker Compose definitions are not supported"
-                .to_string(),
-        ));
-    };
-
+    let base = plan_base(&cx, &mut r)?;
     // runArgs first: several settings below merge with them.
+    let (run, run_pos) = run_args(&cx, &mut r, options)?;
+    let Users {
+        container_env,
+        mut remote_env,
+        container_user,
+        remote_user,
+    } = env_and_users(&cx, &mut r, &run, run_pos)?;
+    let mount = workspace_mount(&cx, &mut r, &container_folder, default_folder)?;
+    let local = local_features(&cx, &mut r)?;
+    let feature_layer = if local.is_empty() {
+        None
+    } else {
+        Some(features::layer(
+            &local,
+            container_user.as_deref(),
+            remote_user.as_deref(),
+        )?)
+    };
+    let mounts = mounts(&cx, &mut r, &local, &run)?;
+    let mut hooks = hooks(&cx, &mut r, &local)?;
+    resolve_known(&mut remote_env, &mut hooks, &container_env);
+    let security = security(&cx, &mut r, &local, &run, run_pos, options)?;
+    let ports = ports(&cx, &mut r, &run)?;
+    let limits = limits(&cx, &run)?;
+    let name = the_rest(&cx, &mut r)?;
+    let mut labels = id_labels;
+    labels.extend(run.labels.iter().cloned());
+    // The resolver borrows the id and the folder: done with it.
+    let warnings = r.warnings;
+
+    Ok(DevContainerPlan {
+        config_file: file.clone(),
+        name,
+        devcontainer_id: id,
+        base,
+        features: feature_layer,
+        container_env,
+        remote_env,
+        container_user,
+        remote_user,
+        workspace: WorkspacePlan {
+            host_dir: workspace,
+            container_folder,
+            mount,
+        },
+        mounts,
+        hooks,
+        cap_add: security.cap_add,
+        security_opt: security.security_opt,
+        init: security.init,
+        privileged: security.privileged,
+        ports,
+        limits,
+        network: run.network,
+        labels,
+        warnings,
+    })
+}
+
+/// What every planning step reads: the definition, its file (absolute) and folder.
+struct Ctx<'c> {
+    config: &'c DevContainerConfig,
+    file: &'c Path,
+    config_dir: &'c Path,
+}
+
+impl Ctx<'_> {
+    /// An error at `pos` of the definition.
+    fn at(&self, pos: Pos, what: String) -> crate::error::Error {
+        error_at(self.file, pos, what)
+    }
+
+    /// A warning at `pos` of the definition.
+    fn warning(&self, pos: impl std::fmt::Display, what: impl std::fmt::Display) -> String {
+        format!("{}:{pos}: {what}", self.file.display())
+    }
+}
+
+/// `workspaceFolder` (absolute in the container), or the default `/workspaces/<folder>`.
+fn workspace_folder(cx: &Ctx, r: &mut Resolver, default_folder: &str) -> Result<String> {
+    let Some(wf) = &cx.config.workspace_folder else {
+        return Ok(default_folder.to_string());
+    };
+    let folder = r.text(cx.file, wf, Field::Container, "workspaceFolder")?;
+    if !folder.starts_with('/') {
+        return Err(cx.at(
+            wf.pos,
+            format!("workspaceFolder: {folder:?} is not an absolute path in the container"),
+        ));
+    }
+    Ok(folder)
+}
+
+/// The base: `build` (a Dockerfile that must exist, its context, args, target) or `image`.
+fn plan_base(cx: &Ctx, r: &mut Resolver) -> Result<PlanBase> {
+    let (config, file, config_dir) = (cx.config, cx.file, cx.config_dir);
+    let Some(build) = &config.build else {
+        let Some(image) = &config.image else {
+            return Err(cx.at(
+                Pos { line: 1, column: 1 },
+                "the definition names neither an image (\"image\") nor a Dockerfile \
+                 (\"build.dockerfile\"); Docker Compose definitions are not supported"
+                    .to_string(),
+            ));
+        };
+        let text = r.text(file, image, Field::Build, "image")?;
+        let reference =
+            ImageRef::parse(&text).map_err(|e| cx.at(image.pos, format!("image: {e}")))?;
+        return Ok(PlanBase::Image {
+            reference: reference.to_string(),
+        });
+    };
+    if let Some(image) = &config.image {
+        r.warnings.push(cx.warning(
+            image.pos,
+            "\"image\" is ignored because a Dockerfile is set",
+        ));
+    }
+    let rel = r.text(file, &build.dockerfile, Field::Build, "build.dockerfile")?;
+    let dockerfile = normalize(&config_dir.join(&rel));
+    if !dockerfile.is_file() {
+        return Err(cx.at(
+            build.dockerfile.pos,
+            format!(
+                "build.dockerfile: the Dockerfile {} does not exist (paths are relative to \
+                 {}, the definition's folder)",
+                dockerfile.display(),
+                config_dir.display()
+            ),
+        ));
+    }
+    let context = match &build.context {
+        Some(c) => {
+            let rel = r.text(file, c, Field::Build, "build.context")?;
+            let context = normalize(&config_dir.join(rel));
+            if !context.is_dir() {
+                return Err(cx.at(
+                    c.pos,
+                    format!(
+                        "build.context: the directory {} does not exist (paths are relative \
+                         to {}, the definition's folder)",
+                        context.display(),
+                        config_dir.display()
+                    ),
+                ));
+            }
+            context
+        }
+        None => config_dir.to_path_buf(),
+    };
+    let mut build_args = BTreeMap::new();
+    for (k, v) in &build.args {
+        let value = r.text(file, v, Field::Build, &format!("build.args.{k}"))?;
+        build_args.insert(k.clone(), value);
+    }
+    let target = build
+        .target
+        .as_ref()
+        .map(|t| r.text(file, t, Field::Build, "build.target"))
+        .transpose()?;
+    Ok(PlanBase::Dockerfile {
+        dockerfile,
+        context,
+        build_args,
+        target,
+    })
+}
+
+/// `runArgs`, parsed, with the position warnings and errors point at.
+fn run_args(cx: &Ctx, r: &mut Resolver, options: &PlanOptions) -> Result<(RunArgs, Pos)> {
     let mut run_warnings = Vec::new();
-    let run_args_text = config
+    let run_args_text = cx
+        .config
         .run_args
         .iter()
         .enumerate()
-        .map(|(i, a)| r.text(file, a, Field::Container, &format!("runArgs[{i}]")))
+        .map(|(i, a)| r.text(cx.file, a, Field::Container, &format!("runArgs[{i}]")))
         .collect::<Result<Vec<_>>>()?;
-    let run_pos = config.run_args.first().map(|a| a.pos).unwrap_or_default();
+    let run_pos = cx
+        .config
+        .run_args
+        .first()
+        .map(|a| a.pos)
+        .unwrap_or_default();
     let run = parse_run_args(&run_args_text, &options.local_env, &mut run_warnings)
-        .map_err(|e| at(run_pos, e))?;
-    r.warnings.extend(
-        run_warnings
-            .into_iter()
-            .map(|w| format!("{}:{run_pos}: {w}", file.display())),
-    );
+        .map_err(|e| cx.at(run_pos, e))?;
+    r.warnings
+        .extend(run_warnings.into_iter().map(|w| cx.warning(run_pos, w)));
+    Ok((run, run_pos))
+}
 
-    // Environment and users.
+/// Environment and users, from the definition and `runArgs`.
+struct Users {
+    container_env: BTreeMap<String, String>,
+    remote_env: BTreeMap<String, Option<String>>,
+    container_user: Option<String>,
+    remote_user: Option<String>,
+}
+
+/// `containerEnv` (+ `runArgs -e`), `remoteEnv`, `containerUser` (`runArgs --user` wins),
+/// `remoteUser` (default: the container's).
+fn env_and_users(cx: &Ctx, r: &mut Resolver, run: &RunArgs, run_pos: Pos) -> Result<Users> {
+    let (config, file) = (cx.config, cx.file);
     let mut container_env = BTreeMap::new();
     for (k, v) in &config.container_env {
         let value = r.text(file, v, Field::Container, &format!("containerEnv.{k}"))?;
@@ -203,9 +310,9 @@ pub fn plan(
         .transpose()?;
     if let Some(user) = &run.user {
         if container_user.as_ref().is_some_and(|u| u != user) {
-            r.warnings.push(format!(
-                "{}:{run_pos}: runArgs --user {user} overrides containerUser, as in docker run",
-                file.display()
+            r.warnings.push(cx.warning(
+                run_pos,
+                format!("runArgs --user {user} overrides containerUser, as in docker run"),
             ));
         }
         container_user = Some(user.clone());
@@ -214,74 +321,87 @@ pub fn plan(
         Some(u) => Some(r.text(file, u, Field::Container, "remoteUser")?),
         None => container_user.clone(),
     };
+    Ok(Users {
+        container_env,
+        remote_env,
+        container_user,
+        remote_user,
+    })
+}
 
-    // Workspace.
-    let mount = match &config.workspace_mount {
-        Some(wm) => {
-            let text = r.text(file, wm, Field::Container, "workspaceMount")?;
-            if text.trim().is_empty() {
-                WorkspaceMount::None
-            } else {
-                let mut notes = Vec::new();
-                let m = parse_mount(&text, &mut notes)
-                    .map_err(|e| at(wm.pos, format!("workspaceMount: {e}")))?;
-                r.warnings.extend(
-                    notes
-                        .into_iter()
-                        .map(|n| format!("{}:{}: workspaceMount: {n}", file.display(), wm.pos)),
-                );
-                if config.workspace_folder.is_none() {
-                    r.warnings.push(format!(
-                        "{}:{}: workspaceMount is set without workspaceFolder, so execs start in \
-                         {container_folder}; set workspaceFolder to the mount's folder",
-                        file.display(),
-                        wm.pos
-                    ));
-                }
-                WorkspaceMount::Custom(m)
-            }
-        }
-        None => WorkspaceMount::Default {
+/// `workspaceMount` (`""`: none), or the default bind of the workspace at `default_folder`.
+fn workspace_mount(
+    cx: &Ctx,
+    r: &mut Resolver,
+    container_folder: &str,
+    default_folder: String,
+) -> Result<WorkspaceMount> {
+    let Some(wm) = &cx.config.workspace_mount else {
+        return Ok(WorkspaceMount::Default {
             target: default_folder,
-        },
+        });
     };
+    let text = r.text(cx.file, wm, Field::Container, "workspaceMount")?;
+    if text.trim().is_empty() {
+        return Ok(WorkspaceMount::None);
+    }
+    let mut notes = Vec::new();
+    let m = parse_mount(&text, &mut notes)
+        .map_err(|e| cx.at(wm.pos, format!("workspaceMount: {e}")))?;
+    r.warnings.extend(
+        notes
+            .into_iter()
+            .map(|n| cx.warning(wm.pos, format!("workspaceMount: {n}"))),
+    );
+    if cx.config.workspace_folder.is_none() {
+        r.warnings.push(cx.warning(
+            wm.pos,
+            format!(
+                "workspaceMount is set without workspaceFolder, so execs start in \
+                 {container_folder}; set workspaceFolder to the mount's folder"
+            ),
+        ));
+    }
+    Ok(WorkspaceMount::Custom(m))
+}
 
-    // Local features.
-    let mut local: Vec<LocalFeature> = Vec::new();
-    for f in &config.features {
+/// The local features (`./folder`), read; other features are warnings.
+fn local_features(cx: &Ctx, r: &mut Resolver) -> Result<Vec<LocalFeature>> {
+    let mut local = Vec::new();
+    for f in &cx.config.features {
         if f.id.value.starts_with("./") || f.id.value.starts_with("../") {
             local.push(features::read_local_feature(
                 f,
-                file,
-                &config_dir,
+                cx.file,
+                cx.config_dir,
                 &mut r.warnings,
             )?);
         } else {
-            r.warnings.push(format!(
-                "{}:{}: features: {:?} is not a local feature (\"./folder\"); features from a \
-                 registry or URL are not supported; skipped",
-                file.display(),
+            r.warnings.push(cx.warning(
                 f.id.pos,
-                f.id.value
+                format!(
+                    "features: {:?} is not a local feature (\"./folder\"); features from a \
+                     registry or URL are not supported; skipped",
+                    f.id.value
+                ),
             ));
         }
     }
-    let feature_layer = if local.is_empty() {
-        None
-    } else {
-        Some(features::layer(
-            &local,
-            container_user.as_deref(),
-            remote_user.as_deref(),
-        )?)
-    };
+    Ok(local)
+}
 
-    // Mounts: the definition's, the features', runArgs'.
+/// Mounts: the definition's, the features', `runArgs`'; a warning for an engine socket.
+fn mounts(
+    cx: &Ctx,
+    r: &mut Resolver,
+    local: &[LocalFeature],
+    run: &RunArgs,
+) -> Result<Vec<MountPlan>> {
     let mut mounts = Vec::new();
-    for (i, m) in config.mounts.iter().enumerate() {
-        mounts.push(r.mount(file, m, &format!("mounts[{i}]"))?);
+    for (i, m) in cx.config.mounts.iter().enumerate() {
+        mounts.push(r.mount(cx.file, m, &format!("mounts[{i}]"))?);
     }
-    for f in &local {
+    for f in local {
         for (i, m) in f.mounts.iter().enumerate() {
             mounts.push(r.mount(&f.file, m, &format!("mounts[{i}]"))?);
         }
@@ -293,39 +413,67 @@ pub fn plan(
         {
             r.warnings.push(format!(
                 "{}: the mount of {} gives the container control of the engine (and so of the host)",
-                file.display(),
+                cx.file.display(),
                 source.display()
             ));
         }
     }
+    Ok(mounts)
+}
 
-    // Hooks: per hook, the features' steps (in install order), then the definition's.
+/// Hooks: per hook, the features' steps (in install order), then the definition's.
+fn hooks(cx: &Ctx, r: &mut Resolver, local: &[LocalFeature]) -> Result<Vec<HookStep>> {
     let mut hooks = Vec::new();
     for hook in Hook::ALL {
-        for f in &local {
+        for f in local {
             for (h, command) in f.lifecycle.iter().filter(|(h, _)| *h == hook) {
                 hooks.push(r.hook_step(&f.file, *h, HookOrigin::Feature(f.id.clone()), command)?);
             }
         }
-        for (h, command) in config.lifecycle.iter().filter(|(h, _)| *h == hook) {
-            hooks.push(r.hook_step(file, *h, HookOrigin::Definition, command)?);
+        for (h, command) in cx.config.lifecycle.iter().filter(|(h, _)| *h == hook) {
+            hooks.push(r.hook_step(cx.file, *h, HookOrigin::Definition, command)?);
         }
     }
+    Ok(hooks)
+}
 
-    // ${containerEnv:X} for an X the definition sets is known now; the rest waits for the
-    // container (DevContainerPlan::resolve_container_env).
+/// `${containerEnv:X}` for an X the definition sets is known now; the rest waits for the
+/// container ([`DevContainerPlan::resolve_container_env`]).
+fn resolve_known(
+    remote_env: &mut BTreeMap<String, Option<String>>,
+    hooks: &mut [HookStep],
+    container_env: &BTreeMap<String, String>,
+) {
     for value in remote_env.values_mut().flatten() {
-        *value = resolve_known_container_env(value, &container_env);
+        *value = resolve_known_container_env(value, container_env);
     }
     for arg in hooks
         .iter_mut()
         .flat_map(|s| &mut s.commands)
         .flat_map(|c| &mut c.argv)
     {
-        *arg = resolve_known_container_env(arg, &container_env);
+        *arg = resolve_known_container_env(arg, container_env);
     }
+}
 
-    // Security settings.
+/// Security settings, merged from the definition, its features and `runArgs`.
+struct Security {
+    cap_add: Vec<String>,
+    security_opt: Vec<String>,
+    init: bool,
+    privileged: bool,
+}
+
+/// `capAdd`, `securityOpt`, `init`, and `privileged` (refused unless the caller allows it).
+fn security(
+    cx: &Ctx,
+    r: &mut Resolver,
+    local: &[LocalFeature],
+    run: &RunArgs,
+    run_pos: Pos,
+    options: &PlanOptions,
+) -> Result<Security> {
+    let (config, file) = (cx.config, cx.file);
     let mut cap_add = Vec::new();
     for c in &config.cap_add {
         extend_unique(&mut cap_add, [r.text(file, c, Field::Container, "capAdd")?]);
@@ -355,7 +503,7 @@ pub fn plan(
     if run.privileged == Some(true) {
         privileged_at.push((file.to_path_buf(), run_pos, "runArgs --privileged".into()));
     }
-    for f in &local {
+    for f in local {
         if let Some(p) = f.privileged.as_ref().filter(|p| p.value) {
             privileged_at.push((
                 f.file.clone(),
@@ -376,11 +524,19 @@ pub fn plan(
             ),
         ));
     }
-    let privileged = !privileged_at.is_empty();
+    Ok(Security {
+        cap_add,
+        security_opt,
+        init,
+        privileged: !privileged_at.is_empty(),
+    })
+}
 
-    // Ports.
+/// Ports: `forwardPorts` on `127.0.0.1` (engine-chosen host port), `appPort` as written,
+/// `runArgs -p`.
+fn ports(cx: &Ctx, r: &mut Resolver, run: &RunArgs) -> Result<Vec<PortPublish>> {
     let mut ports = Vec::new();
-    for p in &config.forward_ports {
+    for p in &cx.config.forward_ports {
         let port = match &p.value {
             ForwardPort::Port(port) => Some(*port),
             ForwardPort::HostPort(host, port)
@@ -389,11 +545,12 @@ pub fn plan(
                 Some(*port)
             }
             ForwardPort::HostPort(host, port) => {
-                r.warnings.push(format!(
-                    "{}:{}: forwardPorts: \"{host}:{port}\" is a port of another host (a Docker \
-                     Compose service); only the container's own ports are published; skipped",
-                    file.display(),
-                    p.pos
+                r.warnings.push(cx.warning(
+                    p.pos,
+                    format!(
+                        "forwardPorts: \"{host}:{port}\" is a port of another host (a Docker \
+                         Compose service); only the container's own ports are published; skipped"
+                    ),
                 ));
                 None
             }
@@ -410,7 +567,7 @@ pub fn plan(
             );
         }
     }
-    for p in &config.app_port {
+    for p in &cx.config.app_port {
         match &p.value {
             AppPort::Port(port) => extend_unique(
                 &mut ports,
@@ -422,81 +579,53 @@ pub fn plan(
                 }],
             ),
             AppPort::Text(s) => {
-                let s = r.raw(file, p.pos, s, Field::Container, "appPort")?;
-                match parse_publish(&s, true).map_err(|e| at(p.pos, format!("appPort: {e}")))? {
+                let s = r.raw(cx.file, p.pos, s, Field::Container, "appPort")?;
+                match parse_publish(&s, true).map_err(|e| cx.at(p.pos, format!("appPort: {e}")))? {
                     Publish::One(publish) => extend_unique(&mut ports, [publish]),
-                    Publish::Range => r.warnings.push(format!(
-                        "{}:{}: appPort: {s:?}: port ranges are not supported; skipped",
-                        file.display(),
-                        p.pos
+                    Publish::Range => r.warnings.push(cx.warning(
+                        p.pos,
+                        format!("appPort: {s:?}: port ranges are not supported; skipped"),
                     )),
                 }
             }
         }
     }
     extend_unique(&mut ports, run.ports.iter().cloned());
+    Ok(ports)
+}
 
-    // Limits.
-    let hr = &config.host_requirements;
+/// Limits: `hostRequirements.cpus|memory|storage` (`runArgs --cpus/--memory` win).
+fn limits(cx: &Ctx, run: &RunArgs) -> Result<Limits> {
+    let hr = &cx.config.host_requirements;
     let size = |v: &Option<Located<String>>, key: &str| -> Result<Option<u64>> {
         v.as_ref()
-            .map(|s| parse_bytes(&s.value).map_err(|e| at(s.pos, format!("{key}: {e}"))))
+            .map(|s| parse_bytes(&s.value).map_err(|e| cx.at(s.pos, format!("{key}: {e}"))))
             .transpose()
     };
-    let limits = Limits {
+    Ok(Limits {
         cpus: run.cpus.or(hr.cpus.as_ref().map(|c| f64::from(c.value))),
         memory_bytes: match run.memory {
             Some(m) => Some(m),
             None => size(&hr.memory, "hostRequirements.memory")?,
         },
         storage_bytes: size(&hr.storage, "hostRequirements.storage")?,
-    };
+    })
+}
 
-    // The rest.
-    if let Some(o) = config.override_command.as_ref().filter(|o| !o.value) {
-        r.warnings.push(format!(
-            "{}:{}: overrideCommand: false is not supported: headjack always runs its own \
-             keep-alive command, not the image's",
-            file.display(),
-            o.pos
+/// The rest: `overrideCommand: false` (a warning) and `name`.
+fn the_rest(cx: &Ctx, r: &mut Resolver) -> Result<Option<String>> {
+    if let Some(o) = cx.config.override_command.as_ref().filter(|o| !o.value) {
+        r.warnings.push(cx.warning(
+            o.pos,
+            "overrideCommand: false is not supported: headjack always runs its own keep-alive \
+             command, not the image's",
         ));
     }
-    let name = config
+    cx.config
         .name
         .as_ref()
-        .map(|n| r.text(file, n, Field::Container, "name"))
-        .transpose()?;
-    let mut labels = id_labels;
-    labels.extend(run.labels.iter().cloned());
-    let warnings = r.warnings;
-
-    Ok(DevContainerPlan {
-        config_file: file.to_path_buf(),
-        name,
-        devcontainer_id: id,
-        base,
-        features: feature_layer,
-        container_env,
-        remote_env,
-        container_user,
-        remote_user,
-        workspace: WorkspacePlan {
-            host_dir: workspace,
-            container_folder,
-            mount,
-        },
-        mounts,
-        hooks,
-        cap_add,
-        security_opt,
-        init,
-        privileged,
-        ports,
-        limits,
-        network: run.network,
-        labels,
-        warnings,
-    })
+        .map(|n| r.text(cx.file, n, Field::Container, "name"))
+        .transpose()
 }
 
 #[cfg(test)]

@@ -422,6 +422,35 @@ impl StartFailure {
 mod tests {
     use super::*;
 
+    #[test]
+    fn exec_defaults_unset_wraps_the_command_in_env_unless_it_sets_the_variable() {
+        let d = ExecDefaults::new().env("A", "1").unset("B").unset("C");
+        assert_eq!(d.get_unset().len(), 2);
+        let e = d.apply(Exec::new(["sh", "-c", "echo"]));
+        assert_eq!(
+            e.argv,
+            ["env", "-u", "B", "-u", "C", "--", "sh", "-c", "echo"]
+        );
+        assert_eq!(e.env.get("A").map(String::as_str), Some("1"));
+        // The command's own value wins over the unset.
+        let e = d.apply(Exec::new(["true"]).env("B", "mine").env("C", "too"));
+        assert_eq!(e.argv, ["true"]);
+        // env and unset of one key: the last one wins.
+        let d = ExecDefaults::new().unset("X").env("X", "1");
+        assert!(d.get_unset().is_empty() && !d.is_empty());
+        let d = ExecDefaults::new().env("X", "1").unset("X");
+        assert!(d.get_env().is_empty() && !d.is_empty());
+        assert_eq!(
+            d.apply(Exec::new(["true"])).argv,
+            ["env", "-u", "X", "--", "true"]
+        );
+        // Bad names are refused.
+        for bad in ["", "A=B", "A\0"] {
+            let e = ExecDefaults::new().unset(bad).validate().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad:?}");
+        }
+    }
+
     /// The OOM check: a failed read or a count that has not moved yet is retried; a count seen
     /// once is not reported twice.
     #[tokio::test]
@@ -526,10 +555,12 @@ mod tests {
 /// What every command run in an instance gets unless the command says otherwise: environment
 /// variables (a command's own [`Exec::env`] wins per key), the user and the working directory.
 /// Set on an instance with [`crate::Instance::set_exec_defaults`]; a devcontainer's
-/// `remoteEnv`/`remoteUser` arrive this way.
+/// `remoteEnv`/`remoteUser`/`workspaceFolder` arrive this way.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecDefaults {
     pub(crate) env: BTreeMap<String, String>,
+    /// Variables removed from every command's environment (unless it sets them itself).
+    pub(crate) unset: std::collections::BTreeSet<String>,
     pub(crate) user: Option<String>,
     pub(crate) workdir: Option<String>,
 }
@@ -542,7 +573,22 @@ impl ExecDefaults {
 
     /// Adds an environment variable every command gets (unless it sets the same key).
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> ExecDefaults {
-        self.env.insert(key.into(), value.into());
+        let key = key.into();
+        self.unset.remove(&key);
+        self.env.insert(key, value.into());
+        self
+    }
+
+    /// Removes an environment variable (one of the image's or the spawn's) from every
+    /// command's environment, unless the command sets it itself (a dev container's
+    /// `remoteEnv` entry with a `null` value). Done by running commands as
+    /// `env -u KEY… -- argv…`, so the image needs an `env` program (every distribution and
+    /// busybox has one); a command whose program is missing then fails with exit code 127
+    /// and `env`'s message.
+    pub fn unset(mut self, key: impl Into<String>) -> ExecDefaults {
+        let key = key.into();
+        self.env.remove(&key);
+        self.unset.insert(key);
         self
     }
 
@@ -563,6 +609,11 @@ impl ExecDefaults {
         &self.env
     }
 
+    /// The variables removed from every command's environment ([`ExecDefaults::unset`]).
+    pub fn get_unset(&self) -> &std::collections::BTreeSet<String> {
+        &self.unset
+    }
+
     /// The default user, if any.
     pub fn get_user(&self) -> Option<&str> {
         self.user.as_deref()
@@ -575,7 +626,10 @@ impl ExecDefaults {
 
     /// Whether there is nothing to apply.
     pub fn is_empty(&self) -> bool {
-        self.env.is_empty() && self.user.is_none() && self.workdir.is_none()
+        self.env.is_empty()
+            && self.unset.is_empty()
+            && self.user.is_none()
+            && self.workdir.is_none()
     }
 
     /// Checks the defaults as a command's own settings are checked.
@@ -585,6 +639,13 @@ impl ExecDefaults {
     /// [`ErrorKind::InvalidArgument`] for an invalid variable name, an empty user or directory,
     /// or NUL bytes.
     pub fn validate(&self) -> Result<()> {
+        for k in &self.unset {
+            if k.is_empty() || k.contains('=') || k.contains('\0') {
+                return Err(Error::invalid_argument(format!(
+                    "exec defaults: invalid environment variable name {k:?} to unset"
+                )));
+            }
+        }
         let probe = self.apply(Exec::new(["true"]));
         probe
             .validate()
@@ -601,6 +662,21 @@ impl ExecDefaults {
         }
         if exec.workdir.is_none() {
             exec.workdir = self.workdir.clone();
+        }
+        let unset: Vec<&String> = self
+            .unset
+            .iter()
+            .filter(|k| !exec.env.contains_key(*k))
+            .collect();
+        if !unset.is_empty() && !exec.argv.is_empty() {
+            let mut argv = vec!["env".to_string()];
+            for k in unset {
+                argv.push("-u".into());
+                argv.push(k.clone());
+            }
+            argv.push("--".into());
+            argv.append(&mut exec.argv);
+            exec.argv = argv;
         }
         exec
     }

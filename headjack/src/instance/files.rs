@@ -327,6 +327,26 @@ impl Instance {
     }
 
     /// Files copied in belong to the container's user, so a non-root agent can edit them.
+    /// Writes `data` to `path` (in an existing directory) as root's, through the engine's
+    /// archive API whatever runs the instance (headjack's own files in it).
+    pub(crate) async fn write_root_file(&self, path: &str, data: &[u8], mode: u32) -> Result<()> {
+        self.check_live()?;
+        let (parent, name) = files::split_container_path(path)?;
+        let tar = files::single_file_tar(&name, data, mode, Ownership::Root)?;
+        self.engine
+            .upload(&self.container_id, &parent, tar, false)
+            .await
+            .map_err(|e| e.context(format!("writing {path}")))
+    }
+
+    /// Reads `path` through the engine's archive API (a stopped container too).
+    pub(crate) async fn read_root_file(&self, path: &str, max_bytes: u64) -> Result<Vec<u8>> {
+        self.check_live()?;
+        let norm = files::normalize_container_path(path)?;
+        let tar = self.download(&norm).await?;
+        files::read_single_file(tar, path, max_bytes).await
+    }
+
     fn ownership(&self) -> Ownership {
         Ownership::of_user(self.user.as_deref())
     }

@@ -62,6 +62,8 @@ pub struct Instance {
     snapshot: std::sync::Mutex<Option<String>>,
     /// What every command gets unless it says otherwise (`set_exec_defaults`).
     exec_defaults: std::sync::Mutex<crate::exec::ExecDefaults>,
+    /// A dev container instance's saved state (exec defaults, `postStartCommand`).
+    devcontainer: std::sync::Mutex<Option<Arc<crate::spawn::devcontainer::DevcState>>>,
     /// What the base asked for and was not applied (a dev container definition's warnings).
     warnings: std::sync::OnceLock<Vec<String>>,
     /// Its egress network and proxy, when it has an egress policy.
@@ -112,6 +114,7 @@ impl Instance {
             spec: std::sync::OnceLock::new(),
             snapshot: std::sync::Mutex::new(None),
             exec_defaults: std::sync::Mutex::default(),
+            devcontainer: std::sync::Mutex::default(),
             warnings: std::sync::OnceLock::new(),
             egress: std::sync::OnceLock::new(),
             claim_labels: std::sync::Mutex::default(),
@@ -195,16 +198,88 @@ impl Instance {
         self.engine.kill(&self.container_id, signal).await
     }
 
-    /// Starts a stopped container again.
+    /// Starts a stopped container again (a running one stays as it is). A dev container
+    /// instance then runs its definition's `postStartCommand` again (as the devcontainer
+    /// specification says: on every start).
+    ///
+    /// # Errors
+    ///
+    /// Engine errors; [`ErrorKind::ExecFailed`] when `postStartCommand` fails (the instance
+    /// is started and stays so).
     pub async fn start(&self) -> Result<()> {
         self.check_live()?;
-        self.engine.start(&self.container_id).await
+        // Starting a running container does nothing (the engine says so): no hook then.
+        let hooks = self
+            .devcontainer()
+            .is_some_and(|state| !state.post_start.is_empty());
+        if hooks && self.status().await? == Status::Running {
+            return Ok(());
+        }
+        self.engine.start(&self.container_id).await?;
+        self.forget_agent_channel().await;
+        self.run_post_start(crate::spawn::devcontainer::HookWhen::Start)
+            .await
     }
 
-    /// Restarts the container.
+    /// Restarts the container; a dev container instance runs its `postStartCommand` again.
+    ///
+    /// # Errors
+    ///
+    /// As [`Instance::start`].
     pub async fn restart(&self, grace: Duration) -> Result<()> {
         self.check_live()?;
-        self.engine.restart(&self.container_id, grace).await
+        self.engine.restart(&self.container_id, grace).await?;
+        self.forget_agent_channel().await;
+        self.run_post_start(crate::spawn::devcontainer::HookWhen::Start)
+            .await
+    }
+
+    /// After a (re)start: the agent's old channel is dead, the next command opens a new one.
+    async fn forget_agent_channel(&self) {
+        if let Some(agent) = &self.agent {
+            agent.forget_channel().await;
+        }
+    }
+
+    /// A dev container's `postStartCommand` steps, after a start (none for other instances).
+    pub(crate) async fn run_post_start(
+        &self,
+        when: crate::spawn::devcontainer::HookWhen,
+    ) -> Result<()> {
+        let Some(state) = self.devcontainer() else {
+            return Ok(());
+        };
+        if state.post_start.is_empty() {
+            return Ok(());
+        }
+        crate::spawn::devcontainer::run_steps(
+            self,
+            &state.config_file,
+            &state.post_start,
+            None,
+            when,
+        )
+        .await
+    }
+
+    /// The dev container state this handle knows (spawned from a definition, attached to such
+    /// an instance, or forked from one).
+    pub(crate) fn devcontainer(&self) -> Option<Arc<crate::spawn::devcontainer::DevcState>> {
+        self.devcontainer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records the dev container state (spawn and attach do it; a fork copies its parent's).
+    pub(crate) fn set_devcontainer(
+        &self,
+        state: impl Into<Arc<crate::spawn::devcontainer::DevcState>>,
+    ) {
+        *self
+            .devcontainer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(state.into());
     }
 
     /// Freezes every process of the container.
@@ -306,7 +381,10 @@ impl Instance {
 
     /// Replaces the defaults every later command gets: environment variables (a command's own
     /// win per key), user, working directory. Commands already started are not affected.
-    /// Kept by this handle only: [`crate::client::Client::attach`] starts without defaults.
+    /// Kept by this handle only: [`crate::client::Client::attach`] starts without them —
+    /// except for a dev container instance's (`remoteEnv`, `remoteUser`, `workspaceFolder`),
+    /// which are saved in its container at spawn and read back by `attach`; a
+    /// [`Instance::fork`] starts with its parent's.
     ///
     /// # Errors
     ///

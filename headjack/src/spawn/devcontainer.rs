@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use crate::base::{Base, DevContainer, Dockerfile};
 use crate::devcontainer::{
-    self as dc, BASE_IMAGE_ARG, DevContainerPlan, HookCommand, HookStep, IMAGE_USER_ARG,
-    LAYER_DOCKERFILE, MountPlan, PlanBase, PlanOptions, WorkspaceMount,
+    self as dc, BASE_IMAGE_ARG, DevContainerPlan, HookStep, IMAGE_USER_ARG, LAYER_DOCKERFILE,
+    MountPlan, PlanBase, PlanOptions, WorkspaceMount,
 };
 use crate::engine::{ContainerPlan, Engine};
 use crate::error::{Error, ErrorKind, Result};
@@ -165,6 +165,11 @@ pub(crate) fn prepare(spec: &Spec, definition: &DevContainer) -> Result<Prepared
     }
     let mut labels = plan.labels.clone();
     labels.extend(spec.labels.clone());
+    // Says the instance saved its exec defaults and postStartCommand ([`STATE_FILE`]).
+    labels.insert(
+        crate::labels::DEVCONTAINER_STATE.to_string(),
+        STATE_VERSION.to_string(),
+    );
     s.labels = labels;
     s.validate()
         .map_err(|e| e.context(format!("dev container definition {source}")))?;
@@ -285,6 +290,141 @@ pub(crate) fn apply_to_container(plan: &DevContainerPlan, container: &mut Contai
     container.privileged = plan.privileged;
 }
 
+/// Where a dev container instance keeps what it needs after spawn ([`DevcState`]): in the
+/// container's own filesystem (root's, mode 0600), so that it stays with the container, its
+/// restarts and its forks (a fork's snapshot carries it), and out of the engine's labels, which
+/// anyone who can list containers reads (`remoteEnv` values can be secrets, e.g.
+/// `${localEnv:GITHUB_TOKEN}`). The container's label [`crate::labels::DEVCONTAINER_STATE`]
+/// says it is there.
+pub(crate) const STATE_FILE: &str = "/etc/headjack-devcontainer.json";
+
+/// The format of [`STATE_FILE`] (the value of its label).
+pub(crate) const STATE_VERSION: &str = "1";
+
+/// What a dev container instance needs beyond its spawn: the exec defaults (`remoteEnv`,
+/// `remoteUser`, `workspaceFolder`) and the hooks that run on every start
+/// (`postStartCommand`). Saved in [`STATE_FILE`]; read back by `Client::attach`.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct DevcState {
+    /// The definition's path on the host that spawned the instance (for messages).
+    pub config_file: String,
+    /// The exec defaults ([`DevcState::defaults`]).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub unset: Vec<String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    /// The steps run again on every start, in order.
+    #[serde(default)]
+    pub post_start: Vec<SavedStep>,
+}
+
+impl DevcState {
+    /// The exec defaults it holds.
+    pub(crate) fn defaults(&self) -> ExecDefaults {
+        let mut d = ExecDefaults::new();
+        for (k, v) in &self.env {
+            d = d.env(k, v);
+        }
+        for k in &self.unset {
+            d = d.unset(k);
+        }
+        if let Some(u) = &self.user {
+            d = d.user(u);
+        }
+        if let Some(w) = &self.workdir {
+            d = d.workdir(w);
+        }
+        d
+    }
+}
+
+/// A hook step as saved: its commands run in parallel.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct SavedStep {
+    /// The key, e.g. `postStartCommand`.
+    pub hook: String,
+    /// The local feature that wrote it (`None`: the definition).
+    pub feature: Option<String>,
+    pub commands: Vec<SavedCommand>,
+}
+
+/// One command of a [`SavedStep`].
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct SavedCommand {
+    /// The entry's name (object form).
+    pub name: Option<String>,
+    pub argv: Vec<String>,
+}
+
+impl SavedStep {
+    fn of(step: &HookStep) -> SavedStep {
+        SavedStep {
+            hook: step.hook.key().to_string(),
+            feature: match &step.origin {
+                dc::HookOrigin::Definition => None,
+                dc::HookOrigin::Feature(f) => Some(f.clone()),
+            },
+            commands: step
+                .commands
+                .iter()
+                .map(|c| SavedCommand {
+                    name: c.name.clone(),
+                    argv: c.argv.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// When a hook runs: what a failure's message says happened to the instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HookWhen {
+    /// At spawn: the instance is removed.
+    Spawn,
+    /// At a later start: the instance stays (running).
+    Start,
+}
+
+/// Saves `state` in the instance's [`STATE_FILE`]. A failure (a read-only root filesystem) is
+/// a warning, returned: the handle keeps the state in memory, an attached handle will not have
+/// it.
+async fn save_state(instance: &Instance, state: &DevcState) -> Option<String> {
+    let saved = match serde_json::to_vec(state) {
+        Ok(json) => instance.write_root_file(STATE_FILE, &json, 0o600).await,
+        Err(e) => Err(Error::new(ErrorKind::Internal, e.to_string())),
+    };
+    let e = saved.err()?;
+    Some(format!(
+        "{}: the exec defaults and postStartCommand could not be saved in the instance ({e}): \
+         a handle from Client::attach runs commands without remoteEnv, remoteUser and \
+         workspaceFolder, and its restarts do not run postStartCommand",
+        state.config_file
+    ))
+}
+
+/// Reads the state an instance saved at spawn (`Client::attach`).
+///
+/// # Errors
+///
+/// [`ErrorKind::NotFound`] when the file is missing; the file's read errors; a file that is not
+/// a state as an internal error.
+pub(crate) async fn load_state(instance: &Instance) -> Result<DevcState> {
+    let json = instance.read_root_file(STATE_FILE, 1 << 20).await?;
+    let state: DevcState = serde_json::from_slice(&json).map_err(|e| {
+        Error::new(
+            ErrorKind::Internal,
+            format!(
+                "{STATE_FILE} in instance {} is not readable: {e}",
+                instance.id()
+            ),
+        )
+    })?;
+    state.defaults().validate()?;
+    Ok(state)
+}
+
 /// After launch: the exec defaults, then the hooks in order. On an error the caller removes
 /// the instance.
 ///
@@ -298,7 +438,6 @@ pub(crate) async fn after_launch(
     progress: Option<&ProgressFn>,
     workdir: Option<String>,
 ) -> Result<()> {
-    instance.set_warnings(plan.warnings.clone());
     if plan.needs_container_env() {
         let env = container_env(instance).await?;
         plan.resolve_container_env(&env);
@@ -311,24 +450,64 @@ pub(crate) async fn after_launch(
         defaults = defaults.user(user);
     }
     for (k, v) in &plan.remote_env {
-        match v {
-            Some(v) => defaults = defaults.env(k, v),
-            None => tracing::debug!(
-                variable = %k,
-                "remoteEnv null: the variable is not added (commands cannot unset the container's)"
-            ),
-        }
+        defaults = match v {
+            Some(v) => defaults.env(k, v),
+            // null unsets the variable (one of the image's or containerEnv's).
+            None => defaults.unset(k),
+        };
     }
     instance
-        .set_exec_defaults(defaults)
+        .set_exec_defaults(defaults.clone())
         .map_err(|e| e.context(format!("remoteEnv of {}", plan.config_file.display())))?;
     let file = plan.config_file.display().to_string();
-    for step in &plan.hooks {
-        let span = tracing::info_span!("headjack.devcontainer.hook", hook = step.hook.key());
+    let steps: Vec<SavedStep> = plan.hooks.iter().map(SavedStep::of).collect();
+    let state = DevcState {
+        config_file: file.clone(),
+        env: defaults.get_env().clone(),
+        unset: defaults.get_unset().iter().cloned().collect(),
+        user: defaults.get_user().map(str::to_string),
+        workdir: defaults.get_workdir().map(str::to_string),
+        post_start: plan
+            .hooks
+            .iter()
+            .filter(|s| s.hook.runs_on_every_start())
+            .map(SavedStep::of)
+            .collect(),
+    };
+    if let Some(w) = save_state(instance, &state).await {
+        tracing::warn!(definition = %file, warning = %w, "dev container definition");
+        ProgressFn::emit(
+            progress,
+            Progress::Warning {
+                source: file.clone(),
+                message: w.clone(),
+            },
+        );
+        plan.warnings.push(w);
+    }
+    instance.set_warnings(plan.warnings.clone());
+    instance.set_devcontainer(state);
+    run_steps(instance, &file, &steps, progress, HookWhen::Spawn).await
+}
+
+/// Runs hook steps in order (each step's commands in parallel).
+///
+/// # Errors
+///
+/// As [`after_launch`].
+pub(crate) async fn run_steps(
+    instance: &Instance,
+    file: &str,
+    steps: &[SavedStep],
+    progress: Option<&ProgressFn>,
+    when: HookWhen,
+) -> Result<()> {
+    for step in steps {
+        let span = tracing::info_span!("headjack.devcontainer.hook", hook = %step.hook);
         let runs = step
             .commands
             .iter()
-            .map(|c| run_hook(instance, &file, step, c, progress));
+            .map(|c| run_hook(instance, file, step, c, progress, when));
         for r in futures_util::future::join_all(runs).instrument(span).await {
             r?;
         }
@@ -351,16 +530,17 @@ async fn container_env(instance: &Instance) -> Result<BTreeMap<String, String>> 
 async fn run_hook(
     instance: &Instance,
     file: &str,
-    step: &HookStep,
-    command: &HookCommand,
+    step: &SavedStep,
+    command: &SavedCommand,
     progress: Option<&ProgressFn>,
+    when: HookWhen,
 ) -> Result<()> {
-    let hook = step.hook.key();
-    let what = match (&command.name, &step.origin) {
-        (Some(n), dc::HookOrigin::Definition) => format!("{hook} entry {n:?}"),
-        (Some(n), dc::HookOrigin::Feature(f)) => format!("{hook} entry {n:?} of feature {f}"),
-        (None, dc::HookOrigin::Definition) => hook.to_string(),
-        (None, dc::HookOrigin::Feature(f)) => format!("{hook} of feature {f}"),
+    let hook = step.hook.as_str();
+    let what = match (&command.name, &step.feature) {
+        (Some(n), None) => format!("{hook} entry {n:?}"),
+        (Some(n), Some(f)) => format!("{hook} entry {n:?} of feature {f}"),
+        (None, None) => hook.to_string(),
+        (None, Some(f)) => format!("{hook} of feature {f}"),
     };
     let mut stream = instance
         .exec_stream(Exec::new(command.argv.clone()))
@@ -411,11 +591,15 @@ async fn run_hook(
             tail.into_iter().collect::<Vec<_>>().join("\n")
         )
     };
+    let fate = match when {
+        HookWhen::Spawn => "the instance was removed",
+        HookWhen::Start => "the instance was started and keeps running",
+    };
     Err(Error::new(
         ErrorKind::ExecFailed,
         format!(
-            "{file}: the dev container hook {what} ({}) failed with {how}; the instance was \
-             removed. Fix the command in the definition. {output}",
+            "{file}: the dev container hook {what} ({}) failed with {how}; {fate}. Fix the \
+             command in the definition. {output}",
             command.argv.join(" ")
         ),
     ))

@@ -12,14 +12,19 @@ impl Instance {
     /// spec (same limits, mounts, volumes, environment; a fresh name and engine-chosen host
     /// ports stay fresh). Files are as they were at the fork and diverge afterwards; processes
     /// are not carried over (they start again from the spec's init). The snapshot image is
-    /// removed with the fork; see [`Instance::fork_with`] to keep it.
+    /// removed with the fork; see [`Instance::fork_with`] to keep it. The fork gets this
+    /// handle's exec defaults ([`Instance::exec_defaults`]); a dev container instance's fork
+    /// also runs the definition's `postStartCommand` (its container started), and is removed
+    /// if that fails.
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::NotFound`] when this instance was removed; engine and spawn errors. (An
-    /// instance attached with [`crate::client::Client::attach`] is forked with the spec read back from
-    /// its container: env, user, workdir, limits, network, runtime, labels, bind and volume
-    /// mounts, published ports, the hardened preset and the init.)
+    /// [`crate::error::ErrorKind::NotFound`] when this instance was removed; engine and spawn
+    /// errors; [`crate::error::ErrorKind::ExecFailed`] for a dev container's failing
+    /// `postStartCommand`. (An instance attached with [`crate::client::Client::attach`] is
+    /// forked with the spec read back from its container: env, user, workdir, limits, network,
+    /// runtime, labels, bind and volume mounts, published ports, the hardened preset and the
+    /// init.)
     pub async fn fork(&self) -> Result<Instance> {
         self.fork_with(false).await
     }
@@ -39,6 +44,22 @@ impl Instance {
                 Ok(fork) => {
                     if !keep_snapshot {
                         fork.set_snapshot(Some(plan.snapshot));
+                    }
+                    // Commands run in the fork as in its parent (a dev container's remoteEnv,
+                    // remoteUser, workspaceFolder: its state file came with the snapshot), and
+                    // a dev container's postStartCommand runs: the fork's container started.
+                    fork.set_exec_defaults(self.exec_defaults())?;
+                    if let Some(state) = self.devcontainer() {
+                        fork.set_devcontainer(state);
+                        let started = fork
+                            .run_post_start(super::devcontainer::HookWhen::Spawn)
+                            .await;
+                        if let Err(e) = started {
+                            if let Err(r) = fork.remove().await {
+                                tracing::warn!(error = %r, "removing the fork after a failed hook");
+                            }
+                            return Err(e);
+                        }
                     }
                     Ok(fork)
                 }

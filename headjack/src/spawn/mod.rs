@@ -6,7 +6,7 @@
 //!    without an engine;
 //! 3. [`launch`]: create and start the container, wait until it is ready.
 
-mod devcontainer;
+pub(crate) mod devcontainer;
 mod fork;
 mod launch;
 mod plan;
@@ -160,7 +160,8 @@ pub(crate) async fn spawn(engine: &Engine, spec: Spec) -> Result<Instance> {
             return Err(e);
         }
         // A fork spawns this spec again on a snapshot: for a dev container, the spec with the
-        // definition's settings folded in (its hooks are not run again).
+        // definition's settings folded in (its creation hooks are not run again; fork runs
+        // postStartCommand, from the state after_launch recorded).
         Ok(instance.remember_spec(spec))
     }
     .instrument(span)
