@@ -326,7 +326,6 @@ impl Instance {
         }
     }
 
-    /// Files copied in belong to the container's user, so a non-root agent can edit them.
     /// Writes `data` to `path` (in an existing directory) as root's, through the engine's
     /// archive API whatever runs the instance (headjack's own files in it).
     pub(crate) async fn write_root_file(&self, path: &str, data: &[u8], mode: u32) -> Result<()> {
@@ -347,6 +346,7 @@ impl Instance {
         files::read_single_file(tar, path, max_bytes).await
     }
 
+    /// Files copied in belong to the container's user, so a non-root agent can edit them.
     fn ownership(&self) -> Ownership {
         Ownership::of_user(self.user.as_deref())
     }
