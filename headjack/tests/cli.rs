@@ -962,7 +962,7 @@ fn no_args_prints_help() {
     assert_eq!(code(&o), 0, "{}", show(&o));
     for cmd in [
         "run", "build", "exec", "ps", "logs", "stop", "rm", "cp", "commit", "sweep", "images",
-        "info",
+        "info", "egress",
     ] {
         assert!(text(&o.stdout).contains(cmd), "--help lacks {cmd}");
     }
@@ -1110,6 +1110,89 @@ fn run_with_an_egress_policy() {
         "true",
     ]);
     assert_ne!(code(&o), 0, "{}", show(&o));
+}
+
+/// `egress set|log` on a kept instance: the policy changes while it runs, the log says what
+/// the proxy decided and why; wrong input (no policy, a bad pattern, an instance without a
+/// policy, an unknown instance) gets a clear failure.
+#[test]
+fn egress_set_and_log_on_a_kept_instance() {
+    let _serial = serial();
+    let mut cleanup = Cleanup::default();
+    let bb = busybox();
+    let keep = |extra: &[&str]| {
+        let mut args = vec!["run", "--keep", "--json", "-l", "io.headjack.test=1"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--base", &bb, "--", "true"]);
+        let o = run(&args);
+        assert_eq!(code(&o), 0, "{}", show(&o));
+        json(&o)["id"].as_str().unwrap().to_string()
+    };
+    let id = keep(&["--allow-host", "allowed.test"]);
+    cleanup.instances.push(id.clone());
+    let fetch = |host: &str| {
+        let url = format!("http://{host}/");
+        let o = run(&[
+            "exec",
+            &id,
+            "--",
+            "sh",
+            "-c",
+            &format!("wget -q -O- {url} 2>&1; true"),
+        ]);
+        assert_eq!(code(&o), 0, "{}", show(&o));
+        text(&o.stdout)
+    };
+    assert!(fetch("denied.test").contains("403 Forbidden by headjack egress policy"));
+    let o = run(&["egress", "set", &id, "--allow-host", "denied.test"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert!(!fetch("denied.test").contains("403 Forbidden"));
+    assert!(fetch("allowed.test").contains("403 Forbidden by headjack egress policy"));
+    let o = run(&["egress", "log", &id]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let table = text(&o.stdout);
+    assert!(table.starts_with("TIME"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("denied.test:80") && l.contains("denied")),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("denied.test:80") && l.contains("allowed")),
+        "{table}"
+    );
+    let o = run(&["--json", "egress", "log", &id]);
+    let log = json(&o);
+    let log = log.as_array().unwrap();
+    assert!(
+        log.iter()
+            .any(|d| d["host"] == "allowed.test" && d["allowed"] == false && d["via"] == "http"),
+        "{log:?}"
+    );
+    // Wrong input.
+    let o = run(&["egress", "set", &id]);
+    assert_failure(&o, "--allow-host");
+    let o = run(&["egress", "set", &id, "--allow-host", "a..b"]);
+    assert_failure(&o, "invalid egress pattern \"a..b\"");
+    let o = run(&[
+        "egress",
+        "set",
+        &id,
+        "--allow-host",
+        "x.test",
+        "--deny-host",
+        "y.test",
+    ]);
+    assert_failure(&o, "--deny-host");
+    let plain = keep(&[]);
+    cleanup.instances.push(plain.clone());
+    let o = run(&["egress", "log", &plain]);
+    assert_failure(&o, "without an egress policy");
+    let o = run(&["egress", "log", "no-such-instance-7e1"]);
+    assert_failure(&o, "no-such-instance-7e1");
 }
 
 /// A dev container fixture (tests/fixtures/devcontainer/<name>).

@@ -104,6 +104,10 @@ pub enum Command {
     /// Named volumes that outlive instances (`run --volume NAME:/path`).
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// The egress policy of an instance spawned with --allow-host/--deny-host: replace it while
+    /// the instance runs, or show what its proxy let through and refused.
+    #[command(subcommand)]
+    Egress(EgressCommand),
     /// Save a running instance's processes with their memory as checkpoint NAME (it keeps
     /// running). Needs an engine that can (Docker in experimental mode with CRIU, or Podman
     /// with CRIU); elsewhere it fails (exit 125) saying why.
@@ -820,6 +824,42 @@ pub enum VolumeCommand {
         #[arg(required = true)]
         names: Vec<String>,
     },
+}
+
+/// What `egress` does.
+#[derive(Debug, Subcommand)]
+pub enum EgressCommand {
+    /// Replace the instance's policy: it applies to its next connection, HTTP request and DNS
+    /// lookup (open connections the new policy denies are closed).
+    Set(EgressSetArgs),
+    /// Print the proxy's decisions for the instance, oldest first (the last 1000): every HTTP
+    /// request, CONNECT and DNS lookup, allowed or denied, and why.
+    Log(EgressLogArgs),
+}
+
+/// `egress set` arguments.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("policy").required(true).args(["allow_hosts", "deny_hosts"])))]
+pub struct EgressSetArgs {
+    /// The instance (headjack ID, container name or container ID).
+    pub id: String,
+    /// Allow only these destinations (repeatable): a host name, `*.domain`, or an address.
+    #[arg(
+        long = "allow-host",
+        value_name = "PATTERN",
+        conflicts_with = "deny_hosts"
+    )]
+    pub allow_hosts: Vec<String>,
+    /// Allow everything but these destinations (repeatable).
+    #[arg(long = "deny-host", value_name = "PATTERN")]
+    pub deny_hosts: Vec<String>,
+}
+
+/// `egress log` arguments.
+#[derive(Debug, Args)]
+pub struct EgressLogArgs {
+    /// The instance (headjack ID, container name or container ID).
+    pub id: String,
 }
 
 /// `checkpoint` and `restore` arguments.

@@ -5,6 +5,7 @@
 
 mod args;
 mod commands;
+mod egress;
 mod mcp;
 mod procs;
 mod progress;
@@ -105,6 +106,7 @@ async fn dispatch(cli: Cli) -> u8 {
         Command::Stats(a) => sandbox::stats(&global, a).await,
         Command::Fork(a) => sandbox::fork(&global, a).await,
         Command::Volume(a) => sandbox::volume(&global, a).await,
+        Command::Egress(a) => egress::egress(&global, a).await,
         Command::Checkpoint(a) => sandbox::checkpoint(&global, a).await,
         Command::Restore(a) => sandbox::restore(&global, a).await,
     };
