@@ -105,6 +105,8 @@ fn parse_serve_args(args: &[String]) -> Result<Config, String> {
             }
             "--max-connections" => config.limits.max_connections = number(value)?.max(1) as usize,
             "--log-capacity" => config.limits.log_capacity = number(value)?.max(1) as usize,
+            "--state" if value.is_empty() => return Err("--state needs a file path".into()),
+            "--state" => config.state_file = Some(value.into()),
             _ => return Err(format!("unknown option `{flag}`")),
         }
     }

@@ -445,6 +445,26 @@ async fn egress_end_to_end() {
         bb_log
     );
 
+    // A restarted proxy (its container restarted, as the engine's restart policy does after a
+    // crash) serves its instances again with their current policies, from its state volume.
+    let proxy = docker_ok(&["ps", "-q", "--filter", "label=io.headjack.egress=proxy"]);
+    let proxy = proxy.lines().next().unwrap_or_default().to_string();
+    docker_ok(&["restart", "-t", "1", &proxy]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let after = loop {
+        let r = curl("-o /dev/null -w '%{http_code}' http://denied.test/".into()).await;
+        if r.1 == "200" || Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let still_denied = curl("-o /dev/null -w '%{http_code}' http://allowed.test/".into()).await;
+    check!(
+        "a restarted proxy keeps each instance's current policy",
+        after.1 == "200" && still_denied.1 == "403",
+        (after, still_denied)
+    );
+
     // Removal takes the instance networks with it; sweep removes the proxy no instance needs.
     drop(servers);
     Instance::remove_all([cl, bb]).await.unwrap();
@@ -464,10 +484,18 @@ async fn egress_end_to_end() {
     .1;
     if others.is_empty() {
         let proxies = docker(&["ps", "-aq", "--filter", "label=io.headjack.egress=proxy"]).1;
+        let state = docker(&[
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            "label=io.headjack.egress=state",
+        ])
+        .1;
         check!(
-            "sweep: the proxy and its outside network are gone",
-            proxies.is_empty() && !network_exists("headjack-egress"),
-            proxies
+            "sweep: the proxy, its state volume and its outside network are gone",
+            proxies.is_empty() && state.is_empty() && !network_exists("headjack-egress"),
+            (proxies, state)
         );
     } else {
         eprintln!("other instance networks exist ({others}); the proxy stays, as it should");

@@ -52,6 +52,10 @@ pub struct Config {
     pub allow_loopback: bool,
     /// Write each decision and lifecycle event to stderr as a JSON line.
     pub log_to_stderr: bool,
+    /// Where the registered sources and their policies are kept, so that a restarted proxy
+    /// (its container restarted by the engine) serves its instances again; `None` keeps them
+    /// in memory only.
+    pub state_file: Option<PathBuf>,
     /// Bounds and timeouts.
     pub limits: Limits,
 }
@@ -68,6 +72,7 @@ impl Default for Config {
             proc_net: "/proc/net".into(),
             allow_loopback: false,
             log_to_stderr: true,
+            state_file: None,
             limits: Limits::default(),
         }
     }

@@ -38,6 +38,14 @@ pub(crate) struct Source {
     connections: AtomicU64,
 }
 
+/// One registered source as the state file keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedSource {
+    source: IpAddr,
+    instance: String,
+    policy: PolicySpec,
+}
+
 struct Log {
     entries: VecDeque<LogEntry>,
     last_seq: u64,
@@ -46,7 +54,7 @@ struct Log {
 
 impl State {
     pub(crate) fn new(config: Config, http_addr: SocketAddr, dns_addr: Option<SocketAddr>) -> Self {
-        State {
+        let state = State {
             guard: Guard::new(config.proc_net.clone(), config.allow_loopback),
             resolver: Resolver::new(&config),
             config,
@@ -55,6 +63,84 @@ impl State {
             sources: RwLock::new(HashMap::new()),
             connections: AtomicU64::new(0),
             started: Instant::now(),
+        };
+        state.restore();
+        state
+    }
+
+    /// Registers again the sources kept in the state file (a restarted proxy): their policies
+    /// apply at once; their logs start empty. A file that cannot be read or parsed is reported
+    /// and ignored: its sources stay denied (fail-closed) until registered again.
+    fn restore(&self) {
+        let Some(path) = &self.config.state_file else {
+            return;
+        };
+        let text = match std::fs::read(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                events::lifecycle(
+                    self.config.log_to_stderr,
+                    "state_unreadable",
+                    serde_json::json!({"file": path, "error": e.to_string()}),
+                );
+                return;
+            }
+        };
+        let saved: Vec<SavedSource> = match serde_json::from_slice(&text) {
+            Ok(s) => s,
+            Err(e) => {
+                events::lifecycle(
+                    self.config.log_to_stderr,
+                    "state_unreadable",
+                    serde_json::json!({"file": path, "error": e.to_string()}),
+                );
+                return;
+            }
+        };
+        for s in saved {
+            // Each entry is checked as a `set` request is.
+            let r = self.set(normalize_ip(s.source), s.instance, &s.policy);
+            if !r.ok {
+                events::lifecycle(
+                    self.config.log_to_stderr,
+                    "state_entry_refused",
+                    serde_json::json!({"source": s.source, "error": r.error}),
+                );
+            }
+        }
+    }
+
+    /// Writes the registered sources to the state file (a new file renamed over the old one, so
+    /// a crash leaves the old or the new, never half of one). Called with the sources locked
+    /// for writing, so saves happen in the order of the changes.
+    fn save(&self, sources: &HashMap<IpAddr, Arc<Source>>) {
+        let Some(path) = &self.config.state_file else {
+            return;
+        };
+        let mut saved: Vec<SavedSource> = sources
+            .values()
+            .filter_map(|s| {
+                let policy = s.policy.borrow().as_deref().map(PolicySpec::from_policy)?;
+                Some(SavedSource {
+                    source: s.ip,
+                    instance: s.instance.clone(),
+                    policy,
+                })
+            })
+            .collect();
+        saved.sort_by_key(|s| s.source);
+        let tmp = path.with_extension("new");
+        let written = serde_json::to_vec(&saved)
+            .map_err(std::io::Error::other)
+            .and_then(|b| std::fs::write(&tmp, b))
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = written {
+            events::lifecycle(
+                self.config.log_to_stderr,
+                "state_not_saved",
+                serde_json::json!({"file": path, "error": e.to_string()}),
+            );
         }
     }
 
@@ -147,11 +233,14 @@ impl State {
                 policy,
             } => self.set(normalize_ip(source), instance, &policy),
             Request::Remove { source } => {
-                let removed = self
-                    .sources
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&normalize_ip(source));
+                let removed = {
+                    let mut sources = self.sources.write().unwrap_or_else(|e| e.into_inner());
+                    let removed = sources.remove(&normalize_ip(source));
+                    if removed.is_some() {
+                        self.save(&sources);
+                    }
+                    removed
+                };
                 match removed {
                     Some(s) => {
                         s.policy.send_replace(None);
@@ -266,6 +355,7 @@ impl State {
                 sources.insert(ip, Arc::new(source));
             }
         }
+        self.save(&sources);
         drop(sources);
         events::lifecycle(
             self.config.log_to_stderr,
@@ -414,6 +504,67 @@ mod tests {
                 limit: None,
             },
         )
+    }
+
+    /// A restarted proxy serves the sources it had, from its state file; a broken file is
+    /// ignored (fail-closed), never fatal.
+    #[test]
+    fn sources_survive_a_restart_through_the_state_file() {
+        let dir = std::env::temp_dir().join(format!(
+            "headjack-egress-state-{}-{}",
+            std::process::id(),
+            line!()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("sources.json");
+        let with_file = || {
+            let config = Config {
+                log_to_stderr: false,
+                state_file: Some(file.clone()),
+                ..Config::default()
+            };
+            State::new(config, "127.0.0.1:3128".parse().unwrap(), None)
+        };
+        let st = with_file();
+        assert!(set(&st, "10.213.0.2", "a", &["pypi.org"]).ok);
+        assert!(set(&st, "10.213.0.3", "b", &["example.com"]).ok);
+        assert!(set(&st, "10.213.0.2", "a", &["*.pythonhosted.org"]).ok);
+        assert!(
+            req(
+                &st,
+                Request::Remove {
+                    source: "10.213.0.3".parse().unwrap()
+                }
+            )
+            .ok
+        );
+        drop(st);
+        let st = with_file();
+        let a = st.source("10.213.0.2".parse().unwrap()).expect("restored");
+        assert_eq!(a.instance, "a");
+        assert_eq!(
+            PolicySpec::from_policy(&a.policy.borrow().clone().unwrap()),
+            PolicySpec::Allow(vec!["*.pythonhosted.org".into()])
+        );
+        assert!(
+            st.source("10.213.0.3".parse().unwrap()).is_none(),
+            "removed stays removed"
+        );
+        // A broken file: the proxy starts with no sources.
+        std::fs::write(&file, b"{not json").unwrap();
+        let st = with_file();
+        assert!(st.source("10.213.0.2".parse().unwrap()).is_none());
+        // An entry the policy parser refuses is skipped, the others restored.
+        std::fs::write(
+            &file,
+            br#"[{"source":"10.213.0.4","instance":"c","policy":{"allow":["a..b"]}},
+                 {"source":"10.213.0.5","instance":"d","policy":{"deny":["x.test"]}}]"#,
+        )
+        .unwrap();
+        let st = with_file();
+        assert!(st.source("10.213.0.4".parse().unwrap()).is_none());
+        assert!(st.source("10.213.0.5".parse().unwrap()).is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

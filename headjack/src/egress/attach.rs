@@ -17,7 +17,9 @@ pub(crate) async fn prepare(engine: &Engine, egress: &Egress, id: &str) -> Resul
     let policy = egress.policy()?;
     let span = tracing::info_span!("headjack.egress.prepare", instance = id);
     async {
-        let proxy = ensure_proxy(engine).await?;
+        // The network first: a young instance network keeps a concurrent `sweep` from removing
+        // the proxy this spawn is about to use.
+        let proxy = proxy_name();
         let network = format!("headjack-{id}");
         let labels = serde_json::json!({
             LABEL: "instance",
@@ -27,14 +29,17 @@ pub(crate) async fn prepare(engine: &Engine, egress: &Egress, id: &str) -> Resul
         // Docker's default address pools hold about 30 bridge networks: each instance network
         // gets a /28 of 10.213.0.0/16 of its own, another one when that one is taken.
         let mut attempt = 0;
-        loop {
+        let proxy_at = loop {
             let r: u32 = rand::random();
-            let subnet = format!("10.213.{}.{}/28", (r >> 4) & 255, (r & 15) * 16);
+            let (third, fourth) = (((r >> 4) & 255) as u8, ((r & 15) * 16) as u8);
+            let subnet = format!("10.213.{third}.{fourth}/28");
             match engine
                 .create_internal_network(&network, &subnet, &labels)
                 .await
             {
-                Ok(()) => break,
+                // The proxy's address on it: fixed (the first after the gateway), so that a
+                // restarted proxy is where the instance's DNS and proxy settings point.
+                Ok(()) => break std::net::Ipv4Addr::new(10, 213, third, fourth + 2),
                 Err(e)
                     if attempt < 8
                         && !matches!(
@@ -47,9 +52,12 @@ pub(crate) async fn prepare(engine: &Engine, egress: &Egress, id: &str) -> Resul
                 }
                 Err(e) => return Err(e),
             }
-        }
+        };
         let attached = async {
-            engine.connect_network(&network, &proxy).await?;
+            ensure_proxy(engine).await?;
+            engine
+                .connect_network(&network, &proxy, Some(proxy_at))
+                .await?;
             engine.address_on(&proxy, &network).await?.ok_or_else(|| {
                 Error::internal(format!(
                     "the egress proxy {proxy} has no address on network {network} after joining it"

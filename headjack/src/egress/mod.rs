@@ -256,6 +256,15 @@ pub(crate) async fn sweep(engine: &Engine) -> Result<Vec<String>> {
                 engine.remove(&p.id).await?;
                 removed.push(p.name.clone());
             }
+            // Its state volume (and that of any proxy removed by hand).
+            for v in engine.volumes_with_label(&format!("{LABEL}=state")).await? {
+                match engine.remove_volume(&v.name).await {
+                    Ok(()) => removed.push(v.name),
+                    // A proxy started meanwhile by another process uses it.
+                    Err(e) if e.kind() == ErrorKind::Conflict => {}
+                    Err(e) => return Err(e),
+                }
+            }
             if !engine
                 .networks_with_labels(&[format!("{LABEL}=outside")])
                 .await?

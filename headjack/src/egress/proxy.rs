@@ -63,8 +63,20 @@ pub(super) async fn ctl_ok(
     }
 }
 
+/// Where the proxy keeps its state file (a volume of its own).
+const STATE_DIR: &str = "/state";
+
+/// The volume that keeps proxy `proxy`'s registered instances across its restarts.
+pub(super) fn state_volume(proxy: &str) -> String {
+    format!("{proxy}-state")
+}
+
 /// Makes sure the proxy of this version runs on `engine` and answers; returns its name.
 pub(super) async fn ensure_proxy(engine: &Engine) -> Result<String> {
+    ensure_proxy_once(engine, false).await
+}
+
+async fn ensure_proxy_once(engine: &Engine, retried: bool) -> Result<String> {
     if BINARY.is_empty() {
         return Err(Error::new(
             ErrorKind::Unsupported,
@@ -86,6 +98,16 @@ pub(super) async fn ensure_proxy(engine: &Engine) -> Result<String> {
             ensure_image(engine).await?;
             let labels = serde_json::json!({LABEL: "outside"});
             engine.create_bridge_network(OUTSIDE, &labels).await?;
+            // The registered instances and their policies, kept across a restart of the proxy
+            // (its root filesystem is read-only): without it, a restarted proxy would deny
+            // every instance until each registered again.
+            let state = state_volume(&name);
+            engine
+                .create_volume(
+                    &state,
+                    std::collections::HashMap::from([(LABEL.to_string(), "state".to_string())]),
+                )
+                .await?;
             let mut host = serde_json::json!({
                 "NetworkMode": OUTSIDE,
                 "CapDrop": ["ALL"],
@@ -95,6 +117,7 @@ pub(super) async fn ensure_proxy(engine: &Engine) -> Result<String> {
                 "PidsLimit": 64,
                 "Memory": 64u64 << 20,
                 "RestartPolicy": {"Name": "unless-stopped"},
+                "Mounts": [{"Type": "volume", "Source": state, "Target": STATE_DIR}],
             });
             if engine.info().kind == EngineKind::Docker {
                 host["LogConfig"] = serde_json::json!({"Type": "json-file",
@@ -102,6 +125,7 @@ pub(super) async fn ensure_proxy(engine: &Engine) -> Result<String> {
             }
             let body = serde_json::json!({
                 "Image": image_tag(),
+                "Cmd": ["--state", format!("{STATE_DIR}/sources.json")],
                 "Labels": {LABEL: "proxy", "io.headjack.egress.version": version()},
                 "HostConfig": host,
             });
@@ -116,8 +140,13 @@ pub(super) async fn ensure_proxy(engine: &Engine) -> Result<String> {
         }
     }
     if let Err(e) = engine.start(&name).await {
-        // Another process may have started it meanwhile.
+        // Another process may have started it meanwhile, or removed it (a `sweep` that saw
+        // no instance needing it): then make it again, once.
         let now = engine.inspect_raw(&name).await?;
+        if now.is_none() && !retried {
+            tracing::debug!(proxy = %name, "the egress proxy vanished before it started; making it again");
+            return Box::pin(ensure_proxy_once(engine, true)).await;
+        }
         if !now.as_ref().is_some_and(running) {
             return Err(e.context(format!("starting the egress proxy {name}")));
         }

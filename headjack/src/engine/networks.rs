@@ -159,9 +159,26 @@ impl Engine {
     }
 
     /// Connects a container to a network.
-    pub(crate) async fn connect_network(&self, network: &str, container: &str) -> Result<()> {
+    /// Connects a container to a network, at address `ip` when given (an address it keeps
+    /// across restarts: Podman gives a restarted container new addresses otherwise).
+    pub(crate) async fn connect_network(
+        &self,
+        network: &str,
+        container: &str,
+        ip: Option<std::net::Ipv4Addr>,
+    ) -> Result<()> {
         let span = tracing::debug_span!("engine.connect_network", network, container);
-        let body = serde_json::json!({"Container": container});
+        let mut body = serde_json::json!({"Container": container});
+        if let Some(ip) = ip {
+            // And a MAC address made of it, as Docker makes them: Podman gives a restarted
+            // container new MAC addresses, and its peers would keep sending to the old one
+            // until their ARP entries expire (tens of seconds).
+            let [a, b, c, d] = ip.octets();
+            body["EndpointConfig"] = serde_json::json!({
+                "IPAMConfig": {"IPv4Address": ip.to_string()},
+                "MacAddress": format!("02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x}"),
+            });
+        }
         self.request(
             "POST",
             &format!("/networks/{}/connect", percent_encode(network)),
