@@ -1062,6 +1062,9 @@ fn interrupt_stops_the_command_and_removes_the_instance() {
 /// `--network` with a policy are clear failures.
 #[test]
 fn run_with_an_egress_policy() {
+    // One egress test at a time: two headjack processes making the proxy's outside network at
+    // once can leave two networks of one name on Docker (see the notes in egress/proxy.rs).
+    let _serial = serial();
     let o = run(&[
         "run",
         "-q",

@@ -73,6 +73,11 @@ pub(super) fn state_volume(proxy: &str) -> String {
 
 /// Makes sure the proxy of this version runs on `engine` and answers; returns its name.
 pub(super) async fn ensure_proxy(engine: &Engine) -> Result<String> {
+    // One at a time in this process: concurrent spawns on a fresh engine would each create the
+    // outside network, and Docker's duplicate check does not hold under concurrent creates
+    // (two networks of one name, and every later use of the name is ambiguous).
+    static MAKING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = MAKING.lock().await;
     ensure_proxy_once(engine, false).await
 }
 
