@@ -110,14 +110,10 @@ pub(crate) struct OutputBox {
     _exit_reason: CString,
 }
 
-/// How a command ended, in the core's words (`ExecOutput::exit_reason`).
+/// How a command ended, in the core's words (`ExitStatus::exit_reason`).
 pub(crate) fn reason_of(code: i64, timed_out: bool, oom_killed: bool) -> String {
-    headjack_core::ExecOutput {
-        exit_code: code,
-        stdout: Vec::new(),
-        stderr: Vec::new(),
-        stdout_truncated: false,
-        stderr_truncated: false,
+    ExitStatus {
+        code,
         timed_out,
         oom_killed,
         kill_failed: false,

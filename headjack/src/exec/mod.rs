@@ -257,6 +257,20 @@ impl ExitStatus {
     /// directory).
     pub const CANNOT_EXECUTE: i64 = 126;
 
+    /// How the command ended: `killed: out of memory` when the memory limit killed it,
+    /// `timed out`, `killed by signal N` or `exited with code N`.
+    pub fn exit_reason(&self) -> String {
+        if self.oom_killed {
+            "killed: out of memory".to_string()
+        } else if self.timed_out {
+            "timed out".to_string()
+        } else if self.code > 128 && self.code < 128 + 65 {
+            format!("killed by signal {}", self.code - 128)
+        } else {
+            format!("exited with code {}", self.code)
+        }
+    }
+
     /// Exit code 0 and no timeout.
     pub fn success(&self) -> bool {
         self.code == 0 && !self.timed_out

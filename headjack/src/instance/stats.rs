@@ -207,17 +207,16 @@ impl super::InstanceInfo {
 
 impl crate::exec::ExecOutput {
     /// How the command ended: `killed: out of memory` when the memory limit killed it,
-    /// `timed out`, `killed by signal N` or `exited with code N`.
+    /// `timed out`, `killed by signal N` or `exited with code N`
+    /// ([`crate::exec::ExitStatus::exit_reason`]).
     pub fn exit_reason(&self) -> String {
-        if self.oom_killed {
-            "killed: out of memory".to_string()
-        } else if self.timed_out {
-            "timed out".to_string()
-        } else if self.exit_code > 128 && self.exit_code < 128 + 65 {
-            format!("killed by signal {}", self.exit_code - 128)
-        } else {
-            format!("exited with code {}", self.exit_code)
+        crate::exec::ExitStatus {
+            code: self.exit_code,
+            timed_out: self.timed_out,
+            oom_killed: self.oom_killed,
+            kill_failed: self.kill_failed,
         }
+        .exit_reason()
     }
 }
 

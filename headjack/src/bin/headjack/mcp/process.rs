@@ -2,7 +2,6 @@
 //! `process_output`, `kill_process`, `wait_process` and `list_processes`, on top of the core's
 //! `Instance::start_process` / `Instance::processes` / `Process`.
 
-use headjack::ExecOutput;
 use headjack::exec::ExitStatus;
 use headjack::instance::ProcessInfo;
 use serde_json::Map;
@@ -27,22 +26,6 @@ pub(super) fn need_agent(id: &str, has_agent: bool) -> Result<(), ToolError> {
     ))
 }
 
-/// How a process ended, in words: `exited with code 0`, `killed by signal 15`, `timed out`,
-/// `killed: out of memory` (the core's wording for a command's end).
-pub(super) fn exit_reason(s: &ExitStatus) -> String {
-    ExecOutput {
-        exit_code: s.code,
-        stdout: Vec::new(),
-        stderr: Vec::new(),
-        stdout_truncated: false,
-        stderr_truncated: false,
-        timed_out: s.timed_out,
-        oom_killed: s.oom_killed,
-        kill_failed: s.kill_failed,
-    }
-    .exit_reason()
-}
-
 /// A process's state as data: `state` (`running` or `exited`), and once it ended its
 /// `exit_code`, `exit_reason`, `timed_out` and `oom_killed`.
 pub(super) fn status_fields(status: Option<&ExitStatus>) -> Map<String, Value> {
@@ -51,7 +34,7 @@ pub(super) fn status_fields(status: Option<&ExitStatus>) -> Map<String, Value> {
         Some(s) => json!({
             "state": "exited",
             "exit_code": s.code,
-            "exit_reason": exit_reason(s),
+            "exit_reason": s.exit_reason(),
             "timed_out": s.timed_out,
             "oom_killed": s.oom_killed,
         }),
@@ -66,7 +49,7 @@ pub(super) fn status_fields(status: Option<&ExitStatus>) -> Map<String, Value> {
 pub(super) fn status_text(status: Option<&ExitStatus>) -> String {
     match status {
         None => "running".into(),
-        Some(s) => format!("exited: {} (exit code {})", exit_reason(s), s.code),
+        Some(s) => format!("exited: {} (exit code {})", s.exit_reason(), s.code),
     }
 }
 
@@ -347,10 +330,10 @@ mod tests {
         assert_eq!(f["state"], "exited");
         assert_eq!(f["exit_code"], 143);
         assert_eq!(f["exit_reason"], "killed by signal 15");
-        assert_eq!(exit_reason(&status(0, false, false)), "exited with code 0");
-        assert_eq!(exit_reason(&status(137, true, false)), "timed out");
+        assert_eq!(status(0, false, false).exit_reason(), "exited with code 0");
+        assert_eq!(status(137, true, false).exit_reason(), "timed out");
         assert_eq!(
-            exit_reason(&status(137, false, true)),
+            status(137, false, true).exit_reason(),
             "killed: out of memory"
         );
     }
