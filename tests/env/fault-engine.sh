@@ -70,7 +70,17 @@ JSON
     fi
     printf 'unix://%s\n' "$sock"
     ;;
-  freeze) kill -STOP "$(<"$pidf")" ;;
+  freeze)
+    pid=$(<"$pidf")
+    kill -STOP "$pid"
+    # kill returns before every thread has stopped: wait until they all have, so that a call
+    # made right after cannot still be answered.
+    for _ in $(seq 1 200); do
+      running=$(awk '{print $3}' /proc/"$pid"/task/*/stat 2>/dev/null | grep -cv '^[Tt]$' || true)
+      [ "$running" -eq 0 ] && break
+      sleep 0.05
+    done
+    ;;
   thaw) kill -CONT "$(<"$pidf")" ;;
   stop) stop ;;
   remove)
