@@ -350,7 +350,11 @@ fn check_secret_id(id: &str) -> Result<()> {
 /// Whether a build failed because an image it reused from the layer cache was removed under it
 /// (the classic builder then reports an unknown parent).
 fn is_lost_cache_parent(e: &Error) -> bool {
-    e.kind() == ErrorKind::BuildFailed && e.message().contains("unknown parent image ID")
+    // Docker: "unknown parent image ID"; Podman (buildah) while checking its cache: "getting
+    // top layer info: layer not known".
+    e.kind() == ErrorKind::BuildFailed
+        && (e.message().contains("unknown parent image ID")
+            || e.message().contains("top layer info: layer not known"))
 }
 
 /// Finds an image built for `key` under another tag (its Dockerfile in another directory) and
@@ -383,5 +387,27 @@ fn cache_hit(key: &str, source: &Path, tag: String, details: ImageDetails) -> Bu
         tag,
         details,
         built: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cache_parent_removed_mid_build_is_recognised_on_both_engines() {
+        let failed = |m: &str| Error::new(ErrorKind::BuildFailed, m);
+        for m in [
+            "failed at step `COPY a /a`: unknown parent image ID sha256:0123",
+            "failed at step `COPY app/ /app/`: checking if cached image exists from a previous \
+             build: getting top layer info: layer not known",
+        ] {
+            assert!(is_lost_cache_parent(&failed(m)), "{m}");
+        }
+        assert!(!is_lost_cache_parent(&failed("RUN false: exit code 1")));
+        assert!(!is_lost_cache_parent(&Error::new(
+            ErrorKind::EngineUnavailable,
+            "unknown parent image ID"
+        )));
     }
 }
